@@ -1,0 +1,55 @@
+// Flags shared by the commands, declared once with mlflow's names, defaults and environment variables.
+import {Flags} from '@oclif/core'
+
+import {ENV_MANAGERS, effectiveEnvManager, type EnvManager, type ModelOptions} from '../config.js'
+
+export const modelFlags = {
+  'model-uri': Flags.string({
+    char: 'm',
+    required: true,
+    summary: 'The model to serve: a directory, or a file: URI.',
+    description:
+      'A local directory that holds an MLmodel file, or a file: URI to one. (runs:/ and models:/ URIs come in a later release.)',
+  }),
+  'env-manager': Flags.option({
+    options: ENV_MANAGERS,
+    default: 'virtualenv' as EnvManager,
+    summary: 'How to provide the Python environment the model runs in.',
+    description:
+      "local: use --python as it is (mlflow and the model's dependencies must be installed there). " +
+      'virtualenv (mlflow\'s default), uv and conda: build the model\'s own environment from its python_env.yaml / conda.yaml (not available yet).',
+  })(),
+  'no-conda': Flags.boolean({
+    default: false,
+    summary: 'Same as --env-manager local (kept from mlflow).',
+  }),
+  'install-mlflow': Flags.boolean({
+    default: false,
+    summary: "Install mlflow into the model's environment (ignored with --env-manager local, as in mlflow).",
+  }),
+  python: Flags.string({
+    env: 'MLSERVE_PYTHON',
+    default: 'python3',
+    summary: 'The Python interpreter the local env manager uses.',
+    description: 'A path or a command on PATH. It must have mlflow installed (and uvicorn, which mlflow depends on).',
+  }),
+}
+
+export interface ModelFlagValues {
+  'model-uri': string
+  'env-manager': EnvManager
+  'no-conda': boolean
+  'install-mlflow': boolean
+  python: string
+}
+
+export function modelOptionsFrom(flags: ModelFlagValues): ModelOptions {
+  return {
+    modelUri: flags['model-uri'],
+    envManager: effectiveEnvManager(flags['env-manager'], flags['no-conda']),
+    installMlflow: flags['install-mlflow'],
+    python: flags.python,
+    cwd: process.cwd(),
+    env: process.env,
+  }
+}

@@ -1,0 +1,61 @@
+// Asks a Python interpreter what it is and what it can serve (mlflow version, uvicorn, gunicorn).
+import {MlserveError, messageOf} from '../errors.js'
+import {templatePath} from '../paths.js'
+
+export interface PythonInfo {
+  /** Absolute path of the interpreter (sys.executable). */
+  readonly executable: string
+  readonly pythonVersion: string
+  /** The installed mlflow (or mlflow-skinny) version, when mlflow is importable. */
+  readonly mlflowVersion: string | null
+  readonly uvicorn: boolean
+  readonly gunicorn: boolean
+}
+
+/** Parses the JSON line templates/python/probe.py prints. */
+export function parseProbeOutput(stdout: string): PythonInfo {
+  const raw = JSON.parse(stdout.trim().split('\n').pop() ?? '') as Record<string, unknown>
+  if (typeof raw.executable !== 'string' || typeof raw.python_version !== 'string') {
+    throw new TypeError(`unexpected probe output: ${stdout}`)
+  }
+
+  return {
+    executable: raw.executable,
+    pythonVersion: raw.python_version,
+    mlflowVersion: typeof raw.mlflow_version === 'string' ? raw.mlflow_version : null,
+    uvicorn: raw.uvicorn === true,
+    gunicorn: raw.gunicorn === true,
+  }
+}
+
+/** Runs the probe with `python`; a missing or broken interpreter is a PYTHON_NOT_FOUND error. */
+export async function probePython(
+  python: string,
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<PythonInfo> {
+  const {execa} = await import('execa')
+  const result = await execa(python, [templatePath('python', 'probe.py')], {
+    env: {...env},
+    extendEnv: false,
+    reject: false,
+    timeout: 60_000,
+    stdin: 'ignore',
+  })
+
+  const notFound = result.failed && (result.code === 'ENOENT' || result.code === 'EACCES')
+  if (result.exitCode !== 0 || notFound) {
+    const why = notFound ? 'it was not found' : String(result.stderr || result.message).trim().split('\n').slice(-5).join('\n')
+    throw new MlserveError('PYTHON_NOT_FOUND', `Could not run the Python interpreter '${python}': ${why}`, {
+      suggestions: ['Point --python (or MLSERVE_PYTHON) at a Python 3 interpreter, e.g. --python /usr/bin/python3.'],
+    })
+  }
+
+  try {
+    return parseProbeOutput(result.stdout)
+  } catch (error) {
+    throw new MlserveError('PYTHON_NOT_FOUND', `'${python}' did not answer like a Python 3 interpreter: ${messageOf(error)}`, {
+      cause: error,
+      suggestions: ['Point --python (or MLSERVE_PYTHON) at a Python 3 interpreter.'],
+    })
+  }
+}

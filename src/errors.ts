@@ -1,0 +1,70 @@
+// The one error type of mlserve: a closed set of codes, each with its own process exit code.
+
+/** Every failure mlserve reports on purpose, with the exit code the CLI ends with. */
+export const ERROR_CODES = {
+  /** A flag or argument value that oclif's own parsing cannot reject (e.g. a bad --env KEY=VALUE). */
+  INVALID_ARGUMENT: 2,
+  /** The model path does not exist, or holds no MLmodel file. */
+  MODEL_NOT_FOUND: 10,
+  /** MLmodel exists but is not valid YAML or lacks required fields. */
+  MLMODEL_INVALID: 11,
+  /** MLmodel has neither a python_function nor a crate flavor. */
+  NO_SUITABLE_FLAVOR: 12,
+  /** The model URI is malformed. */
+  INVALID_MODEL_URI: 13,
+  /** The model URI scheme is valid but not supported by this version of mlserve. */
+  UNSUPPORTED_MODEL_URI: 14,
+  /** A feature (env manager, backend, flag) that this version of mlserve does not provide yet. */
+  NOT_AVAILABLE: 15,
+  /** An input file for `predict` cannot be read. */
+  INPUT_NOT_FOUND: 16,
+  /** The Python interpreter to use cannot be found or run. */
+  PYTHON_NOT_FOUND: 20,
+  /** The interpreter has no mlflow (or too old an mlflow to serve). */
+  MLFLOW_NOT_FOUND: 21,
+  /** The interpreter has mlflow but lacks the web server it needs (uvicorn or gunicorn). */
+  SCORER_DEPENDENCY_MISSING: 22,
+  /** The proxy cannot listen on host:port (in use, permission, bad address). */
+  LISTEN_FAILED: 30,
+  /** The scorer exited before it became ready (exit code: the scorer's own, when it has one). */
+  SCORER_START_FAILED: 40,
+  /** The scorer exited after it was ready, while mlserve was serving. */
+  SCORER_EXITED: 41,
+  /** `mlserve predict`: the prediction process failed (exit code: its own, when it has one). */
+  PREDICT_FAILED: 42,
+  /** Stopped by a second SIGINT/SIGTERM before the graceful shutdown finished. */
+  FORCED_EXIT: 130,
+} as const
+
+export type ErrorCode = keyof typeof ERROR_CODES
+
+export interface MlserveErrorOptions {
+  /** Things the user can do about it, one sentence each. */
+  readonly suggestions?: readonly string[]
+  /** Overrides the code's exit code (a child process's own exit code, for instance). */
+  readonly exitCode?: number
+  readonly cause?: unknown
+}
+
+export class MlserveError extends Error {
+  readonly code: ErrorCode
+  readonly exitCode: number
+  readonly suggestions: readonly string[]
+
+  constructor(code: ErrorCode, message: string, options: MlserveErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : {cause: options.cause})
+    this.name = 'MlserveError'
+    this.code = code
+    this.exitCode = options.exitCode ?? ERROR_CODES[code]
+    this.suggestions = options.suggestions ?? []
+  }
+}
+
+export function isMlserveError(error: unknown): error is MlserveError {
+  return error instanceof MlserveError
+}
+
+/** The message of any thrown value, for logs and error wrapping. */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}

@@ -1,0 +1,57 @@
+// The orchestrator of `mlserve predict`: the serve pipeline up to the environment, then MLflow's predict script.
+import {access} from 'node:fs/promises'
+import path from 'node:path'
+import {pathToFileURL} from 'node:url'
+
+import type {PredictOptions} from './config.js'
+import {prepareEnv} from './env/env.js'
+import {MlserveError} from './errors.js'
+import type {Logger} from './log.js'
+import {loadModel} from './serve.js'
+
+/** The argv that runs mlflow's own batch prediction entry point in the model's interpreter. */
+export function predictArgs(modelDir: string, options: Pick<PredictOptions, 'contentType' | 'inputPath' | 'outputPath'>): string[] {
+  return [
+    '-m',
+    'mlflow.pyfunc._mlflow_pyfunc_backend_predict',
+    '--model-uri',
+    pathToFileURL(modelDir).href,
+    '--content-type',
+    options.contentType,
+    ...(options.inputPath ? ['--input-path', options.inputPath] : []),
+    ...(options.outputPath ? ['--output-path', options.outputPath] : []),
+  ]
+}
+
+export async function predict(options: PredictOptions, io: {log: Logger}): Promise<void> {
+  const {log} = io
+  const inputPath = options.inputPath ? path.resolve(options.cwd, options.inputPath) : undefined
+  const outputPath = options.outputPath ? path.resolve(options.cwd, options.outputPath) : undefined
+  if (inputPath) {
+    await access(inputPath).catch((error: unknown) => {
+      throw new MlserveError('INPUT_NOT_FOUND', `The input file does not exist or cannot be read: ${inputPath}`, {cause: error})
+    })
+  }
+
+  const {ref} = await loadModel(options.modelUri, options.cwd, log)
+  const env = await prepareEnv(options, log)
+
+  const {execa} = await import('execa')
+  const running = log.phase('predict')
+  const result = await execa(env.executable, predictArgs(ref.localDir, {...options, inputPath, outputPath}), {
+    env: {...options.env, ...options.extraEnv},
+    extendEnv: false,
+    cwd: options.cwd,
+    stdin: inputPath ? 'ignore' : 'inherit',
+    stdout: 'inherit',
+    stderr: 'inherit',
+    reject: false,
+  })
+  if (result.exitCode !== 0) {
+    throw new MlserveError('PREDICT_FAILED', `The prediction failed (${result.signal ? `killed by ${result.signal}` : `exit code ${result.exitCode}`}); its output is above.`, {
+      exitCode: result.exitCode && result.exitCode > 0 ? result.exitCode : undefined,
+    })
+  }
+
+  running.done()
+}

@@ -1,0 +1,63 @@
+// The responses the proxy produces itself, shaped exactly like the MLflow scoring server's.
+import type {ServerResponse} from 'node:http'
+
+export interface PlainResponse {
+  readonly status: number
+  readonly contentType: string
+  readonly body: string
+  readonly headers?: Readonly<Record<string, string>>
+}
+
+/** MLflow's 504 from its timeout middleware: a plain-text body under a JSON media type. */
+export const TIMEOUT_RESPONSE: PlainResponse = {
+  status: 504,
+  contentType: 'application/json',
+  body: 'Request processing time exceeded limit',
+}
+
+/** Python's json.dumps of a str: double quotes, \uXXXX escapes for non-ASCII (ensure_ascii). */
+export function pythonJsonString(value: string): string {
+  return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}
+
+/** MlflowException.serialize_as_json(): {"error_code": ..., "message": ...} with Python's separators. */
+export function errorEnvelope(
+  status: number,
+  errorCode: string,
+  message: string,
+  headers?: Readonly<Record<string, string>>,
+): PlainResponse {
+  return {
+    status,
+    contentType: 'application/json',
+    body: `{"error_code": ${pythonJsonString(errorCode)}, "message": ${pythonJsonString(message)}}`,
+    headers,
+  }
+}
+
+export const notReadyResponse = (state: string): PlainResponse =>
+  errorEnvelope(503, 'TEMPORARILY_UNAVAILABLE', `The model server is not ready to serve requests (${state}).`, {
+    'retry-after': '1',
+  })
+
+export const upstreamFailedResponse = (reason: string): PlainResponse =>
+  errorEnvelope(502, 'INTERNAL_ERROR', `The model scoring process failed while handling the request: ${reason}`)
+
+/** Writes a PlainResponse on a raw Node response. */
+export function sendPlain(res: ServerResponse, response: PlainResponse): void {
+  const body = Buffer.from(response.body, 'utf8')
+  res.writeHead(response.status, {
+    ...response.headers,
+    'content-type': response.contentType,
+    'content-length': String(body.length),
+  })
+  res.end(body)
+}
+
+/** The same response as a web Response, for Hono handlers that do not need the fast path. */
+export function toWebResponse(response: PlainResponse): Response {
+  return new Response(response.body, {
+    status: response.status,
+    headers: {...response.headers, 'content-type': response.contentType},
+  })
+}

@@ -1,0 +1,80 @@
+// Builds the argv and environment that start MLflow's own pyfunc scoring server for a model.
+import {pathToFileURL} from 'node:url'
+
+import {MlserveError} from '../errors.js'
+import type {Env} from '../env/env.js'
+import {isAtLeast} from '../util/version.js'
+
+/** An argv-array command, never a shell string. */
+export interface ScorerCommand {
+  readonly file: string
+  readonly args: readonly string[]
+  /** Variables added to the inherited environment. */
+  readonly env: Readonly<Record<string, string>>
+  /** What serves the app, for logs. */
+  readonly server: 'uvicorn' | 'gunicorn'
+}
+
+export interface PyfuncScorerInput {
+  readonly env: Pick<Env, 'executable' | 'mlflowVersion' | 'uvicorn' | 'gunicorn'>
+  readonly modelDir: string
+  /** The Unix socket the scorer listens on (only the proxy talks to it). */
+  readonly socketPath: string
+  readonly workers: number
+  readonly timeoutSeconds: number
+}
+
+/** mlflow serves its FastAPI app with uvicorn from 2.21.0; before that, its Flask app with gunicorn. */
+export const FASTAPI_SCORER_SINCE = '2.21.0'
+
+/** The variables mlflow's own launcher sets for the scoring server. */
+export function scorerEnv(modelDir: string, timeoutSeconds: number): Record<string, string> {
+  return {
+    // eslint-disable-next-line camelcase
+    __pyfunc_model_path__: pathToFileURL(modelDir).href,
+    MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT: String(timeoutSeconds),
+  }
+}
+
+export function pyfuncScorerCommand(input: PyfuncScorerInput): ScorerCommand {
+  const {env, modelDir, socketPath, workers, timeoutSeconds} = input
+  const python = env.executable
+  const variables = scorerEnv(modelDir, timeoutSeconds)
+
+  if (isAtLeast(env.mlflowVersion, FASTAPI_SCORER_SINCE)) {
+    if (!env.uvicorn) throw missingServer('uvicorn', env.mlflowVersion, python)
+    return {
+      file: python,
+      args: ['-m', 'uvicorn', '--uds', socketPath, '--workers', String(workers), 'mlflow.pyfunc.scoring_server.app:app'],
+      env: variables,
+      server: 'uvicorn',
+    }
+  }
+
+  if (!env.gunicorn) throw missingServer('gunicorn', env.mlflowVersion, python)
+  // gunicorn reads GUNICORN_CMD_ARGS from the environment itself, as it did under mlflow.
+  return {
+    file: python,
+    args: [
+      '-m',
+      'gunicorn',
+      `--timeout=${timeoutSeconds}`,
+      '-b',
+      `unix:${socketPath}`,
+      '-w',
+      String(workers),
+      '--',
+      'mlflow.pyfunc.scoring_server.wsgi:app',
+    ],
+    env: variables,
+    server: 'gunicorn',
+  }
+}
+
+function missingServer(server: string, mlflowVersion: string, python: string): MlserveError {
+  return new MlserveError(
+    'SCORER_DEPENDENCY_MISSING',
+    `mlflow ${mlflowVersion} serves models with ${server}, which is not installed in ${python}.`,
+    {suggestions: [`Install it there (\`${python} -m pip install ${server}\`).`]},
+  )
+}

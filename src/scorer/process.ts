@@ -1,0 +1,151 @@
+// Owns one scorer child process: its process group, its prefixed output, and how it stops.
+import {accessSync, constants} from 'node:fs'
+import path from 'node:path'
+import {createInterface} from 'node:readline'
+import type {Readable} from 'node:stream'
+
+import {sleep} from '../util/abort.js'
+import type {ScorerCommand} from './command.js'
+
+export interface ExitInfo {
+  readonly exitCode: number | null
+  readonly signal: string | null
+}
+
+export interface OutputSink {
+  write(chunk: string): unknown
+}
+
+export interface StartOptions {
+  readonly command: ScorerCommand
+  /** The environment the child inherits, before command.env is added. */
+  readonly baseEnv: Readonly<Record<string, string | undefined>>
+  /** Prefix of every output line, e.g. "scorer". */
+  readonly label: string
+  readonly stdout: OutputSink
+  readonly stderr: OutputSink
+  readonly cwd?: string
+}
+
+const TAIL_LINES = 40
+
+/**
+ * On Linux, `setpriv --pdeathsig TERM` makes the kernel send SIGTERM to the scorer if mlserve itself dies
+ * (even by SIGKILL), so no Python process outlives it. Elsewhere the process-group kill on exit applies.
+ */
+export function parentDeathPrefix(envPath: string | undefined, platform = process.platform): string[] {
+  if (platform !== 'linux') return []
+  for (const dir of (envPath ?? '').split(path.delimiter)) {
+    if (dir === '') continue
+    const candidate = path.join(dir, 'setpriv')
+    try {
+      accessSync(candidate, constants.X_OK)
+      return [candidate, '--pdeathsig', 'TERM', '--']
+    } catch {}
+  }
+
+  return []
+}
+
+export class ScorerProcess {
+  readonly pid: number
+  /** Settles when the child has exited, however it exited. */
+  readonly exited: Promise<ExitInfo>
+  private exitInfo: ExitInfo | undefined
+  private readonly tail: string[] = []
+
+  private constructor(pid: number, exited: Promise<ExitInfo>) {
+    this.pid = pid
+    this.exited = exited.then((info) => {
+      this.exitInfo = info
+      return info
+    })
+  }
+
+  /** Spawns the command in its own process group with piped, line-prefixed output. */
+  static async start(options: StartOptions): Promise<ScorerProcess> {
+    const {execa} = await import('execa')
+    const {command, baseEnv} = options
+    const env = {...baseEnv, ...command.env}
+    const argv = [...parentDeathPrefix(env.PATH), command.file, ...command.args]
+    const child = execa(argv[0]!, argv.slice(1), {
+      env,
+      extendEnv: false,
+      cwd: options.cwd,
+      detached: true,
+      cleanup: false,
+      stdin: 'ignore',
+      buffer: false,
+      reject: false,
+    })
+
+    const exited = child.then(
+      (result) => ({exitCode: result.exitCode ?? null, signal: result.signal ?? null}),
+      () => ({exitCode: null, signal: null}),
+    )
+    if (child.pid === undefined) {
+      // The spawn itself failed (the file is missing, for instance).
+      const result = await child
+      throw Object.assign(new Error(result.message), {exitCode: result.exitCode})
+    }
+
+    const scorer = new ScorerProcess(child.pid, exited)
+    scorer.pipe(child.stdout, options.stdout, `[${options.label}] `, false)
+    scorer.pipe(child.stderr, options.stderr, `[${options.label}] `, true)
+    return scorer
+  }
+
+  get running(): boolean {
+    return this.exitInfo === undefined
+  }
+
+  /** The last lines the child wrote to stderr, for error messages. */
+  stderrTail(lines = 20): string {
+    return this.tail.slice(-lines).join('\n')
+  }
+
+  /** SIGTERM to the whole process group, then SIGKILL if it has not exited within graceMs. */
+  async stop(graceMs: number, cutShort?: AbortSignal): Promise<ExitInfo> {
+    if (!this.running) {
+      this.signalGroup('SIGKILL')
+      return this.exited
+    }
+
+    this.signalGroup('SIGTERM')
+    const wait = new AbortController()
+    const timedOut = sleep(graceMs, AbortSignal.any([wait.signal, ...(cutShort ? [cutShort] : [])])).then(() => 'timeout' as const)
+    const first = await Promise.race([this.exited, timedOut])
+    wait.abort()
+    if (first === 'timeout') {
+      this.signalGroup('SIGKILL')
+      return this.exited
+    }
+
+    // The leader exited; anything it left in its group goes too.
+    this.signalGroup('SIGKILL')
+    return first
+  }
+
+  /** Synchronous last resort (process 'exit' handlers): SIGKILL the whole group. */
+  killNow(): void {
+    this.signalGroup('SIGKILL')
+  }
+
+  private signalGroup(signal: NodeJS.Signals): void {
+    try {
+      process.kill(-this.pid, signal)
+    } catch {}
+  }
+
+  private pipe(stream: Readable | null | undefined, sink: OutputSink, prefix: string, keepTail: boolean): void {
+    if (!stream) return
+    const lines = createInterface({input: stream, crlfDelay: Number.POSITIVE_INFINITY})
+    lines.on('line', (line) => {
+      sink.write(prefix + line + '\n')
+      if (keepTail) {
+        this.tail.push(line)
+        if (this.tail.length > TAIL_LINES) this.tail.shift()
+      }
+    })
+  }
+}

@@ -1,0 +1,111 @@
+// Provisions the Python test toolchain (a venv with pinned mlflow) and the fixture models, cached
+// outside the clone and re-creatable from nothing. Safe under concurrency (a lock) and interruption
+// (a completion marker: a half-built directory is never reused).
+import {execFileSync} from 'node:child_process'
+import {createHash} from 'node:crypto'
+import {existsSync, mkdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {homedir} from 'node:os'
+import path from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const REQUIREMENTS = path.join(REPO_ROOT, 'test/toolchain/requirements.txt')
+const SAVE_MODELS = path.join(REPO_ROOT, 'test/fixtures/save_models.py')
+const UV_VERSION = '0.13.9'
+const MARKER = '.mlserve-complete'
+
+export const cacheRoot = (): string =>
+  process.env.MLSERVE_TEST_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'mlserve-test')
+
+const hashOf = (...files: string[]): string => {
+  const hash = createHash('sha256')
+  for (const file of files) hash.update(readFileSync(file))
+  return hash.digest('hex').slice(0, 12)
+}
+
+export const toolchainDir = (): string => path.join(cacheRoot(), `toolchain-${hashOf(REQUIREMENTS)}`)
+export const toolchainPython = (): string => path.join(toolchainDir(), 'bin', 'python')
+export const toolchainBin = (): string => path.join(toolchainDir(), 'bin')
+export const fixturesDir = (): string => path.join(cacheRoot(), `models-${hashOf(REQUIREMENTS, SAVE_MODELS)}`)
+export const fixtureModel = (name: string): string => path.join(fixturesDir(), name)
+
+/** An environment in which `mlflow`, `uvicorn` and `python` are the toolchain's. */
+export function toolchainEnv(extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    ...(process.env as Record<string, string>),
+    PATH: `${toolchainBin()}${path.delimiter}${process.env.PATH ?? ''}`,
+    // MLflow's error messages print a Python set; a fixed hash seed makes its order repeatable.
+    PYTHONHASHSEED: '0',
+    MLFLOW_DISABLE_TELEMETRY: 'true',
+    DO_NOT_TRACK: 'true',
+    ...extra,
+  }
+}
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
+}
+
+/** Runs build(dir) at most once across processes: mkdir is the lock; the marker says "complete". */
+function buildOnce(dir: string, build: (dir: string) => void): void {
+  if (existsSync(path.join(dir, MARKER))) return
+  mkdirSync(path.dirname(dir), {recursive: true})
+  const lock = `${dir}.lock`
+  for (;;) {
+    try {
+      mkdirSync(lock)
+      writeFileSync(path.join(lock, 'pid'), String(process.pid))
+      break
+    } catch {
+      const owner = Number(readFileSync(path.join(lock, 'pid'), 'utf8').trim() || 0)
+      if (owner && !isAlive(owner)) rmSync(lock, {recursive: true, force: true})
+      else sleepSync(500)
+    }
+  }
+
+  try {
+    if (existsSync(path.join(dir, MARKER))) return
+    rmSync(dir, {recursive: true, force: true})
+    build(dir)
+    writeFileSync(path.join(dir, MARKER), new Date().toISOString())
+  } catch (error) {
+    rmSync(dir, {recursive: true, force: true})
+    throw error
+  } finally {
+    rmSync(lock, {recursive: true, force: true})
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+const run = (file: string, args: string[], env?: Record<string, string>) =>
+  execFileSync(file, args, {stdio: ['ignore', 'inherit', 'inherit'], env: env ?? (process.env as Record<string, string>)})
+
+/** The venv with the pinned toolchain; built with uv from PyPI (python3 -m venv + pip install uv). */
+export function ensureToolchain(): string {
+  buildOnce(toolchainDir(), (dir) => {
+    process.stderr.write(`# provisioning the Python test toolchain in ${dir}\n`)
+    run(process.env.MLSERVE_TEST_BASE_PYTHON ?? 'python3', ['-m', 'venv', dir])
+    run(path.join(dir, 'bin', 'python'), ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', `uv==${UV_VERSION}`])
+    run(path.join(dir, 'bin', 'uv'), ['pip', 'install', '--quiet', '--python', path.join(dir, 'bin', 'python'), '-r', REQUIREMENTS])
+  })
+  return toolchainPython()
+}
+
+/** The fixture models, saved by real mlflow from test/fixtures/save_models.py. */
+export function ensureFixtures(): string {
+  const python = ensureToolchain()
+  buildOnce(fixturesDir(), (dir) => {
+    process.stderr.write(`# saving fixture models in ${dir}\n`)
+    mkdirSync(dir, {recursive: true})
+    run(python, [SAVE_MODELS, dir], toolchainEnv())
+  })
+  return fixturesDir()
+}
