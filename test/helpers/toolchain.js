@@ -1,3 +1,4 @@
+// @ts-check
 // Provisions the Python test toolchain (a venv with pinned mlflow) and the fixture models, cached
 // outside the clone and re-creatable from nothing. Safe under concurrency (a lock) and interruption
 // (a completion marker: a half-built directory is never reused).
@@ -14,25 +15,31 @@ const SAVE_MODELS = path.join(REPO_ROOT, 'test/fixtures/save_models.py')
 const UV_VERSION = '0.13.9'
 const MARKER = '.mlserve-complete'
 
-export const cacheRoot = (): string =>
+export const cacheRoot = () =>
   process.env.MLSERVE_TEST_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'mlserve-test')
 
-const hashOf = (...files: string[]): string => {
+/** @param {...string} files */
+const hashOf = (...files) => {
   const hash = createHash('sha256')
   for (const file of files) hash.update(readFileSync(file))
   return hash.digest('hex').slice(0, 12)
 }
 
-export const toolchainDir = (): string => path.join(cacheRoot(), `toolchain-${hashOf(REQUIREMENTS)}`)
-export const toolchainPython = (): string => path.join(toolchainDir(), 'bin', 'python')
-export const toolchainBin = (): string => path.join(toolchainDir(), 'bin')
-export const fixturesDir = (): string => path.join(cacheRoot(), `models-${hashOf(REQUIREMENTS, SAVE_MODELS)}`)
-export const fixtureModel = (name: string): string => path.join(fixturesDir(), name)
+export const toolchainDir = () => path.join(cacheRoot(), `toolchain-${hashOf(REQUIREMENTS)}`)
+export const toolchainPython = () => path.join(toolchainDir(), 'bin', 'python')
+export const toolchainBin = () => path.join(toolchainDir(), 'bin')
+export const fixturesDir = () => path.join(cacheRoot(), `models-${hashOf(REQUIREMENTS, SAVE_MODELS)}`)
+/** @param {string} name */
+export const fixtureModel = (name) => path.join(fixturesDir(), name)
 
 /** An environment in which `mlflow`, `uvicorn` and `python` are the toolchain's. */
-export function toolchainEnv(extra: Record<string, string> = {}): Record<string, string> {
+/**
+ * @param {Record<string, string>} [extra]
+ * @returns {Record<string, string>}
+ */
+export function toolchainEnv(extra = {}) {
   return {
-    ...(process.env as Record<string, string>),
+    .../** @type {Record<string, string>} */ (process.env),
     PATH: `${toolchainBin()}${path.delimiter}${process.env.PATH ?? ''}`,
     // MLflow's error messages print a Python set; a fixed hash seed makes its order repeatable.
     PYTHONHASHSEED: '0',
@@ -42,12 +49,17 @@ export function toolchainEnv(extra: Record<string, string> = {}): Record<string,
   }
 }
 
-function sleepSync(ms: number): void {
+/** @param {number} ms */
+function sleepSync(ms) {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
 }
 
 /** Runs build(dir) at most once across processes: mkdir is the lock; the marker says "complete". */
-function buildOnce(dir: string, build: (dir: string) => void): void {
+/**
+ * @param {string} dir
+ * @param {(dir: string) => void} build
+ */
+function buildOnce(dir, build) {
   if (existsSync(path.join(dir, MARKER))) return
   mkdirSync(path.dirname(dir), {recursive: true})
   const lock = `${dir}.lock`
@@ -76,7 +88,8 @@ function buildOnce(dir: string, build: (dir: string) => void): void {
   }
 }
 
-function isAlive(pid: number): boolean {
+/** @param {number} pid */
+function isAlive(pid) {
   try {
     process.kill(pid, 0)
     return true
@@ -85,11 +98,17 @@ function isAlive(pid: number): boolean {
   }
 }
 
-const run = (file: string, args: string[], env?: Record<string, string>) =>
-  execFileSync(file, args, {stdio: ['ignore', 'inherit', 'inherit'], env: env ?? (process.env as Record<string, string>)})
+/**
+ * @param {string} file
+ * @param {string[]} args
+ * @param {Record<string, string>} [env]
+ */
+const run = (file, args, env) =>
+  execFileSync(file, args, {stdio: ['ignore', 'inherit', 'inherit'], env: env ?? process.env})
 
 /** The venv with the pinned toolchain; built with uv from PyPI (python3 -m venv + pip install uv). */
-export function ensureToolchain(): string {
+/** @returns {string} the toolchain's python */
+export function ensureToolchain() {
   buildOnce(toolchainDir(), (dir) => {
     process.stderr.write(`# provisioning the Python test toolchain in ${dir}\n`)
     run(process.env.MLSERVE_TEST_BASE_PYTHON ?? 'python3', ['-m', 'venv', dir])
@@ -100,7 +119,8 @@ export function ensureToolchain(): string {
 }
 
 /** The fixture models, saved by real mlflow from test/fixtures/save_models.py. */
-export function ensureFixtures(): string {
+/** @returns {string} the fixtures directory */
+export function ensureFixtures() {
   const python = ensureToolchain()
   buildOnce(fixturesDir(), (dir) => {
     process.stderr.write(`# saving fixture models in ${dir}\n`)

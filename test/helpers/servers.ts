@@ -1,0 +1,194 @@
+// Starts and stops the servers end-to-end tests talk to: `mlserve serve` (the built CLI) and the
+// reference `mlflow models serve` from the test toolchain. Every child is tied to the test process
+// (setpriv --pdeathsig KILL), so a crashed test leaves nothing running.
+import {spawn, type ChildProcess} from 'node:child_process'
+import {existsSync} from 'node:fs'
+import {createServer} from 'node:net'
+import path from 'node:path'
+
+import {REPO_ROOT, toolchainBin, toolchainEnv, toolchainPython} from './toolchain.js'
+
+export const MLSERVE_BIN = path.join(REPO_ROOT, 'bin', 'run.js')
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((file) => existsSync(file))
+
+export interface Exit {
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+}
+
+export interface Proc {
+  readonly child: ChildProcess
+  readonly exited: Promise<Exit>
+  stdout(): string
+  stderr(): string
+  /** Resolves when `pattern` appears in stderr (or stdout); rejects if the process exits first. */
+  waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>
+  /** Sends `signal` (if still running) and waits for the exit. */
+  stop(signal?: NodeJS.Signals): Promise<Exit>
+}
+
+export function spawnProc(
+  file: string,
+  args: readonly string[],
+  options: {env?: Record<string, string>; cwd?: string; stdin?: string} = {},
+): Proc {
+  const argv = SETPRIV ? [SETPRIV, '--pdeathsig', 'KILL', '--', file, ...args] : [file, ...args]
+  const child = spawn(argv[0]!, argv.slice(1), {
+    env: options.env ?? toolchainEnv(),
+    cwd: options.cwd ?? REPO_ROOT,
+    stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+  })
+  if (options.stdin !== undefined) child.stdin!.end(options.stdin)
+  let out = ''
+  let err = ''
+  const listeners = new Set<() => void>()
+  child.stdout!.on('data', (chunk: Buffer) => {
+    out += chunk.toString()
+    for (const wake of listeners) wake()
+  })
+  child.stderr!.on('data', (chunk: Buffer) => {
+    err += chunk.toString()
+    for (const wake of listeners) wake()
+  })
+  const exited = new Promise<Exit>((resolve) => {
+    child.on('close', (code, signal) => {
+      resolve({code, signal})
+      for (const wake of listeners) wake()
+    })
+  })
+  let done: Exit | undefined
+  void exited.then((exit) => {
+    done = exit
+  })
+
+  return {
+    child,
+    exited,
+    stdout: () => out,
+    stderr: () => err,
+    waitForOutput(pattern, timeoutMs = 120_000) {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          listeners.delete(check)
+          reject(new Error(`timed out waiting for ${pattern}; stderr:\n${err}`))
+        }, timeoutMs)
+        const check = () => {
+          const match = pattern.exec(err) ?? pattern.exec(out)
+          if (match) {
+            clearTimeout(timer)
+            listeners.delete(check)
+            resolve(match)
+          } else if (done) {
+            clearTimeout(timer)
+            listeners.delete(check)
+            reject(new Error(`process exited (${JSON.stringify(done)}) before ${pattern}; stderr:\n${err}`))
+          }
+        }
+
+        listeners.add(check)
+        check()
+      })
+    },
+    async stop(signal = 'SIGINT') {
+      if (!done) child.kill(signal)
+      return exited
+    },
+  }
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const {port} = server.address() as {port: number}
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+export interface Server extends Proc {
+  readonly url: string
+}
+
+/** Polls GET /ping until 200; rejects if the process exits first. */
+export async function waitForPing(url: string, proc: Proc, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  let exited = false
+  void proc.exited.then(() => {
+    exited = true
+  })
+  while (Date.now() < deadline) {
+    if (exited) throw new Error(`server exited before it was ready; stderr:\n${proc.stderr()}`)
+    try {
+      // eslint-disable-next-line no-await-in-loop
+      const res = await fetch(`${url}/ping`)
+      // eslint-disable-next-line no-await-in-loop
+      await res.arrayBuffer()
+      if (res.status === 200) return
+    } catch {}
+
+    // eslint-disable-next-line no-await-in-loop
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+
+  throw new Error(`server not ready after ${timeoutMs} ms; stderr:\n${proc.stderr()}`)
+}
+
+/** `mlserve serve` with the toolchain's Python, on a free port; resolves once it is listening. */
+export async function startMlserve(
+  args: readonly string[],
+  options: {env?: Record<string, string>; cwd?: string; waitReady?: boolean} = {},
+): Promise<Server> {
+  const proc = spawnProc(
+    process.execPath,
+    [MLSERVE_BIN, 'serve', '--env-manager', 'local', '--python', toolchainPython(), '-p', '0', ...args],
+    {env: options.env ?? toolchainEnv(), cwd: options.cwd},
+  )
+  const [, url] = await proc.waitForOutput(/listening on (http:\/\/\S+)/)
+  const server = {...proc, url: url!}
+  if (options.waitReady !== false) await waitForPing(server.url, proc)
+  return server
+}
+
+/** The reference: `mlflow models serve --env-manager local` from the test toolchain. */
+export async function startMlflowServe(modelDir: string, args: readonly string[] = []): Promise<Server> {
+  const port = await freePort()
+  const proc = spawnProc(
+    path.join(toolchainBin(), 'mlflow'),
+    ['models', 'serve', '-m', modelDir, '--env-manager', 'local', '-h', '127.0.0.1', '-p', String(port), ...args],
+    {env: toolchainEnv()},
+  )
+  const server = {...proc, url: `http://127.0.0.1:${port}`}
+  await waitForPing(server.url, proc)
+  return server
+}
+
+export interface CliResult extends Exit {
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/** Runs one mlserve command to completion. */
+export async function runMlserve(
+  args: readonly string[],
+  options: {env?: Record<string, string>; cwd?: string; stdin?: string} = {},
+): Promise<CliResult> {
+  const proc = spawnProc(process.execPath, [MLSERVE_BIN, ...args], {
+    env: options.env ?? toolchainEnv(),
+    cwd: options.cwd,
+    stdin: options.stdin,
+  })
+  const exit = await proc.exited
+  return {...exit, stdout: proc.stdout(), stderr: proc.stderr()}
+}
+
+/** Whether a process with this pid is still alive. */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}

@@ -1,0 +1,41 @@
+import {mkdtemp, writeFile} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import path from 'node:path'
+
+import t from 'tap'
+
+import {localPathOf, resolveModelUri, uriScheme} from '../../src/uri/resolve.js'
+
+t.test('schemes', async (t) => {
+  t.equal(uriScheme('runs:/abc/model'), 'runs')
+  t.equal(uriScheme('models:/m@champion'), 'models')
+  t.equal(uriScheme('FILE:///tmp/x'), 'file')
+  t.equal(uriScheme('./model'), undefined)
+  t.equal(uriScheme('/abs/model'), undefined)
+  t.equal(uriScheme('C:/models/x'), undefined, 'a drive letter is not a scheme')
+})
+
+t.test('local paths and file: URIs become absolute paths', async (t) => {
+  t.equal(localPathOf('model', '/work'), '/work/model')
+  t.equal(localPathOf('/abs/model', '/work'), '/abs/model')
+  t.equal(localPathOf('file:///abs/my%20model', '/work'), '/abs/my model')
+  t.equal(localPathOf('file:/abs/model', '/work'), '/abs/model')
+  t.equal(localPathOf('file://localhost/abs/model', '/work'), '/abs/model')
+  t.equal(localPathOf('file:rel/model', '/work'), '/work/rel/model')
+})
+
+t.test('resolveModelUri checks the directory exists', async (t) => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'mlserve-uri-'))
+  t.same(await resolveModelUri(dir, '/'), {uri: dir, localDir: dir})
+  t.same(await resolveModelUri(`file://${dir}`, '/'), {uri: `file://${dir}`, localDir: dir})
+  await t.rejects(resolveModelUri(path.join(dir, 'missing'), '/'), {code: 'MODEL_NOT_FOUND', exitCode: 10})
+  await writeFile(path.join(dir, 'file.txt'), 'x')
+  await t.rejects(resolveModelUri(path.join(dir, 'file.txt'), '/'), {code: 'MODEL_NOT_FOUND', message: /not a directory/})
+  await t.rejects(resolveModelUri('', '/'), {code: 'INVALID_MODEL_URI'})
+  await t.rejects(resolveModelUri('m-0123abcd', dir), {suggestions: ["Maybe you meant 'models:/m-0123abcd'?"]})
+})
+
+t.test('remote schemes are refused clearly, before any work', async (t) => {
+  await t.rejects(resolveModelUri('runs:/abc/model', '/'), {code: 'UNSUPPORTED_MODEL_URI', exitCode: 14, message: /not available yet/})
+  await t.rejects(resolveModelUri('s3://bucket/model', '/'), {code: 'UNSUPPORTED_MODEL_URI', message: /not supported/})
+})
