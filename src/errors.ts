@@ -68,3 +68,10 @@ export function isMlserveError(error: unknown): error is MlserveError {
 export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error)
 }
+
+/** How the CLI prints an MlserveError: whole lines (never wrapped), the code, then what to do. */
+export function formatError(error: MlserveError): string {
+  const lines = [`Error: ${error.message}`, `  code: ${error.code} (exit ${error.exitCode})`]
+  for (const suggestion of error.suggestions) lines.push(`  hint: ${suggestion}`)
+  return lines.join('\n') + '\n'
+}

@@ -92,11 +92,19 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
     const server = new ProxyServer(app)
     const port = await server.listen(options.host, options.port)
     const url = urlOf(options.host, port)
-    cleanup.defer('close the proxy', async () => {
-      state = 'stopping'
-      const abandoned = await server.close(graceFor(options.gracePeriodMs), io.force)
-      if (abandoned > 0) log.warn(`${abandoned} request(s) were still running when the grace period ended.`)
-    })
+    // Closing the proxy drains it: on a signal this runs first (before the scorer stops), on other exits
+    // as the last cleanup step; either way only once.
+    let closing: Promise<void> | undefined
+    const closeProxy = () => {
+      closing ??= (async () => {
+        state = 'stopping'
+        const abandoned = await server.close(graceFor(options.gracePeriodMs), io.force)
+        if (abandoned > 0) log.warn(`${abandoned} request(s) were still running when the grace period ended.`)
+      })()
+      return closing
+    }
+
+    cleanup.defer('close the proxy', closeProxy)
     log.info(`listening on ${url} (answering 503 until the model is loaded)`)
     io.onListening?.(url)
 
@@ -160,6 +168,7 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
     }
 
     log.info('shutting down: finishing requests in flight (send the signal again to stop at once)')
+    await closeProxy()
   } finally {
     state = 'stopping'
     await cleanup.runAll((name, error) => log.warn(`could not ${name}: ${messageOf(error)}`))

@@ -1,12 +1,13 @@
-// The base of every mlserve command: maps MlserveError to its message, suggestions and exit code.
+// The base of every mlserve command: prints an MlserveError whole and exits with its code.
 import {Command} from '@oclif/core'
 
-import {isMlserveError} from '../errors.js'
+import {formatError, isMlserveError} from '../errors.js'
 
 export abstract class BaseCommand extends Command {
   protected override async catch(error: Error & {exitCode?: number}): Promise<unknown> {
     if (isMlserveError(error)) {
-      this.error(error.message, {exit: error.exitCode, code: error.code, suggestions: [...error.suggestions]})
+      process.stderr.write(formatError(error))
+      this.exit(error.exitCode)
     }
 
     return super.catch(error)

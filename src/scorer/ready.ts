@@ -34,13 +34,15 @@ export async function waitUntilReady(
   while (!signal.aborted) {
     if (!scorer.running) {
       const exit = await scorer.exited
-      const tail = scorer.stderrTail()
+      const lastLine = scorer.stderrTail(1).trim()
       throw new MlserveError(
         'SCORER_START_FAILED',
-        `The scoring server ${describeExit(exit)} before it was ready.${tail ? `\nLast lines of its output:\n${tail}` : ''}`,
+        `The scoring server ${describeExit(exit)} before it was ready${lastLine ? `: ${lastLine}` : '.'}`,
         {
           exitCode: exit.exitCode && exit.exitCode > 0 ? exit.exitCode : undefined,
-          suggestions: ['Read the scorer output above: a failed model load (missing package, corrupt file) shows there.'],
+          suggestions: [
+            'Its full output is above, prefixed [scorer]: a failed model load (a missing package, a corrupt file) shows there.',
+          ],
         },
       )
     }

@@ -1,0 +1,166 @@
+// The life of `mlserve serve` with the real scorer: 503 until ready, failures during start-up, signals,
+// a scorer that dies, and that no Python process outlives mlserve on any of these paths.
+import {createServer} from 'node:net'
+
+import t from 'tap'
+import {Agent, fetch} from 'undici'
+
+import {isAlive, startMlserve, waitForPing, type Proc, type Server} from '../helpers/servers.js'
+import {fixtureModel} from '../helpers/toolchain.js'
+
+const client = new Agent({pipelining: 0})
+t.teardown(() => client.close())
+
+const invoke = (server: Server, seconds: number) =>
+  fetch(`${server.url}/invocations`, {
+    dispatcher: client,
+    method: 'POST',
+    headers: {'content-type': 'application/json'},
+    body: JSON.stringify({dataframe_split: {columns: ['seconds'], data: [[seconds]]}}),
+  })
+
+async function scorerPid(proc: Proc): Promise<number> {
+  const [, pid] = await proc.waitForOutput(/start scorer [^\n]*: pid (\d+)/)
+  return Number(pid)
+}
+
+/** Waits (bounded) until the pid is gone: an event, not a speed assertion. */
+async function gone(pid: number, withinMs = 20_000): Promise<boolean> {
+  const deadline = Date.now() + withinMs
+  while (Date.now() < deadline) {
+    if (!isAlive(pid)) return true
+    // eslint-disable-next-line no-await-in-loop
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+
+  return !isAlive(pid)
+}
+
+t.test('answers 503 until the model has loaded, then passes the scorer through', async (t) => {
+  const server = await startMlserve(['-m', fixtureModel('slowload')], {waitReady: false})
+  t.teardown(() => server.stop())
+  for (const route of ['/ping', '/health']) {
+    // eslint-disable-next-line no-await-in-loop
+    const res = await fetch(server.url + route, {dispatcher: client})
+    t.equal(res.status, 503, `${route} before the model loaded`)
+    t.equal(res.headers.get('retry-after'), '1')
+    t.equal(res.headers.get('content-type'), 'application/json')
+    // eslint-disable-next-line no-await-in-loop
+    t.same(JSON.parse(await res.text()), {
+      error_code: 'TEMPORARILY_UNAVAILABLE',
+      message: 'The model server is not ready to serve requests (starting).',
+    })
+  }
+
+  const early = await fetch(`${server.url}/invocations`, {
+    dispatcher: client,
+    method: 'POST',
+    headers: {'content-type': 'application/json'},
+    body: '{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2]]}}',
+  })
+  t.equal(early.status, 503, '/invocations before the model loaded')
+  await early.text()
+
+  await waitForPing(server.url, server)
+  const res = await fetch(`${server.url}/invocations`, {
+    dispatcher: client,
+    method: 'POST',
+    headers: {'content-type': 'application/json'},
+    body: '{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2]]}}',
+  })
+  t.equal(await res.text(), '{"predictions": [3]}')
+  t.match(server.stderr(), /load model in the scorer \(\d/, 'the log says how long loading took')
+})
+
+t.test("a scorer that fails to load exits serve with the scorer's exit code and leaves nothing", async (t) => {
+  const server = await startMlserve(['-m', fixtureModel('broken')], {waitReady: false})
+  const pid = await scorerPid(server)
+  const exit = await server.exited
+  t.equal(exit.code, 1, "uvicorn's exit code for an app that fails to import")
+  t.match(server.stderr(), /The scoring server exited with code 1 before it was ready: _pickle\.UnpicklingError/)
+  t.match(server.stderr(), /\[scorer\] .*Traceback/, 'the scorer output is shown with its prefix')
+  t.ok(await gone(pid), 'no scorer process is left')
+})
+
+t.test('SIGINT lets a request in flight finish, stops the scorer and exits 0', async (t) => {
+  const server = await startMlserve(['-m', fixtureModel('slow')])
+  const pid = await scorerPid(server)
+  const inFlight = invoke(server, 2)
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  server.child.kill('SIGINT')
+  const res = await inFlight
+  t.equal(res.status, 200)
+  t.equal(await res.text(), '{"predictions": [2.0]}')
+  const exit = await server.exited
+  t.equal(exit.code, 0)
+  t.match(server.stderr(), /received SIGINT/)
+  t.ok(await gone(pid), 'the scorer is stopped')
+})
+
+t.test('SIGTERM stops an idle server with exit 0', async (t) => {
+  const server = await startMlserve(['-m', fixtureModel('sum')])
+  const pid = await scorerPid(server)
+  const exit = await server.stop('SIGTERM')
+  t.equal(exit.code, 0)
+  t.ok(await gone(pid))
+})
+
+t.test('a second signal stops at once (exit 130), cutting off the request in flight', async (t) => {
+  const server = await startMlserve(['-m', fixtureModel('slow')])
+  const pid = await scorerPid(server)
+  const inFlight = invoke(server, 30).then(
+    (res) => res.status,
+    () => 'connection closed',
+  )
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  server.child.kill('SIGINT')
+  await server.waitForOutput(/shutting down/)
+  server.child.kill('SIGINT')
+  const exit = await server.exited
+  t.equal(exit.code, 130)
+  t.match(server.stderr(), /stopping now/)
+  t.equal(await inFlight, 'connection closed')
+  t.ok(await gone(pid))
+})
+
+t.test('if mlserve is killed with SIGKILL, its scorer does not outlive it', async (t) => {
+  const server = await startMlserve(['-m', fixtureModel('sum')])
+  const pid = await scorerPid(server)
+  server.child.kill('SIGKILL')
+  await server.exited
+  t.ok(await gone(pid), 'the kernel stops the scorer (parent-death signal)')
+})
+
+t.test('a scorer that dies while serving makes serve exit with SCORER_EXITED (41)', async (t) => {
+  const server = await startMlserve(['-m', fixtureModel('sum')])
+  const pid = await scorerPid(server)
+  process.kill(pid, 'SIGKILL')
+  const exit = await server.exited
+  t.equal(exit.code, 41)
+  t.match(server.stderr(), /The scoring server was killed by SIGKILL while serving/)
+})
+
+t.test('a port in use fails before any Python starts (exit 30)', async (t) => {
+  const blocker = createServer()
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise((resolve) => blocker.close(resolve)))
+  const {port} = blocker.address() as {port: number}
+  const {spawnProc, MLSERVE_BIN} = await import('../helpers/servers.js')
+  const {toolchainPython} = await import('../helpers/toolchain.js')
+  const proc = spawnProc(process.execPath, [
+    MLSERVE_BIN,
+    'serve',
+    '-m',
+    fixtureModel('sum'),
+    '--env-manager',
+    'local',
+    '--python',
+    toolchainPython(),
+    '-p',
+    String(port),
+  ])
+  const exit = await proc.exited
+  t.equal(exit.code, 30)
+  t.match(proc.stderr(), new RegExp(`Port ${port} on 127\\.0\\.0\\.1 is already in use`))
+  t.notMatch(proc.stderr(), /start scorer/, 'no scorer was started')
+})
