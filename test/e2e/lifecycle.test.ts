@@ -86,7 +86,7 @@ t.test('SIGINT lets a request in flight finish, stops the scorer and exits 0', a
   const server = await startMlserve(['-m', fixtureModel('slow')])
   const pid = await scorerPid(server)
   const inFlight = invoke(server, 2)
-  await new Promise((resolve) => setTimeout(resolve, 500))
+  await server.waitForOutput(/slow model: sleeping 2\.0 s/)
   server.child.kill('SIGINT')
   const res = await inFlight
   t.equal(res.status, 200)
@@ -112,7 +112,7 @@ t.test('a second signal stops at once (exit 130), cutting off the request in fli
     (res) => res.status,
     () => 'connection closed',
   )
-  await new Promise((resolve) => setTimeout(resolve, 500))
+  await server.waitForOutput(/slow model: sleeping 30\.0 s/)
   server.child.kill('SIGINT')
   await server.waitForOutput(/shutting down/)
   server.child.kill('SIGINT')
