@@ -1,14 +1,14 @@
 // Benchmarks the mlserve proxy against the reference it replaces, in one run: starts
-// `mlflow models serve` and `mlserve serve` (built CLI) on the same fixture model, checks that both
-// answer the request body with identical bytes, then loads them alternately (ABBA rounds, so drift
-// cancels out) with wrk (or autocannon) and prints requests/s and p50/p99 latency per
-// (workers, connections) as a Markdown table; the raw numbers go to bench/results/proxy-<time>.json.
+// `mlflow models serve` and `mlserve serve` (the built CLI) on the same fixture model, checks that both
+// answer the request body with identical bytes, then loads them alternately (ABBA rounds, so drift and
+// background load hit both alike) with wrk (or autocannon) and prints requests/s and p50/p99 latency
+// per (workers, connections) as a Markdown table; the raw numbers go to bench/results/proxy-<time>.json.
 //
 //   npm run bench -- [--workers 1,2] [--connections 1,16] [--duration 5] [--rounds 3] [--warmup 2]
 //                    [--tool wrk|autocannon] [--model <dir>] [--body <file>]
 import {execFileSync, spawn} from 'node:child_process'
 import {once} from 'node:events'
-import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
 import {createServer} from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -23,7 +23,13 @@ const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((file) => existsSync(f
 const READY_TIMEOUT_MS = 180_000
 const STOP_GRACE_MS = 15_000
 const DEFAULT_BODY = '{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2], [3, 4]]}}'
+/** Server logs, the request body and wrk's Lua script; removed on exit. */
+const WORK_DIR = mkdtempSync(path.join(os.tmpdir(), 'mlserve-bench-'))
+
 const list = (value) => value.split(',').map(Number)
+const sum = (values) => values.reduce((total, value) => total + value, 0)
+const fmt = (n, digits = 1) => n.toFixed(digits)
+
 function median(values) {
   const sorted = [...values].sort((a, b) => a - b)
   const mid = sorted.length / 2
@@ -40,7 +46,7 @@ function options() {
       duration: {type: 'string', default: '5'},
       rounds: {type: 'string', default: '3'},
       warmup: {type: 'string', default: '2'},
-      tool: {type: 'string', default: hasWrk() ? 'wrk' : 'autocannon'},
+      tool: {type: 'string', default: wrkVersion() ? 'wrk' : 'autocannon'},
     },
   })
   if (!['wrk', 'autocannon'].includes(values.tool)) throw new Error(`--tool must be wrk or autocannon, not ${values.tool}`)
@@ -56,22 +62,19 @@ function options() {
   }
 }
 
-function hasWrk() {
+/** wrk's version line, or undefined when wrk is not on PATH (`wrk --version` exits 1 after printing it). */
+function wrkVersion() {
   try {
-    execFileSync('wrk', ['--version'], {stdio: 'ignore'})
-    return true
+    return execFileSync('wrk', ['--version'], {encoding: 'utf8'}).split('\n')[0]
   } catch (error) {
-    return error.code !== 'ENOENT' // wrk --version exits 1 after printing its version
+    return error.code === 'ENOENT' ? undefined : String(error.stdout).split('\n')[0].replace(/ Copyright.*/, '')
   }
 }
 
 function toolVersion(tool) {
-  if (tool === 'autocannon') return `autocannon ${JSON.parse(readFileSync(path.join(REPO_ROOT, 'node_modules/autocannon/package.json'), 'utf8')).version}`
-  try {
-    execFileSync('wrk', ['--version'], {encoding: 'utf8'})
-  } catch (error) {
-    return error.stdout.split('\n')[0].replace(/ Copyright.*/, '')
-  }
+  if (tool === 'wrk') return wrkVersion()
+  const {version} = JSON.parse(readFileSync(path.join(REPO_ROOT, 'node_modules/autocannon/package.json'), 'utf8'))
+  return `autocannon ${version} (in-process)`
 }
 
 function freePort() {
@@ -93,24 +96,27 @@ function spawnTied(file, args, options) {
 }
 
 const running = new Set()
+let stopping = false
 
+/** Starts a server on a free port, its output going to a log file, and waits until /ping answers 200. */
 async function startServer(name, file, args) {
   const port = await freePort()
-  const child = spawnTied(file, args(port), {env: toolchainEnv(), stdio: ['ignore', 'pipe', 'pipe']})
-  let log = ''
-  const keep = (chunk) => (log = (log + chunk).slice(-20_000))
-  child.stdout.on('data', keep)
-  child.stderr.on('data', keep)
-  const server = {name, url: `http://127.0.0.1:${port}`, child, exited: once(child, 'close'), log: () => log}
+  if (stopping) throw new Error('stopping')
+  const logFile = path.join(WORK_DIR, `${name}-${port}.log`)
+  const out = openSync(logFile, 'w')
+  const child = spawnTied(file, args(port), {env: toolchainEnv(), stdio: ['ignore', out, out]})
+  closeSync(out)
+  const server = {name, url: `http://127.0.0.1:${port}`, child, exited: once(child, 'close'), log: () => readFileSync(logFile, 'utf8').slice(-20_000)}
   running.add(server)
   await waitForPing(server)
   return server
 }
 
+const hasExited = (child) => child.exitCode !== null || child.signalCode !== null
+
 async function waitForPing(server) {
   const deadline = Date.now() + READY_TIMEOUT_MS
-  while (Date.now() < deadline) {
-    if (server.child.exitCode !== null || server.child.signalCode !== null) break
+  while (Date.now() < deadline && !hasExited(server.child)) {
     const status = await fetch(`${server.url}/ping`).then((res) => res.arrayBuffer().then(() => res.status), () => 0)
     if (status === 200) return
     await sleep(250)
@@ -118,30 +124,50 @@ async function waitForPing(server) {
   throw new Error(`${server.name} did not become ready on ${server.url}; output:\n${server.log()}`)
 }
 
-/** SIGINT to the whole process group, then SIGKILL after STOP_GRACE_MS. */
+/** SIGINT to the whole process group; SIGKILL if any of it is still running after STOP_GRACE_MS. */
 async function stopServer(server) {
   running.delete(server)
-  if (server.child.exitCode !== null || server.child.signalCode !== null) return
-  signalGroup(server, 'SIGINT')
-  const timer = setTimeout(() => signalGroup(server, 'SIGKILL'), STOP_GRACE_MS)
+  const {pid} = server.child
+  const deadline = Date.now() + STOP_GRACE_MS
+  signalGroup(pid, 'SIGINT')
+  await Promise.race([server.exited, sleep(STOP_GRACE_MS, undefined, {ref: false})])
+  while (groupAlive(pid) && Date.now() < deadline) await sleep(100)
+  if (groupAlive(pid)) signalGroup(pid, 'SIGKILL')
   await server.exited
-  clearTimeout(timer)
 }
 
-function signalGroup(server, signal) {
+/** Whether a process group still has a live (not zombie) member; mlflow's uvicorn can outlive mlflow. */
+function groupAlive(pgid) {
+  if (!existsSync('/proc')) return false
+  return readdirSync('/proc').some((pid) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      return Number(pgrp) === pgid && state !== 'Z'
+    } catch {
+      return false // not a process, or gone
+    }
+  })
+}
+
+function signalGroup(pid, signal) {
   try {
-    process.kill(-server.child.pid, signal)
+    process.kill(-pid, signal)
   } catch {} // already gone
 }
 
 const stopAll = () => Promise.all([...running].map(stopServer))
-process.on('exit', () => running.forEach((server) => signalGroup(server, 'SIGKILL')))
 
-// ---- load generators: each returns {requests, seconds, p50, p99 (ms), errors} --------------------
+process.on('exit', () => {
+  for (const server of running) signalGroup(server.child.pid, 'SIGKILL')
+  rmSync(WORK_DIR, {recursive: true, force: true})
+})
 
-async function wrk(url, connections, seconds, bodyFile) {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'mlserve-bench-'))
-  const script = path.join(dir, 'post.lua')
+// ---- load generators: (url, connections, seconds) => {requests, seconds, p50, p99 (ms), errors} ----
+
+/** wrk with one thread (enough for these rates, and it leaves the cores to the servers). */
+function wrkLoad(bodyFile) {
+  const script = path.join(WORK_DIR, 'post.lua')
   writeFileSync(script, `local f = assert(io.open(${JSON.stringify(bodyFile)}, "rb"))
 wrk.method = "POST"
 wrk.body = f:read("*a")
@@ -149,11 +175,11 @@ f:close()
 wrk.headers["Content-Type"] = "application/json"
 function done(s, latency)
   local e = s.errors
-  io.write(string.format("\\nRESULT %d %d %d %d %d\\n", s.requests, s.duration, latency:percentile(50), latency:percentile(99),
-    e.connect + e.read + e.write + e.status + e.timeout))
+  io.write(string.format("\\nRESULT %d %d %d %d %d\\n", s.requests, s.duration, latency:percentile(50),
+    latency:percentile(99), e.connect + e.read + e.write + e.status + e.timeout))
 end
 `)
-  try {
+  return async (url, connections, seconds) => {
     const args = ['-t', '1', '-c', String(connections), '-d', `${seconds}s`, '--timeout', '10s', '-s', script, `${url}/invocations`]
     const child = spawnTied('wrk', args, {stdio: ['ignore', 'pipe', 'inherit']})
     let out = ''
@@ -163,21 +189,16 @@ end
     if (code !== 0 || !match) throw new Error(`wrk failed (exit ${code}):\n${out}`)
     const [requests, durationUs, p50Us, p99Us, errors] = match.slice(1).map(Number)
     return {requests, seconds: durationUs / 1e6, p50: p50Us / 1000, p99: p99Us / 1000, errors}
-  } finally {
-    rmSync(dir, {recursive: true, force: true})
   }
 }
 
-async function autocannonLoad(url, connections, seconds, bodyFile) {
-  const result = await autocannon({
-    url: `${url}/invocations`,
-    method: 'POST',
-    headers: {'content-type': 'application/json'},
-    body: readFileSync(bodyFile),
-    connections,
-    duration: seconds,
-  })
-  return {requests: result.requests.total, seconds: result.duration, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.timeouts + result.non2xx}
+function autocannonLoad(bodyFile) {
+  const body = readFileSync(bodyFile)
+  return async (url, connections, seconds) => {
+    const result = await autocannon({url: `${url}/invocations`, method: 'POST', headers: {'content-type': 'application/json'}, body, connections, duration: seconds})
+    const errors = result.errors + result.timeouts + result.non2xx
+    return {requests: result.requests.total, seconds: result.duration, p50: result.latency.p50, p99: result.latency.p99, errors}
+  }
 }
 
 // ---- the benchmark --------------------------------------------------------------------------------
@@ -195,32 +216,31 @@ async function checkSameAnswer(a, b, body) {
   return x.bytes.toString()
 }
 
-/** Rounds of A B, B A, A B … per connection count; returns per-round samples keyed by server name. */
+/** Rounds of A B, B A, A B … per connection count. */
 async function measure(servers, opts, load) {
   const rows = []
   for (const connections of opts.connections) {
-    const samples = Object.fromEntries(servers.map((s) => [s.name, []]))
+    const samples = new Map(servers.map((server) => [server.name, []]))
     for (let round = 0; round < opts.rounds; round++) {
       for (const server of round % 2 === 0 ? servers : [...servers].reverse()) {
         const sample = await load(server.url, connections, opts.duration)
         if (sample.errors > 0) console.error(`! ${server.name} c=${connections} round ${round + 1}: ${sample.errors} errors`)
-        samples[server.name].push(sample)
+        samples.get(server.name).push(sample)
       }
     }
-    rows.push({connections, ...Object.fromEntries(Object.entries(samples).map(([name, s]) => [name, summarize(s)]))})
+    rows.push({connections, ...Object.fromEntries([...samples].map(([name, rounds]) => [name, summarize(rounds)]))})
   }
   return rows
 }
 
-function summarize(samples) {
-  const requests = samples.reduce((sum, s) => sum + s.requests, 0)
-  const seconds = samples.reduce((sum, s) => sum + s.seconds, 0)
+/** Throughput: all requests over all time; latency: the median of the per-round percentiles. */
+function summarize(rounds) {
   return {
-    rps: requests / seconds,
-    p50: median(samples.map((s) => s.p50)),
-    p99: median(samples.map((s) => s.p99)),
-    errors: samples.reduce((sum, s) => sum + s.errors, 0),
-    rounds: samples,
+    rps: sum(rounds.map((r) => r.requests)) / sum(rounds.map((r) => r.seconds)),
+    p50: median(rounds.map((r) => r.p50)),
+    p99: median(rounds.map((r) => r.p99)),
+    errors: sum(rounds.map((r) => r.errors)),
+    rounds,
   }
 }
 
@@ -241,15 +261,14 @@ async function benchWorkers(workers, opts, model, load) {
   }
 }
 
-const fmt = (n, digits = 1) => n.toFixed(digits)
-
 function table(rows) {
   const lines = [
     '| workers | connections | mlflow req/s | mlserve req/s | ratio | mlflow p50 ms | mlserve p50 ms | Δp50 ms | mlflow p99 ms | mlserve p99 ms |',
     '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ]
   for (const {workers, connections, mlflow: a, mlserve: b} of rows) {
-    lines.push(`| ${workers} | ${connections} | ${fmt(a.rps, 0)} | ${fmt(b.rps, 0)} | ${fmt(b.rps / a.rps, 3)}x | ${fmt(a.p50, 2)} | ${fmt(b.p50, 2)} | ${fmt(b.p50 - a.p50, 2)} | ${fmt(a.p99, 2)} | ${fmt(b.p99, 2)} |`)
+    const cells = [workers, connections, fmt(a.rps, 0), fmt(b.rps, 0), `${fmt(b.rps / a.rps, 3)}x`, fmt(a.p50, 2), fmt(b.p50, 2), fmt(b.p50 - a.p50, 2), fmt(a.p99, 2), fmt(b.p99, 2)]
+    lines.push(`| ${cells.join(' | ')} |`)
   }
   return lines.join('\n')
 }
@@ -259,44 +278,41 @@ async function main() {
   const loadBefore = os.loadavg()[0]
   ensureFixtures()
   const model = opts.model ?? fixtureModel('sum')
-  const bodyDir = mkdtempSync(path.join(os.tmpdir(), 'mlserve-bench-body-'))
-  const bodyFile = path.join(bodyDir, 'body.json')
+  const bodyFile = path.join(WORK_DIR, 'body.json')
   writeFileSync(bodyFile, opts.body)
-  const tool = opts.tool === 'wrk' ? wrk : autocannonLoad
-  const load = (url, connections, seconds) => tool(url, connections, seconds, bodyFile)
-  try {
-    const rows = []
-    let mlflowVersion
-    for (const workers of opts.workers) {
-      const result = await benchWorkers(workers, opts, model, load)
-      mlflowVersion = result.mlflowVersion
-      rows.push(...result.rows)
-    }
+  const load = (opts.tool === 'wrk' ? wrkLoad : autocannonLoad)(bodyFile)
 
-    const machine = {nproc: os.availableParallelism(), cpu: os.cpus()[0]?.model, loadavgBefore: loadBefore, node: process.version, mlflow: mlflowVersion, tool: toolVersion(opts.tool)}
-    const {body, ...settings} = opts
-    console.log(`\n${table(rows)}\n`)
-    console.log(`Machine: ${machine.nproc} CPUs (${machine.cpu}), load average ${fmt(loadBefore, 2)} before the run, Node ${machine.node}, mlflow ${machine.mlflow}, ${machine.tool}.`)
-    console.log(`Throughput = total requests / total time over ${opts.rounds} rounds of ${opts.duration} s (ABBA order); p50/p99 = median of the per-round percentiles.`)
-    const resultsDir = path.join(REPO_ROOT, 'bench/results')
-    mkdirSync(resultsDir, {recursive: true})
-    const file = path.join(resultsDir, `proxy-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
-    writeFileSync(file, JSON.stringify({date: new Date().toISOString(), machine, settings: {...settings, model}, rows}, null, 2))
-    console.error(`# results written to ${path.relative(REPO_ROOT, file)}`)
-  } finally {
-    rmSync(bodyDir, {recursive: true, force: true})
+  const rows = []
+  let mlflowVersion
+  for (const workers of opts.workers) {
+    const result = await benchWorkers(workers, opts, model, load)
+    mlflowVersion = result.mlflowVersion
+    rows.push(...result.rows)
   }
+
+  const machine = {nproc: os.availableParallelism(), cpu: os.cpus()[0]?.model, loadavgBefore: loadBefore, loadavgAfter: os.loadavg()[0], node: process.version, mlflow: mlflowVersion, tool: toolVersion(opts.tool)}
+  console.log(`\n${table(rows)}\n`)
+  console.log(`Machine: ${machine.nproc} CPUs (${machine.cpu}), 1-min load average ${fmt(machine.loadavgBefore, 2)} before / ${fmt(machine.loadavgAfter, 2)} after, Node ${machine.node}, mlflow ${machine.mlflow}, ${machine.tool}.`)
+  console.log(`req/s = total requests / total time over ${opts.rounds} rounds of ${opts.duration} s per server (ABBA order); p50/p99 = median of the per-round percentiles.`)
+
+  const resultsDir = path.join(REPO_ROOT, 'bench/results')
+  mkdirSync(resultsDir, {recursive: true})
+  const file = path.join(resultsDir, `proxy-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
+  writeFileSync(file, `${JSON.stringify({date: new Date().toISOString(), machine, settings: {...opts, model}, rows}, null, 2)}\n`)
+  console.error(`# results written to ${path.relative(REPO_ROOT, file)}`)
 }
 
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.once(signal, () => {
     console.error(`# ${signal}: stopping the servers`)
+    stopping = true
     stopAll().finally(() => process.exit(130))
   })
 }
 
 main().catch(async (error) => {
-  console.error(error)
+  if (!stopping) console.error(error)
+  stopping = true
   await stopAll()
   process.exitCode = 1
 })

@@ -8,12 +8,22 @@ export default class ClosingLineReporter extends Transform {
     this.tail = ''
   }
 
+  /**
+   * @override
+   * @param {Buffer} chunk
+   * @param {BufferEncoding} _encoding
+   * @param {import('node:stream').TransformCallback} callback
+   */
   _transform(chunk, _encoding, callback) {
     const text = chunk.toString()
     this.tail = (this.tail + text).slice(-4096)
     callback(null, chunk)
   }
 
+  /**
+   * @override
+   * @param {import('node:stream').TransformCallback} callback
+   */
   _flush(callback) {
     const summaries = [...this.tail.matchAll(/^# \{([^}]*)\}\s*$/gm)]
     const last = summaries.at(-1)
@@ -22,7 +32,9 @@ export default class ClosingLineReporter extends Transform {
       return
     }
 
-    const count = (name) => Number(new RegExp(`\\b${name}: (\\d+)`).exec(last[1])?.[1] ?? 0)
+    const summary = last[1] ?? ''
+    /** @param {string} name */
+    const count = (name) => Number(new RegExp(`\\b${name}: (\\d+)`).exec(summary)?.[1] ?? 0)
     const skipped = count('skip') + count('todo')
     callback(null, `${count('pass')} passed, ${count('fail')} failed${skipped ? `, ${skipped} skipped` : ''}\n`)
   }

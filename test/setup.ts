@@ -2,4 +2,5 @@
 // test file runs (the files then only read them).
 import {ensureFixtures} from './helpers/toolchain.js'
 
-ensureFixtures()
+ensureFixtures('main')
+ensureFixtures('legacy')

@@ -45,9 +45,31 @@ export function forwardedResponseHeaders(headers: IncomingHttpHeaders): Record<s
   return out
 }
 
-const hasBody = (req: IncomingMessage): boolean =>
-  req.headers['transfer-encoding'] !== undefined ||
-  (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0')
+/** Bodies with a Content-Length up to this size are read whole first, so a failed attempt can be replayed. */
+export const REPLAYABLE_BODY_LIMIT = 16 * 1024 * 1024
+
+/** The body to send upstream: none, a whole Buffer (replayable), or the request stream itself (not). */
+export type UpstreamBody = null | Buffer | IncomingMessage
+
+export function readBody(req: IncomingMessage, limit = REPLAYABLE_BODY_LIMIT): Promise<UpstreamBody> {
+  const length = req.headers['content-length']
+  if (length === undefined) return Promise.resolve(req.headers['transfer-encoding'] === undefined ? null : req)
+  if (length === '0') return Promise.resolve(null)
+  if (Number(length) > limit) return Promise.resolve(req)
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    req.on('data', (chunk: Buffer) => chunks.push(chunk))
+    req.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)))
+    req.once('error', reject)
+  })
+}
+
+/**
+ * A connection the scorer closed before answering: uvicorn closes a kept-alive connection after its own
+ * 500 without saying so, and one left idle too long; a fresh connection gets an answer.
+ */
+const STALE_CONNECTION = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE'])
+const isStaleConnection = (error: Error): boolean => STALE_CONNECTION.has((error as NodeJS.ErrnoException).code ?? '')
 
 export interface ForwardOptions {
   /** After this long without a response head, the client gets MLflow's 504. 0 disables. */
@@ -95,28 +117,36 @@ export function forward(
           }, options.timeoutMs)
         : undefined
 
-    upstream.stream(
-      {
-        path: req.url ?? '/',
-        method: req.method as Dispatcher.HttpMethod,
-        headers: forwardedRequestHeaders(req.rawHeaders),
-        body: hasBody(req) ? req : null,
-        signal: abort.signal,
-      },
-      ({statusCode, headers}) => {
-        res.writeHead(statusCode, forwardedResponseHeaders(headers))
-        return res
-      },
-      (error) => {
-        if (settled) return
-        if (error) {
+    const send = (body: UpstreamBody, replays: number) => {
+      upstream.stream(
+        {
+          path: req.url ?? '/',
+          method: req.method as Dispatcher.HttpMethod,
+          headers: forwardedRequestHeaders(req.rawHeaders),
+          body,
+          signal: abort.signal,
+        },
+        ({statusCode, headers}) => {
+          res.writeHead(statusCode, forwardedResponseHeaders(headers))
+          return res
+        },
+        (error) => {
+          if (settled) return
+          if (!error) return finish('ok')
+          const replayable = body === null || Buffer.isBuffer(body)
+          if (replays > 0 && replayable && !res.headersSent && isStaleConnection(error)) return send(body, replays - 1)
           if (res.headersSent) res.destroy()
           else sendPlain(res, upstreamFailedResponse(error.message))
           finish('upstream-error')
-        } else {
-          finish('ok')
-        }
+        },
+      )
+    }
+
+    readBody(req).then(
+      (body) => {
+        if (!settled) send(body, 1)
       },
+      () => finish('client-closed'),
     )
   })
 }

@@ -5,81 +5,15 @@ import {readFileSync} from 'node:fs'
 import path from 'node:path'
 
 import t from 'tap'
-import {Agent, fetch} from 'undici'
 
-import {startMlflowServe, startMlserve, type Server} from '../helpers/servers.js'
+import {JSON_TYPE, PROTOCOL_NOTE, compareModel, split} from '../helpers/compare.js'
 import {fixtureModel} from '../helpers/toolchain.js'
-
-interface Case {
-  readonly name: string
-  readonly method?: string
-  readonly path?: string
-  /** Sent as given; no content-type is added when absent. */
-  readonly contentType?: string
-  readonly body?: string
-  readonly expect?: {status: number; body?: string | RegExp; contentType?: string}
-}
-
-interface Answer {
-  status: number
-  contentType: string | null
-  allow: string | null
-  body: string
-}
-
-// A connection per request: uvicorn closes a connection after its own 500, and a reused socket would
-// then fail in the test client, which is not what is under test.
-const freshConnections = new Agent({pipelining: 0})
-t.teardown(() => freshConnections.close())
-
-async function exchange(server: Server, c: Case): Promise<Answer> {
-  const method = c.method ?? 'POST'
-  const res = await fetch(server.url + (c.path ?? '/invocations'), {
-    dispatcher: freshConnections,
-    method,
-    headers: c.contentType === undefined ? {} : {'content-type': c.contentType},
-    // A Buffer body makes fetch add no content-type of its own.
-    body: method === 'GET' || method === 'HEAD' ? undefined : Buffer.from(c.body ?? ''),
-  })
-  return {
-    status: res.status,
-    contentType: res.headers.get('content-type'),
-    allow: res.headers.get('allow'),
-    body: await res.text(),
-  }
-}
-
-const JSON_TYPE = 'application/json'
-const split = (columns: string[], data: unknown[][]) => JSON.stringify({dataframe_split: {columns, data}})
-const PROTOCOL_NOTE = /IMPORTANT: The MLflow Model scoring protocol has changed in MLflow version 2\.0/
-
-async function compareModel(t: Tap.Test, model: string, cases: readonly Case[], serveArgs: readonly string[] = []) {
-  const dir = fixtureModel(model)
-  const [reference, ours] = await Promise.all([startMlflowServe(dir, serveArgs), startMlserve(['-m', dir, ...serveArgs])])
-  t.teardown(async () => {
-    await Promise.all([reference.stop('SIGTERM'), ours.stop('SIGINT')])
-  })
-  for (const c of cases) {
-    // eslint-disable-next-line no-await-in-loop
-    const [expected, actual] = await Promise.all([exchange(reference, c), exchange(ours, c)])
-    t.same(actual, expected, `${model}: ${c.name}: same answer as mlflow models serve`)
-    if (c.expect) {
-      t.equal(actual.status, c.expect.status, `${model}: ${c.name}: status`)
-      if (c.expect.body !== undefined) t.match(actual.body, c.expect.body, `${model}: ${c.name}: body`)
-      if (c.expect.contentType !== undefined) t.equal(actual.contentType, c.expect.contentType, `${model}: ${c.name}: media type`)
-    }
-  }
-}
-
-declare namespace Tap {
-  type Test = Parameters<Parameters<typeof t.test>[1]>[0]
-}
 
 const SUM_OK = {status: 200, body: '{"predictions": [3, 7]}', contentType: JSON_TYPE}
 const UNSUPPORTED = /^This predictor only supports the following content types: Types: \['text\/csv', 'application\/json'.*\]\. Got '/
 
 t.test('routes, formats, content types and input errors (sum model)', (t) =>
-  compareModel(t, 'sum', [
+  compareModel(t, fixtureModel('sum'), [
     {name: 'GET /ping', method: 'GET', path: '/ping', expect: {status: 200, body: '\n', contentType: JSON_TYPE}},
     {name: 'GET /health', method: 'GET', path: '/health', expect: {status: 200, body: '\n'}},
     // The spec (from an older FastAPI) says HEAD is implied; mlflow 3.17's FastAPI answers 405.
@@ -158,7 +92,7 @@ t.test('routes, formats, content types and input errors (sum model)', (t) =>
 )
 
 t.test('a model that raises (error envelope with stack trace)', (t) =>
-  compareModel(t, 'raise', [
+  compareModel(t, fixtureModel('raise'), [
     {
       name: 'model exception',
       contentType: JSON_TYPE,
@@ -172,13 +106,13 @@ t.test('a model that raises (error envelope with stack trace)', (t) =>
 )
 
 t.test('bare NaN and Infinity pass through unchanged', (t) =>
-  compareModel(t, 'nan', [
+  compareModel(t, fixtureModel('nan'), [
     {name: 'NaN output', contentType: JSON_TYPE, body: split(['a'], [[1]]), expect: {status: 200, body: '{"predictions": [NaN, 1.5, Infinity]}'}},
   ]),
 )
 
 t.test('LLM-style inputs are answered unwrapped; tensors reach the model as arrays', (t) =>
-  compareModel(t, 'echo', [
+  compareModel(t, fixtureModel('echo'), [
     {
       name: 'messages',
       contentType: JSON_TYPE,
@@ -192,7 +126,7 @@ t.test('LLM-style inputs are answered unwrapped; tensors reach the model as arra
 )
 
 t.test('type-hinted models', (t) =>
-  compareModel(t, 'hinted', [
+  compareModel(t, fixtureModel('hinted'), [
     {name: 'inputs', contentType: JSON_TYPE, body: '{"inputs": ["a", "b"]}', expect: {status: 200, body: '{"predictions": ["A", "B"]}'}},
     {
       name: 'no inputs key',
@@ -205,7 +139,7 @@ t.test('type-hinted models', (t) =>
 
 t.test('a real scikit-learn model with its own serving example', (t) => {
   const example = readFileSync(path.join(fixtureModel('iris'), 'serving_input_example.json'), 'utf8')
-  return compareModel(t, 'iris', [
+  return compareModel(t, fixtureModel('iris'), [
     {name: 'serving_input_example.json', contentType: JSON_TYPE, body: example, expect: {status: 200, body: /^\{"predictions": \[\d, \d, \d\]\}$/}},
     {name: 'csv', contentType: 'text/csv', body: 'sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n', expect: {status: 200}},
   ])
@@ -214,7 +148,7 @@ t.test('a real scikit-learn model with its own serving example', (t) => {
 t.test('requests that exceed --timeout get 504', (t) =>
   compareModel(
     t,
-    'slow',
+    fixtureModel('slow'),
     [
       {name: 'fast enough', contentType: JSON_TYPE, body: split(['seconds'], [[0.1]]), expect: {status: 200, body: '{"predictions": [0.1]}'}},
       {
@@ -224,6 +158,6 @@ t.test('requests that exceed --timeout get 504', (t) =>
         expect: {status: 504, body: 'Request processing time exceeded limit', contentType: JSON_TYPE},
       },
     ],
-    ['-t', '2'],
+    {serveArgs: ['-t', '2']},
   ),
 )

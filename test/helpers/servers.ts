@@ -6,7 +6,7 @@ import {existsSync} from 'node:fs'
 import {createServer} from 'node:net'
 import path from 'node:path'
 
-import {REPO_ROOT, toolchainBin, toolchainEnv, toolchainPython} from './toolchain.js'
+import {REPO_ROOT, toolchainBin, toolchainEnv, toolchainPython, type ToolchainName} from './toolchain.js'
 
 export const MLSERVE_BIN = path.join(REPO_ROOT, 'bin', 'run.js')
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((file) => existsSync(file))
@@ -138,12 +138,12 @@ export async function waitForPing(url: string, proc: Proc, timeoutMs = 120_000):
 /** `mlserve serve` with the toolchain's Python, on a free port; resolves once it is listening. */
 export async function startMlserve(
   args: readonly string[],
-  options: {env?: Record<string, string>; cwd?: string; waitReady?: boolean} = {},
+  options: {env?: Record<string, string>; cwd?: string; waitReady?: boolean; toolchain?: ToolchainName} = {},
 ): Promise<Server> {
   const proc = spawnProc(
     process.execPath,
-    [MLSERVE_BIN, 'serve', '--env-manager', 'local', '--python', toolchainPython(), '-p', '0', ...args],
-    {env: options.env ?? toolchainEnv(), cwd: options.cwd},
+    [MLSERVE_BIN, 'serve', '--env-manager', 'local', '--python', toolchainPython(options.toolchain), '-p', '0', ...args],
+    {env: options.env ?? toolchainEnv({}, options.toolchain), cwd: options.cwd},
   )
   const [, url] = await proc.waitForOutput(/listening on (http:\/\/\S+)/)
   const server = {...proc, url: url!}
@@ -152,12 +152,16 @@ export async function startMlserve(
 }
 
 /** The reference: `mlflow models serve --env-manager local` from the test toolchain. */
-export async function startMlflowServe(modelDir: string, args: readonly string[] = []): Promise<Server> {
+export async function startMlflowServe(
+  modelDir: string,
+  args: readonly string[] = [],
+  toolchain: ToolchainName = 'main',
+): Promise<Server> {
   const port = await freePort()
   const proc = spawnProc(
-    path.join(toolchainBin(), 'mlflow'),
+    path.join(toolchainBin(toolchain), 'mlflow'),
     ['models', 'serve', '-m', modelDir, '--env-manager', 'local', '-h', '127.0.0.1', '-p', String(port), ...args],
-    {env: toolchainEnv()},
+    {env: toolchainEnv({}, toolchain)},
   )
   const server = {...proc, url: `http://127.0.0.1:${port}`}
   await waitForPing(server.url, proc)

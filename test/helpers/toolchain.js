@@ -10,10 +10,20 @@ import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
-const REQUIREMENTS = path.join(REPO_ROOT, 'test/toolchain/requirements.txt')
 const SAVE_MODELS = path.join(REPO_ROOT, 'test/fixtures/save_models.py')
 const UV_VERSION = '0.13.9'
 const MARKER = '.mlserve-complete'
+
+/**
+ * The toolchains: `main` (mlflow 3.x: the reference server and the scorer for most tests) and `legacy`
+ * (mlflow 2.20, served by gunicorn). Each has its pinned requirements and the fixture models its own
+ * mlflow saves.
+ * @typedef {'main' | 'legacy'} ToolchainName
+ */
+const TOOLCHAINS = {
+  main: {requirements: 'test/toolchain/requirements.txt', models: []},
+  legacy: {requirements: 'test/toolchain/legacy-requirements.txt', models: ['sum', 'raise']},
+}
 
 export const cacheRoot = () =>
   process.env.MLSERVE_TEST_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'mlserve-test')
@@ -25,22 +35,32 @@ const hashOf = (...files) => {
   return hash.digest('hex').slice(0, 12)
 }
 
-export const toolchainDir = () => path.join(cacheRoot(), `toolchain-${hashOf(REQUIREMENTS)}`)
-export const toolchainPython = () => path.join(toolchainDir(), 'bin', 'python')
-export const toolchainBin = () => path.join(toolchainDir(), 'bin')
-export const fixturesDir = () => path.join(cacheRoot(), `models-${hashOf(REQUIREMENTS, SAVE_MODELS)}`)
-/** @param {string} name */
-export const fixtureModel = (name) => path.join(fixturesDir(), name)
+/** @param {ToolchainName} name */
+const requirementsOf = (name) => path.join(REPO_ROOT, TOOLCHAINS[name].requirements)
+/** @param {ToolchainName} [name] */
+export const toolchainDir = (name = 'main') => path.join(cacheRoot(), `${name}-${hashOf(requirementsOf(name))}`)
+/** @param {ToolchainName} [name] */
+export const toolchainBin = (name = 'main') => path.join(toolchainDir(name), 'bin')
+/** @param {ToolchainName} [name] */
+export const toolchainPython = (name = 'main') => path.join(toolchainBin(name), 'python')
+/** @param {ToolchainName} [name] */
+export const fixturesDir = (name = 'main') => path.join(cacheRoot(), `${name}-models-${hashOf(requirementsOf(name), SAVE_MODELS)}`)
+/**
+ * @param {string} model
+ * @param {ToolchainName} [name]
+ */
+export const fixtureModel = (model, name = 'main') => path.join(fixturesDir(name), model)
 
 /** An environment in which `mlflow`, `uvicorn` and `python` are the toolchain's. */
 /**
  * @param {Record<string, string>} [extra]
+ * @param {ToolchainName} [name]
  * @returns {Record<string, string>}
  */
-export function toolchainEnv(extra = {}) {
+export function toolchainEnv(extra = {}, name = 'main') {
   return {
     .../** @type {Record<string, string>} */ (process.env),
-    PATH: `${toolchainBin()}${path.delimiter}${process.env.PATH ?? ''}`,
+    PATH: `${toolchainBin(name)}${path.delimiter}${process.env.PATH ?? ''}`,
     // MLflow's error messages print a Python set; a fixed hash seed makes its order repeatable.
     PYTHONHASHSEED: '0',
     MLFLOW_DISABLE_TELEMETRY: 'true',
@@ -106,26 +126,32 @@ function isAlive(pid) {
 const run = (file, args, env) =>
   execFileSync(file, args, {stdio: ['ignore', 'inherit', 'inherit'], env: env ?? process.env})
 
-/** The venv with the pinned toolchain; built with uv from PyPI (python3 -m venv + pip install uv). */
-/** @returns {string} the toolchain's python */
-export function ensureToolchain() {
-  buildOnce(toolchainDir(), (dir) => {
-    process.stderr.write(`# provisioning the Python test toolchain in ${dir}\n`)
+/**
+ * The venv with a pinned toolchain, built with uv from PyPI (python3 -m venv, then pip install uv).
+ * @param {ToolchainName} [name]
+ * @returns {string} the toolchain's python
+ */
+export function ensureToolchain(name = 'main') {
+  buildOnce(toolchainDir(name), (dir) => {
+    process.stderr.write(`# provisioning the ${name} Python test toolchain in ${dir}\n`)
     run(process.env.MLSERVE_TEST_BASE_PYTHON ?? 'python3', ['-m', 'venv', dir])
     run(path.join(dir, 'bin', 'python'), ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', `uv==${UV_VERSION}`])
-    run(path.join(dir, 'bin', 'uv'), ['pip', 'install', '--quiet', '--python', path.join(dir, 'bin', 'python'), '-r', REQUIREMENTS])
+    run(path.join(dir, 'bin', 'uv'), ['pip', 'install', '--quiet', '--python', path.join(dir, 'bin', 'python'), '-r', requirementsOf(name)])
   })
-  return toolchainPython()
+  return toolchainPython(name)
 }
 
-/** The fixture models, saved by real mlflow from test/fixtures/save_models.py. */
-/** @returns {string} the fixtures directory */
-export function ensureFixtures() {
-  const python = ensureToolchain()
-  buildOnce(fixturesDir(), (dir) => {
-    process.stderr.write(`# saving fixture models in ${dir}\n`)
+/**
+ * The fixture models, saved by the toolchain's own mlflow from test/fixtures/save_models.py.
+ * @param {ToolchainName} [name]
+ * @returns {string} the fixtures directory
+ */
+export function ensureFixtures(name = 'main') {
+  const python = ensureToolchain(name)
+  buildOnce(fixturesDir(name), (dir) => {
+    process.stderr.write(`# saving the ${name} fixture models in ${dir}\n`)
     mkdirSync(dir, {recursive: true})
-    run(python, [SAVE_MODELS, dir], toolchainEnv())
+    run(python, [SAVE_MODELS, dir, ...TOOLCHAINS[name].models], toolchainEnv({}, name))
   })
-  return fixturesDir()
+  return fixturesDir(name)
 }

@@ -5,7 +5,7 @@ import {createServer, request as httpRequest, type IncomingMessage, type Server,
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 
-import t from 'tap'
+import t, {type Test} from 'tap'
 import {Pool} from 'undici'
 
 import {createProxyApp, type ServerState} from '../../src/proxy/app.js'
@@ -22,7 +22,7 @@ interface Harness {
   setHandler(handler: Handler): void
 }
 
-async function harness(t: Tap.Test, timeoutMs = 2000): Promise<Harness> {
+async function harness(t: Test, timeoutMs = 2000): Promise<Harness> {
   const dir = await mkdtemp(path.join(tmpdir(), 'mlserve-proxy-test-'))
   const socketPath = path.join(dir, 'upstream.sock')
   const received: Harness['received'] = []
@@ -59,9 +59,6 @@ async function harness(t: Tap.Test, timeoutMs = 2000): Promise<Harness> {
   }
 }
 
-declare namespace Tap {
-  type Test = Parameters<Parameters<typeof t.test>[1]>[0]
-}
 
 t.test('python-style JSON envelopes', async (t) => {
   t.equal(pythonJsonString('a "b" é\n'), '"a \\"b\\" \\u00e9\\n"')
@@ -198,6 +195,36 @@ t.test('a scorer that dies mid-request gives a 502 envelope at once, never a han
   const body = JSON.parse(await res.text())
   t.equal(body.error_code, 'INTERNAL_ERROR')
   t.match(body.message, /^The model scoring process failed while handling the request/)
+})
+
+t.test('a kept-alive connection the scorer dropped is replayed on a fresh one (uvicorn after a 500)', async (t) => {
+  const h = await harness(t, 10_000)
+  // Like uvicorn after its own 500: answer without `connection: close`, then drop the connection the
+  // next time it is used.
+  const answered = new WeakSet<object>()
+  h.setHandler((req, res) => {
+    if (answered.has(req.socket)) {
+      req.socket.destroy()
+      return
+    }
+
+    answered.add(req.socket)
+    res.writeHead(500, {'content-type': 'text/plain; charset=utf-8'})
+    res.end('Internal Server Error')
+  })
+  const post = (body: string) =>
+    fetch(`${h.url}/invocations`, {method: 'POST', headers: {'content-type': 'application/json'}, body})
+  const first = await post('{"first": 1}')
+  t.equal(first.status, 500)
+  await first.text()
+  const second = await post('{"second": 2}')
+  t.equal(second.status, 500, 'answered on a fresh connection, not a 502')
+  t.equal(await second.text(), 'Internal Server Error')
+  t.same(
+    h.received.map((r) => r.body.toString()),
+    ['{"first": 1}', '{"second": 2}', '{"second": 2}'],
+    'the second request was sent again, with the same body',
+  )
 })
 
 t.test('a client that goes away aborts the upstream request', async (t) => {
