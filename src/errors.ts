@@ -18,12 +18,22 @@ export const ERROR_CODES = {
   NOT_AVAILABLE: 15,
   /** An input file for `predict` cannot be read. */
   INPUT_NOT_FOUND: 16,
+  /** python_env.yaml, conda.yaml or requirements.txt is missing or invalid. */
+  ENV_SPEC_INVALID: 17,
   /** The Python interpreter to use cannot be found or run. */
   PYTHON_NOT_FOUND: 20,
   /** The interpreter has no mlflow (or too old an mlflow to serve). */
   MLFLOW_NOT_FOUND: 21,
   /** The interpreter has mlflow but lacks the web server it needs (uvicorn or gunicorn). */
   SCORER_DEPENDENCY_MISSING: 22,
+  /** No interpreter for the Python version the model's environment asks for. */
+  PYTHON_VERSION_NOT_FOUND: 23,
+  /** Creating the environment or installing its requirements failed (the installer log is named). */
+  ENV_BUILD_FAILED: 24,
+  /** The uv env manager was asked for and uv cannot be found. */
+  UV_NOT_FOUND: 25,
+  /** The conda env manager was asked for and conda cannot be found. */
+  CONDA_NOT_FOUND: 26,
   /** The proxy cannot listen on host:port (in use, permission, bad address). */
   LISTEN_FAILED: 30,
   /** The scorer exited before it became ready (exit code: the scorer's own, when it has one). */
