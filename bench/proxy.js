@@ -26,7 +26,12 @@ const DEFAULT_BODY = '{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2
 /** Server logs, the request body and wrk's Lua script; removed on exit. */
 const WORK_DIR = mkdtempSync(path.join(os.tmpdir(), 'mlserve-bench-'))
 
-const list = (value) => value.split(',').map(Number)
+/** A comma-separated list of positive numbers, e.g. "1,16". */
+function list(value, name) {
+  const numbers = value.split(',').map(Number)
+  if (!numbers.every((n) => n > 0)) throw new Error(`--${name} must be positive numbers separated by commas, not ${value}`)
+  return numbers
+}
 const sum = (values) => values.reduce((total, value) => total + value, 0)
 const fmt = (n, digits = 1) => n.toFixed(digits)
 
@@ -53,11 +58,11 @@ function options() {
   return {
     model: values.model ? path.resolve(values.model) : undefined,
     body: values.body ? readFileSync(values.body, 'utf8') : DEFAULT_BODY,
-    workers: list(values.workers),
-    connections: list(values.connections),
-    duration: Number(values.duration),
-    rounds: Number(values.rounds),
-    warmup: Number(values.warmup),
+    workers: list(values.workers, 'workers'),
+    connections: list(values.connections, 'connections'),
+    duration: list(values.duration, 'duration')[0],
+    rounds: list(values.rounds, 'rounds')[0],
+    warmup: list(values.warmup, 'warmup')[0],
     tool: values.tool,
   }
 }
@@ -137,15 +142,18 @@ async function stopServer(server) {
 }
 
 /** Whether a process group still has a live (not zombie) member; mlflow's uvicorn can outlive mlflow. */
-function groupAlive(pgid) {
-  if (!existsSync('/proc')) return false
-  return readdirSync('/proc').some((pid) => {
+const groupAlive = (pgid) => processes().some((p) => p.pgrp === pgid && p.state !== 'Z')
+
+/** Every process from /proc (Linux; none elsewhere), with its CPU time and its reaped children's, in clock ticks. */
+function processes() {
+  if (!existsSync('/proc')) return []
+  return readdirSync('/proc').flatMap((pid) => {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      return Number(pgrp) === pgid && state !== 'Z'
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      return [{pid: Number(pid), state: fields[0], ppid: Number(fields[1]), pgrp: Number(fields[2]), ticks: sum(fields.slice(11, 15).map(Number))}]
     } catch {
-      return false // not a process, or gone
+      return [] // not a process, or gone
     }
   })
 }
@@ -162,6 +170,24 @@ process.on('exit', () => {
   for (const server of running) signalGroup(server.child.pid, 'SIGKILL')
   rmSync(WORK_DIR, {recursive: true, force: true})
 })
+
+// ---- background load: CPU time used outside this benchmark's process tree ---------------------------
+
+/** Clock ticks: the machine's busy time (steal included) and that of this process and its descendants. */
+function cpuSnapshot() {
+  if (!existsSync('/proc/stat')) return undefined
+  const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
+  const all = processes()
+  const parent = new Map(all.map((p) => [p.pid, p.ppid]))
+  const isOurs = (pid) => {
+    for (let depth = 0; pid > 1 && depth < 64; depth++, pid = parent.get(pid)) if (pid === process.pid) return true
+    return false
+  }
+  return {busy: user + nice + system + irq + softirq + steal, ours: sum(all.filter((p) => isOurs(p.pid)).map((p) => p.ticks))}
+}
+
+/** CPU cores used by other processes between two snapshots (USER_HZ is 100 on Linux). */
+const backgroundCores = (a, b, seconds) => (a && b ? Math.max(0, b.busy - a.busy - (b.ours - a.ours)) / 100 / seconds : undefined)
 
 // ---- load generators: (url, connections, seconds) => {requests, seconds, p50, p99 (ms), errors} ----
 
@@ -211,7 +237,7 @@ async function invoke(server, body) {
 async function checkSameAnswer(a, b, body) {
   const [x, y] = await Promise.all([invoke(a, body), invoke(b, body)])
   if (x.status !== 200 || x.status !== y.status || !x.bytes.equals(y.bytes)) {
-    throw new Error(`answers differ: ${a.name} ${x.status} ${x.bytes} vs ${b.name} ${y.status} ${y.bytes}`)
+    throw new Error(`both must answer 200 with the same bytes: ${a.name} ${x.status} ${x.bytes} vs ${b.name} ${y.status} ${y.bytes}`)
   }
   return x.bytes.toString()
 }
@@ -223,7 +249,9 @@ async function measure(servers, opts, load) {
     const samples = new Map(servers.map((server) => [server.name, []]))
     for (let round = 0; round < opts.rounds; round++) {
       for (const server of round % 2 === 0 ? servers : [...servers].reverse()) {
+        const before = cpuSnapshot()
         const sample = await load(server.url, connections, opts.duration)
+        sample.backgroundCores = backgroundCores(before, cpuSnapshot(), sample.seconds)
         if (sample.errors > 0) console.error(`! ${server.name} c=${connections} round ${round + 1}: ${sample.errors} errors`)
         samples.get(server.name).push(sample)
       }
@@ -240,6 +268,7 @@ function summarize(rounds) {
     p50: median(rounds.map((r) => r.p50)),
     p99: median(rounds.map((r) => r.p99)),
     errors: sum(rounds.map((r) => r.errors)),
+    maxBackgroundCores: Math.max(...rounds.map((r) => r.backgroundCores ?? 0)),
     rounds,
   }
 }
@@ -263,11 +292,11 @@ async function benchWorkers(workers, opts, model, load) {
 
 function table(rows) {
   const lines = [
-    '| workers | connections | mlflow req/s | mlserve req/s | ratio | mlflow p50 ms | mlserve p50 ms | Δp50 ms | mlflow p99 ms | mlserve p99 ms |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| workers | connections | mlflow req/s | mlserve req/s | ratio | mlflow p50 ms | mlserve p50 ms | Δp50 ms | mlflow p99 ms | mlserve p99 ms | other load |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ]
   for (const {workers, connections, mlflow: a, mlserve: b} of rows) {
-    const cells = [workers, connections, fmt(a.rps, 0), fmt(b.rps, 0), `${fmt(b.rps / a.rps, 3)}x`, fmt(a.p50, 2), fmt(b.p50, 2), fmt(b.p50 - a.p50, 2), fmt(a.p99, 2), fmt(b.p99, 2)]
+    const cells = [workers, connections, fmt(a.rps, 0), fmt(b.rps, 0), `${fmt(b.rps / a.rps, 3)}x`, fmt(a.p50, 2), fmt(b.p50, 2), fmt(b.p50 - a.p50, 2), fmt(a.p99, 2), fmt(b.p99, 2), fmt(Math.max(a.maxBackgroundCores, b.maxBackgroundCores), 2)]
     lines.push(`| ${cells.join(' | ')} |`)
   }
   return lines.join('\n')
@@ -275,7 +304,6 @@ function table(rows) {
 
 async function main() {
   const opts = options()
-  const loadBefore = os.loadavg()[0]
   ensureFixtures()
   const model = opts.model ?? fixtureModel('sum')
   const bodyFile = path.join(WORK_DIR, 'body.json')
@@ -290,10 +318,14 @@ async function main() {
     rows.push(...result.rows)
   }
 
-  const machine = {nproc: os.availableParallelism(), cpu: os.cpus()[0]?.model, loadavgBefore: loadBefore, loadavgAfter: os.loadavg()[0], node: process.version, mlflow: mlflowVersion, tool: toolVersion(opts.tool)}
+  const machine = {nproc: os.availableParallelism(), cpu: os.cpus()[0]?.model, node: process.version, mlflow: mlflowVersion, tool: toolVersion(opts.tool)}
   console.log(`\n${table(rows)}\n`)
-  console.log(`Machine: ${machine.nproc} CPUs (${machine.cpu}), 1-min load average ${fmt(machine.loadavgBefore, 2)} before / ${fmt(machine.loadavgAfter, 2)} after, Node ${machine.node}, mlflow ${machine.mlflow}, ${machine.tool}.`)
-  console.log(`req/s = total requests / total time over ${opts.rounds} rounds of ${opts.duration} s per server (ABBA order); p50/p99 = median of the per-round percentiles.`)
+  console.log(`Machine: ${machine.nproc} CPUs (${machine.cpu}), Node ${machine.node}, mlflow ${machine.mlflow}, ${machine.tool}.`)
+  console.log(`req/s = total requests / total time over ${opts.rounds} rounds of ${opts.duration} s per server (ABBA order); p50/p99 = median of the per-round percentiles;`)
+  console.log(`other load = most CPU cores used by processes outside this benchmark during one round (0 on a quiet machine).`)
+  if (rows.some((row) => Math.max(row.mlflow.maxBackgroundCores, row.mlserve.maxBackgroundCores) > 0.2)) {
+    console.log(`Warning: other processes competed for the CPUs during the run; the numbers are noisy (rerun on a quiet machine, or with more --rounds).`)
+  }
 
   const resultsDir = path.join(REPO_ROOT, 'bench/results')
   mkdirSync(resultsDir, {recursive: true})

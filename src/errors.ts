@@ -42,8 +42,8 @@ export const ERROR_CODES = {
   SCORER_EXITED: 41,
   /** `mlserve predict`: the prediction process failed (exit code: its own, when it has one). */
   PREDICT_FAILED: 42,
-  /** Stopped by a second SIGINT/SIGTERM before the graceful shutdown finished. */
-  FORCED_EXIT: 130,
+  /** Stopped by a signal before the work was done: an environment build, or a drain cut short by a second signal. */
+  INTERRUPTED: 130,
 } as const
 
 export type ErrorCode = keyof typeof ERROR_CODES

@@ -33,8 +33,8 @@ export async function predict(options: PredictOptions, io: {log: Logger}): Promi
     })
   }
 
-  const {ref} = await loadModel(options.modelUri, options.cwd, log)
-  const env = await prepareEnv(options, log)
+  const {ref, mlmodel} = await loadModel(options.modelUri, options.cwd, log)
+  const env = await prepareEnv({options, modelDir: ref.localDir, mlmodel, log})
 
   const {execa} = await import('execa')
   const running = log.phase('predict')
@@ -47,6 +47,7 @@ export async function predict(options: PredictOptions, io: {log: Logger}): Promi
     stderr: 'inherit',
     reject: false,
   })
+  await env.release()
   if (result.exitCode !== 0) {
     throw new MlserveError('PREDICT_FAILED', `The prediction failed (${result.signal ? `killed by ${result.signal}` : `exit code ${result.exitCode}`}); its output is above.`, {
       exitCode: result.exitCode && result.exitCode > 0 ? result.exitCode : undefined,

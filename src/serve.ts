@@ -75,8 +75,9 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
       })
     }
 
-    const {ref} = await loadModel(options.modelUri, options.cwd, log)
-    const env = await prepareEnv(options, log)
+    const {ref, mlmodel} = await loadModel(options.modelUri, options.cwd, log)
+    const env = await prepareEnv({options, modelDir: ref.localDir, mlmodel, log, signal: io.stop})
+    cleanup.defer('release the environment', env.release)
 
     // The proxy binds first: a port in use fails in milliseconds, before any Python starts.
     const [{createProxyApp}, {ProxyServer}, {Pool}] = await Promise.all([
@@ -175,6 +176,6 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
   }
 
   if (io.force.aborted) {
-    throw new MlserveError('FORCED_EXIT', 'Stopped at once by a second signal; requests in flight were cut off.')
+    throw new MlserveError('INTERRUPTED', 'Stopped at once by a second signal; requests in flight were cut off.')
   }
 }

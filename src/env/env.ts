@@ -1,19 +1,24 @@
-// Creates or finds the Python environment that runs the scorer, per env manager.
-import type {EnvManager, ModelOptions} from '../config.js'
+// Provides the Python environment that runs the scorer, per env manager: local, virtualenv, uv, conda.
+import type {ModelOptions} from '../config.js'
 import {MlserveError} from '../errors.js'
 import type {Logger} from '../log.js'
-import {probePython, type PythonInfo} from './python.js'
+import type {Mlmodel} from '../model/mlmodel.js'
+import {which} from '../util/which.js'
+import {markInUse} from './cache.js'
+import {ensureManagedEnv} from './managed.js'
+import {probePython, pythonVersionOf, type PythonInfo} from './python.js'
+import {readEnvSpec} from './spec.js'
 
 /** A ready environment: the interpreter that runs the scorer, and what it has. */
 export interface Env extends PythonInfo {
-  readonly manager: EnvManager
+  readonly manager: ModelOptions['envManager']
   /** The mlflow version, known to be present. */
   readonly mlflowVersion: string
+  /** Releases the env for `env prune` (a no-op for local). */
+  readonly release: () => Promise<void>
 }
 
-/** The `local` manager: the given interpreter as it is (mlflow must already be installed there). */
-export async function localEnv(python: string, env: ModelOptions['env']): Promise<Env> {
-  const info = await probePython(python, env)
+function requireMlflow(info: PythonInfo, manager: Env['manager'], release: Env['release']): Env {
   if (info.mlflowVersion === null) {
     throw new MlserveError('MLFLOW_NOT_FOUND', `mlflow is not installed in the Python interpreter ${info.executable}.`, {
       suggestions: [
@@ -23,23 +28,87 @@ export async function localEnv(python: string, env: ModelOptions['env']): Promis
     })
   }
 
-  return {...info, manager: 'local', mlflowVersion: info.mlflowVersion}
+  return {...info, manager, mlflowVersion: info.mlflowVersion, release}
 }
 
-/** Prepares the environment the options ask for. */
-export async function prepareEnv(options: ModelOptions, log: Logger): Promise<Env> {
-  if (options.envManager !== 'local') {
-    throw new MlserveError('NOT_AVAILABLE', `The '${options.envManager}' environment manager is not available yet in mlserve.`, {
-      suggestions: ['Use --env-manager local with --python pointing at an interpreter that has mlflow and the model\'s dependencies.'],
+/** The `local` manager: the given interpreter as it is (mlflow must already be installed there). */
+export async function localEnv(python: string, env: ModelOptions['env']): Promise<Env> {
+  return requireMlflow(await probePython(python, env), 'local', async () => {})
+}
+
+export interface PrepareRequest {
+  readonly options: ModelOptions
+  readonly modelDir: string
+  readonly mlmodel: Mlmodel
+  readonly log: Logger
+  readonly signal?: AbortSignal
+}
+
+/** Prepares the environment the options ask for, and marks it in use until `release`. */
+export async function prepareEnv(request: PrepareRequest): Promise<Env> {
+  const {options, log, mlmodel} = request
+  let manager = options.envManager
+  if (manager === 'conda' && mlmodel.pyfunc?.env === undefined) {
+    log.warn('Conda environment is not specified in config `env`. Using local environment.')
+    manager = 'local'
+  }
+
+  if (manager === 'local') {
+    if (options.installMlflow) log.warn('--install-mlflow is ignored with --env-manager local (as in mlflow).')
+    const phase = log.phase('prepare environment (local)')
+    const env = await localEnv(options.python, options.env)
+    phase.done(`python ${env.pythonVersion} at ${env.executable}, mlflow ${env.mlflowVersion}`)
+    return env
+  }
+
+  if (manager === 'conda') {
+    throw new MlserveError('NOT_AVAILABLE', "The 'conda' environment manager is not available yet in mlserve.", {
+      suggestions: ['Use --env-manager virtualenv or uv.'],
     })
   }
 
-  if (options.installMlflow) {
-    log.warn('--install-mlflow is ignored with --env-manager local (as in mlflow).')
+  const phase = log.phase(`prepare environment (${manager})`)
+  const defaultPython = mlmodel.pyfunc?.pythonVersion ?? (await pythonVersionOf(options.python, options.env)) ?? '3'
+  const spec = await readEnvSpec(request.modelDir, mlmodel.pyfunc?.env, defaultPython)
+  for (const warning of spec.warnings) log.warn(warning)
+  const managed = await interruptible(request.signal, ensureManagedEnv({
+    manager,
+    modelDir: request.modelDir,
+    mlmodel,
+    spec,
+    installMlflow: options.installMlflow,
+    env: options.env,
+    log,
+    signal: request.signal,
+    uv: findUv(options.env),
+    versionOf: (python) => pythonVersionOf(python, options.env),
+  }))
+  const release = await markInUse(managed.dir)
+  const env = requireMlflow(await probePython(managed.python, options.env), manager, release)
+  phase.done(`${managed.built ? 'built' : 'cached'} ${managed.dir}: python ${env.pythonVersion}, mlflow ${env.mlflowVersion}`)
+  return env
+}
+
+/** A build cut short by a signal is INTERRUPTED (exit 130); the cache holds nothing of it. */
+async function interruptible<T>(signal: AbortSignal | undefined, work: Promise<T>): Promise<T> {
+  try {
+    return await work
+  } catch (error) {
+    if (!signal?.aborted) throw error
+    throw new MlserveError('INTERRUPTED', 'Interrupted while preparing the environment; nothing half-built was kept.', {cause: error})
+  }
+}
+
+/** uv from MLSERVE_UV (a path or a name; `none` disables it), else `uv` on PATH. */
+export function findUv(env: Readonly<Record<string, string | undefined>>): string | undefined {
+  const wanted = env.MLSERVE_UV ?? 'uv'
+  if (wanted === 'none') return undefined
+  const found = which(wanted, env.PATH)
+  if (!found && env.MLSERVE_UV) {
+    throw new MlserveError('UV_NOT_FOUND', `MLSERVE_UV names '${wanted}', which is not an executable.`, {
+      suggestions: ['Point MLSERVE_UV at the uv executable, or unset it (uv is then looked up on PATH), or set it to none.'],
+    })
   }
 
-  const phase = log.phase('prepare environment (local)')
-  const env = await localEnv(options.python, options.env)
-  phase.done(`python ${env.pythonVersion} at ${env.executable}, mlflow ${env.mlflowVersion}`)
-  return env
+  return found
 }

@@ -59,3 +59,20 @@ export async function probePython(
     })
   }
 }
+
+/** The X.Y.Z version of an interpreter, or undefined when it does not run. */
+export async function pythonVersionOf(
+  python: string,
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<string | undefined> {
+  const {execa} = await import('execa')
+  const result = await execa(python, ['-c', 'import platform; print(platform.python_version())'], {
+    env: {...env},
+    extendEnv: false,
+    reject: false,
+    timeout: 30_000,
+    stdin: 'ignore',
+  })
+  const version = String(result.stdout).trim()
+  return result.exitCode === 0 && /^\d+\.\d+\.\d+/.test(version) ? version : undefined
+}

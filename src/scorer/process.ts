@@ -1,10 +1,9 @@
 // Owns one scorer child process: its process group, its prefixed output, and how it stops.
-import {accessSync, constants} from 'node:fs'
-import path from 'node:path'
 import {createInterface} from 'node:readline'
 import type {Readable} from 'node:stream'
 
 import {sleep} from '../util/abort.js'
+import {which} from '../util/which.js'
 import type {ScorerCommand} from './command.js'
 
 export interface ExitInfo {
@@ -35,16 +34,8 @@ const TAIL_LINES = 40
  */
 export function parentDeathPrefix(envPath: string | undefined, platform = process.platform): string[] {
   if (platform !== 'linux') return []
-  for (const dir of (envPath ?? '').split(path.delimiter)) {
-    if (dir === '') continue
-    const candidate = path.join(dir, 'setpriv')
-    try {
-      accessSync(candidate, constants.X_OK)
-      return [candidate, '--pdeathsig', 'TERM', '--']
-    } catch {}
-  }
-
-  return []
+  const setpriv = which('setpriv', envPath)
+  return setpriv ? [setpriv, '--pdeathsig', 'TERM', '--'] : []
 }
 
 export class ScorerProcess {

@@ -85,10 +85,9 @@ t.test('model errors: each its own message and exit code', async (t) => {
 
 t.test('environment errors: a clear message, a distinct exit code, no scorer started', async (t) => {
   const sum = fixtureModel('sum')
-  const managers = await serve('-m', sum, '--env-manager', 'virtualenv')
+  const managers = await serve('-m', sum, '--env-manager', 'conda')
   t.equal(managers.code, 15)
-  t.match(managers.stderr, /The 'virtualenv' environment manager is not available yet/)
-  t.match(managers.stderr, /hint: Use --env-manager local/)
+  t.match(managers.stderr, /The 'conda' environment manager is not available yet/)
 
   const mlserver = await serve('-m', sum, ...local, '--enable-mlserver')
   t.equal(mlserver.code, 15)

@@ -135,16 +135,17 @@ export async function waitForPing(url: string, proc: Proc, timeoutMs = 120_000):
   throw new Error(`server not ready after ${timeoutMs} ms; stderr:\n${proc.stderr()}`)
 }
 
-/** `mlserve serve` with the toolchain's Python, on a free port; resolves once it is listening. */
+/** `mlserve serve` on a free port (the local manager with the toolchain's Python by default); resolves once ready. */
 export async function startMlserve(
   args: readonly string[],
   options: {env?: Record<string, string>; cwd?: string; waitReady?: boolean; toolchain?: ToolchainName} = {},
 ): Promise<Server> {
-  const proc = spawnProc(
-    process.execPath,
-    [MLSERVE_BIN, 'serve', '--env-manager', 'local', '--python', toolchainPython(options.toolchain), '-p', '0', ...args],
-    {env: options.env ?? toolchainEnv({}, options.toolchain), cwd: options.cwd},
-  )
+  // The local manager with the toolchain's Python, unless the test picks a manager itself.
+  const manager = args.includes('--env-manager') ? [] : ['--env-manager', 'local', '--python', toolchainPython(options.toolchain)]
+  const proc = spawnProc(process.execPath, [MLSERVE_BIN, 'serve', ...manager, '-p', '0', ...args], {
+    env: options.env ?? toolchainEnv({}, options.toolchain),
+    cwd: options.cwd,
+  })
   const [, url] = await proc.waitForOutput(/listening on (http:\/\/\S+)/)
   const server = {...proc, url: url!}
   if (options.waitReady !== false) await waitForPing(server.url, proc)

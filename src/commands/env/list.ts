@@ -1,0 +1,45 @@
+// `mlserve env list`: the cached environments, most recently used first.
+import {Command, Flags} from '@oclif/core'
+
+import {envRoot} from '../../env/cache.js'
+import {listEnvs} from '../../env/inventory.js'
+
+const megabytes = (bytes: number) => `${(bytes / 1024 ** 2).toFixed(0)} MB`
+
+export default class EnvList extends Command {
+  static override summary = 'List the cached model environments.'
+
+  static override description =
+    'Shows each environment in the cache (MLSERVE_ENV_ROOT, default ~/.cache/mlserve/envs): its key, the model it was built for, Python, mlflow when installed, size, when it was last used, and whether a running mlserve uses it.'
+
+  static override enableJsonFlag = true
+
+  static override flags = {
+    root: Flags.string({env: 'MLSERVE_ENV_ROOT', summary: 'The environment cache directory.'}),
+  }
+
+  async run(): Promise<unknown> {
+    const {flags} = await this.parse(EnvList)
+    const root = flags.root ?? envRoot(process.env)
+    const envs = await listEnvs(root)
+    if (envs.length === 0) this.log(`No environments in ${root}.`)
+    for (const env of envs) {
+      this.log(
+        [
+          env.key,
+          env.manager,
+          `python ${env.python}`,
+          env.mlflow ?? '-',
+          megabytes(env.sizeBytes),
+          `last used ${env.lastUsed ?? 'never'}`,
+          env.inUseBy.length > 0 ? `in use (pid ${env.inUseBy.join(', ')})` : '',
+          env.model,
+        ]
+          .filter(Boolean)
+          .join('  '),
+      )
+    }
+
+    return {root, envs}
+  }
+}

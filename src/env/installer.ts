@@ -1,0 +1,48 @@
+// Runs environment-building commands with their output kept in a log file; a failure names the file.
+import {appendFile, readFile} from 'node:fs/promises'
+
+import {MlserveError} from '../errors.js'
+
+export interface InstallerRun {
+  readonly logFile: string
+  readonly env: Readonly<Record<string, string | undefined>>
+  readonly signal?: AbortSignal
+}
+
+/** The last `lines` lines of a file, for error messages. */
+export async function tailOf(file: string, lines = 15): Promise<string> {
+  const text = await readFile(file, 'utf8').catch(() => '')
+  return text.trimEnd().split('\n').slice(-lines).join('\n')
+}
+
+/**
+ * Runs argv (no shell) with stdout and stderr appended to the log file. Rejects with ENV_BUILD_FAILED
+ * naming what failed, the log file and its last lines; with the abort reason when cancelled.
+ */
+export async function runInstaller(
+  what: string,
+  argv: readonly string[],
+  run: InstallerRun,
+  cwd?: string,
+): Promise<void> {
+  const {execa} = await import('execa')
+  await appendFile(run.logFile, `\n$ ${argv.join(' ')}${cwd ? `   (in ${cwd})` : ''}\n`)
+  const result = await execa(argv[0]!, argv.slice(1), {
+    cwd,
+    env: {...run.env},
+    extendEnv: false,
+    stdin: 'ignore',
+    stdout: {file: run.logFile, append: true},
+    stderr: {file: run.logFile, append: true},
+    cancelSignal: run.signal,
+    reject: false,
+  })
+  if (run.signal?.aborted) throw run.signal.reason ?? new Error('cancelled')
+  if (result.exitCode === 0) return
+  const why = result.failed && result.code === 'ENOENT' ? `${argv[0]} was not found` : `exit code ${result.exitCode ?? result.signal}`
+  throw new MlserveError(
+    'ENV_BUILD_FAILED',
+    `${what} failed (${why}). The full installer log is ${run.logFile}; its last lines:\n${await tailOf(run.logFile)}`,
+    {suggestions: ["Fix the model's requirements (python_env.yaml, requirements.txt), or check that the package index is reachable."]},
+  )
+}

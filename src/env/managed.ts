@@ -1,0 +1,170 @@
+// The virtualenv and uv managers: the model's own environment, found in the cache or built into it.
+import {mkdir, rename} from 'node:fs/promises'
+import path from 'node:path'
+
+import type {EnvManager} from '../config.js'
+import {MlserveError} from '../errors.js'
+import type {Logger} from '../log.js'
+import type {Mlmodel} from '../model/mlmodel.js'
+import {contentKey, ensureCachedEnv, envRoot} from './cache.js'
+import {runInstaller, type InstallerRun} from './installer.js'
+import {findInterpreter, type Interpreter} from './interpreter.js'
+import {expandRequirements, type Requirement} from './requirements.js'
+import type {EnvSpec} from './spec.js'
+import {buildVirtualenv, envPython, type VirtualenvPlan} from './virtualenv.js'
+
+export interface ManagedEnvRequest {
+  readonly manager: Extract<EnvManager, 'virtualenv' | 'uv'>
+  readonly modelDir: string
+  readonly mlmodel: Mlmodel
+  readonly spec: EnvSpec
+  readonly installMlflow: boolean
+  readonly env: Readonly<Record<string, string | undefined>>
+  readonly log: Logger
+  readonly signal?: AbortSignal
+  /** Tools found on this machine (injected so tests and callers share one lookup). */
+  readonly uv?: string
+  readonly versionOf: (python: string) => Promise<string | undefined>
+}
+
+export interface ManagedEnv {
+  readonly dir: string
+  readonly python: string
+  readonly key: string
+  readonly built: boolean
+}
+
+/**
+ * The mlflow to install with --install-mlflow: the version the model's requirements pin, else the one
+ * that saved it (MLmodel mlflow_version), else the newest.
+ */
+export function mlflowToInstall(requirements: readonly Requirement[], mlmodel: Pick<Mlmodel, 'mlflowVersion'>): {spec: string; why: string} {
+  for (const requirement of requirements) {
+    const pin = /^mlflow(?:\[[^\]]*\])?\s*==\s*([\w.+-]+)\s*$/i.exec(requirement.line)
+    if (pin && !requirement.isConstraint) return {spec: `mlflow==${pin[1]}`, why: "pinned by the model's requirements"}
+  }
+
+  if (mlmodel.mlflowVersion && !/dev/.test(mlmodel.mlflowVersion)) {
+    return {spec: `mlflow==${mlmodel.mlflowVersion}`, why: 'the version that saved the model'}
+  }
+
+  return {spec: 'mlflow', why: 'the newest on the package index'}
+}
+
+/** Everything that determines the environment's contents, hashed into its cache key. */
+export function managedEnvKey(parts: {
+  manager: string
+  python: string
+  buildDependencies: readonly string[]
+  requirements: readonly Requirement[]
+  mlflow: string | null
+}): string {
+  const requirements = [...parts.requirements]
+    .map((r) => `${r.isConstraint ? 'c' : 'r'} ${r.line}`)
+    .sort()
+  return contentKey({
+    v: 1,
+    manager: parts.manager,
+    python: parts.python,
+    build: parts.buildDependencies,
+    requirements,
+    mlflow: parts.mlflow,
+    platform: `${process.platform}-${process.arch}`,
+  })
+}
+
+async function interpreterFor(request: ManagedEnvRequest, wanted: string): Promise<Interpreter> {
+  const {log} = request
+  try {
+    return await findInterpreter(wanted, {env: request.env, versionOf: request.versionOf})
+  } catch (error) {
+    const downloads = (request.env.UV_PYTHON_DOWNLOADS ?? 'automatic') !== 'never'
+    if (!(error instanceof MlserveError) || error.code !== 'PYTHON_VERSION_NOT_FOUND' || !request.uv || !downloads) throw error
+    const phase = log.phase(`installing Python ${wanted} with uv`)
+    const {execa} = await import('execa')
+    const result = await execa(request.uv, ['python', 'install', wanted], {env: {...request.env}, extendEnv: false, reject: false, cancelSignal: request.signal})
+    if (result.exitCode !== 0) {
+      throw new MlserveError('PYTHON_VERSION_NOT_FOUND', `${error.message} \`uv python install ${wanted}\` failed too: ${String(result.stderr).trim().split('\n').pop()}`, {
+        suggestions: error.suggestions,
+      })
+    }
+
+    phase.done()
+    return findInterpreter(wanted, {env: request.env, versionOf: request.versionOf})
+  }
+}
+
+export async function ensureManagedEnv(request: ManagedEnvRequest): Promise<ManagedEnv> {
+  const {log, spec, modelDir} = request
+  if (request.manager === 'uv' && !request.uv) {
+    throw new MlserveError('UV_NOT_FOUND', "The 'uv' env manager needs uv, which was not found on PATH.", {
+      suggestions: ['Install it (`pip install uv`), or set MLSERVE_UV to its path, or use --env-manager virtualenv.'],
+    })
+  }
+
+  const requirements = await expandRequirements(spec.dependencies, modelDir)
+  const mlflow = request.installMlflow ? mlflowToInstall(requirements, request.mlmodel) : undefined
+  if (mlflow) log.info(`--install-mlflow: installing ${mlflow.spec} (${mlflow.why})`)
+
+  const interpreter = await interpreterFor(request, spec.python)
+  if (!interpreter.exact) {
+    log.warn(`The model asks for Python ${spec.python}; using Python ${interpreter.version} (${interpreter.path}), the closest found.`)
+  }
+
+  const key = managedEnvKey({
+    manager: request.manager,
+    python: interpreter.version,
+    buildDependencies: spec.buildDependencies,
+    requirements,
+    mlflow: mlflow?.spec ?? null,
+  })
+  const root = envRoot(request.env)
+  const plan: VirtualenvPlan = {
+    uv: request.uv,
+    python: interpreter.path,
+    buildDependencies: spec.buildDependencies,
+    dependencies: spec.dependencies,
+    extraRequirements: mlflow ? [mlflow.spec] : [],
+    modelDir,
+  }
+
+  const cached = await ensureCachedEnv({
+    root,
+    key,
+    signal: request.signal,
+    metadata: {manager: request.manager, python: interpreter.version, mlflow: mlflow?.spec ?? null, model: modelDir},
+    onWait: (pid) => log.info(`waiting for another mlserve (pid ${pid}) that is building this environment`),
+    build: async (dir, finalDir) => {
+      log.info(`building environment ${key} in ${root} (python ${interpreter.version}, ${spec.source})`)
+      const logFile = path.join(root, 'logs', `${key}-${Date.now()}.log`)
+      await mkdir(path.dirname(logFile), {recursive: true})
+      const run: InstallerRun = {logFile, env: {...request.env, PIP_NO_INPUT: '1'}, signal: request.signal}
+      await buildVirtualenv(plan, dir, finalDir, run, log)
+      await verifyEnv(envPython(dir), request.mlmodel, run, log)
+      await rename(logFile, path.join(dir, '.mlserve-build.log'))
+    },
+  })
+  if (!cached.built) log.info(`using cached environment ${key} (${cached.dir})`)
+  return {dir: cached.dir, python: envPython(cached.dir), key, built: cached.built}
+}
+
+/** A built env must import mlflow's scoring server and the model's loader module before it is cached. */
+async function verifyEnv(python: string, mlmodel: Mlmodel, run: InstallerRun, log: Logger): Promise<void> {
+  const phase = log.phase('verifying the environment')
+  const loader = mlmodel.pyfunc?.loaderModule ?? 'mlflow.pyfunc'
+  const probe = `import importlib, sys\ntry:\n    import mlflow.pyfunc\nexcept ModuleNotFoundError as e:\n    print(f"MLSERVE_NO_MLFLOW {e}")\n    sys.exit(3)\nimportlib.import_module(${JSON.stringify(loader)})\n`
+  try {
+    await runInstaller(`Importing mlflow and ${loader} in the new environment`, [python, '-c', probe], run)
+  } catch (error) {
+    const {tailOf} = await import('./installer.js')
+    if ((await tailOf(run.logFile, 3)).includes('MLSERVE_NO_MLFLOW')) {
+      throw new MlserveError('MLFLOW_NOT_FOUND', "The model's environment has no mlflow: its requirements do not include it.", {
+        suggestions: ['Add --install-mlflow to install mlflow into it (the version that saved the model).'],
+      })
+    }
+
+    throw error
+  }
+
+  phase.done()
+}

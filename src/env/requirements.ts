@@ -1,0 +1,114 @@
+// Expands pip requirement lines (-r / -c includes, comments, continuations) as mlflow's _parse_requirements does.
+import {readFile} from 'node:fs/promises'
+import path from 'node:path'
+
+import {MlserveError, messageOf} from '../errors.js'
+
+/** One parsed requirement line, as mlflow's `_Requirement(req_str, is_constraint)`. */
+export interface Requirement {
+  readonly line: string
+  readonly isConstraint: boolean
+}
+
+type ReadText = (file: string) => Promise<string>
+
+/** Where a list of lines came from: a file, or the top-level list; `chain` holds the files being expanded. */
+interface Origin {
+  readonly label: string
+  readonly baseDir: string
+  readonly chain: readonly string[]
+}
+
+const readUtf8: ReadText = (file) => readFile(file, 'utf8')
+
+/** Python's str.splitlines separators. */
+const LINE_BREAK = /\r\n|[\n\r\v\f\u001C-\u001E\u0085\u2028\u2029]/
+
+/** `-r FILE`, `--requirement FILE`, `--requirement=FILE` (and the same for -c / --constraint): the file, or undefined. */
+function includedFile(line: string, short: string, long: string): string | undefined {
+  if (line.startsWith(`${short} `) || line.startsWith(`${long} `)) return line.replace(/^\S+\s+/, '')
+  if (line.startsWith(`${long}=`)) return line.slice(long.length + 1).trim() || undefined
+  return undefined
+}
+
+/** strip → cut " #" comments → join backslash continuations → drop comments and blanks. */
+function logicalLines(lines: readonly string[]): string[] {
+  const joined: string[] = []
+  let pending: string[] = []
+  for (const raw of lines) {
+    const stripped = raw.trim()
+    const cut = stripped.indexOf(' #')
+    const line = cut === -1 ? stripped : stripped.slice(0, cut).trimEnd()
+    if (line.endsWith('\\')) {
+      pending.push(line.replace(/\\+$/, ''))
+      continue
+    }
+
+    joined.push([...pending, line].join(''))
+    pending = []
+  }
+
+  if (pending.length > 0) joined.push(pending.join(''))
+  return joined.filter((line) => line !== '' && !line.startsWith('#'))
+}
+
+async function readIncluded(file: string, line: string, origin: Origin, readText: ReadText): Promise<string> {
+  if (origin.chain.includes(file)) {
+    throw new MlserveError(
+      'ENV_SPEC_INVALID',
+      `Requirements files include each other in a cycle: ${[...origin.chain, file].join(' -> ')} (line "${line}" in ${origin.label}).`,
+      {suggestions: ['Remove one of the -r / -c lines that close the cycle.']},
+    )
+  }
+
+  try {
+    return await readText(file)
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : messageOf(error)
+    throw new MlserveError(
+      'ENV_SPEC_INVALID',
+      `Could not read requirements file ${file} (included by "${line}" in ${origin.label}): ${reason}.`,
+      {cause: error, suggestions: ['Add the missing file to the model directory, or fix the -r / -c line that names it.']},
+    )
+  }
+}
+
+async function expand(lines: readonly string[], isConstraint: boolean, origin: Origin, readText: ReadText): Promise<Requirement[]> {
+  const result: Requirement[] = []
+  for (const line of logicalLines(lines)) {
+    const requirements = includedFile(line, '-r', '--requirement')
+    const constraints = requirements === undefined ? includedFile(line, '-c', '--constraint') : undefined
+    const included = requirements ?? constraints
+    if (included === undefined) {
+      result.push({line, isConstraint})
+      continue
+    }
+
+    // As in mlflow (and pip), a nested file's kind comes from the line that includes it: `-r` inside a constraints file yields requirements.
+    const file = path.resolve(origin.baseDir, included)
+    const text = await readIncluded(file, line, origin, readText)
+    const nested = {label: file, baseDir: path.dirname(file), chain: [...origin.chain, file]}
+    result.push(...(await expand(text.split(LINE_BREAK), constraints !== undefined, nested, readText)))
+  }
+
+  return result
+}
+
+/**
+ * mlflow's `_parse_requirements(lines, is_constraint=False, base_dir=baseDir)`: the lines are read as if they
+ * were a requirements file in `baseDir`; includes resolve against the including file's directory.
+ */
+export async function expandRequirements(
+  lines: readonly string[],
+  baseDir: string,
+  readText: ReadText = readUtf8,
+): Promise<Requirement[]> {
+  return expand(lines, false, {label: `the requirement lines given for ${baseDir}`, baseDir, chain: []}, readText)
+}
+
+/** Sorted as Python sorts `_Requirement` tuples: by line, then constraints after requirements. */
+export function sortedRequirements(requirements: readonly Requirement[]): Requirement[] {
+  return [...requirements].sort((a, b) =>
+    a.line === b.line ? Number(a.isConstraint) - Number(b.isConstraint) : a.line < b.line ? -1 : 1,
+  )
+}
