@@ -101,8 +101,11 @@ export async function acquireLock(root: string, key: string, options: LockOption
 export interface BuildRequest {
   readonly root: string
   readonly key: string
-  /** Builds the environment into `dir` (a fresh temporary directory), which becomes the cache entry. */
-  readonly build: (dir: string, finalDir: string) => Promise<void>
+  /**
+   * Builds the environment into `dir` (a fresh temporary directory), which becomes the cache entry.
+   * May return metadata known only after the build (where a conda env lives).
+   */
+  readonly build: (dir: string, finalDir: string) => Promise<Partial<EnvMetadata> | void>
   readonly metadata: Omit<EnvMetadata, 'key' | 'created'>
   readonly onWait?: (ownerPid: number) => void
   readonly signal?: AbortSignal
@@ -131,8 +134,8 @@ export async function ensureCachedEnv(request: BuildRequest): Promise<CachedEnv>
     // Whatever is here without a marker, or in a temporary directory for this key, is a dead build's.
     await removeLeftovers(root, key)
     await mkdir(tmp)
-    await request.build(tmp, finalDir)
-    const metadata: EnvMetadata = {...request.metadata, key, created: new Date().toISOString()}
+    const learned = await request.build(tmp, finalDir)
+    const metadata: EnvMetadata = {...request.metadata, ...learned, key, created: new Date().toISOString()}
     await writeFile(path.join(tmp, MARKER), JSON.stringify(metadata, null, 2) + '\n')
     await rename(tmp, finalDir)
     return {dir: finalDir, metadata, built: true}

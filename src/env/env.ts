@@ -1,11 +1,12 @@
 // Provides the Python environment that runs the scorer, per env manager: local, virtualenv, uv, conda.
 import type {ModelOptions} from '../config.js'
 import {MlserveError} from '../errors.js'
-import type {Logger} from '../log.js'
+import type {Logger, Phase} from '../log.js'
 import type {Mlmodel} from '../model/mlmodel.js'
 import {which} from '../util/which.js'
 import {markInUse} from './cache.js'
-import {ensureManagedEnv} from './managed.js'
+import {ensureCondaEnv} from './conda.js'
+import {ensureManagedEnv, mlflowToInstall, verifyEnv} from './managed.js'
 import {probePython, pythonVersionOf, type PythonInfo} from './python.js'
 import {readEnvSpec} from './spec.js'
 
@@ -61,13 +62,26 @@ export async function prepareEnv(request: PrepareRequest): Promise<Env> {
     return env
   }
 
+  const phase = log.phase(`prepare environment (${manager})`)
   if (manager === 'conda') {
-    throw new MlserveError('NOT_AVAILABLE', "The 'conda' environment manager is not available yet in mlserve.", {
-      suggestions: ['Use --env-manager virtualenv or uv.'],
-    })
+    const mlflow = options.installMlflow ? mlflowToInstall([], mlmodel) : undefined
+    if (mlflow) log.info(`--install-mlflow: installing ${mlflow.spec} (${mlflow.why})`)
+    const conda = await interruptible(
+      request.signal,
+      ensureCondaEnv({
+        modelDir: request.modelDir,
+        mlmodel,
+        mlflow: mlflow?.spec,
+        env: options.env,
+        log,
+        signal: request.signal,
+        verify: (python, run) => verifyEnv(python, mlmodel, run, log),
+        versionOf: (python) => pythonVersionOf(python, options.env),
+      }),
+    )
+    return readyEnv(conda, manager, options, phase)
   }
 
-  const phase = log.phase(`prepare environment (${manager})`)
   const defaultPython = mlmodel.pyfunc?.pythonVersion ?? (await pythonVersionOf(options.python, options.env)) ?? '3'
   const spec = await readEnvSpec(request.modelDir, mlmodel.pyfunc?.env, defaultPython)
   for (const warning of spec.warnings) log.warn(warning)
@@ -83,9 +97,19 @@ export async function prepareEnv(request: PrepareRequest): Promise<Env> {
     uv: findUv(options.env),
     versionOf: (python) => pythonVersionOf(python, options.env),
   }))
-  const release = await markInUse(managed.dir)
-  const env = requireMlflow(await probePython(managed.python, options.env), manager, release)
-  phase.done(`${managed.built ? 'built' : 'cached'} ${managed.dir}: python ${env.pythonVersion}, mlflow ${env.mlflowVersion}`)
+  return readyEnv(managed, manager, options, phase)
+}
+
+/** A built or cached env, probed and marked in use. */
+async function readyEnv(
+  built: {python: string; dir: string; built: boolean},
+  manager: Env['manager'],
+  options: ModelOptions,
+  phase: Phase,
+): Promise<Env> {
+  const release = await markInUse(built.dir)
+  const env = requireMlflow(await probePython(built.python, options.env), manager, release)
+  phase.done(`${built.built ? 'built' : 'cached'} ${built.dir}: python ${env.pythonVersion} at ${env.executable}, mlflow ${env.mlflowVersion}`)
   return env
 }
 

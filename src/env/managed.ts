@@ -149,7 +149,7 @@ export async function ensureManagedEnv(request: ManagedEnvRequest): Promise<Mana
 }
 
 /** A built env must import mlflow's scoring server and the model's loader module before it is cached. */
-async function verifyEnv(python: string, mlmodel: Mlmodel, run: InstallerRun, log: Logger): Promise<void> {
+export async function verifyEnv(python: string, mlmodel: Mlmodel, run: InstallerRun, log: Logger): Promise<void> {
   const phase = log.phase('verifying the environment')
   const loader = mlmodel.pyfunc?.loaderModule ?? 'mlflow.pyfunc'
   const probe = `import importlib, sys\ntry:\n    import mlflow.pyfunc\nexcept ModuleNotFoundError as e:\n    print(f"MLSERVE_NO_MLFLOW {e}")\n    sys.exit(3)\nimportlib.import_module(${JSON.stringify(loader)})\n`

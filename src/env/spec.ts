@@ -201,7 +201,7 @@ const OLD_MODEL =
  * mlflow raises KeyError for a dict lacking either key; here a missing `conda` means conda.yaml and a missing
  * `virtualenv` means there is no python env file (the conda.yaml fallback).
  */
-function envFiles(env: string | Readonly<Record<string, string>> | undefined): {conda: string; pythonEnv?: string} {
+export function envFiles(env: string | Readonly<Record<string, string>> | undefined): {conda: string; pythonEnv?: string} {
   if (env === undefined || typeof env === 'string') return {conda: env || DEFAULT_CONDA, pythonEnv: DEFAULT_PYTHON_ENV}
   return {conda: env.conda || DEFAULT_CONDA, pythonEnv: env.virtualenv || undefined}
 }

@@ -89,64 +89,119 @@ export function forward(
   options: ForwardOptions,
 ): Promise<ForwardOutcome> {
   return new Promise((resolve) => {
-    const abort = new AbortController()
-    let settled = false
-    const finish = (outcome: ForwardOutcome) => {
-      if (settled) return
-      settled = true
-      clearTimeout(timer)
-      res.off('close', onClientClose)
-      resolve(outcome)
-    }
-
-    const onClientClose = () => {
-      if (!res.writableFinished) {
-        abort.abort()
-        finish('client-closed')
-      }
-    }
-
-    res.on('close', onClientClose)
-    const timer =
-      options.timeoutMs > 0
-        ? setTimeout(() => {
-            abort.abort()
-            if (res.headersSent) res.destroy()
-            else sendPlain(res, TIMEOUT_RESPONSE)
-            finish('timeout')
-          }, options.timeoutMs)
-        : undefined
-
-    const send = (body: UpstreamBody, replays: number) => {
-      upstream.stream(
-        {
-          path: req.url ?? '/',
-          method: req.method as Dispatcher.HttpMethod,
-          headers: forwardedRequestHeaders(req.rawHeaders),
-          body,
-          signal: abort.signal,
-        },
-        ({statusCode, headers}) => {
-          res.writeHead(statusCode, forwardedResponseHeaders(headers))
-          return res
-        },
-        (error) => {
-          if (settled) return
-          if (!error) return finish('ok')
-          const replayable = body === null || Buffer.isBuffer(body)
-          if (replays > 0 && replayable && !res.headersSent && isStaleConnection(error)) return send(body, replays - 1)
-          if (res.headersSent) res.destroy()
-          else sendPlain(res, upstreamFailedResponse(error.message))
-          finish('upstream-error')
-        },
-      )
-    }
-
-    readBody(req).then(
-      (body) => {
-        if (!settled) send(body, 1)
-      },
-      () => finish('client-closed'),
-    )
+    new Exchange(upstream, req, res, resolve).start(options.timeoutMs)
   })
+}
+
+/** Why the proxy cancels an upstream request itself; seen only by undici. */
+const CANCELLED = new Error('The proxy cancelled the request to the scorer.')
+
+/**
+ * One forwarded request, from the client's request to the end of the scorer's answer. It is the undici
+ * dispatch handler, so the client going away and the timeout cancel the upstream request through the
+ * controller undici hands it, with no AbortSignal. The deadline covers the whole exchange: a 504 when
+ * no response head came in time, a destroyed connection when the body was still streaming.
+ */
+class Exchange implements Dispatcher.DispatchHandler {
+  private settled = false
+  private timer: NodeJS.Timeout | undefined
+  private request: Dispatcher.DispatchOptions | undefined
+  /** The current attempt's controller: undefined until the request is on a connection. */
+  private controller: Dispatcher.DispatchController | undefined
+  private replaysLeft = 0
+
+  constructor(
+    private readonly upstream: Dispatcher,
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    private readonly resolve: (outcome: ForwardOutcome) => void,
+  ) {}
+
+  start(timeoutMs: number): void {
+    // 'close' also comes after a complete response: that is when the exchange is over.
+    this.res.on('close', this.onClose)
+    if (timeoutMs > 0) this.timer = setTimeout(this.onTimeout, timeoutMs)
+    readBody(this.req).then(
+      (body) => {
+        this.request = {
+          path: this.req.url ?? '/',
+          method: this.req.method as Dispatcher.HttpMethod,
+          headers: forwardedRequestHeaders(this.req.rawHeaders),
+          body,
+          // Our own deadline decides, not the pool's (300 s by default, less than a long --timeout).
+          headersTimeout: timeoutMs > 0 ? 0 : undefined,
+        }
+        this.replaysLeft = body === null || Buffer.isBuffer(body) ? 1 : 0
+        this.send()
+      },
+      () => this.finish('client-closed'),
+    )
+  }
+
+  private send(): void {
+    if (!this.settled) this.upstream.dispatch(this.request!, this)
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    if (this.settled) controller.abort(CANCELLED)
+    else this.controller = controller
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    if (statusCode < 200) return
+    this.res.writeHead(statusCode, forwardedResponseHeaders(headers))
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.res.write(chunk) || controller.paused) return
+    controller.pause()
+    this.res.once('drain', () => controller.resume())
+  }
+
+  onResponseEnd(): void {
+    this.res.end()
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    if (this.settled) return
+    if (this.replaysLeft > 0 && !this.res.headersSent && isStaleConnection(error)) {
+      this.replaysLeft--
+      // Once undici is done tearing down the connection that failed.
+      queueMicrotask(() => this.send())
+      return
+    }
+
+    if (this.res.headersSent) this.res.destroy()
+    else sendPlain(this.res, upstreamFailedResponse(error.message))
+    this.finish('upstream-error')
+  }
+
+  /** The client's response closed: after the whole answer went out, or because the client went away. */
+  private readonly onClose = () => {
+    if (this.res.writableFinished) this.finish('ok')
+    else this.cancel('client-closed')
+  }
+
+  private readonly onTimeout = () => {
+    this.cancel('timeout')
+    if (this.res.headersSent) this.res.destroy()
+    else sendPlain(this.res, TIMEOUT_RESPONSE)
+  }
+
+  /**
+   * Settles first, so the error undici reports for the cancelled request is ignored. A request still
+   * queued in the pool has no controller yet: onRequestStart cancels it.
+   */
+  private cancel(outcome: ForwardOutcome): void {
+    this.finish(outcome)
+    this.controller?.abort(CANCELLED)
+  }
+
+  /** The first outcome wins. */
+  private finish(outcome: ForwardOutcome): void {
+    if (this.settled) return
+    this.settled = true
+    clearTimeout(this.timer)
+    this.resolve(outcome)
+  }
 }

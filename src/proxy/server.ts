@@ -1,27 +1,33 @@
 // The listening HTTP server that owns host:port: binds, counts requests in flight, drains on close.
 import type {AddressInfo} from 'node:net'
-import type {Server} from 'node:http'
+import {createServer, type Server} from 'node:http'
 
-import {createAdaptorServer} from '@hono/node-server'
+import {getRequestListener} from '@hono/node-server'
 import type {Hono} from 'hono'
 
 import {MlserveError} from '../errors.js'
 import {sleep} from '../util/abort.js'
+import type {FastPath} from './app.js'
 
 export class ProxyServer {
   private readonly server: Server
   private inFlight = 0
   private idleWaiters: Array<() => void> = []
 
-  constructor(app: Hono<any>) {
-    this.server = createAdaptorServer({fetch: app.fetch}) as Server
-    this.server.on('request', (_req, res) => {
+  /** Each request goes to the app's fast path first (when it has one), and to Hono when that declines. */
+  constructor(app: Hono<any> & {readonly fastPath?: FastPath}) {
+    const viaHono = getRequestListener(app.fetch)
+    const {fastPath} = app
+    this.server = createServer((req, res) => {
       this.inFlight++
-      res.once('close', () => {
-        this.inFlight--
-        if (this.inFlight === 0) for (const wake of this.idleWaiters.splice(0)) wake()
-      })
+      res.once('close', this.onResponseClosed)
+      if (fastPath === undefined || !fastPath(req, res)) void viaHono(req, res)
     })
+  }
+
+  private readonly onResponseClosed = () => {
+    this.inFlight--
+    if (this.inFlight === 0) for (const wake of this.idleWaiters.splice(0)) wake()
   }
 
   get requestsInFlight(): number {

@@ -85,10 +85,6 @@ t.test('model errors: each its own message and exit code', async (t) => {
 
 t.test('environment errors: a clear message, a distinct exit code, no scorer started', async (t) => {
   const sum = fixtureModel('sum')
-  const managers = await serve('-m', sum, '--env-manager', 'conda')
-  t.equal(managers.code, 15)
-  t.match(managers.stderr, /The 'conda' environment manager is not available yet/)
-
   const mlserver = await serve('-m', sum, ...local, '--enable-mlserver')
   t.equal(mlserver.code, 15)
   t.match(mlserver.stderr, /--enable-mlserver is not available yet/)
@@ -111,5 +107,10 @@ t.test('environment errors: a clear message, a distinct exit code, no scorer sta
   const noConda = await serve('-m', sum, '--no-conda', '--env-manager', 'conda', '--python', '/nonexistent/python3')
   t.equal(noConda.code, 20, '--no-conda means local, whatever --env-manager says')
 
-  for (const result of [managers, mlserver, noPython, noMlflow]) t.notMatch(result.stderr, /start scorer/)
+  const noEnvKey = modelDir('no-env-key', 'flavors:\n  python_function: {loader_module: mlflow.pyfunc.model}\n')
+  const condaWithoutEnv = await serve('-m', noEnvKey, '--env-manager', 'conda', '--python', '/nonexistent/python3')
+  t.match(condaWithoutEnv.stderr, 'Conda environment is not specified in config `env`. Using local environment.')
+  t.equal(condaWithoutEnv.code, 20, 'then the local manager runs (and finds no such python)')
+
+  for (const result of [mlserver, noPython, noMlflow]) t.notMatch(result.stderr, /start scorer/)
 })

@@ -50,15 +50,13 @@ export function spawnProc(
     err += chunk.toString()
     for (const wake of listeners) wake()
   })
+  let done: Exit | undefined
   const exited = new Promise<Exit>((resolve) => {
     child.on('close', (code, signal) => {
-      resolve({code, signal})
+      done = {code, signal}
+      resolve(done)
       for (const wake of listeners) wake()
     })
-  })
-  let done: Exit | undefined
-  void exited.then((exit) => {
-    done = exit
   })
 
   return {

@@ -2,13 +2,16 @@
 // unchanged, and what the proxy answers itself (503 before ready, 504 on timeout, 502 on a dead upstream).
 import {mkdtemp} from 'node:fs/promises'
 import {createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
+import {connect} from 'node:net'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 
+import {Hono} from 'hono'
 import t, {type Test} from 'tap'
 import {Pool} from 'undici'
 
 import {createProxyApp, type ServerState} from '../../src/proxy/app.js'
+import type {ForwardOutcome} from '../../src/proxy/forward.js'
 import {errorEnvelope, pythonJsonString} from '../../src/proxy/responses.js'
 import {ProxyServer} from '../../src/proxy/server.js'
 
@@ -20,9 +23,14 @@ interface Harness {
   setState(state: ServerState): void
   proxy: ProxyServer
   setHandler(handler: Handler): void
+  pool: Pool
+  /** What onForwarded reported, in order. */
+  outcomes: ForwardOutcome[]
+  /** Resolves once onForwarded has reported `count` exchanges in all. */
+  outcomesAfter(count: number): Promise<ForwardOutcome[]>
 }
 
-async function harness(t: Test, timeoutMs = 2000): Promise<Harness> {
+async function harness(t: Test, timeoutMs = 2000, poolOptions: Pool.Options = {}): Promise<Harness> {
   const dir = await mkdtemp(path.join(tmpdir(), 'mlserve-proxy-test-'))
   const socketPath = path.join(dir, 'upstream.sock')
   const received: Harness['received'] = []
@@ -36,9 +44,11 @@ async function harness(t: Test, timeoutMs = 2000): Promise<Harness> {
     })
   })
   await new Promise<void>((resolve) => upstream.listen(socketPath, resolve))
-  const pool = new Pool('http://localhost', {socketPath, keepAliveTimeout: 4000})
+  const pool = new Pool('http://localhost', {socketPath, keepAliveTimeout: 4000, ...poolOptions})
   let state: ServerState = 'ready'
-  const proxy = new ProxyServer(createProxyApp({upstream: () => pool, state: () => state, timeoutMs}))
+  const outcomes: ForwardOutcome[] = []
+  const onForwarded = (outcome: ForwardOutcome) => outcomes.push(outcome)
+  const proxy = new ProxyServer(createProxyApp({upstream: () => pool, state: () => state, timeoutMs, onForwarded}))
   const port = await proxy.listen('127.0.0.1', 0)
   t.teardown(async () => {
     await proxy.close(0)
@@ -50,6 +60,12 @@ async function harness(t: Test, timeoutMs = 2000): Promise<Harness> {
     url: `http://127.0.0.1:${port}`,
     received,
     proxy,
+    pool,
+    outcomes,
+    async outcomesAfter(count) {
+      while (outcomes.length < count) await new Promise((resolve) => setTimeout(resolve, 10)) // eslint-disable-line no-await-in-loop
+      return outcomes
+    },
     setState: (next) => {
       state = next
     },
@@ -279,4 +295,206 @@ t.test('listening on a port in use is LISTEN_FAILED with a suggestion', async (t
   const port = Number(new URL(h.url).port)
   const other = new ProxyServer(createProxyApp({upstream: () => undefined, state: () => 'starting', timeoutMs: 1}))
   await t.rejects(other.listen('127.0.0.1', port), {code: 'LISTEN_FAILED', exitCode: 30, message: `Port ${port} on 127.0.0.1 is already in use.`})
+})
+
+const post = (url: string, body = '{}', signal?: AbortSignal) =>
+  fetch(url, {method: 'POST', headers: {'content-type': 'application/json'}, body, signal})
+
+t.test('onForwarded hears how every forwarded exchange ended', async (t) => {
+  const h = await harness(t, 300)
+  h.setHandler((req, res) => {
+    if (req.url === '/dies') req.socket.destroy()
+    else if (req.url === '/ok') res.end('{}')
+    // '/slow' and '/gone' never answer.
+  })
+  t.equal((await post(`${h.url}/ok`)).status, 200)
+  t.same(await h.outcomesAfter(1), ['ok'])
+  t.equal((await post(`${h.url}/slow`)).status, 504)
+  t.same(await h.outcomesAfter(2), ['ok', 'timeout'])
+  t.equal((await post(`${h.url}/dies`)).status, 502)
+  t.same(await h.outcomesAfter(3), ['ok', 'timeout', 'upstream-error'])
+  const abort = new AbortController()
+  const gone = post(`${h.url}/gone`, '{}', abort.signal).catch((error: Error) => error)
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  abort.abort()
+  await gone
+  t.same(await h.outcomesAfter(4), ['ok', 'timeout', 'upstream-error', 'client-closed'])
+})
+
+t.test('a response that outlasts the deadline after its head is cut off, and the scorer aborted', async (t) => {
+  const h = await harness(t, 300)
+  let upstreamSawClose = false
+  h.setHandler((req, res) => {
+    req.socket.on('close', () => {
+      upstreamSawClose = true
+    })
+    res.writeHead(200, {'content-type': 'application/json'})
+    res.write('{"predictions": [')
+  })
+  const res = await post(`${h.url}/invocations`)
+  t.equal(res.status, 200, 'the head went out before the deadline')
+  await t.rejects(res.text(), 'the body never completes: the connection is destroyed')
+  t.same(await h.outcomesAfter(1), ['timeout'])
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.ok(upstreamSawClose)
+})
+
+t.test('a scorer that dies after its head destroys the client connection', async (t) => {
+  const h = await harness(t, 10_000)
+  h.setHandler((req, res) => {
+    res.writeHead(200, {'content-type': 'application/json'})
+    res.write('{"predictions": [', () => setTimeout(() => req.socket.destroy(), 50))
+  })
+  const res = await post(`${h.url}/invocations`)
+  t.equal(res.status, 200)
+  await t.rejects(res.text())
+  t.same(await h.outcomesAfter(1), ['upstream-error'])
+})
+
+t.test("the proxy's deadline decides, not the pool's shorter headersTimeout", async (t) => {
+  // undici checks headersTimeout on a coarse (~0.5 s) clock: answer well after it.
+  const h = await harness(t, 3000, {headersTimeout: 100})
+  h.setHandler((_req, res) => {
+    setTimeout(() => res.end('{"late": true}'), 1600)
+  })
+  const res = await post(`${h.url}/invocations`)
+  t.equal(res.status, 200)
+  t.equal(await res.text(), '{"late": true}')
+})
+
+t.test('a request still queued in the pool when its deadline passes is never sent', async (t) => {
+  // One connection, held by a slow request through a patient proxy; the impatient proxy's request
+  // waits behind it in the pool and times out there.
+  const h = await harness(t, 10_000, {connections: 1})
+  const impatient = new ProxyServer(createProxyApp({upstream: () => h.pool, state: () => 'ready', timeoutMs: 200}))
+  const port = await impatient.listen('127.0.0.1', 0)
+  t.teardown(() => impatient.close(0))
+  h.setHandler((_req, res) => {
+    setTimeout(() => res.end('{"slow": true}'), 600)
+  })
+  const slow = post(`${h.url}/invocations`, '{"slow": 1}')
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  const queued = await post(`http://127.0.0.1:${port}/invocations`, '{"queued": 1}')
+  t.equal(queued.status, 504)
+  t.equal(await queued.text(), 'Request processing time exceeded limit')
+  t.equal((await slow).status, 200)
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.same(
+    h.received.map((r) => r.body.toString()),
+    ['{"slow": 1}'],
+    'the queued request did not reach the scorer',
+  )
+})
+
+t.test('a client that goes away while sending its body never reaches the scorer', async (t) => {
+  const h = await harness(t, 10_000)
+  const {port} = new URL(h.url)
+  const socket = connect(Number(port), '127.0.0.1')
+  await new Promise((resolve) => socket.once('connect', resolve))
+  socket.write('POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"part')
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  socket.destroy()
+  t.same(await h.outcomesAfter(1), ['client-closed'])
+  t.equal(h.received.length, 0)
+  t.equal(h.proxy.requestsInFlight, 0)
+})
+
+t.test('a client that reads slowly still gets every byte of a large response', async (t) => {
+  const h = await harness(t, 10_000)
+  const big = Buffer.alloc(32 * 1024 * 1024)
+  for (let i = 0; i < big.length; i += 4096) big.writeUInt32BE(i, i)
+  h.setHandler((_req, res) => {
+    res.writeHead(200, {'content-type': 'application/octet-stream'})
+    res.end(big)
+  })
+  const received = await new Promise<Buffer>((resolve, reject) => {
+    const req = httpRequest(`${h.url}/big`, (res) => {
+      res.pause()
+      const chunks: Buffer[] = []
+      setTimeout(() => {
+        res.on('data', (chunk: Buffer) => chunks.push(chunk))
+        res.on('end', () => resolve(Buffer.concat(chunks)))
+        res.resume()
+      }, 300)
+    })
+    req.on('error', reject)
+    req.end()
+  })
+  t.ok(received.equals(big))
+  t.same(await h.outcomesAfter(1), ['ok'])
+})
+
+t.test('through the server: 503 until ready and while stopping, forwarded in between', async (t) => {
+  const h = await harness(t)
+  h.setHandler((_req, res) => res.end('{"from": "scorer"}'))
+  for (const [state, status, body] of [
+    ['starting', 503, 'The model server is not ready to serve requests (starting).'],
+    ['ready', 200, undefined],
+    ['stopping', 503, 'The model server is not ready to serve requests (stopping).'],
+  ] as const) {
+    h.setState(state)
+    // eslint-disable-next-line no-await-in-loop
+    const res = await post(`${h.url}/invocations`)
+    t.equal(res.status, status, state)
+    // eslint-disable-next-line no-await-in-loop
+    const text = await res.text()
+    if (body === undefined) {
+      t.equal(text, '{"from": "scorer"}')
+    } else {
+      t.equal(res.headers.get('retry-after'), '1')
+      t.same(JSON.parse(text), {error_code: 'TEMPORARILY_UNAVAILABLE', message: body})
+    }
+  }
+
+  t.same(h.outcomes, ['ok'], 'only the forwarded request reached onForwarded')
+  t.equal(h.received.length, 1)
+})
+
+t.test('the Hono route forwards too, for an app served without its fast path', async (t) => {
+  const h = await harness(t)
+  h.setHandler((_req, res) => {
+    res.writeHead(201, {'content-type': 'application/json', 'x-extra': 'kept'})
+    res.end('{"via": "hono"}')
+  })
+  const outcomes: ForwardOutcome[] = []
+  const app = createProxyApp({upstream: () => h.pool, state: () => 'ready', timeoutMs: 2000, onForwarded: (o) => outcomes.push(o)})
+  const plain = new Hono().route('/', app)
+  t.equal('fastPath' in plain, false)
+  const server = new ProxyServer(plain)
+  const port = await server.listen('127.0.0.1', 0)
+  t.teardown(() => server.close(0))
+  const res = await post(`http://127.0.0.1:${port}/invocations`, '{"x": 1}')
+  t.equal(res.status, 201)
+  t.equal(res.headers.get('x-extra'), 'kept')
+  t.equal(await res.text(), '{"via": "hono"}')
+  t.equal(h.received.at(-1)!.body.toString(), '{"x": 1}')
+  t.same(outcomes, ['ok'])
+})
+
+t.test('an onForwarded hook that throws is logged and the proxy carries on', async (t) => {
+  const h = await harness(t)
+  const logged = t.capture(console, 'error', () => {})
+  const app = createProxyApp({
+    upstream: () => h.pool,
+    state: () => 'ready',
+    timeoutMs: 2000,
+    onForwarded() {
+      throw new Error('metrics are broken')
+    },
+  })
+  const server = new ProxyServer(app)
+  const port = await server.listen('127.0.0.1', 0)
+  t.teardown(() => server.close(0))
+  for (let i = 0; i < 2; i++) {
+    // eslint-disable-next-line no-await-in-loop
+    const res = await post(`http://127.0.0.1:${port}/invocations`)
+    t.equal(res.status, 200)
+    // eslint-disable-next-line no-await-in-loop
+    t.equal(await res.text(), 'ok')
+  }
+
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  const calls = logged()
+  t.equal(calls.length, 2)
+  t.match(String(calls[0]!.args[0]), /metrics are broken/)
 })

@@ -1,0 +1,152 @@
+// The conda manager: conda env create from the model's conda.yaml, recorded in mlserve's cache, and the
+// scorer started with the env's own python (not `conda run`).
+import {access, mkdir, readFile, rm} from 'node:fs/promises'
+import path from 'node:path'
+
+import {MlserveError} from '../errors.js'
+import type {Logger} from '../log.js'
+import type {Mlmodel} from '../model/mlmodel.js'
+import {which} from '../util/which.js'
+import {contentKey, ensureCachedEnv, envRoot} from './cache.js'
+import {runInstaller, type InstallerRun} from './installer.js'
+import {envFiles} from './spec.js'
+
+type Env = Readonly<Record<string, string | undefined>>
+
+export interface CondaTools {
+  readonly conda: string
+  /** The executable that runs `env create` (MLFLOW_CONDA_CREATE_ENV_CMD, e.g. mamba). */
+  readonly creator: string
+}
+
+/** Where mlflow looks for an executable: $MLFLOW_CONDA_HOME/bin, else beside $CONDA_EXE, else PATH. */
+export function condaExecutable(name: string, env: Env): string {
+  if (env.MLFLOW_CONDA_HOME) return path.join(env.MLFLOW_CONDA_HOME, 'bin', name)
+  if (env.CONDA_EXE) return path.join(path.dirname(env.CONDA_EXE), name)
+  return which(name, env.PATH) ?? name
+}
+
+export async function findConda(env: Env): Promise<CondaTools> {
+  const tools = {conda: condaExecutable('conda', env), creator: condaExecutable(env.MLFLOW_CONDA_CREATE_ENV_CMD ?? 'conda', env)}
+  const {execa} = await import('execa')
+  for (const [file, variable] of [
+    [tools.conda, 'MLFLOW_CONDA_HOME'],
+    [tools.creator, 'MLFLOW_CONDA_CREATE_ENV_CMD'],
+  ] as const) {
+    // eslint-disable-next-line no-await-in-loop
+    const result = await execa(file, ['--version'], {env: {...env}, extendEnv: false, reject: false, stdin: 'ignore', timeout: 60_000})
+    if (result.exitCode !== 0) {
+      throw new MlserveError(
+        'CONDA_NOT_FOUND',
+        `Could not find Conda executable at ${file}. Ensure Conda is installed as per the instructions at https://conda.io/projects/conda/en/latest/user-guide/install/index.html.`,
+        {suggestions: [`Point ${variable === 'MLFLOW_CONDA_HOME' ? 'MLFLOW_CONDA_HOME at the conda installation' : 'MLFLOW_CONDA_CREATE_ENV_CMD at the executable (conda or mamba)'}, or use --env-manager virtualenv.`]},
+      )
+    }
+  }
+
+  return tools
+}
+
+/** The prefixes `conda env list --json` reports. */
+async function condaPrefixes(tools: CondaTools, env: Env): Promise<string[]> {
+  const {execa} = await import('execa')
+  const result = await execa(tools.conda, ['env', 'list', '--json'], {env: {...env}, extendEnv: false, reject: false, stdin: 'ignore'})
+  if (result.exitCode !== 0) throw new MlserveError('ENV_BUILD_FAILED', `\`conda env list --json\` failed: ${String(result.stderr).trim()}`)
+  return (JSON.parse(String(result.stdout)) as {envs?: string[]}).envs ?? []
+}
+
+const prefixNamed = (prefixes: readonly string[], name: string) => prefixes.find((prefix) => path.basename(prefix) === name)
+
+export interface CondaEnvRequest {
+  readonly modelDir: string
+  readonly mlmodel: Mlmodel
+  /** e.g. "mlflow==3.17.2" with --install-mlflow. */
+  readonly mlflow?: string
+  readonly env: Env
+  readonly log: Logger
+  readonly signal?: AbortSignal
+  readonly verify: (python: string, run: InstallerRun) => Promise<void>
+  readonly versionOf: (python: string) => Promise<string | undefined>
+}
+
+export async function ensureCondaEnv(request: CondaEnvRequest): Promise<{python: string; dir: string; built: boolean}> {
+  const {log, env} = request
+  if (!/^(true|1)$/i.test(env.MLFLOW_DISABLE_ENV_MANAGER_CONDA_WARNING ?? '')) {
+    log.warn(
+      "Use of conda is discouraged. If you use it, please ensure that your use of conda complies with Anaconda's terms of service. To suppress this warning, set the MLFLOW_DISABLE_ENV_MANAGER_CONDA_WARNING environment variable to 'TRUE'.",
+    )
+  }
+
+  const tools = await findConda(env)
+  const condaFile = path.join(request.modelDir, envFiles(request.mlmodel.pyfunc?.env).conda)
+  const condaYaml = await readFile(condaFile, 'utf8').catch(() => undefined)
+  const key = contentKey({v: 1, manager: 'conda', condaYaml: condaYaml ?? null, mlflow: request.mlflow ?? null, platform: `${process.platform}-${process.arch}`})
+  const name = `mlserve-${key}`
+  const root = envRoot(env)
+  const ensure = () =>
+    ensureCachedEnv({
+      root,
+      key,
+      signal: request.signal,
+      metadata: {manager: 'conda', python: 'conda', mlflow: request.mlflow ?? null, model: request.modelDir},
+      onWait: (pid) => log.info(`waiting for another mlserve (pid ${pid}) that is building this environment`),
+      build: () => buildCondaEnv({...request, tools, name, condaFile: condaYaml === undefined ? undefined : condaFile, root, key}),
+    })
+
+  let cached = await ensure()
+  if (!cached.metadata.prefix || !(await isFile(path.join(cached.metadata.prefix, 'bin', 'python')))) {
+    // The conda env was removed behind mlserve's back: forget the record and build it again.
+    log.warn(`the conda environment ${name} recorded in the cache is gone; building it again`)
+    await rm(cached.dir, {recursive: true, force: true})
+    cached = await ensure()
+  }
+
+  return {python: path.join(cached.metadata.prefix!, 'bin', 'python'), dir: cached.dir, built: cached.built}
+}
+
+const isFile = (file: string) =>
+  access(file).then(
+    () => true,
+    () => false,
+  )
+
+/** Creates the conda env (removing an unrecorded leftover of the same name first); returns where it lives. */
+async function buildCondaEnv(
+  request: CondaEnvRequest & {tools: CondaTools; name: string; condaFile?: string; root: string; key: string},
+): Promise<{prefix: string; python: string}> {
+  const {tools, name, log, env} = request
+  const logFile = path.join(request.root, 'logs', `${request.key}-${Date.now()}.log`)
+  await mkdir(path.dirname(logFile), {recursive: true})
+  const run: InstallerRun = {logFile, env: {...env, PIP_NO_INPUT: '1'}, signal: request.signal}
+  const remove = () =>
+    runInstaller(`Removing the conda environment ${name}`, [tools.conda, 'remove', '--yes', '--name', name, '--all'], {...run, signal: undefined})
+
+  // A prefix without mlserve's record is a build that was interrupted: never reuse it.
+  if (prefixNamed(await condaPrefixes(tools, env), name)) await remove()
+  try {
+    const creating = log.phase(`creating conda environment ${name}`)
+    await runInstaller(
+      'Creating the conda environment',
+      request.condaFile
+        ? [tools.creator, 'env', 'create', '-n', name, '--file', request.condaFile]
+        : [tools.creator, 'create', '--channel', 'conda-forge', '--yes', '--override-channels', '-n', name, 'python'],
+      run,
+    )
+    creating.done()
+    const prefix = prefixNamed(await condaPrefixes(tools, env), name)
+    if (!prefix) throw new MlserveError('ENV_BUILD_FAILED', `conda created ${name} but \`conda env list\` does not list it.`)
+    const python = path.join(prefix, 'bin', 'python')
+    if (request.mlflow) {
+      const phase = log.phase(`installing ${request.mlflow}`)
+      await runInstaller(`Installing ${request.mlflow}`, [python, '-m', 'pip', 'install', request.mlflow], run)
+      phase.done()
+    }
+
+    await request.verify(python, run)
+    const version = await request.versionOf(python)
+    return {prefix, python: version ?? 'unknown'}
+  } catch (error) {
+    await remove().catch(() => {})
+    throw error
+  }
+}
