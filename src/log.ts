@@ -3,8 +3,11 @@
 export interface Logger {
   info(message: string): void
   warn(message: string): void
-  /** Starts a named phase; `done` logs it with its duration and returns the duration in ms. */
-  phase(name: string): Phase
+  /**
+   * Starts a named phase; `done` logs it with its duration and returns the duration in ms. With
+   * `live`, a terminal shows the elapsed time while it runs (for long phases such as installs).
+   */
+  phase(name: string, options?: {live?: boolean}): Phase
 }
 
 export interface Phase {
@@ -15,19 +18,42 @@ export interface LogSink {
   write(chunk: string): unknown
 }
 
-export function createLogger(sink: LogSink, now: () => number = () => performance.now()): Logger {
+export interface LoggerOptions {
+  readonly now?: () => number
+  /** A terminal: live phases redraw their line with the elapsed time every second. */
+  readonly tty?: boolean
+}
+
+const CLEAR_LINE = '\r\u001B[K'
+
+export function createLogger(sink: LogSink, options: LoggerOptions = {}): Logger {
+  const now = options.now ?? (() => performance.now())
+  let liveLine: string | undefined
   const line = (level: string, message: string) => {
-    sink.write(`[mlserve] ${level}${message}\n`)
+    sink.write(`${liveLine ? CLEAR_LINE : ''}[mlserve] ${level}${message}\n${liveLine ?? ''}`)
   }
 
   return {
     info: (message) => line('', message),
     warn: (message) => line('warning: ', message),
-    phase(name) {
+    phase(name, phaseOptions) {
       const start = now()
       line('', `${name}...`)
+      const ticker =
+        options.tty && phaseOptions?.live
+          ? setInterval(() => {
+              liveLine = `[mlserve] ${name}... ${formatDuration(now() - start)}`
+              sink.write(CLEAR_LINE + liveLine)
+            }, 1000).unref()
+          : undefined
       return {
         done(detail) {
+          if (ticker) {
+            clearInterval(ticker)
+            if (liveLine) sink.write(CLEAR_LINE)
+            liveLine = undefined
+          }
+
           const ms = now() - start
           line('', detail ? `${name}: ${detail} (${formatDuration(ms)})` : `${name} (${formatDuration(ms)})`)
           return ms

@@ -60,7 +60,7 @@ export default class Predict extends BaseCommand {
         contentType: flags['content-type'],
         extraEnv: parseEnvPairs(flags.env),
       },
-      {log: createLogger(process.stderr)},
+      {log: createLogger(process.stderr, {tty: process.stderr.isTTY})},
     )
   }
 }

@@ -27,7 +27,7 @@ export default class PrepareEnv extends BaseCommand {
     }
 
     const [{loadModel}, {prepareEnv}] = await Promise.all([import('../serve.js'), import('../env/env.js')])
-    const log = createLogger(process.stderr)
+    const log = createLogger(process.stderr, {tty: process.stderr.isTTY})
     const stop = new AbortController()
     const onSignal = (signal: NodeJS.Signals) => {
       log.info(`received ${signal}: stopping the build`)

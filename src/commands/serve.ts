@@ -64,7 +64,7 @@ export default class Serve extends BaseCommand {
     const {serve} = await import('../serve.js')
     const stop = new AbortController()
     const force = new AbortController()
-    const log = createLogger(process.stderr)
+    const log = createLogger(process.stderr, {tty: process.stderr.isTTY})
     const onSignal = (signal: NodeJS.Signals) => {
       if (stop.signal.aborted) {
         log.warn(`received ${signal} again: stopping now`)

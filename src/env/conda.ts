@@ -124,7 +124,7 @@ async function buildCondaEnv(
   // A prefix without mlserve's record is a build that was interrupted: never reuse it.
   if (prefixNamed(await condaPrefixes(tools, env), name)) await remove()
   try {
-    const creating = log.phase(`creating conda environment ${name}`)
+    const creating = log.phase(`creating conda environment ${name}`, {live: true})
     await runInstaller(
       'Creating the conda environment',
       request.condaFile
@@ -137,7 +137,7 @@ async function buildCondaEnv(
     if (!prefix) throw new MlserveError('ENV_BUILD_FAILED', `conda created ${name} but \`conda env list\` does not list it.`)
     const python = path.join(prefix, 'bin', 'python')
     if (request.mlflow) {
-      const phase = log.phase(`installing ${request.mlflow}`)
+      const phase = log.phase(`installing ${request.mlflow}`, {live: true})
       await runInstaller(`Installing ${request.mlflow}`, [python, '-m', 'pip', 'install', request.mlflow], run)
       phase.done()
     }

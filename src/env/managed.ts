@@ -80,7 +80,7 @@ async function interpreterFor(request: ManagedEnvRequest, wanted: string): Promi
   } catch (error) {
     const downloads = (request.env.UV_PYTHON_DOWNLOADS ?? 'automatic') !== 'never'
     if (!(error instanceof MlserveError) || error.code !== 'PYTHON_VERSION_NOT_FOUND' || !request.uv || !downloads) throw error
-    const phase = log.phase(`installing Python ${wanted} with uv`)
+    const phase = log.phase(`installing Python ${wanted} with uv`, {live: true})
     const {execa} = await import('execa')
     const result = await execa(request.uv, ['python', 'install', wanted], {env: {...request.env}, extendEnv: false, reject: false, cancelSignal: request.signal})
     if (result.exitCode !== 0) {
@@ -124,6 +124,7 @@ export async function ensureManagedEnv(request: ManagedEnvRequest): Promise<Mana
     python: interpreter.path,
     buildDependencies: spec.buildDependencies,
     dependencies: spec.dependencies,
+    requirementCount: requirements.filter((r) => !r.isConstraint && !r.line.startsWith('-')).length,
     extraRequirements: mlflow ? [mlflow.spec] : [],
     modelDir,
   }
@@ -150,7 +151,7 @@ export async function ensureManagedEnv(request: ManagedEnvRequest): Promise<Mana
 
 /** A built env must import mlflow's scoring server and the model's loader module before it is cached. */
 export async function verifyEnv(python: string, mlmodel: Mlmodel, run: InstallerRun, log: Logger): Promise<void> {
-  const phase = log.phase('verifying the environment')
+  const phase = log.phase('verifying the environment', {live: true})
   const loader = mlmodel.pyfunc?.loaderModule ?? 'mlflow.pyfunc'
   const probe = `import importlib, sys\ntry:\n    import mlflow.pyfunc\nexcept ModuleNotFoundError as e:\n    print(f"MLSERVE_NO_MLFLOW {e}")\n    sys.exit(3)\nimportlib.import_module(${JSON.stringify(loader)})\n`
   try {

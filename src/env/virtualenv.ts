@@ -15,6 +15,8 @@ export interface VirtualenvPlan {
   readonly buildDependencies: readonly string[]
   /** Requirement lines as the model wrote them (e.g. "-r requirements.txt"), relative to the model dir. */
   readonly dependencies: readonly string[]
+  /** How many requirements those lines expand to (for progress). */
+  readonly requirementCount: number
   /** e.g. "mlflow==3.17.2" with --install-mlflow. */
   readonly extraRequirements: readonly string[]
   readonly modelDir: string
@@ -55,14 +57,14 @@ async function stageRequirements(modelDir: string, lines: readonly string[]): Pr
 
 /** Builds the env into dir (a temporary directory that is renamed to finalDir afterwards). */
 export async function buildVirtualenv(plan: VirtualenvPlan, dir: string, finalDir: string, run: InstallerRun, log: Logger): Promise<void> {
-  const creating = log.phase(`creating the virtualenv (${plan.uv ? 'uv' : 'venv + pip'})`)
+  const creating = log.phase(`creating the virtualenv (${plan.uv ? 'uv' : 'venv + pip'})`, {live: true})
   await runInstaller('Creating the virtualenv', createCommand(plan, dir), run)
   creating.done()
 
   const install = installCommand(plan, dir)
 
   if (plan.buildDependencies.length > 0) {
-    const phase = log.phase(`installing ${plan.buildDependencies.length} build dependencies`)
+    const phase = log.phase(`installing ${plan.buildDependencies.length} build dependencies`, {live: true})
     await runInstaller('Installing the build dependencies', [...install, ...plan.buildDependencies], run)
     phase.done()
   }
@@ -70,7 +72,7 @@ export async function buildVirtualenv(plan: VirtualenvPlan, dir: string, finalDi
   if (plan.dependencies.length > 0) {
     const staged = await stageRequirements(plan.modelDir, plan.dependencies)
     try {
-      const phase = log.phase(`installing the model's requirements (${plan.dependencies.join(', ')})`)
+      const phase = log.phase(`installing ${plan.requirementCount} requirements (${plan.dependencies.join(', ')})`, {live: true})
       await runInstaller("Installing the model's requirements", [...install, '-r', staged.file], run, staged.dir)
       phase.done()
     } finally {
@@ -79,7 +81,7 @@ export async function buildVirtualenv(plan: VirtualenvPlan, dir: string, finalDi
   }
 
   if (plan.extraRequirements.length > 0) {
-    const phase = log.phase(`installing ${plan.extraRequirements.join(', ')}`)
+    const phase = log.phase(`installing ${plan.extraRequirements.join(', ')}`, {live: true})
     await runInstaller(`Installing ${plan.extraRequirements.join(', ')}`, [...install, ...plan.extraRequirements], run)
     phase.done()
   }

@@ -55,7 +55,7 @@ t.test('virtualenv with uv: a model pinning another scikit-learn gets its own en
   t.equal(await predictVersions(server.url), '{"predictions": {"sklearn": "1.7.2", "python": "3.11.7"}}', 'served from its own env, not the toolchain (1.9.1)')
   t.match(server.stderr(), /building environment \w+ in /)
   t.match(server.stderr(), /creating the virtualenv \(uv\)/)
-  t.match(server.stderr(), /installing the model's requirements/)
+  t.match(server.stderr(), /installing 5 requirements \(-r requirements\.txt\) \(\d/)
   t.match(server.stderr(), /verifying the environment \(\d/)
 
   const again = await prepare(model, root)
