@@ -3,12 +3,12 @@ import type {ModelOptions} from '../config.js'
 import {MlserveError} from '../errors.js'
 import type {Logger, Phase} from '../log.js'
 import type {Mlmodel} from '../model/mlmodel.js'
-import {which} from '../util/which.js'
 import {markInUse} from './cache.js'
 import {ensureCondaEnv} from './conda.js'
 import {ensureManagedEnv, mlflowToInstall, verifyEnv} from './managed.js'
 import {probePython, pythonVersionOf, type PythonInfo} from './python.js'
 import {readEnvSpec} from './spec.js'
+import {ensureUv} from './uv.js'
 
 /** A ready environment: the interpreter that runs the scorer, and what it has. */
 export interface Env extends PythonInfo {
@@ -94,7 +94,7 @@ export async function prepareEnv(request: PrepareRequest): Promise<Env> {
     env: options.env,
     log,
     signal: request.signal,
-    uv: findUv(options.env),
+    uv: await ensureUv(options.python, options.env, log, request.signal),
     versionOf: (python) => pythonVersionOf(python, options.env),
   }))
   return readyEnv(managed, manager, options, phase)
@@ -121,18 +121,4 @@ async function interruptible<T>(signal: AbortSignal | undefined, work: Promise<T
     if (!signal?.aborted) throw error
     throw new MlserveError('INTERRUPTED', 'Interrupted while preparing the environment; nothing half-built was kept.', {cause: error})
   }
-}
-
-/** uv from MLSERVE_UV (a path or a name; `none` disables it), else `uv` on PATH. */
-export function findUv(env: Readonly<Record<string, string | undefined>>): string | undefined {
-  const wanted = env.MLSERVE_UV ?? 'uv'
-  if (wanted === 'none') return undefined
-  const found = which(wanted, env.PATH)
-  if (!found && env.MLSERVE_UV) {
-    throw new MlserveError('UV_NOT_FOUND', `MLSERVE_UV names '${wanted}', which is not an executable.`, {
-      suggestions: ['Point MLSERVE_UV at the uv executable, or unset it (uv is then looked up on PATH), or set it to none.'],
-    })
-  }
-
-  return found
 }

@@ -86,6 +86,26 @@ t.test('virtualenv without uv: python -m venv and pip', async (t) => {
   t.match(server.stderr(), `cached ${path.dirname(path.dirname(python))}: python 3.11.7`, 'the scorer runs in the env')
 })
 
+t.test('without uv on PATH, mlserve installs a pinned uv into its cache once and builds with it', async (t) => {
+  const root = newRoot('bootstrap')
+  const pathWithoutUv = (process.env.PATH ?? '')
+    .split(path.delimiter)
+    .filter((dir) => !existsSync(path.join(dir, 'uv')))
+    .join(path.delimiter)
+  const env = {...(process.env as Record<string, string>), PATH: pathWithoutUv, MLSERVE_ENV_ROOT: root, PYTHONHASHSEED: '0'}
+  const first = await runMlserve(['prepare-env', '-m', fixtureModel('sum')], {env})
+  t.equal(first.code, 0, first.stderr)
+  t.match(first.stderr, /installing uv 0\.13\.9 from PyPI into mlserve's cache \(once\) \(/)
+  t.match(first.stderr, /creating the virtualenv \(uv\)/)
+  t.ok(existsSync(path.join(root, '.tools', 'uv-0.13.9', 'bin', 'uv')))
+  const requirements = readFileSync(path.join(fixtureModel('sum'), 'requirements.txt'), 'utf8')
+  const other = variant('sum', 'bootstrap-second', {'requirements.txt': `${requirements.trimEnd()}\nsix==1.16.0\n`})
+  const second = await runMlserve(['prepare-env', '-m', other], {env})
+  t.equal(second.code, 0, second.stderr)
+  t.notMatch(second.stderr, /installing uv/, 'installed once')
+  t.match(second.stderr, /creating the virtualenv \(uv\)/)
+})
+
 t.test('concurrent launches build once; the others wait and reuse', async (t) => {
   const root = newRoot('concurrent')
   const model = variant('sum', 'concurrent')
