@@ -1,6 +1,7 @@
 // `mlserve prepare-env`: builds (or finds) the environment `serve` would use, then exits. Idempotent.
 import {BaseCommand} from '../cli/base-command.js'
 import {modelFlags, modelOptionsFrom} from '../cli/flags.js'
+import {withStopSignals} from '../cli/signals.js'
 import {MlserveError} from '../errors.js'
 import {createLogger} from '../log.js'
 
@@ -28,22 +29,12 @@ export default class PrepareEnv extends BaseCommand {
 
     const [{loadModel}, {prepareEnv}] = await Promise.all([import('../serve.js'), import('../env/env.js')])
     const log = createLogger(process.stderr, {tty: process.stderr.isTTY})
-    const stop = new AbortController()
-    const onSignal = (signal: NodeJS.Signals) => {
-      log.info(`received ${signal}: stopping the build`)
-      stop.abort()
-    }
-
-    process.on('SIGINT', onSignal)
-    process.on('SIGTERM', onSignal)
-    try {
+    const python = await withStopSignals(log, async ({stop}) => {
       const {ref, mlmodel} = await loadModel(options.modelUri, options.cwd, log)
-      const env = await prepareEnv({options, modelDir: ref.localDir, mlmodel, log, signal: stop.signal})
+      const env = await prepareEnv({options, modelDir: ref.localDir, mlmodel, log, signal: stop})
       await env.release()
-      this.log(env.executable)
-    } finally {
-      process.off('SIGINT', onSignal)
-      process.off('SIGTERM', onSignal)
-    }
+      return env.executable
+    })
+    this.log(python)
   }
 }

@@ -3,6 +3,7 @@ import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
 import {modelFlags, modelOptionsFrom} from '../cli/flags.js'
+import {withStopSignals} from '../cli/signals.js'
 import {createLogger} from '../log.js'
 
 export default class Serve extends BaseCommand {
@@ -62,23 +63,9 @@ export default class Serve extends BaseCommand {
   async run(): Promise<void> {
     const {flags} = await this.parse(Serve)
     const {serve} = await import('../serve.js')
-    const stop = new AbortController()
-    const force = new AbortController()
     const log = createLogger(process.stderr, {tty: process.stderr.isTTY})
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (stop.signal.aborted) {
-        log.warn(`received ${signal} again: stopping now`)
-        force.abort()
-      } else {
-        log.info(`received ${signal}`)
-        stop.abort()
-      }
-    }
-
-    process.on('SIGINT', onSignal)
-    process.on('SIGTERM', onSignal)
-    try {
-      await serve(
+    await withStopSignals(log, ({stop, force}) =>
+      serve(
         {
           ...modelOptionsFrom(flags),
           host: flags.host,
@@ -88,11 +75,8 @@ export default class Serve extends BaseCommand {
           enableMlserver: flags['enable-mlserver'],
           gracePeriodMs: flags['grace-period'] * 1000,
         },
-        {log, stdout: process.stdout, stderr: process.stderr, stop: stop.signal, force: force.signal},
-      )
-    } finally {
-      process.off('SIGINT', onSignal)
-      process.off('SIGTERM', onSignal)
-    }
+        {log, stdout: process.stdout, stderr: process.stderr, stop, force},
+      ),
+    )
   }
 }

@@ -1,11 +1,12 @@
 // The conda manager: conda env create from the model's conda.yaml, recorded in mlserve's cache, and the
 // scorer started with the env's own python (not `conda run`).
-import {access, mkdir, readFile, rm} from 'node:fs/promises'
+import {mkdir, readFile, rm} from 'node:fs/promises'
 import path from 'node:path'
 
 import {MlserveError} from '../errors.js'
 import type {Logger} from '../log.js'
 import type {Mlmodel} from '../model/mlmodel.js'
+import {pathExists} from '../util/fs.js'
 import {which} from '../util/which.js'
 import {contentKey, ensureCachedEnv, envRoot} from './cache.js'
 import {runInstaller, type InstallerRun} from './installer.js'
@@ -94,7 +95,7 @@ export async function ensureCondaEnv(request: CondaEnvRequest): Promise<{python:
     })
 
   let cached = await ensure()
-  if (!cached.metadata.prefix || !(await isFile(path.join(cached.metadata.prefix, 'bin', 'python')))) {
+  if (!cached.metadata.prefix || !(await pathExists(path.join(cached.metadata.prefix, 'bin', 'python')))) {
     // The conda env was removed behind mlserve's back: forget the record and build it again.
     log.warn(`the conda environment ${name} recorded in the cache is gone; building it again`)
     await rm(cached.dir, {recursive: true, force: true})
@@ -103,12 +104,6 @@ export async function ensureCondaEnv(request: CondaEnvRequest): Promise<{python:
 
   return {python: path.join(cached.metadata.prefix!, 'bin', 'python'), dir: cached.dir, built: cached.built}
 }
-
-const isFile = (file: string) =>
-  access(file).then(
-    () => true,
-    () => false,
-  )
 
 /** Creates the conda env (removing an unrecorded leftover of the same name first); returns where it lives. */
 async function buildCondaEnv(

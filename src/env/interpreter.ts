@@ -1,10 +1,11 @@
 // Finds a Python interpreter for the version a model's environment asks for: exact X.Y.Z first, then
 // the same X.Y with a warning, never a silent mismatch.
-import {access, readdir} from 'node:fs/promises'
+import {readdir} from 'node:fs/promises'
 import {homedir} from 'node:os'
 import path from 'node:path'
 
 import {MlserveError} from '../errors.js'
+import {pathExists} from '../util/fs.js'
 import {compareVersions, releaseParts} from '../util/version.js'
 
 export interface Interpreter {
@@ -19,12 +20,6 @@ export interface InterpreterSearch {
   /** Runs `python` and returns its X.Y.Z version, or undefined if it does not run. */
   readonly versionOf: (python: string) => Promise<string | undefined>
 }
-
-const exists = (file: string) =>
-  access(file).then(
-    () => true,
-    () => false,
-  )
 
 /** The places interpreters live, most specific first: pyenv, uv-managed pythons, then PATH. */
 export async function candidateInterpreters(wanted: string, env: InterpreterSearch['env']): Promise<string[]> {
@@ -50,7 +45,7 @@ export async function candidateInterpreters(wanted: string, env: InterpreterSear
   }
 
   const unique = [...new Set(found)]
-  const present = await Promise.all(unique.map((file) => exists(file)))
+  const present = await Promise.all(unique.map((file) => pathExists(file)))
   return unique.filter((_, index) => present[index])
 }
 

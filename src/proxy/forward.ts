@@ -72,7 +72,10 @@ const STALE_CONNECTION = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE'])
 const isStaleConnection = (error: Error): boolean => STALE_CONNECTION.has((error as NodeJS.ErrnoException).code ?? '')
 
 export interface ForwardOptions {
-  /** After this long without a response head, the client gets MLflow's 504. 0 disables. */
+  /**
+   * The deadline for the whole exchange: without a response head by then the client gets MLflow's 504,
+   * with one its connection is destroyed. 0 disables (undici's own headersTimeout then applies).
+   */
   readonly timeoutMs: number
 }
 

@@ -1,0 +1,33 @@
+// SIGINT/SIGTERM for long-running commands: the first aborts `stop` (finish cleanly), the second `force`.
+import type {Logger} from '../log.js'
+
+export interface StopSignals {
+  /** Aborted by the first SIGINT or SIGTERM. */
+  readonly stop: AbortSignal
+  /** Aborted by the second. */
+  readonly force: AbortSignal
+}
+
+/** Runs `work` with signal handlers installed, and removes them afterwards. */
+export async function withStopSignals<T>(log: Logger, work: (signals: StopSignals) => Promise<T>): Promise<T> {
+  const stop = new AbortController()
+  const force = new AbortController()
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stop.signal.aborted) {
+      log.warn(`received ${signal} again: stopping now`)
+      force.abort()
+    } else {
+      log.info(`received ${signal}`)
+      stop.abort()
+    }
+  }
+
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  try {
+    return await work({stop: stop.signal, force: force.signal})
+  } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+  }
+}
