@@ -11,6 +11,8 @@ import {runMlserve, startMlserve} from '../helpers/servers.js'
 import {REPO_ROOT, fixtureModel, toolchainEnv} from '../helpers/toolchain.js'
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'mlserve-conda-'))
+// Real environments are hundreds of MB: leave none behind.
+t.teardown(() => rmSync(scratch, {recursive: true, force: true}))
 const envsDir = path.join(scratch, 'conda-envs')
 const root = path.join(scratch, 'root')
 const env = (extra: Record<string, string> = {}) =>

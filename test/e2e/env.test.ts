@@ -1,6 +1,6 @@
 // The model's own environment, built for real from PyPI: virtualenv with uv and with venv + pip, the
 // cache (hits, concurrent builds, interrupted builds, failed builds), Python versions, --install-mlflow.
-import {cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync} from 'node:fs'
+import {cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 
@@ -11,6 +11,8 @@ import {MLSERVE_BIN, runMlserve, spawnProc, startMlserve} from '../helpers/serve
 import {fixtureModel, toolchainEnv} from '../helpers/toolchain.js'
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'mlserve-env-'))
+// Real environments are hundreds of MB: leave none behind.
+t.teardown(() => rmSync(scratch, {recursive: true, force: true}))
 
 /** A copy of a fixture model with some of its files rewritten. */
 function variant(base: string, name: string, files: Record<string, string> = {}): string {
