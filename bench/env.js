@@ -17,7 +17,7 @@
 import {execFileSync, spawn} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {once} from 'node:events'
-import {cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
+import {cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
 import {createServer} from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -68,7 +68,7 @@ function options() {
       rounds: {type: 'string', default: '3'},
       'build-rounds': {type: 'string', default: '1'},
       timeout: {type: 'string', default: '900'},
-      settle: {type: 'string', default: '120'},
+      settle: {type: 'string', default: '60'},
       contenders: {type: 'string', default: CONTENDER_IDS.join(',')},
       launcher: {type: 'string', default: 'auto'},
       'pyenv-root': {type: 'string', default: process.env.PYENV_ROOT ?? path.join(os.homedir(), '.pyenv')},
@@ -100,9 +100,9 @@ function freePort() {
 }
 
 /** A command's first output line, or undefined when it does not run. */
-function versionOf(file, args = ['--version'], env = process.env) {
+function versionOf(file, args = ['--version']) {
   try {
-    return execFileSync(file, args, {encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe']}).trim().split('\n')[0]
+    return execFileSync(file, args, {encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']}).trim().split('\n')[0]
   } catch {
     return undefined
   }
@@ -110,18 +110,42 @@ function versionOf(file, args = ['--version'], env = process.env) {
 
 // ---- the mlserve CLI: a snapshot of the built package, so a concurrent `npm run build` cannot break a run ----
 
-/** Copies bin/, dist/, templates/ and the manifests into WORK_DIR (node_modules is linked); returns bin/run.js there. */
-async function snapshotCli() {
-  const serveJs = path.join(REPO_ROOT, 'dist/commands/serve.js')
-  for (let waited = 0; !existsSync(serveJs); waited += 5) {
-    if (waited >= 300) throw new Error('dist/ is missing: run `npm run build` first')
-    if (waited === 0) console.error('# dist/ is missing (a build in progress?); waiting for it')
-    await sleep(5000)
-  }
+/** Every file under dir with its size and mtime: equal twice in a row means no build is writing it. */
+function treeFingerprint(dir) {
+  if (!existsSync(dir)) return ''
+  return readdirSync(dir, {recursive: true, withFileTypes: true})
+    .filter((entry) => entry.isFile())
+    .map((entry) => {
+      const file = path.join(entry.parentPath ?? entry.path, entry.name)
+      const {size, mtimeMs} = statSync(file)
+      return `${path.relative(dir, file)} ${size} ${mtimeMs}`
+    })
+    .sort()
+    .join('\n')
+}
 
+/**
+ * Copies bin/, dist/, templates/ and the manifests into WORK_DIR (node_modules is linked) once dist/ is
+ * complete and has stopped changing; returns bin/run.js there.
+ */
+async function snapshotCli() {
+  const dist = path.join(REPO_ROOT, 'dist')
   const dir = path.join(WORK_DIR, 'mlserve')
-  for (const name of ['bin', 'dist', 'templates', 'package.json', 'oclif.manifest.json']) {
-    if (existsSync(path.join(REPO_ROOT, name))) cpSync(path.join(REPO_ROOT, name), path.join(dir, name), {recursive: true})
+  for (let attempt = 0; ; attempt++) {
+    if (attempt === 60) throw new Error('dist/ is missing or keeps changing: run `npm run build` first')
+    const before = treeFingerprint(dist)
+    await sleep(attempt === 0 ? 1000 : 5000)
+    if (!existsSync(path.join(dist, 'commands/serve.js')) || treeFingerprint(dist) !== before) {
+      if (attempt === 0) console.error('# dist/ is missing or being rebuilt; waiting for it')
+      continue
+    }
+
+    rmSync(dir, {recursive: true, force: true})
+    for (const name of ['bin', 'dist', 'templates', 'package.json', 'oclif.manifest.json']) {
+      if (existsSync(path.join(REPO_ROOT, name))) cpSync(path.join(REPO_ROOT, name), path.join(dir, name), {recursive: true})
+    }
+
+    if (treeFingerprint(dist) === before && treeFingerprint(path.join(dir, 'dist')).split('\n').length === before.split('\n').length) break
   }
 
   symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(dir, 'node_modules'))
@@ -139,7 +163,7 @@ function gitRevision() {
   }
 }
 
-// ---- mlflow's default manager: pyenv, and (mlflow < 3.x) the virtualenv package --------------------------
+// ---- mlflow's default manager: pyenv, and (older mlflow, e.g. 2.20) the virtualenv package --------------------------
 
 /** Whether the toolchain's mlflow creates envs with `python -m virtualenv` (and so needs it installed beside mlflow). */
 function mlflowNeedsVirtualenv() {

@@ -42,6 +42,34 @@ export const ERROR_CODES = {
   SCORER_EXITED: 41,
   /** `mlserve predict`: the prediction process failed (exit code: its own, when it has one). */
   PREDICT_FAILED: 42,
+  /** The tracking or registry URI cannot serve this model URI (e.g. mlflow-artifacts: without an http(s) tracking URI). */
+  TRACKING_URI_INVALID: 50,
+  /** runs:/ names a run the tracking store does not have. */
+  RUN_NOT_FOUND: 51,
+  /** models:/ names a registered model the registry does not have. */
+  REGISTERED_MODEL_NOT_FOUND: 52,
+  /** models:/ names a version (or a stage with no versions) the registered model does not have. */
+  MODEL_VERSION_NOT_FOUND: 53,
+  /** models:/name@alias names an alias the registered model does not have. */
+  MODEL_ALIAS_NOT_FOUND: 54,
+  /** models:/<model_id> names a logged model the tracking store does not have. */
+  LOGGED_MODEL_NOT_FOUND: 55,
+  /** The artifact path holds nothing to download (no run artifact and no logged model of that name). */
+  ARTIFACT_NOT_FOUND: 56,
+  /** The tracking server answered 401: credentials missing or wrong. */
+  TRACKING_UNAUTHENTICATED: 57,
+  /** The tracking server answered 403: the credentials lack permission. */
+  TRACKING_FORBIDDEN: 58,
+  /** The tracking server cannot be reached (connection refused, DNS, TLS, timeout), after retries. */
+  TRACKING_UNREACHABLE: 59,
+  /** The tracking server answered another error (5xx after retries, an unexpected 4xx or body). */
+  TRACKING_REQUEST_FAILED: 60,
+  /** The URI needs the real mlflow client (sqlite, s3, gs, azure, dbfs, databricks, plugins) and no Python with mlflow was found. */
+  MLFLOW_CLIENT_NOT_FOUND: 61,
+  /** The real mlflow client (`python -m mlflow artifacts download`) failed; its stderr tail is in the message. */
+  MLFLOW_DOWNLOAD_FAILED: 62,
+  /** An artifact listing named a path outside the download directory (.., absolute): refused. */
+  UNSAFE_ARTIFACT_PATH: 63,
   /** Stopped by a signal before the work was done: an environment build, or a drain cut short by a second signal. */
   INTERRUPTED: 130,
 } as const

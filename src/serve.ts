@@ -36,9 +36,14 @@ export interface ResolvedModel {
 }
 
 /** Stages 1 and 2, shared with predict: the model URI becomes a model directory with a servable MLmodel. */
-export async function loadModel(uri: string, cwd: string, log: Logger): Promise<ResolvedModel> {
+export async function loadModel(
+  uri: string,
+  cwd: string,
+  log: Logger,
+  context: {readonly env?: Readonly<Record<string, string | undefined>>; readonly signal?: AbortSignal} = {},
+): Promise<ResolvedModel> {
   const resolving = log.phase('resolve model')
-  const ref = await resolveModelUri(uri, cwd)
+  const ref = await resolveModelUri(uri, {cwd, env: context.env ?? process.env, log, signal: context.signal})
   resolving.done(ref.localDir)
 
   const reading = log.phase('read MLmodel')
@@ -75,7 +80,7 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
       })
     }
 
-    const {ref, mlmodel} = await loadModel(options.modelUri, options.cwd, log)
+    const {ref, mlmodel} = await loadModel(options.modelUri, options.cwd, log, {env: options.env, signal: io.stop})
     const env = await prepareEnv({options, modelDir: ref.localDir, mlmodel, log, signal: io.stop})
     cleanup.defer('release the environment', env.release)
 

@@ -7,9 +7,9 @@ export const modelFlags = {
   'model-uri': Flags.string({
     char: 'm',
     required: true,
-    summary: 'The model to serve: a directory, or a file: URI.',
+    summary: 'The model: a directory, file:, runs:/, models:/, mlflow-artifacts:/ or another artifact URI.',
     description:
-      'A local directory that holds an MLmodel file, or a file: URI to one. (runs:/ and models:/ URIs come in a later release.)',
+      'A local directory that holds an MLmodel file or a file: URI (used in place); runs:/<run_id>/<path>; models:/<name>/<version|stage|latest>, models:/<name>@<alias> or models:/<model_id>; mlflow-artifacts:/ and http(s):// artifact URIs; or any scheme the mlflow client handles (s3://, gs://, ...). Registry and tracking lookups use MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI (default: ./mlruns if it holds experiments, else sqlite:///mlflow.db), credentials from MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN.',
   }),
   'env-manager': Flags.option({
     options: ENV_MANAGERS,

@@ -1,9 +1,22 @@
-// A model URI becomes a local model directory: local paths and file: URIs here; remote schemes later.
-import {stat} from 'node:fs/promises'
+// A model URI becomes a local model directory: local paths as they are, everything else downloaded once into the model cache.
+import {stat, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 
+import yaml from 'js-yaml'
+
 import {MlserveError} from '../errors.js'
+import {silentLogger, type Logger} from '../log.js'
+import {downloadArtifacts, isNativeArtifactUri} from './artifacts.js'
+import {fileStore, fileStoreRoot} from './file-store.js'
+import {cachedModel} from './model-cache.js'
+import {parseModelUri, parseRunsUri, parseModelsUri, uriScheme, versionUri, joinArtifactUri, type ModelUri} from './parse.js'
+import {clientPython, downloadWithMlflow, versionWithMlflow, type PythonClient} from './python-client.js'
+import {RestClient} from './rest.js'
+import {restStore, type ModelStore} from './store.js'
+import {redactUri, storeKind, trackingFrom, type Env, type Tracking} from './tracking.js'
+
+export {uriScheme} from './parse.js'
 
 export interface ModelRef {
   /** The URI as the user gave it. */
@@ -12,11 +25,13 @@ export interface ModelRef {
   readonly localDir: string
 }
 
-/** The scheme of a URI (`runs`, `models`, `file`, `s3`, ...), or undefined for a plain path. */
-export function uriScheme(uri: string): string | undefined {
-  const match = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(uri)
-  // A one-letter "scheme" is a Windows drive letter, not a URI scheme.
-  return match && match[1]!.length > 1 ? match[1]!.toLowerCase() : undefined
+export interface ResolveContext {
+  /** The directory relative paths (and mlflow's default ./mlruns and sqlite:///mlflow.db) are resolved against. */
+  readonly cwd: string
+  /** MLFLOW_TRACKING_URI, credentials, MLSERVE_MODEL_ROOT, MLSERVE_PYTHON, …; process.env by default. */
+  readonly env?: Env
+  readonly log?: Logger
+  readonly signal?: AbortSignal
 }
 
 /** Turns a path or file: URI into an absolute path, without touching the disk. */
@@ -39,30 +54,7 @@ export function localPathOf(uri: string, cwd: string): string {
   return path.resolve(cwd, decodeURIComponent(uri.slice('file:'.length)))
 }
 
-const REMOTE_SCHEMES_LATER = new Set(['runs', 'models', 'mlflow-artifacts', 'http', 'https'])
-
-/** Resolves a model URI to a local directory that exists. */
-export async function resolveModelUri(uri: string, cwd: string): Promise<ModelRef> {
-  if (uri.trim() === '') {
-    throw new MlserveError('INVALID_MODEL_URI', 'The model URI is empty.', {
-      suggestions: ['Pass a model directory or URI with -m/--model-uri.'],
-    })
-  }
-
-  const scheme = uriScheme(uri)
-  if (scheme !== undefined && scheme !== 'file') {
-    const later = REMOTE_SCHEMES_LATER.has(scheme)
-    throw new MlserveError(
-      'UNSUPPORTED_MODEL_URI',
-      `Model URIs with the scheme '${scheme}:' are not ${later ? 'available yet' : 'supported'} in mlserve: ${uri}`,
-      {
-        suggestions: [
-          'Download the model first (e.g. `mlflow artifacts download -u <uri> -d ./model`) and pass the local directory.',
-        ],
-      },
-    )
-  }
-
+async function resolveLocal(uri: string, cwd: string): Promise<ModelRef> {
   const localDir = localPathOf(uri, cwd)
   const info = await stat(localDir).catch(() => undefined)
   if (info === undefined) {
@@ -77,4 +69,177 @@ export async function resolveModelUri(uri: string, cwd: string): Promise<ModelRe
   }
 
   return {uri, localDir}
+}
+
+/** Resolves a model URI to a local directory that exists (downloading remote models into the cache). */
+export async function resolveModelUri(uri: string, context: string | ResolveContext): Promise<ModelRef> {
+  const ctx: ResolveContext = typeof context === 'string' ? {cwd: context} : context
+  const parsed = parseModelUri(uri)
+  if (parsed.kind === 'local') return resolveLocal(uri, ctx.cwd)
+  const env = ctx.env ?? process.env
+  const tracking = await trackingFrom(env, ctx.cwd)
+  const resolver = new Resolver(tracking, env, ctx.log ?? silentLogger, ctx.signal)
+  try {
+    return {uri, localDir: await resolver.resolve(parsed)}
+  } finally {
+    await resolver.close()
+  }
+}
+
+/** One resolution: the stores (REST client, file store or the Python client) it needs, opened lazily. */
+class Resolver {
+  #client?: RestClient
+
+  constructor(
+    readonly tracking: Tracking,
+    readonly env: Env,
+    readonly log: Logger,
+    readonly signal?: AbortSignal,
+  ) {}
+
+  get client(): RestClient {
+    this.#client ??= new RestClient(this.tracking, this.signal)
+    return this.#client
+  }
+
+  async close(): Promise<void> {
+    await this.#client?.close()
+  }
+
+  get python(): PythonClient {
+    return {python: clientPython(this.env), env: this.env, tracking: this.tracking, signal: this.signal}
+  }
+
+  /** The store for runs and logged models (tracking) or registered models (registry); undefined: ask the Python client. */
+  store(which: 'tracking' | 'registry'): ModelStore | undefined {
+    const uri = which === 'tracking' ? this.tracking.trackingUri : this.tracking.registryUri
+    const kind = storeKind(uri)
+    if (kind === 'delegate') return undefined
+    const other = which === 'tracking' ? this.tracking.registryUri : this.tracking.trackingUri
+    if (kind === 'rest') return restStore(this.client, uri, storeKind(other) === 'rest' ? other : uri)
+    const root = fileStoreRoot(uri, this.tracking.cwd)
+    return fileStore(root, storeKind(other) === 'file' ? fileStoreRoot(other, this.tracking.cwd) : root)
+  }
+
+  /** The stores a source is read from, normalised for the cache key (relative paths made absolute). */
+  get storeKey(): string[] {
+    const norm = (uri: string) =>
+      storeKind(uri) === 'file' ? fileStoreRoot(uri, this.tracking.cwd) : /^sqlite:\/\/\/(?!\/)/.test(uri) ? `${uri} @ ${this.tracking.cwd}` : uri
+    return [norm(this.tracking.trackingUri), norm(this.tracking.registryUri)]
+  }
+
+  async resolve(parsed: Exclude<ModelUri, {kind: 'local'}>): Promise<string> {
+    switch (parsed.kind) {
+      case 'model-alias':
+      case 'model-stage':
+      case 'model-latest': {
+        const version = await this.currentVersion(parsed)
+        this.log.info(`${parsed.uri} is version ${version} of registered model '${parsed.name}' (looked up on every start)`)
+        return this.cached(versionUri(parsed.name, version), (dir) => this.downloadVersion(parsed.name, version, dir))
+      }
+
+      case 'model-version':
+        return this.cached(versionUri(parsed.name, parsed.version), (dir) => this.downloadVersion(parsed.name, parsed.version, dir))
+      case 'logged-model':
+        return this.cached(`models:/${parsed.modelId}`, (dir) => this.downloadLoggedModel(parsed.modelId, dir))
+      case 'run':
+        return this.cached(`runs:/${parsed.runId}/${parsed.path}`, (dir) => this.downloadRun(parsed.runId, parsed.path, dir))
+      case 'artifact':
+        return this.cached(parsed.uri, (dir) => this.downloadArtifactUri(parsed.uri, dir))
+    }
+  }
+
+  async currentVersion(parsed: Extract<ModelUri, {kind: 'model-alias' | 'model-stage' | 'model-latest'}>): Promise<string> {
+    const store = this.store('registry')
+    if (parsed.kind === 'model-alias') {
+      return store ? store.versionOfAlias(parsed.name, parsed.alias) : versionWithMlflow(this.python, parsed.name, 'alias', parsed.alias)
+    }
+
+    const stage = parsed.kind === 'model-stage' ? parsed.stage : undefined
+    if (store) return store.latestVersion(parsed.name, stage)
+    return versionWithMlflow(this.python, parsed.name, stage === undefined ? 'latest' : 'stage', stage)
+  }
+
+  async cached(source: string, download: (dir: string) => Promise<void>): Promise<string> {
+    const phase = this.log.phase(`fetch ${redactUri(source)}`, {live: true})
+    const model = await cachedModel({
+      env: this.env,
+      source,
+      stores: this.storeKey,
+      download,
+      signal: this.signal,
+      onWait: (pid) => this.log.info(`waiting for process ${pid}, which is downloading the same model`),
+    })
+    phase.done(model.downloaded ? `downloaded into ${model.dir}` : `cached in ${model.dir}`)
+    return model.dir
+  }
+
+  async downloadVersion(name: string, version: string, dir: string): Promise<void> {
+    const store = this.store('registry')
+    if (!store) {
+      await downloadWithMlflow(this.python, versionUri(name, version), dir)
+    } else {
+      const source = await store.versionDownloadUri(name, version)
+      await this.downloadSource(source, dir)
+    }
+
+    // mlflow's ModelsArtifactRepository marks a downloaded model with its registry identity.
+    await writeFile(path.join(dir, 'registered_model_meta'), yaml.dump({model_name: name, model_version: String(version)}))
+  }
+
+  /** A version's download URI: a logged model, a run path, or an artifact URI. */
+  async downloadSource(source: string, dir: string): Promise<void> {
+    const scheme = uriScheme(source)
+    if (scheme === 'runs') {
+      const {runId, path: runPath} = parseRunsUri(source)
+      return this.downloadRun(runId, runPath, dir)
+    }
+
+    if (scheme === 'models') {
+      const parsed = parseModelsUri(source)
+      if (parsed.kind === 'logged-model') return this.downloadLoggedModel(parsed.modelId, dir)
+      throw new MlserveError('MLFLOW_DOWNLOAD_FAILED', `A model version's source is itself a registry URI (${source}); not supported.`)
+    }
+
+    return this.downloadArtifactUri(source, dir)
+  }
+
+  async downloadLoggedModel(modelId: string, dir: string): Promise<void> {
+    const store = this.store('tracking')
+    if (!store) return downloadWithMlflow(this.python, `models:/${modelId}`, dir)
+    return this.downloadArtifactUri(await store.loggedModel(modelId), dir)
+  }
+
+  /** runs:/ with MLflow 3's fallback: the run's artifacts at `path`, overlaid by the run's logged model of that name. */
+  async downloadRun(runId: string, runPath: string, dir: string): Promise<void> {
+    const store = this.store('tracking')
+    if (!store) return downloadWithMlflow(this.python, `runs:/${runId}/${runPath}`, dir)
+    const run = await store.run(runId)
+    let found = await this.downloadArtifactUriIfAny(joinArtifactUri(run.artifactUri, runPath), dir)
+    const [name, ...rest] = runPath.split('/')
+    if (name) {
+      const model = await store.loggedModelOfRun(run.experimentId, name, runId)
+      if (model) found = (await this.downloadArtifactUriIfAny(joinArtifactUri(model, rest.join('/')), dir)) || found
+    }
+
+    if (!found) {
+      throw new MlserveError(
+        'ARTIFACT_NOT_FOUND',
+        `Failed to download artifacts from path '${runPath}', please ensure that the path is correct.`,
+        {suggestions: [`The run ${runId} has no artifact and no logged model at '${runPath}'.`]},
+      )
+    }
+  }
+
+  async downloadArtifactUri(uri: string, dir: string): Promise<void> {
+    if (!(await this.downloadArtifactUriIfAny(uri, dir))) {
+      throw new MlserveError('ARTIFACT_NOT_FOUND', `No artifacts found at ${redactUri(uri)}.`)
+    }
+  }
+
+  async downloadArtifactUriIfAny(uri: string, dir: string): Promise<boolean> {
+    if (isNativeArtifactUri(uri)) return downloadArtifacts(uri, dir, this.client, this.tracking.trackingUri)
+    await downloadWithMlflow(this.python, uri, dir)
+    return true
+  }
 }

@@ -74,9 +74,9 @@ t.test('model errors: each its own message and exit code', async (t) => {
   t.equal(sklearnOnly.code, 12)
   t.match(sklearnOnly.stderr, 'Error: No suitable flavor backend was found for the model.')
 
-  const remote = await serve('-m', 'runs:/0123/model', ...local)
-  t.equal(remote.code, 14)
-  t.match(remote.stderr, /scheme 'runs:' are not available yet/)
+  const malformed = await serve('-m', 'models:/a/b/c', ...local)
+  t.equal(malformed.code, 13)
+  t.match(malformed.stderr, "Error: Not a proper models:/ URI: models:/a/b/c. Models URIs must be of the form 'models:/name/suffix'")
 
   const crate = await serve('-m', modelDir('crate', 'flavors:\n  crate: {version: 0.1.0, model: crate.bin}\n'), ...local)
   t.equal(crate.code, 15)

@@ -35,8 +35,3 @@ t.test('resolveModelUri checks the directory exists', async (t) => {
   const error = await resolveModelUri('m-0123abcd', dir).catch((error_: unknown) => error_)
   t.match(error, {code: 'MODEL_NOT_FOUND', suggestions: ["Maybe you meant 'models:/m-0123abcd'?"]})
 })
-
-t.test('remote schemes are refused clearly, before any work', async (t) => {
-  await t.rejects(resolveModelUri('runs:/abc/model', '/'), {code: 'UNSUPPORTED_MODEL_URI', exitCode: 14, message: /not available yet/})
-  await t.rejects(resolveModelUri('s3://bucket/model', '/'), {code: 'UNSUPPORTED_MODEL_URI', message: /not supported/})
-})

@@ -1,0 +1,69 @@
+// Where models are looked up: the tracking and registry URIs (mlflow's defaults, spec 4.5) and the credentials sent.
+import {readdir} from 'node:fs/promises'
+import path from 'node:path'
+import {pathToFileURL} from 'node:url'
+
+import {pathExists} from '../util/fs.js'
+import {uriScheme} from './parse.js'
+import {retryPolicyFrom, type RetryPolicy} from './retry.js'
+
+export type Env = Readonly<Record<string, string | undefined>>
+
+export interface Tracking {
+  readonly trackingUri: string
+  readonly registryUri: string
+  /** The Authorization header value, if credentials are set. Never logged. */
+  readonly authorization?: string
+  readonly insecureTls: boolean
+  readonly retry: RetryPolicy
+  readonly cwd: string
+}
+
+/** The store behind a tracking or registry URI: a REST server, a local file store, or anything the real client handles. */
+export type StoreKind = 'rest' | 'file' | 'delegate'
+
+export function storeKind(uri: string): StoreKind {
+  if (/^databricks(-uc)?$/i.test(uri.trim())) return 'delegate'
+  const scheme = uriScheme(uri)
+  if (scheme === 'http' || scheme === 'https') return 'rest'
+  if (scheme === undefined || scheme === 'file') return 'file'
+  return 'delegate'
+}
+
+/** mlflow >= 3.7: ./mlruns if it holds a digit-named experiment with meta.yaml, else sqlite:///mlflow.db. */
+export async function defaultTrackingUri(cwd: string): Promise<string> {
+  const mlruns = path.join(cwd, 'mlruns')
+  const names = await readdir(mlruns).catch(() => [] as string[])
+  for (const name of names) {
+    // eslint-disable-next-line no-await-in-loop
+    if (/^\d+$/.test(name) && (await pathExists(path.join(mlruns, name, 'meta.yaml')))) return pathToFileURL(mlruns).href
+  }
+
+  return 'sqlite:///mlflow.db'
+}
+
+const truthy = (value: string | undefined): boolean => ['true', '1', 'yes', 'on'].includes((value ?? '').trim().toLowerCase())
+
+/** Basic (username + password) wins over Bearer (token), as in mlflow. */
+export function authorizationFrom(env: Env): string | undefined {
+  const user = env.MLFLOW_TRACKING_USERNAME
+  const password = env.MLFLOW_TRACKING_PASSWORD
+  if (user && password) return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`
+  if (env.MLFLOW_TRACKING_TOKEN) return `Bearer ${env.MLFLOW_TRACKING_TOKEN}`
+  return undefined
+}
+
+export async function trackingFrom(env: Env, cwd: string): Promise<Tracking> {
+  const trackingUri = env.MLFLOW_TRACKING_URI?.trim() || (await defaultTrackingUri(cwd))
+  return {
+    trackingUri,
+    registryUri: env.MLFLOW_REGISTRY_URI?.trim() || trackingUri,
+    authorization: authorizationFrom(env),
+    insecureTls: truthy(env.MLFLOW_TRACKING_INSECURE_TLS),
+    retry: retryPolicyFrom(env),
+    cwd,
+  }
+}
+
+/** A URI with any user:password@ removed, for messages and logs. */
+export const redactUri = (uri: string): string => uri.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1***@')
