@@ -13,7 +13,7 @@
 //
 //   node bench/env.js [--rounds 3] [--build-rounds 1] [--timeout 900] [--model <dir>]
 //                     [--contenders mlserve-uv,mlserve-pip,mlflow-uv,mlflow-virtualenv]
-//                     [--launcher auto|toolchain|venv] [--pyenv-root <dir>]
+//                     [--launcher venv|toolchain] [--dont-write-bytecode] [--settle 60] [--pyenv-root <dir>]
 import {execFileSync, spawn} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {once} from 'node:events'
@@ -24,7 +24,7 @@ import path from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {parseArgs} from 'node:util'
 
-import {REPO_ROOT, cacheRoot, ensureFixtures, fixtureModel, toolchainBin, toolchainDir, toolchainEnv} from '../test/helpers/toolchain.js'
+import {REPO_ROOT, cacheRoot, ensureFixtures, fixtureModel, toolchainBin, toolchainEnv} from '../test/helpers/toolchain.js'
 
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((file) => existsSync(file))
 const STOP_GRACE_MS = 15_000
@@ -70,13 +70,14 @@ function options() {
       timeout: {type: 'string', default: '900'},
       settle: {type: 'string', default: '60'},
       contenders: {type: 'string', default: CONTENDER_IDS.join(',')},
-      launcher: {type: 'string', default: 'auto'},
+      launcher: {type: 'string', default: 'venv'},
+      'dont-write-bytecode': {type: 'boolean', default: false},
       'pyenv-root': {type: 'string', default: process.env.PYENV_ROOT ?? path.join(os.homedir(), '.pyenv')},
     },
   })
   const contenders = values.contenders.split(',').filter(Boolean)
   for (const id of contenders) if (!CONTENDER_IDS.includes(id)) throw new Error(`--contenders: unknown '${id}' (known: ${CONTENDER_IDS.join(', ')})`)
-  if (!['auto', 'toolchain', 'venv'].includes(values.launcher)) throw new Error(`--launcher must be auto, toolchain or venv, not ${values.launcher}`)
+  if (!['venv', 'toolchain'].includes(values.launcher)) throw new Error(`--launcher must be venv or toolchain, not ${values.launcher}`)
   return {
     model: values.model ? path.resolve(values.model) : undefined,
     rounds: positive(values.rounds, 'rounds'),
@@ -85,6 +86,7 @@ function options() {
     settleMs: nonNegative(values.settle, 'settle') * 1000,
     contenders,
     launcher: values.launcher,
+    dontWriteBytecode: values['dont-write-bytecode'],
     pyenvRoot: path.resolve(values['pyenv-root']),
   }
 }
@@ -163,35 +165,28 @@ function gitRevision() {
   }
 }
 
-// ---- mlflow's default manager: pyenv, and (older mlflow, e.g. 2.20) the virtualenv package --------------------------
-
-/** Whether the toolchain's mlflow creates envs with `python -m virtualenv` (and so needs it installed beside mlflow). */
-function mlflowNeedsVirtualenv() {
-  const lib = path.join(toolchainDir(), 'lib')
-  for (const version of existsSync(lib) ? readdirSync(lib) : []) {
-    const file = path.join(lib, version, 'site-packages/mlflow/utils/virtualenv.py')
-    if (existsSync(file)) return /virtualenv binary|"-m",\s*"virtualenv"/.test(readFileSync(file, 'utf8'))
-  }
-
-  return true
-}
+// ---- the mlflow CLI: the toolchain's pins, installed as `pip install mlflow` would (with bytecode) -----------
 
 /**
- * A bench-only venv beside the toolchain with the toolchain's pinned requirements plus virtualenv, whose
- * bin/ runs mlflow's default manager. Built once (with the toolchain's uv) and marked complete; a
- * half-built one is rebuilt. Returns its bin directory.
+ * A bench-only venv beside the toolchain that runs `mlflow models serve` for both mlflow contenders: the
+ * toolchain's pinned requirements plus virtualenv (which older mlflow, e.g. 2.20, runs as `python -m
+ * virtualenv` for its default manager), byte-compiled like a pip install. The toolchain itself is
+ * installed by uv without bytecode, so its mlflow compiles ~5 s of modules on every start when
+ * PYTHONDONTWRITEBYTECODE is set; that is not the mlflow users run. Built once with the toolchain's uv
+ * and marked complete; a half-built one is rebuilt. Returns its bin directory.
  */
 function ensureLauncherVenv() {
-  const hash = createHash('sha256').update(readFileSync(TOOLCHAIN_REQUIREMENTS)).update(VIRTUALENV_PINS.join('\n')).digest('hex').slice(0, 12)
+  const hash = createHash('sha256').update(readFileSync(TOOLCHAIN_REQUIREMENTS)).update(`${VIRTUALENV_PINS.join('\n')}\ncompile-bytecode`).digest('hex').slice(0, 12)
   const dir = path.join(cacheRoot(), `bench-launcher-${hash}`)
   const marker = path.join(dir, '.mlserve-complete')
   if (!existsSync(marker)) {
-    console.error(`# building the launcher venv for mlflow's virtualenv manager in ${dir}`)
+    console.error(`# building the launcher venv for mlflow models serve in ${dir}`)
     rmSync(dir, {recursive: true, force: true})
     try {
       const run = (file, args) => execFileSync(file, args, {stdio: ['ignore', 'inherit', 'inherit']})
       run(process.env.MLSERVE_TEST_BASE_PYTHON ?? 'python3', ['-m', 'venv', dir])
-      run(path.join(toolchainBin(), 'uv'), ['pip', 'install', '--quiet', '--python', path.join(dir, 'bin/python'), '-r', TOOLCHAIN_REQUIREMENTS, ...VIRTUALENV_PINS])
+      const requirements = ['-r', TOOLCHAIN_REQUIREMENTS, ...VIRTUALENV_PINS]
+      run(path.join(toolchainBin(), 'uv'), ['pip', 'install', '--quiet', '--compile-bytecode', '--python', path.join(dir, 'bin/python'), ...requirements])
       execFileSync(path.join(dir, 'bin/python'), ['-m', 'virtualenv', '--version'], {stdio: 'ignore'})
       writeFileSync(marker, new Date().toISOString())
     } catch (error) {
@@ -215,16 +210,23 @@ function modelPython(model) {
  * Each contender: the argv that serves the model on a port, and the environment given the run's
  * directories ({envRoot, uvCache, pipCache}).
  */
-function contenders(ids, {runJs, model, launcherBin, pyenvRoot}) {
-  const common = (dirs, extra = {}) =>
-    toolchainEnv({
+function contenders(ids, {runJs, model, launcherBin, pyenvRoot, dontWriteBytecode}) {
+  const common = (dirs, extra = {}) => {
+    const env = toolchainEnv({
       UV_CACHE_DIR: dirs.uvCache,
       PIP_CACHE_DIR: dirs.pipCache,
       // A Python that uv downloads lands here (and is noticed and reported), not in ~/.local/share/uv.
       UV_PYTHON_INSTALL_DIR: path.join(WORK_DIR, 'uv-python'),
       PYENV_ROOT: pyenvRoot,
+      // uv and `pip --no-compile` leave envs without bytecode: Python writes it on first import, unless told not to.
+      PYTHONDONTWRITEBYTECODE: dontWriteBytecode ? '1' : '',
       ...extra,
     })
+    if (!dontWriteBytecode) delete env.PYTHONDONTWRITEBYTECODE
+    return env
+  }
+  // mlflow runs from the launcher venv, uv (for --env-manager uv) from the toolchain, pyenv from its root.
+  const mlflowPath = [launcherBin, path.join(pyenvRoot, 'bin'), toolchainBin(), process.env.PATH ?? ''].join(path.delimiter)
   const mlserve = (port) => [process.execPath, [runJs, 'serve', '-m', model, '--env-manager', 'virtualenv', '-h', '127.0.0.1', '-p', String(port)]]
   const all = {
     'mlserve-uv': {
@@ -239,17 +241,13 @@ function contenders(ids, {runJs, model, launcherBin, pyenvRoot}) {
     },
     'mlflow-uv': {
       label: 'mlflow models serve --env-manager uv',
-      command: (port) => [path.join(toolchainBin(), 'mlflow'), ['models', 'serve', '-m', model, '--env-manager', 'uv', '-h', '127.0.0.1', '-p', String(port)]],
-      env: (dirs) => common(dirs, {MLFLOW_ENV_ROOT: dirs.envRoot}),
+      command: (port) => [path.join(launcherBin, 'mlflow'), ['models', 'serve', '-m', model, '--env-manager', 'uv', '-h', '127.0.0.1', '-p', String(port)]],
+      env: (dirs) => common(dirs, {MLFLOW_ENV_ROOT: dirs.envRoot, PATH: mlflowPath}),
     },
     'mlflow-virtualenv': {
       label: 'mlflow models serve (default: virtualenv)',
-      command: (port) => [path.join(launcherBin ?? '', 'mlflow'), ['models', 'serve', '-m', model, '-h', '127.0.0.1', '-p', String(port)]],
-      env: (dirs) =>
-        common(dirs, {
-          MLFLOW_ENV_ROOT: dirs.envRoot,
-          PATH: [launcherBin, path.join(pyenvRoot, 'bin'), toolchainBin(), process.env.PATH ?? ''].join(path.delimiter),
-        }),
+      command: (port) => [path.join(launcherBin, 'mlflow'), ['models', 'serve', '-m', model, '-h', '127.0.0.1', '-p', String(port)]],
+      env: (dirs) => common(dirs, {MLFLOW_ENV_ROOT: dirs.envRoot, PATH: mlflowPath}),
     },
   }
   return ids.map((id) => ({id, ...all[id]}))
@@ -329,7 +327,7 @@ async function timeToReady(contender, dirs, {timeoutMs, settleMs}) {
     result.tail = lines.slice(-40).map((l) => l.line).join('\n')
     console.error(`! ${contender.id}: ${result.error}; last output:\n${result.tail}`)
     for (const [pattern, hint] of [
-      [/Could not find the virtualenv binary/, 'mlflow needs the virtualenv package beside it: use --launcher venv'],
+      [/Could not find the virtualenv binary/, 'this mlflow needs the virtualenv package beside it: use --launcher venv'],
       [/Could not find the pyenv binary/, 'mlflow needs pyenv on PATH: point --pyenv-root at a pyenv installation'],
     ]) {
       if (pattern.test(result.tail)) console.error(`! hint: ${hint}`)
@@ -437,7 +435,7 @@ const MILESTONES = [
   ['installing dependencies', /Installing dependencies/],
   ['downloads done', /^Installing collected packages|^Prepared \d+ packages/, 'all'],
   ['installer done', /^Successfully installed|^Installed \d+ packages/, 'all'],
-  ['starting the scoring server', /=== Running command|exec .*(uvicorn|gunicorn|scoring_server)/],
+  ['running in the env (a check, then the scoring server)', /=== Running command/],
   ['uvicorn listening', /Uvicorn running on|Listening at/],
   ['application startup complete', /Application startup complete/],
 ]
@@ -454,6 +452,7 @@ function milestones(lines) {
 
 /** The commands and uv's summary lines ("Prepared 85 packages in 5.80s") from mlserve's installer logs under an env root. */
 function installerSummary(envRoot) {
+  if (!existsSync(envRoot)) return []
   const logs = readdirSync(envRoot, {withFileTypes: true}).flatMap((entry) => {
     const file = path.join(envRoot, entry.name, '.mlserve-build.log')
     return entry.isDirectory() && existsSync(file) ? [readFileSync(file, 'utf8')] : []
@@ -554,30 +553,28 @@ async function main() {
   const runJs = await snapshotCli()
   const python = modelPython(model)
 
-  let launcherBin
   if (opts.contenders.includes('mlflow-virtualenv')) {
     const pyenv = path.join(opts.pyenvRoot, 'bin/pyenv')
     if (!existsSync(pyenv)) throw new Error(`mlflow's virtualenv manager needs pyenv, which is not at ${pyenv} (--pyenv-root)`)
     if (python && !existsSync(path.join(opts.pyenvRoot, 'versions', python))) {
       console.error(`# warning: Python ${python} is not in ${opts.pyenvRoot}/versions: mlflow will compile it with pyenv (slow; --timeout)`)
     }
-
-    const useVenv = opts.launcher === 'venv' || (opts.launcher === 'auto' && mlflowNeedsVirtualenv())
-    launcherBin = useVenv ? ensureLauncherVenv() : toolchainBin()
-    console.error(`# mlflow's virtualenv manager runs from ${launcherBin}${useVenv ? '' : " (this mlflow makes envs with python -m venv: it needs no virtualenv package; --launcher venv to use one anyway)"}`)
   }
 
-  const list = contenders(opts.contenders, {runJs, model, launcherBin, pyenvRoot: opts.pyenvRoot})
+  const launcherBin = opts.launcher === 'venv' ? ensureLauncherVenv() : toolchainBin()
+  const list = contenders(opts.contenders, {runJs, model, launcherBin, pyenvRoot: opts.pyenvRoot, dontWriteBytecode: opts.dontWriteBytecode})
   const machine = {
     nproc: os.availableParallelism(),
     cpu: os.cpus()[0]?.model,
     memoryGb: Math.round(os.totalmem() / 2 ** 30),
     node: process.version,
     uv: versionOf(path.join(toolchainBin(), 'uv')),
-    mlflow: versionOf(path.join(toolchainBin(), 'mlflow'))?.replace(/^mlflow, version /, ''),
-    pyenv: launcherBin ? versionOf(path.join(opts.pyenvRoot, 'bin/pyenv')) : undefined,
+    mlflow: versionOf(path.join(launcherBin, 'mlflow'))?.replace(/^mlflow, version /, ''),
+    pyenv: versionOf(path.join(opts.pyenvRoot, 'bin/pyenv')),
     mlserve: gitRevision(),
-    tmpdir: WORK_DIR,
+    mlflowLauncher: launcherBin,
+    pythonDontWriteBytecode: opts.dontWriteBytecode,
+    workDir: WORK_DIR,
   }
   console.error(`# model ${model} (Python ${python ?? '?'}); work dir ${WORK_DIR}`)
 
@@ -613,6 +610,7 @@ async function main() {
   console.log(`\n${lines.join('\n')}\n`)
   console.log(`CPU seconds until ready (cold / warm / cached): ${rows.map((r) => `${r.id} ${[r.cold, r.warm, r.cached].map((s) => (s.status === 'ok' ? s.cpuSeconds.toFixed(1) : '-')).join(' / ')}`).join('; ')}.`)
   console.log(`Machine: ${machine.nproc} CPUs (${machine.cpu}), ${machine.memoryGb} GB, Node ${machine.node}, ${machine.uv}, mlflow ${machine.mlflow}${machine.pyenv ? `, ${machine.pyenv}` : ''}; mlserve ${machine.mlserve ?? '?'}.`)
+  console.log(`PYTHONDONTWRITEBYTECODE ${opts.dontWriteBytecode ? '=1: no server writes bytecode (as in many container images)' : 'unset: Python writes bytecode on first import (its default)'}; mlflow runs from ${opts.launcher === 'venv' ? 'a byte-compiled venv with the toolchain\'s pins' : 'the toolchain'}.`)
   const loads = rows.flatMap((r) => [r.cold, r.warm, r.cached]).filter((s) => s.status === 'ok').map((s) => s.maxOtherLoad)
   console.log(`Other load: up to ${Math.max(0, ...loads).toFixed(2)} CPU cores used by processes outside the benchmark during a timed run.`)
   if (loads.some((load) => load > QUIET_CORES)) {
