@@ -18,7 +18,6 @@ import {execFileSync, spawn} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {once} from 'node:events'
 import {cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
-import {createServer} from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
@@ -26,7 +25,8 @@ import {parseArgs} from 'node:util'
 
 import {REPO_ROOT, cacheRoot, ensureFixtures, fixtureModel, toolchainBin, toolchainEnv} from '../test/helpers/toolchain.js'
 
-const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((file) => existsSync(file))
+import {freePort, groupAlive, hasExited, median, processes, signalGroup, spawnTied, sum} from './lib.js'
+
 const STOP_GRACE_MS = 15_000
 const POLL_MS = 100
 const PING_TIMEOUT_MS = 2000
@@ -50,15 +50,6 @@ function positive(value, name) {
   const n = Number(value)
   if (!(n > 0) || !Number.isInteger(n)) throw new Error(`--${name} must be a positive integer, not ${value}`)
   return n
-}
-
-const sum = (values) => values.reduce((total, value) => total + value, 0)
-
-function median(values) {
-  if (values.length === 0) return undefined
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = sorted.length / 2
-  return Number.isInteger(mid) ? (sorted[mid - 1] + sorted[mid]) / 2 : sorted[Math.floor(mid)]
 }
 
 function options() {
@@ -89,16 +80,6 @@ function options() {
     dontWriteBytecode: values['dont-write-bytecode'],
     pyenvRoot: path.resolve(values['pyenv-root']),
   }
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer().once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const {port} = server.address()
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 /** A command's first output line, or undefined when it does not run. */
@@ -255,15 +236,8 @@ function contenders(ids, {runJs, model, launcherBin, pyenvRoot, dontWriteBytecod
 
 // ---- children: each in its own process group, tied to this process by setpriv --pdeathsig ---------------
 
-function spawnTied(file, args, options) {
-  const argv = SETPRIV ? [SETPRIV, '--pdeathsig', 'KILL', '--', file, ...args] : [file, ...args]
-  return spawn(argv[0], argv.slice(1), {cwd: REPO_ROOT, detached: true, ...options})
-}
-
 const running = new Set()
 let stopping = false
-
-const hasExited = (child) => child.exitCode !== null || child.signalCode !== null
 
 /** Collects a stream's lines, each with the seconds since start at which it arrived. */
 function collectLines(stream, start, lines) {
@@ -349,23 +323,6 @@ async function stopServer(server) {
   await server.exited
 }
 
-/** Whether a process group still has a live (not zombie) member; mlflow's uvicorn can outlive mlflow. */
-const groupAlive = (pgid) => processes().some((p) => p.pgrp === pgid && p.state !== 'Z')
-
-/** Every process from /proc (Linux; none elsewhere), with its CPU time and its reaped children's, in clock ticks. */
-function processes() {
-  if (!existsSync('/proc')) return []
-  return readdirSync('/proc').flatMap((pid) => {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      return [{pid: Number(pid), state: fields[0], ppid: Number(fields[1]), pgrp: Number(fields[2]), ticks: sum(fields.slice(11, 15).map(Number))}]
-    } catch {
-      return [] // not a process, or gone
-    }
-  })
-}
-
 /**
  * CPU seconds used so far by the process tree under pid (its own and its reaped children's), USER_HZ
  * 100. Installers have been reaped by the time /ping answers, so this is the CPU the build cost.
@@ -378,12 +335,6 @@ function treeCpuSeconds(pid) {
     return false
   }
   return all.length === 0 ? undefined : sum(all.filter((p) => under(p.pid)).map((p) => p.ticks)) / 100
-}
-
-function signalGroup(pid, signal) {
-  try {
-    process.kill(-pid, signal)
-  } catch {} // already gone
 }
 
 const stopAll = () => Promise.all([...running].map(stopServer))

@@ -6,10 +6,9 @@
 //
 //   npm run bench -- [--workers 1,2] [--connections 1,16] [--duration 5] [--rounds 3] [--warmup 2]
 //                    [--tool wrk|autocannon] [--model <dir>] [--body <file>]
-import {execFileSync, spawn} from 'node:child_process'
+import {execFileSync} from 'node:child_process'
 import {once} from 'node:events'
-import {closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
-import {createServer} from 'node:net'
+import {closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
@@ -19,7 +18,8 @@ import autocannon from 'autocannon'
 
 import {REPO_ROOT, ensureFixtures, fixtureModel, toolchainBin, toolchainEnv, toolchainPython} from '../test/helpers/toolchain.js'
 
-const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((file) => existsSync(file))
+import {freePort, groupAlive, hasExited, median, processes, signalGroup, spawnTied, sum} from './lib.js'
+
 const READY_TIMEOUT_MS = 180_000
 const STOP_GRACE_MS = 15_000
 const DEFAULT_BODY = '{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2], [3, 4]]}}'
@@ -32,14 +32,8 @@ function list(value, name) {
   if (!numbers.every((n) => n > 0)) throw new Error(`--${name} must be positive numbers separated by commas, not ${value}`)
   return numbers
 }
-const sum = (values) => values.reduce((total, value) => total + value, 0)
-const fmt = (n, digits = 1) => n.toFixed(digits)
 
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = sorted.length / 2
-  return Number.isInteger(mid) ? (sorted[mid - 1] + sorted[mid]) / 2 : sorted[Math.floor(mid)]
-}
+const fmt = (n, digits = 1) => n.toFixed(digits)
 
 function options() {
   const {values} = parseArgs({
@@ -82,23 +76,7 @@ function toolVersion(tool) {
   return `autocannon ${version} (in-process)`
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer().once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const {port} = server.address()
-      server.close(() => resolve(port))
-    })
-  })
-}
-
 // ---- children: each in its own process group, tied to this process by setpriv --pdeathsig --------
-
-/** Spawns file in a new process group that gets SIGKILL when this process dies. */
-function spawnTied(file, args, options) {
-  const argv = SETPRIV ? [SETPRIV, '--pdeathsig', 'KILL', '--', file, ...args] : [file, ...args]
-  return spawn(argv[0], argv.slice(1), {cwd: REPO_ROOT, detached: true, ...options})
-}
 
 const running = new Set()
 let stopping = false
@@ -116,8 +94,6 @@ async function startServer(name, file, args) {
   await waitForPing(server)
   return server
 }
-
-const hasExited = (child) => child.exitCode !== null || child.signalCode !== null
 
 async function waitForPing(server) {
   const deadline = Date.now() + READY_TIMEOUT_MS
@@ -139,29 +115,6 @@ async function stopServer(server) {
   while (groupAlive(pid) && Date.now() < deadline) await sleep(100)
   if (groupAlive(pid)) signalGroup(pid, 'SIGKILL')
   await server.exited
-}
-
-/** Whether a process group still has a live (not zombie) member; mlflow's uvicorn can outlive mlflow. */
-const groupAlive = (pgid) => processes().some((p) => p.pgrp === pgid && p.state !== 'Z')
-
-/** Every process from /proc (Linux; none elsewhere), with its CPU time and its reaped children's, in clock ticks. */
-function processes() {
-  if (!existsSync('/proc')) return []
-  return readdirSync('/proc').flatMap((pid) => {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      return [{pid: Number(pid), state: fields[0], ppid: Number(fields[1]), pgrp: Number(fields[2]), ticks: sum(fields.slice(11, 15).map(Number))}]
-    } catch {
-      return [] // not a process, or gone
-    }
-  })
-}
-
-function signalGroup(pid, signal) {
-  try {
-    process.kill(-pid, signal)
-  } catch {} // already gone
 }
 
 const stopAll = () => Promise.all([...running].map(stopServer))
