@@ -1,6 +1,6 @@
 // The conda manager: conda env create from the model's conda.yaml, recorded in mlserve's cache, and the
 // scorer started with the env's own python (not `conda run`).
-import {mkdir, readFile, rm} from 'node:fs/promises'
+import {readFile, rm} from 'node:fs/promises'
 import path from 'node:path'
 
 import {MlserveError} from '../errors.js'
@@ -9,7 +9,7 @@ import type {Mlmodel} from '../model/mlmodel.js'
 import {pathExists} from '../util/fs.js'
 import {which} from '../util/which.js'
 import {contentKey, ensureCachedEnv, envRoot} from './cache.js'
-import {runInstaller, type InstallerRun} from './installer.js'
+import {installerRunFor, runInstaller, type InstallerRun} from './installer.js'
 import {envFiles} from './spec.js'
 
 type Env = Readonly<Record<string, string | undefined>>
@@ -110,9 +110,7 @@ async function buildCondaEnv(
   request: CondaEnvRequest & {tools: CondaTools; name: string; condaFile?: string; root: string; key: string},
 ): Promise<{prefix: string; python: string}> {
   const {tools, name, log, env} = request
-  const logFile = path.join(request.root, 'logs', `${request.key}-${Date.now()}.log`)
-  await mkdir(path.dirname(logFile), {recursive: true})
-  const run: InstallerRun = {logFile, env: {...env, PIP_NO_INPUT: '1'}, signal: request.signal}
+  const run = await installerRunFor(request.root, request.key, env, request.signal)
   const remove = () =>
     runInstaller(`Removing the conda environment ${name}`, [tools.conda, 'remove', '--yes', '--name', name, '--all'], {...run, signal: undefined})
 

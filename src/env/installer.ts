@@ -1,5 +1,6 @@
 // Runs environment-building commands with their output kept in a log file; a failure names the file.
-import {appendFile, readFile} from 'node:fs/promises'
+import {appendFile, mkdir, readFile} from 'node:fs/promises'
+import path from 'node:path'
 
 import {MlserveError} from '../errors.js'
 
@@ -7,6 +8,21 @@ export interface InstallerRun {
   readonly logFile: string
   readonly env: Readonly<Record<string, string | undefined>>
   readonly signal?: AbortSignal
+}
+
+/**
+ * The installer run for one build of a cache key: its log file is `<root>/logs/<key>-<time>.log` (kept
+ * when the build fails, and named by the error), and pip never prompts.
+ */
+export async function installerRunFor(
+  root: string,
+  key: string,
+  env: Readonly<Record<string, string | undefined>>,
+  signal?: AbortSignal,
+): Promise<InstallerRun> {
+  const logFile = path.join(root, 'logs', `${key}-${Date.now()}.log`)
+  await mkdir(path.dirname(logFile), {recursive: true})
+  return {logFile, env: {...env, PIP_NO_INPUT: '1'}, signal}
 }
 
 /** The last `lines` lines of a file, for error messages. */

@@ -1,5 +1,5 @@
 // The virtualenv and uv managers: the model's own environment, found in the cache or built into it.
-import {mkdir, rename} from 'node:fs/promises'
+import {rename} from 'node:fs/promises'
 import path from 'node:path'
 
 import type {EnvManager} from '../config.js'
@@ -7,7 +7,7 @@ import {MlserveError} from '../errors.js'
 import type {Logger} from '../log.js'
 import type {Mlmodel} from '../model/mlmodel.js'
 import {contentKey, ensureCachedEnv, envRoot} from './cache.js'
-import {runInstaller, type InstallerRun} from './installer.js'
+import {installerRunFor, runInstaller, type InstallerRun} from './installer.js'
 import {findInterpreter, type Interpreter} from './interpreter.js'
 import {expandRequirements, type Requirement} from './requirements.js'
 import type {EnvSpec} from './spec.js'
@@ -137,12 +137,10 @@ export async function ensureManagedEnv(request: ManagedEnvRequest): Promise<Mana
     onWait: (pid) => log.info(`waiting for another mlserve (pid ${pid}) that is building this environment`),
     build: async (dir, finalDir) => {
       log.info(`building environment ${key} in ${root} (python ${interpreter.version}, ${spec.source})`)
-      const logFile = path.join(root, 'logs', `${key}-${Date.now()}.log`)
-      await mkdir(path.dirname(logFile), {recursive: true})
-      const run: InstallerRun = {logFile, env: {...request.env, PIP_NO_INPUT: '1'}, signal: request.signal}
+      const run = await installerRunFor(root, key, request.env, request.signal)
       await buildVirtualenv(plan, dir, finalDir, run, log)
       await verifyEnv(envPython(dir), request.mlmodel, run, log)
-      await rename(logFile, path.join(dir, '.mlserve-build.log'))
+      await rename(run.logFile, path.join(dir, '.mlserve-build.log'))
     },
   })
   if (!cached.built) log.info(`using cached environment ${key} (${cached.dir})`)
