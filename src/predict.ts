@@ -33,7 +33,7 @@ export async function predict(options: PredictOptions, io: {log: Logger}): Promi
     })
   }
 
-  const {ref, mlmodel} = await loadModel(options.modelUri, options.cwd, log, {env: options.env})
+  const {ref, mlmodel} = await loadModel(options.modelUri, options.cwd, log, {env: options.env, python: options.python})
   const env = await prepareEnv({options, modelDir: ref.localDir, mlmodel, log})
 
   const {execa} = await import('execa')

@@ -40,10 +40,10 @@ export async function loadModel(
   uri: string,
   cwd: string,
   log: Logger,
-  context: {readonly env?: Readonly<Record<string, string | undefined>>; readonly signal?: AbortSignal} = {},
+  context: {readonly env?: Readonly<Record<string, string | undefined>>; readonly signal?: AbortSignal; readonly python?: string} = {},
 ): Promise<ResolvedModel> {
   const resolving = log.phase('resolve model')
-  const ref = await resolveModelUri(uri, {cwd, env: context.env ?? process.env, log, signal: context.signal})
+  const ref = await resolveModelUri(uri, {cwd, env: context.env ?? process.env, log, signal: context.signal, python: context.python})
   resolving.done(ref.localDir)
 
   const reading = log.phase('read MLmodel')
@@ -80,7 +80,7 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
       })
     }
 
-    const {ref, mlmodel} = await loadModel(options.modelUri, options.cwd, log, {env: options.env, signal: io.stop})
+    const {ref, mlmodel} = await loadModel(options.modelUri, options.cwd, log, {env: options.env, signal: io.stop, python: options.python})
     const env = await prepareEnv({options, modelDir: ref.localDir, mlmodel, log, signal: io.stop})
     cleanup.defer('release the environment', env.release)
 

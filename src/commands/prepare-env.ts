@@ -30,7 +30,7 @@ export default class PrepareEnv extends BaseCommand {
     const [{loadModel}, {prepareEnv}] = await Promise.all([import('../serve.js'), import('../env/env.js')])
     const log = createLogger(process.stderr, {tty: process.stderr.isTTY})
     const python = await withStopSignals(log, async ({stop}) => {
-      const {ref, mlmodel} = await loadModel(options.modelUri, options.cwd, log, {env: options.env, signal: stop})
+      const {ref, mlmodel} = await loadModel(options.modelUri, options.cwd, log, {env: options.env, signal: stop, python: options.python})
       const env = await prepareEnv({options, modelDir: ref.localDir, mlmodel, log, signal: stop})
       await env.release()
       return env.executable

@@ -13,8 +13,8 @@ export interface PythonClient {
   readonly signal?: AbortSignal
 }
 
-/** The interpreter that runs the mlflow client: MLSERVE_PYTHON, else python3 (as --python). */
-export const clientPython = (env: Env): string => env.MLSERVE_PYTHON?.trim() || 'python3'
+/** The interpreter that runs the mlflow client: the --python one when given, else MLSERVE_PYTHON, else python3. */
+export const clientPython = (env: Env, python?: string): string => python?.trim() || env.MLSERVE_PYTHON?.trim() || 'python3'
 
 /** Known mlflow messages → mlserve codes, so delegated failures keep distinct exit codes. */
 const KNOWN_FAILURES: ReadonlyArray<readonly [RegExp, ErrorCode]> = [

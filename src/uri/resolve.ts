@@ -32,6 +32,8 @@ export interface ResolveContext {
   readonly env?: Env
   readonly log?: Logger
   readonly signal?: AbortSignal
+  /** The interpreter for the mlflow-client fallback (--python); MLSERVE_PYTHON or python3 when absent. */
+  readonly python?: string
 }
 
 /** Turns a path or file: URI into an absolute path, without touching the disk. */
@@ -78,7 +80,7 @@ export async function resolveModelUri(uri: string, context: string | ResolveCont
   if (parsed.kind === 'local') return resolveLocal(uri, ctx.cwd)
   const env = ctx.env ?? process.env
   const tracking = await trackingFrom(env, ctx.cwd)
-  const resolver = new Resolver(tracking, env, ctx.log ?? silentLogger, ctx.signal)
+  const resolver = new Resolver(tracking, env, ctx.log ?? silentLogger, ctx.signal, ctx.python)
   try {
     return {uri, localDir: await resolver.resolve(parsed)}
   } finally {
@@ -95,6 +97,7 @@ class Resolver {
     readonly env: Env,
     readonly log: Logger,
     readonly signal?: AbortSignal,
+    readonly pythonPath?: string,
   ) {}
 
   get client(): RestClient {
@@ -107,7 +110,7 @@ class Resolver {
   }
 
   get python(): PythonClient {
-    return {python: clientPython(this.env), env: this.env, tracking: this.tracking, signal: this.signal}
+    return {python: clientPython(this.env, this.pythonPath), env: this.env, tracking: this.tracking, signal: this.signal}
   }
 
   /** The store for runs and logged models (tracking) or registered models (registry); undefined: ask the Python client. */

@@ -77,6 +77,12 @@ t.test('sqlite:///mlflow.db (the default without ./mlruns) goes through the mlfl
   })
   t.equal(noClient.code, 61)
   t.match(noClient.stderr, /code: MLFLOW_CLIENT_NOT_FOUND/)
+  const flagWins = await runMlserve(['serve', '-p', '0', '-m', 'models:/sq/1', '--python', '/nonexistent/python3'], {
+    env: env({MLSERVE_MODEL_ROOT: await mkdtemp(path.join(tmpdir(), 'mlserve-empty-'))}),
+    cwd: sqliteCwd,
+  })
+  t.equal(flagWins.code, 61, 'the mlflow client runs with the --python interpreter')
+  t.match(flagWins.stderr, /\/nonexistent\/python3 has no mlflow/)
   const names = await readdir(modelRoot)
   t.notOk(names.some((name) => name.startsWith('.tmp-')), 'no temporary directories left')
 })
