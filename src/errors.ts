@@ -18,6 +18,8 @@ export const ERROR_CODES = {
   NOT_AVAILABLE: 15,
   /** An input file for `predict` cannot be read. */
   INPUT_NOT_FOUND: 16,
+  /** The model's flavor cannot be served with the options given (e.g. a crate model with --enable-mlserver). */
+  BACKEND_UNSUPPORTED: 18,
   /** python_env.yaml, conda.yaml or requirements.txt is missing or invalid. */
   ENV_SPEC_INVALID: 17,
   /** The Python interpreter to use cannot be found or run. */
@@ -34,12 +36,18 @@ export const ERROR_CODES = {
   UV_NOT_FOUND: 25,
   /** The conda env manager was asked for and conda cannot be found. */
   CONDA_NOT_FOUND: 26,
+  /** A crate model needs R: Rscript cannot be found. */
+  R_NOT_FOUND: 27,
+  /** Rscript runs but lacks an R package the crate scorer needs (httpuv, jsonlite; mlflow for --r-scorer mlflow). */
+  R_PACKAGE_MISSING: 28,
   /** The proxy cannot listen on host:port (in use, permission, bad address). */
   LISTEN_FAILED: 30,
   /** The scorer exited before it became ready (exit code: the scorer's own, when it has one). */
   SCORER_START_FAILED: 40,
   /** The scorer exited after it was ready, while mlserve was serving. */
   SCORER_EXITED: 41,
+  /** The warm-up prediction with the model's serving_input_example.json failed, so the scorer never became ready. */
+  WARMUP_FAILED: 43,
   /** `mlserve predict`: the prediction process failed (exit code: its own, when it has one). */
   PREDICT_FAILED: 42,
   /** The tracking or registry URI cannot serve this model URI (e.g. mlflow-artifacts: without an http(s) tracking URI). */

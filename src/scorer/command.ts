@@ -12,7 +12,7 @@ export interface ScorerCommand {
   /** Variables added to the inherited environment. */
   readonly env: Readonly<Record<string, string>>
   /** What serves the app, for logs. */
-  readonly server: 'uvicorn' | 'gunicorn'
+  readonly server: string
 }
 
 export interface PyfuncScorerInput {

@@ -1,0 +1,36 @@
+// What the supervisor needs from a kind of scorer (MLflow's pyfunc server, the R crate scorer, MLServer):
+// how to start one process of it, where it listens, and how to tell that it is ready.
+import type {PlainResponse} from '../proxy/responses.js'
+import type {ScorerCommand} from './command.js'
+
+/** Where one scorer process listens: a Unix socket (preferred: no port to pick) or a port on 127.0.0.1. */
+export type Endpoint = {readonly kind: 'unix'; readonly socketPath: string} | {readonly kind: 'tcp'; readonly port: number}
+
+/** One scorer process to start: the index of its slot (0..workers-1) and the how-many-th start of that slot. */
+export interface SlotInfo {
+  readonly index: number
+  readonly generation: number
+  /** A fresh Unix socket path for this start (its directory exists and belongs to mlserve). */
+  readonly socketPath: string
+  /** A free TCP port on 127.0.0.1, for scorers that cannot listen on a Unix socket. */
+  readonly freePort: () => Promise<number>
+}
+
+export interface ScorerLaunch {
+  readonly command: ScorerCommand
+  readonly endpoint: Endpoint
+}
+
+export interface Backend {
+  readonly kind: 'pyfunc' | 'crate' | 'mlserver'
+  /** What serves requests, for logs: "uvicorn", "gunicorn", "R httpuv", "mlserver". */
+  readonly server: string
+  /** The command that starts one scorer process for a slot (one process per slot: the supervisor runs N). */
+  launch(slot: SlotInfo): Promise<ScorerLaunch>
+  /** A GET on this path answers 200 once the scorer can serve (e.g. /ping). */
+  readonly readyPath: string
+  /** Responses mlserve gives itself, by exact path, for routes this scorer lacks (e.g. /version for crate). */
+  readonly ownRoutes?: Readonly<Record<string, PlainResponse>>
+  /** Paths forwarded to another path of the scorer (e.g. /health to /ping for crate). */
+  readonly rewrites?: Readonly<Record<string, string>>
+}
