@@ -25,7 +25,31 @@ export interface ServeOptions extends ModelOptions {
   readonly enableMlserver: boolean
   /** How long in-flight requests may take to finish after SIGINT/SIGTERM. */
   readonly gracePeriodMs: number
+  /** Request bodies above this get 413 (0: no limit). */
+  readonly maxBodyBytes: number
+  /** Requests one scorer process works on at once. */
+  readonly maxConcurrency: number
+  /** Requests that may wait for a scorer before new ones get 503. */
+  readonly maxQueue: number
+  /** A client must send its headers within this, and its body within bodyTimeoutMs more (408). */
+  readonly headerTimeoutMs: number
+  readonly bodyTimeoutMs: number
+  /** How long a timed-out request's work may run on before its scorer is replaced. */
+  readonly timeoutGraceMs: number
+  /** How often idle scorers are pinged (0: never). */
+  readonly livenessIntervalMs: number
+  /** Run the model's serving_input_example.json before declaring a scorer ready. */
+  readonly warmup: boolean
+  readonly accessLog: boolean
+  readonly logFormat: LogFormat
+  /** For crate models: mlserve's own R scorer, or the R mlflow package's mlflow_rfunc_serve. */
+  readonly rScorer: RScorer
 }
+
+export const LOG_FORMATS = ['text', 'json'] as const
+export type LogFormat = (typeof LOG_FORMATS)[number]
+export const R_SCORERS = ['mlserve', 'mlflow'] as const
+export type RScorer = (typeof R_SCORERS)[number]
 
 export interface PredictOptions extends ModelOptions {
   readonly inputPath?: string

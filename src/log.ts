@@ -22,11 +22,14 @@ export interface LoggerOptions {
   readonly now?: () => number
   /** A terminal: live phases redraw their line with the elapsed time every second. */
   readonly tty?: boolean
+  /** json: one object per line ({time, level, msg}, plus phase and duration_ms when a phase ends). */
+  readonly format?: 'text' | 'json'
 }
 
 const CLEAR_LINE = '\r\u001B[K'
 
 export function createLogger(sink: LogSink, options: LoggerOptions = {}): Logger {
+  if (options.format === 'json') return jsonLogger(sink, options.now ?? (() => performance.now()))
   const now = options.now ?? (() => performance.now())
   let liveLine: string | undefined
   const line = (level: string, message: string) => {
@@ -65,6 +68,42 @@ export function createLogger(sink: LogSink, options: LoggerOptions = {}): Logger
 
 export function formatDuration(ms: number): string {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`
+}
+
+function jsonLogger(sink: LogSink, now: () => number): Logger {
+  const line = (level: string, msg: string, extra?: Record<string, unknown>) => {
+    sink.write(`${JSON.stringify({time: new Date().toISOString(), level, msg, ...extra})}\n`)
+  }
+
+  return {
+    info: (message) => line('info', message),
+    warn: (message) => line('warning', message),
+    phase(name) {
+      const start = now()
+      line('info', `${name}...`, {phase: name})
+      return {
+        done(detail) {
+          const ms = now() - start
+          line('info', detail ? `${name}: ${detail}` : name, {phase: name, duration_ms: Math.round(ms)}) // eslint-disable-line camelcase
+          return ms
+        },
+      }
+    },
+  }
+}
+
+/**
+ * A sink that turns the scorers' prefixed output lines ("[scorer 0] text") into JSON lines
+ * ({time, level, source, msg}), for --log-format json.
+ */
+export function jsonLines(sink: LogSink): LogSink {
+  return {
+    write(chunk: string) {
+      const match = /^\[([^\]]*)\] (.*)\n?$/s.exec(chunk)
+      const [source, msg] = match ? [match[1], match[2]] : [undefined, chunk.replace(/\n$/, '')]
+      return sink.write(`${JSON.stringify({time: new Date().toISOString(), level: 'info', source, msg})}\n`)
+    },
+  }
 }
 
 /** A logger that drops everything, for callers and tests that do not want output. */

@@ -1,17 +1,18 @@
 // The one orchestrator of `mlserve serve`: runs each stage, and undoes them in reverse order on any exit.
-import {mkdtemp, rm} from 'node:fs/promises'
+import {mkdtemp, readFile, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 
 import type {ServeOptions} from './config.js'
 import {prepareEnv} from './env/env.js'
 import {MlserveError, messageOf} from './errors.js'
-import type {Logger} from './log.js'
-import {pickBackend, readMlmodel, type Mlmodel} from './model/mlmodel.js'
+import {formatDuration, type Logger} from './log.js'
+import {pickBackend, readMlmodel, type Backend as ModelBackend, type Mlmodel} from './model/mlmodel.js'
 import type {ServerState} from './proxy/app.js'
-import {pyfuncScorerCommand} from './scorer/command.js'
-import {ScorerProcess, type OutputSink} from './scorer/process.js'
-import {describeExit, waitUntilReady} from './scorer/ready.js'
+import type {Backend} from './scorer/backend.js'
+import {pyfuncBackend} from './scorer/command.js'
+import type {OutputSink} from './scorer/process.js'
+import {Supervisor, type WarmupRequest} from './scorer/supervisor.js'
 import {resolveModelUri, type ModelRef} from './uri/resolve.js'
 import {CleanupStack} from './util/cleanup.js'
 
@@ -19,6 +20,8 @@ export interface ServeIo {
   readonly log: Logger
   readonly stdout: OutputSink
   readonly stderr: OutputSink
+  /** Where access log lines go (default: stdout); they are formatted already. */
+  readonly accessLog?: OutputSink
   /** Aborts on the first SIGINT/SIGTERM: drain and stop. */
   readonly stop: AbortSignal
   /** Aborts on the second: stop now. */
@@ -27,12 +30,13 @@ export interface ServeIo {
   readonly onListening?: (url: string) => void
 }
 
-/** How long the scorer may take to exit after SIGTERM before its process group gets SIGKILL. */
+/** How long a scorer may take to exit after SIGTERM before its process group gets SIGKILL. */
 const SCORER_STOP_GRACE_MS = 10_000
 
 export interface ResolvedModel {
   readonly ref: ModelRef
   readonly mlmodel: Mlmodel
+  readonly backend: ModelBackend
 }
 
 /** Stages 1 and 2, shared with predict: the model URI becomes a model directory with a servable MLmodel. */
@@ -54,13 +58,7 @@ export async function loadModel(
       ? `python_function flavor, loader ${mlmodel.pyfunc!.loaderModule}${mlmodel.mlflowVersion ? `, saved by mlflow ${mlmodel.mlflowVersion}` : ''}`
       : 'crate flavor',
   )
-  if (backend === 'crate') {
-    throw new MlserveError('NOT_AVAILABLE', 'Serving R crate models is not available yet in mlserve.', {
-      suggestions: ['Serve it with `mlflow models serve` for now.'],
-    })
-  }
-
-  return {ref, mlmodel}
+  return {ref, mlmodel, backend}
 }
 
 export const urlOf = (host: string, port: number): string =>
@@ -70,109 +68,116 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
   const {log} = io
   const cleanup = new CleanupStack()
   let state: ServerState = 'starting'
-  let upstream: import('undici').Pool | undefined
+  let supervisor: Supervisor | undefined
   const graceFor = (ms: number) => (io.force.aborted ? 0 : ms)
+  const startedAt = performance.now()
 
   try {
-    if (options.enableMlserver) {
-      throw new MlserveError('NOT_AVAILABLE', '--enable-mlserver is not available yet in mlserve.', {
-        suggestions: ['Serve without --enable-mlserver: MLflow\'s own scoring server answers the same /invocations contract.'],
-      })
-    }
+    const {ref, mlmodel, backend: kind} = await loadModel(options.modelUri, options.cwd, log, {
+      env: options.env,
+      signal: io.stop,
+      python: options.python,
+    })
+    const resolvedAt = performance.now()
+    const backend = await backendFor(kind, ref.localDir, mlmodel, options, io, cleanup)
+    const envReadyAt = performance.now()
+    const warmup = options.warmup && kind === 'pyfunc' ? await readWarmup(ref.localDir, mlmodel) : undefined
+    if (options.warmup && kind === 'pyfunc' && !warmup) log.info('no serving_input_example.json in the model: ready as soon as /ping answers')
 
-    const {ref, mlmodel} = await loadModel(options.modelUri, options.cwd, log, {env: options.env, signal: io.stop, python: options.python})
-    const env = await prepareEnv({options, modelDir: ref.localDir, mlmodel, log, signal: io.stop})
-    cleanup.defer('release the environment', env.release)
-
-    // The proxy binds first: a port in use fails in milliseconds, before any Python starts.
-    const [{createProxyApp}, {ProxyServer}, {Pool}] = await Promise.all([
+    const [{createProxyApp}, {ProxyServer}, {Observer}] = await Promise.all([
       import('./proxy/app.js'),
       import('./proxy/server.js'),
-      import('undici'),
+      import('./proxy/observe.js'),
     ])
+    const socketDir = await mkdtemp(path.join(tmpdir(), 'mlserve-'))
+    cleanup.defer('remove the scorer socket directory', () => rm(socketDir, {recursive: true, force: true}))
+
+    let server: InstanceType<typeof ProxyServer> | undefined
+    const observer = new Observer({
+      state: () => state,
+      scorers: () => supervisor,
+      inFlight: () => server?.requestsInFlight ?? 0,
+      workers: options.workers,
+      accessLog: options.accessLog ? (io.accessLog ?? io.stdout) : undefined,
+      logFormat: options.logFormat,
+    })
+    observer.recordPhase('resolve', resolvedAt - startedAt)
+    observer.recordPhase('env', envReadyAt - resolvedAt)
+    supervisor = new Supervisor({
+      backend,
+      workers: options.workers,
+      socketDir,
+      baseEnv: options.env,
+      cwd: options.cwd,
+      stdout: io.stdout,
+      stderr: io.stderr,
+      log,
+      maxConcurrency: options.maxConcurrency,
+      maxQueue: options.maxQueue,
+      timeoutMs: options.timeoutSeconds * 1000,
+      stuckGraceMs: options.timeoutGraceMs,
+      livenessIntervalMs: options.livenessIntervalMs,
+      warmup,
+      stopGraceMs: SCORER_STOP_GRACE_MS,
+      events: {
+        onRestart: (reason) => observer.recordRestart(reason),
+        onPhase: (phase, ms) => observer.recordPhase(phase, ms),
+      },
+    })
+    const scorers = supervisor
+
+    // The proxy binds first: a port in use fails in milliseconds, before any scorer starts.
     const app = createProxyApp({
-      upstream: () => upstream,
+      upstreams: scorers,
       state: () => state,
       timeoutMs: options.timeoutSeconds * 1000,
+      maxBodyBytes: options.maxBodyBytes > 0 ? options.maxBodyBytes : undefined,
+      operational: observer.routes(),
+      ownRoutes: backend.ownRoutes,
+      rewrites: backend.rewrites,
     })
-    const server = new ProxyServer(app)
-    const port = await server.listen(options.host, options.port)
+    server = new ProxyServer(app, {
+      onResponse: observer.onResponse,
+      headersTimeoutMs: options.headerTimeoutMs,
+      requestTimeoutMs: options.headerTimeoutMs + options.bodyTimeoutMs,
+    })
+    const proxy = server
+    const port = await proxy.listen(options.host, options.port)
     const url = urlOf(options.host, port)
-    // Closing the proxy drains it: on a signal this runs first (before the scorer stops), on other exits
+    // Closing the proxy drains it: on a signal this runs first (before the scorers stop), on other exits
     // as the last cleanup step; either way only once.
     let closing: Promise<void> | undefined
     const closeProxy = () => {
       closing ??= (async () => {
         state = 'stopping'
-        const abandoned = await server.close(graceFor(options.gracePeriodMs), io.force)
+        const abandoned = await proxy.close(graceFor(options.gracePeriodMs), io.force)
         if (abandoned > 0) log.warn(`${abandoned} request(s) were still running when the grace period ended.`)
       })()
       return closing
     }
 
     cleanup.defer('close the proxy', closeProxy)
-    log.info(`listening on ${url} (answering 503 until the model is loaded)`)
+    log.info(`listening on ${url} (answering 503 until the model is loaded${warmup ? ' and warmed up' : ''})`)
     io.onListening?.(url)
 
-    const socketDir = await mkdtemp(path.join(tmpdir(), 'mlserve-'))
-    cleanup.defer('remove the scorer socket directory', () => rm(socketDir, {recursive: true, force: true}))
-    const socketPath = path.join(socketDir, 'scorer.sock')
-    const command = pyfuncScorerCommand({
-      env,
-      modelDir: ref.localDir,
-      socketPath,
-      workers: options.workers,
-      timeoutSeconds: options.timeoutSeconds,
-    })
-
-    const spawning = log.phase(`start scorer (${command.server}, ${options.workers} worker${options.workers === 1 ? '' : 's'})`)
-    const scorer = await ScorerProcess.start({
-      command,
-      baseEnv: options.env,
-      label: 'scorer',
-      stdout: io.stdout,
-      stderr: io.stderr,
-      cwd: options.cwd,
-    })
-    const killOnExit = () => scorer.killNow()
+    const killOnExit = () => scorers.killNow()
     process.once('exit', killOnExit)
-    cleanup.defer('stop the scorer', async () => {
+    cleanup.defer('stop the scorers', async () => {
       process.off('exit', killOnExit)
-      const exit = await scorer.stop(graceFor(SCORER_STOP_GRACE_MS), io.force)
-      log.info(`scorer stopped (${exit.signal ?? `exit code ${exit.exitCode}`})`)
+      const exits = await scorers.stop(graceFor(SCORER_STOP_GRACE_MS), io.force)
+      if (exits.length > 0) log.info(`scorers stopped (${exits.map((exit) => exit.signal ?? `exit code ${exit.exitCode}`).join(', ')})`)
     })
-    spawning.done(`pid ${scorer.pid}`)
 
-    const pool = new Pool('http://localhost', {
-      socketPath,
-      // uvicorn closes idle keep-alive connections after 5 s: let ours go first.
-      keepAliveTimeout: 4000,
-      keepAliveMaxTimeout: 4000,
-    })
-    cleanup.defer('close the scorer connections', () => pool.destroy())
-
-    const loading = log.phase('load model in the scorer')
-    const ready = await waitUntilReady(pool, scorer, io.stop)
+    const ready = await scorers.start(io.stop)
     if (!ready) return
-    loading.done()
-    upstream = pool
     state = 'ready'
-    log.info(`ready: serving ${options.modelUri} on ${url}`)
+    observer.recordPhase('total', performance.now() - startedAt)
+    log.info(`ready: serving ${options.modelUri} on ${url} (started in ${formatDuration(performance.now() - startedAt)})`)
 
-    const ended = await Promise.race([
-      scorer.exited.then((exit) => ({exit})),
-      new Promise<{stop: true}>((resolve) => {
-        if (io.stop.aborted) resolve({stop: true})
-        io.stop.addEventListener('abort', () => resolve({stop: true}), {once: true})
-      }),
-    ])
-    if ('exit' in ended) {
-      state = 'stopping'
-      throw new MlserveError('SCORER_EXITED', `The scoring server ${describeExit(ended.exit)} while serving.`, {
-        suggestions: ['Read the scorer output above for the reason; restart mlserve to serve again.'],
-      })
-    }
-
+    await new Promise<void>((resolve) => {
+      if (io.stop.aborted) resolve()
+      io.stop.addEventListener('abort', () => resolve(), {once: true})
+    })
     log.info('shutting down: finishing requests in flight (send the signal again to stop at once)')
     await closeProxy()
   } finally {
@@ -183,4 +188,56 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
   if (io.force.aborted) {
     throw new MlserveError('INTERRUPTED', 'Stopped at once by a second signal; requests in flight were cut off.')
   }
+}
+
+/** The scorer kind the model needs, with its environment prepared (released by `cleanup`). */
+async function backendFor(
+  kind: ModelBackend,
+  modelDir: string,
+  mlmodel: Mlmodel,
+  options: ServeOptions,
+  io: ServeIo,
+  cleanup: CleanupStack,
+): Promise<Backend> {
+  const {log} = io
+  if (kind === 'crate') {
+    if (options.enableMlserver) {
+      throw new MlserveError('BACKEND_UNSUPPORTED', 'MLServer cannot serve R crate models (as in mlflow).', {
+        suggestions: ['Serve it without --enable-mlserver: mlserve runs an R scorer for it.'],
+      })
+    }
+
+    if (options.envManager !== 'local') log.info(`--env-manager ${options.envManager} does not apply to R crate models: they run with the system's R (as in mlflow)`)
+    const {crateBackend} = await import('./scorer/crate.js')
+    const phase = log.phase(`prepare R scorer (${options.rScorer === 'mlflow' ? "the R mlflow package's mlflow_rfunc_serve" : "mlserve's R scorer"})`)
+    const backend = await crateBackend({modelDir, mlmodel, env: options.env, rScorer: options.rScorer, mlflowVersion: mlmodel.mlflowVersion})
+    phase.done()
+    return backend
+  }
+
+  const {MLSERVER_PACKAGES, mlserverBackend} = options.enableMlserver ? await import('./scorer/mlserver.js') : {MLSERVER_PACKAGES: undefined, mlserverBackend: undefined}
+  const env = await prepareEnv({options, modelDir, mlmodel, log, signal: io.stop, serverPackages: MLSERVER_PACKAGES})
+  cleanup.defer('release the environment', env.release)
+  if (mlserverBackend) {
+    return mlserverBackend({env, modelDir, workers: options.workers, timeoutSeconds: options.timeoutSeconds, baseEnv: options.env})
+  }
+
+  return pyfuncBackend({env, modelDir, timeoutSeconds: options.timeoutSeconds})
+}
+
+/** The model's serving input example (MLmodel's serving_input_path, else the usual file name), if any. */
+export async function readWarmup(modelDir: string, mlmodel: Mlmodel): Promise<WarmupRequest | undefined> {
+  const name = mlmodel.servingInputPath ?? 'serving_input_example.json'
+  const file = path.resolve(modelDir, name)
+  if (!isInside(modelDir, file)) return undefined
+  try {
+    return {body: await readFile(file), contentType: 'application/json', source: name}
+  } catch {
+    return undefined
+  }
+}
+
+const isInside = (dir: string, file: string): boolean => {
+  const relative = path.relative(dir, file)
+  return relative !== '' && !relative.startsWith('..') && !path.isAbsolute(relative)
 }

@@ -4,14 +4,17 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
 import {modelFlags, modelOptionsFrom} from '../cli/flags.js'
 import {withStopSignals} from '../cli/signals.js'
-import {createLogger} from '../log.js'
+import {LOG_FORMATS, R_SCORERS, type LogFormat, type RScorer} from '../config.js'
+import {createLogger, jsonLines} from '../log.js'
 
 export default class Serve extends BaseCommand {
   static override summary = 'Serve an MLflow model over HTTP, as `mlflow models serve` does.'
 
-  static override description = `Starts MLflow's own scoring server for the model as a child process and puts a proxy in front of it on --host:--port. The REST contract is MLflow's: POST /invocations, GET /ping, /health and /version, with the same status codes, media types and bodies.
+  static override description = `Starts -w processes of MLflow's own scoring server for the model (the R scorer for crate models, MLServer with --enable-mlserver) and puts a proxy in front of them on --host:--port. The REST contract is MLflow's: POST /invocations, GET /ping, /health and /version, with the same status codes, media types and bodies.
 
-/ping and /health answer 503 until the model has loaded. SIGINT or SIGTERM stops accepting connections, lets requests in flight finish (up to --grace-period), stops the scorer and exits 0; a second signal stops at once.`
+The proxy sends each request to the least busy scorer, restarts scorers that exit or stop answering (with backoff; after 5 failures within 60 s it stops and /livez answers 503), and replaces a scorer whose timed-out work runs on. /ping and /health answer 503 until a scorer has loaded the model and predicted its serving_input_example.json. mlserve also answers GET /livez, /readyz (for orchestrators) and /metrics (Prometheus), and gives every response an X-Request-ID.
+
+SIGINT or SIGTERM makes /readyz 503, stops accepting connections, lets requests in flight finish (up to --grace-period), stops the scorers and exits 0; a second signal stops at once.`
 
   static override examples = [
     '<%= config.bin %> serve -m ./my-model --env-manager local -p 5000',
@@ -50,7 +53,9 @@ export default class Serve extends BaseCommand {
     }),
     'enable-mlserver': Flags.boolean({
       default: false,
-      summary: 'Serve with Seldon MLServer instead of MLflow\'s scoring server (not available yet).',
+      summary: "Serve with Seldon MLServer instead of MLflow's scoring server.",
+      description:
+        "mlserve installs mlserver and mlserver-mlflow into the model's environment (with --env-manager local they must already be there) and proxies /invocations and MLServer's V2 routes (/v2/...). --timeout is enforced by the proxy. Not for R crate models.",
     }),
     'grace-period': Flags.integer({
       env: 'MLSERVE_GRACE_PERIOD',
@@ -58,12 +63,80 @@ export default class Serve extends BaseCommand {
       min: 0,
       summary: 'Seconds requests in flight may take to finish after SIGINT/SIGTERM.',
     }),
+    'max-body-size': Flags.integer({
+      env: 'MLSERVE_MAX_BODY_SIZE',
+      default: 100,
+      min: 0,
+      summary: 'Largest request body in MiB; bigger ones get 413 in MLflow\'s error envelope (0: no limit).',
+    }),
+    'max-concurrency': Flags.integer({
+      env: 'MLSERVE_MAX_CONCURRENCY',
+      default: 16,
+      min: 1,
+      summary: 'Requests one scorer process works on at once; more wait in the queue for the least busy scorer.',
+    }),
+    'max-queue': Flags.integer({
+      env: 'MLSERVE_MAX_QUEUE',
+      default: 256,
+      min: 0,
+      summary: 'Requests that may wait for a scorer when all are busy; beyond that, 503 with Retry-After.',
+    }),
+    'header-timeout': Flags.integer({
+      env: 'MLSERVE_HEADER_TIMEOUT',
+      default: 10,
+      min: 1,
+      summary: 'Seconds a client has to send its request headers (else 408 and the connection closes).',
+    }),
+    'body-timeout': Flags.integer({
+      env: 'MLSERVE_BODY_TIMEOUT',
+      default: 60,
+      min: 1,
+      summary: 'Seconds a client has to send its request body after the headers (else 408).',
+    }),
+    'timeout-grace': Flags.integer({
+      env: 'MLSERVE_TIMEOUT_GRACE',
+      default: 10,
+      min: 0,
+      summary: 'Seconds a timed-out request may run on in its scorer before that scorer is replaced by a fresh one.',
+      description:
+        "MLflow's scorer never cancels a prediction that timed out: it keeps a thread busy. After --timeout plus this grace mlserve starts a fresh scorer in its place and then kills the old one, so capacity comes back.",
+    }),
+    'liveness-interval': Flags.integer({
+      env: 'MLSERVE_LIVENESS_INTERVAL',
+      default: 5,
+      min: 0,
+      summary: 'Seconds between pings of idle scorers; one that misses 3 in a row is restarted (0: never ping).',
+    }),
+    warmup: Flags.boolean({
+      default: true,
+      allowNo: true,
+      summary: "Before a scorer takes requests, predict the model's serving_input_example.json (--no-warmup: skip).",
+    }),
+    'access-log': Flags.boolean({
+      default: true,
+      allowNo: true,
+      summary: 'Log one line per request to stdout (method, path, status, duration, scorer, request ID).',
+    }),
+    'log-format': Flags.option({
+      options: LOG_FORMATS,
+      default: 'text' as LogFormat,
+      env: 'MLSERVE_LOG_FORMAT',
+      summary: "text (readable), or json: one JSON object per line for mlserve's log, the access log and the scorers' output.",
+    })(),
+    'r-scorer': Flags.option({
+      options: R_SCORERS,
+      default: 'mlserve' as RScorer,
+      summary: "R crate models: mlserve's own R scorer (R with httpuv and jsonlite), or mlflow: the R mlflow package's mlflow_rfunc_serve.",
+    })(),
   }
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Serve)
     const {serve} = await import('../serve.js')
-    const log = createLogger(process.stderr, {tty: process.stderr.isTTY})
+    const json = flags['log-format'] === 'json'
+    const log = createLogger(process.stderr, {tty: process.stderr.isTTY, format: flags['log-format']})
+    const stdout = json ? jsonLines(process.stdout) : process.stdout
+    const stderr = json ? jsonLines(process.stderr) : process.stderr
     await withStopSignals(log, ({stop, force}) =>
       serve(
         {
@@ -74,8 +147,19 @@ export default class Serve extends BaseCommand {
           workers: flags.workers,
           enableMlserver: flags['enable-mlserver'],
           gracePeriodMs: flags['grace-period'] * 1000,
+          maxBodyBytes: flags['max-body-size'] * 1024 * 1024,
+          maxConcurrency: flags['max-concurrency'],
+          maxQueue: flags['max-queue'],
+          headerTimeoutMs: flags['header-timeout'] * 1000,
+          bodyTimeoutMs: flags['body-timeout'] * 1000,
+          timeoutGraceMs: flags['timeout-grace'] * 1000,
+          livenessIntervalMs: flags['liveness-interval'] * 1000,
+          warmup: flags.warmup,
+          accessLog: flags['access-log'],
+          logFormat: flags['log-format'],
+          rScorer: flags['r-scorer'],
         },
-        {log, stdout: process.stdout, stderr: process.stderr, stop, force},
+        {log, stdout, stderr, accessLog: process.stdout, stop, force},
       ),
     )
   }

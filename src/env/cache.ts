@@ -16,6 +16,8 @@ export interface EnvMetadata {
   readonly manager: string
   readonly python: string
   readonly mlflow: string | null
+  /** Requirement specs of the server installed besides the model's (e.g. mlserver), when any. */
+  readonly serverPackages?: readonly string[]
   /** The model directory the env was first built for. */
   readonly model: string
   readonly created: string

@@ -10,6 +10,7 @@ import {pathExists} from '../util/fs.js'
 import {which} from '../util/which.js'
 import {contentKey, ensureCachedEnv, envRoot} from './cache.js'
 import {installerRunFor, runInstaller, type InstallerRun} from './installer.js'
+import {serverKeyPart} from './server-packages.js'
 import {envFiles} from './spec.js'
 
 type Env = Readonly<Record<string, string | undefined>>
@@ -63,6 +64,8 @@ export interface CondaEnvRequest {
   readonly mlmodel: Mlmodel
   /** e.g. "mlflow==3.17.2" with --install-mlflow. */
   readonly mlflow?: string
+  /** Requirement specs of the server that runs the model (e.g. mlserver), pip-installed after the env is created. */
+  readonly serverPackages?: readonly string[]
   readonly env: Env
   readonly log: Logger
   readonly signal?: AbortSignal
@@ -81,7 +84,15 @@ export async function ensureCondaEnv(request: CondaEnvRequest): Promise<{python:
   const tools = await findConda(env)
   const condaFile = path.join(request.modelDir, envFiles(request.mlmodel.pyfunc?.env).conda)
   const condaYaml = await readFile(condaFile, 'utf8').catch(() => undefined)
-  const key = contentKey({v: 1, manager: 'conda', condaYaml: condaYaml ?? null, mlflow: request.mlflow ?? null, platform: `${process.platform}-${process.arch}`})
+  const serverPackages = request.serverPackages ?? []
+  const key = contentKey({
+    v: 1,
+    manager: 'conda',
+    condaYaml: condaYaml ?? null,
+    mlflow: request.mlflow ?? null,
+    ...serverKeyPart(serverPackages),
+    platform: `${process.platform}-${process.arch}`,
+  })
   const name = `mlserve-${key}`
   const root = envRoot(env)
   const ensure = () =>
@@ -89,7 +100,13 @@ export async function ensureCondaEnv(request: CondaEnvRequest): Promise<{python:
       root,
       key,
       signal: request.signal,
-      metadata: {manager: 'conda', python: 'conda', mlflow: request.mlflow ?? null, model: request.modelDir},
+      metadata: {
+        manager: 'conda',
+        python: 'conda',
+        mlflow: request.mlflow ?? null,
+        ...(serverPackages.length > 0 ? {serverPackages} : {}),
+        model: request.modelDir,
+      },
       onWait: (pid) => log.info(`waiting for another mlserve (pid ${pid}) that is building this environment`),
       build: () => buildCondaEnv({...request, tools, name, condaFile: condaYaml === undefined ? undefined : condaFile, root, key}),
     })
@@ -129,9 +146,10 @@ async function buildCondaEnv(
     const prefix = prefixNamed(await condaPrefixes(tools, env), name)
     if (!prefix) throw new MlserveError('ENV_BUILD_FAILED', `conda created ${name} but \`conda env list\` does not list it.`)
     const python = path.join(prefix, 'bin', 'python')
-    if (request.mlflow) {
-      const phase = log.phase(`installing ${request.mlflow}`, {live: true})
-      await runInstaller(`Installing ${request.mlflow}`, [python, '-m', 'pip', 'install', request.mlflow], run)
+    const extra = [...(request.mlflow ? [request.mlflow] : []), ...(request.serverPackages ?? [])]
+    if (extra.length > 0) {
+      const phase = log.phase(`installing ${extra.join(', ')}`, {live: true})
+      await runInstaller(`Installing ${extra.join(', ')}`, [python, '-m', 'pip', 'install', ...extra], run)
       phase.done()
     }
 

@@ -7,6 +7,7 @@ import {markInUse} from './cache.js'
 import {ensureCondaEnv} from './conda.js'
 import {ensureManagedEnv, mlflowToInstall, verifyEnv} from './managed.js'
 import {probePython, pythonVersionOf, type PythonInfo} from './python.js'
+import {serverModules} from './server-packages.js'
 import {readEnvSpec} from './spec.js'
 import {ensureUv} from './uv.js'
 
@@ -43,6 +44,29 @@ export interface PrepareRequest {
   readonly mlmodel: Mlmodel
   readonly log: Logger
   readonly signal?: AbortSignal
+  /**
+   * Requirement specs of the server that runs the model instead of mlflow's own (--enable-mlserver:
+   * mlserver, mlserver-mlflow), installed after the model's requirements and part of the env's cache
+   * key. The `local` manager installs nothing: the interpreter must already have them.
+   */
+  readonly serverPackages?: readonly string[]
+}
+
+/** The local interpreter must already have the server packages' modules (mlserve installs nothing there). */
+export function requireServerPackages(env: Pick<Env, 'executable' | 'mlserver'>, serverPackages: readonly string[]): void {
+  const modules = serverModules(serverPackages)
+  if (modules.length === 0 || env.mlserver) return
+  const quoted = serverPackages.map((spec) => `'${spec}'`).join(' ')
+  throw new MlserveError(
+    'SCORER_DEPENDENCY_MISSING',
+    `--enable-mlserver needs the Python packages mlserver and mlserver-mlflow, which are not installed in ${env.executable}.`,
+    {
+      suggestions: [
+        `Install them there (\`${env.executable} -m pip install ${quoted}\`),`,
+        'or let mlserve build the model an environment with them: --env-manager virtualenv (or uv, or conda).',
+      ],
+    },
+  )
 }
 
 /** Prepares the environment the options ask for, and marks it in use until `release`. */
@@ -58,6 +82,7 @@ export async function prepareEnv(request: PrepareRequest): Promise<Env> {
     if (options.installMlflow) log.warn('--install-mlflow is ignored with --env-manager local (as in mlflow).')
     const phase = log.phase('prepare environment (local)')
     const env = await localEnv(options.python, options.env)
+    requireServerPackages(env, request.serverPackages ?? [])
     phase.done(`python ${env.pythonVersion} at ${env.executable}, mlflow ${env.mlflowVersion}`)
     return env
   }
@@ -72,10 +97,11 @@ export async function prepareEnv(request: PrepareRequest): Promise<Env> {
         modelDir: request.modelDir,
         mlmodel,
         mlflow: mlflow?.spec,
+        serverPackages: request.serverPackages,
         env: options.env,
         log,
         signal: request.signal,
-        verify: (python, run) => verifyEnv(python, mlmodel, run, log),
+        verify: (python, run) => verifyEnv(python, mlmodel, run, log, request.serverPackages),
         versionOf: (python) => pythonVersionOf(python, options.env),
       }),
     )
@@ -91,6 +117,7 @@ export async function prepareEnv(request: PrepareRequest): Promise<Env> {
     mlmodel,
     spec,
     installMlflow: options.installMlflow,
+    serverPackages: request.serverPackages,
     env: options.env,
     log,
     signal: request.signal,

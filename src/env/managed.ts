@@ -10,6 +10,7 @@ import {contentKey, ensureCachedEnv, envRoot} from './cache.js'
 import {installerRunFor, runInstaller, type InstallerRun} from './installer.js'
 import {findInterpreter, type Interpreter} from './interpreter.js'
 import {expandRequirements, type Requirement} from './requirements.js'
+import {serverKeyPart, serverModules} from './server-packages.js'
 import type {EnvSpec} from './spec.js'
 import {buildVirtualenv, envPython, type VirtualenvPlan} from './virtualenv.js'
 
@@ -19,6 +20,8 @@ export interface ManagedEnvRequest {
   readonly mlmodel: Mlmodel
   readonly spec: EnvSpec
   readonly installMlflow: boolean
+  /** Requirement specs of the server that runs the model (e.g. mlserver), installed after the model's. */
+  readonly serverPackages?: readonly string[]
   readonly env: Readonly<Record<string, string | undefined>>
   readonly log: Logger
   readonly signal?: AbortSignal
@@ -58,6 +61,7 @@ export function managedEnvKey(parts: {
   buildDependencies: readonly string[]
   requirements: readonly Requirement[]
   mlflow: string | null
+  serverPackages?: readonly string[]
 }): string {
   const requirements = [...parts.requirements]
     .map((r) => `${r.isConstraint ? 'c' : 'r'} ${r.line}`)
@@ -69,6 +73,7 @@ export function managedEnvKey(parts: {
     build: parts.buildDependencies,
     requirements,
     mlflow: parts.mlflow,
+    ...serverKeyPart(parts.serverPackages),
     platform: `${process.platform}-${process.arch}`,
   })
 }
@@ -105,6 +110,7 @@ export async function ensureManagedEnv(request: ManagedEnvRequest): Promise<Mana
   const requirements = await expandRequirements(spec.dependencies, modelDir)
   const mlflow = request.installMlflow ? mlflowToInstall(requirements, request.mlmodel) : undefined
   if (mlflow) log.info(`--install-mlflow: installing ${mlflow.spec} (${mlflow.why})`)
+  const serverPackages = request.serverPackages ?? []
 
   const interpreter = await interpreterFor(request, spec.python)
   if (!interpreter.exact) {
@@ -117,6 +123,7 @@ export async function ensureManagedEnv(request: ManagedEnvRequest): Promise<Mana
     buildDependencies: spec.buildDependencies,
     requirements,
     mlflow: mlflow?.spec ?? null,
+    serverPackages,
   })
   const root = envRoot(request.env)
   const plan: VirtualenvPlan = {
@@ -125,7 +132,7 @@ export async function ensureManagedEnv(request: ManagedEnvRequest): Promise<Mana
     buildDependencies: spec.buildDependencies,
     dependencies: spec.dependencies,
     requirementCount: requirements.filter((r) => !r.isConstraint && !r.line.startsWith('-')).length,
-    extraRequirements: mlflow ? [mlflow.spec] : [],
+    extraRequirements: [...(mlflow ? [mlflow.spec] : []), ...serverPackages],
     modelDir,
   }
 
@@ -133,13 +140,19 @@ export async function ensureManagedEnv(request: ManagedEnvRequest): Promise<Mana
     root,
     key,
     signal: request.signal,
-    metadata: {manager: request.manager, python: interpreter.version, mlflow: mlflow?.spec ?? null, model: modelDir},
+    metadata: {
+      manager: request.manager,
+      python: interpreter.version,
+      mlflow: mlflow?.spec ?? null,
+      ...(serverPackages.length > 0 ? {serverPackages} : {}),
+      model: modelDir,
+    },
     onWait: (pid) => log.info(`waiting for another mlserve (pid ${pid}) that is building this environment`),
     build: async (dir, finalDir) => {
       log.info(`building environment ${key} in ${root} (python ${interpreter.version}, ${spec.source})`)
       const run = await installerRunFor(root, key, request.env, request.signal)
       await buildVirtualenv(plan, dir, finalDir, run, log)
-      await verifyEnv(envPython(dir), request.mlmodel, run, log)
+      await verifyEnv(envPython(dir), request.mlmodel, run, log, serverPackages)
       await rename(run.logFile, path.join(dir, '.mlserve-build.log'))
     },
   })
@@ -147,10 +160,20 @@ export async function ensureManagedEnv(request: ManagedEnvRequest): Promise<Mana
   return {dir: cached.dir, python: envPython(cached.dir), key, built: cached.built}
 }
 
-/** A built env must import mlflow's scoring server and the model's loader module before it is cached. */
-export async function verifyEnv(python: string, mlmodel: Mlmodel, run: InstallerRun, log: Logger): Promise<void> {
+/**
+ * A built env must import mlflow's scoring server, the model's loader module and the server packages'
+ * modules (mlserver, mlserver_mlflow) before it is cached.
+ */
+export async function verifyEnv(
+  python: string,
+  mlmodel: Mlmodel,
+  run: InstallerRun,
+  log: Logger,
+  serverPackages: readonly string[] = [],
+): Promise<void> {
   const phase = log.phase('verifying the environment', {live: true})
   const loader = mlmodel.pyfunc?.loaderModule ?? 'mlflow.pyfunc'
+  const modules = [loader, ...serverModules(serverPackages)]
   // Imports what the scorer will import, writing bytecode even under PYTHONDONTWRITEBYTECODE=1: uv and
   // `pip --no-compile` install none, and without it every start would compile mlflow again (~3-4 s).
   const probe = [
@@ -162,11 +185,11 @@ export async function verifyEnv(python: string, mlmodel: Mlmodel, run: Installer
     '    print(f"MLSERVE_NO_MLFLOW {e}")',
     '    sys.exit(3)',
     'import mlflow.pyfunc.scoring_server',
-    `importlib.import_module(${JSON.stringify(loader)})`,
+    ...modules.map((module) => `importlib.import_module(${JSON.stringify(module)})`),
     '',
   ].join('\n')
   try {
-    await runInstaller(`Importing mlflow and ${loader} in the new environment`, [python, '-c', probe], run)
+    await runInstaller(`Importing mlflow and ${modules.join(', ')} in the new environment`, [python, '-c', probe], run)
   } catch (error) {
     const {tailOf} = await import('./installer.js')
     if ((await tailOf(run.logFile, 3)).includes('MLSERVE_NO_MLFLOW')) {

@@ -1,4 +1,4 @@
-// Asks a Python interpreter what it is and what it can serve (mlflow version, uvicorn, gunicorn).
+// Asks a Python interpreter what it is and what it can serve (mlflow version, uvicorn, gunicorn, mlserver).
 import {MlserveError, messageOf} from '../errors.js'
 import {templatePath} from '../paths.js'
 
@@ -10,6 +10,8 @@ export interface PythonInfo {
   readonly mlflowVersion: string | null
   readonly uvicorn: boolean
   readonly gunicorn: boolean
+  /** Both mlserver and mlserver_mlflow are installed (what --enable-mlserver runs). */
+  readonly mlserver: boolean
 }
 
 /** Parses the JSON line templates/python/probe.py prints. */
@@ -25,6 +27,7 @@ export function parseProbeOutput(stdout: string): PythonInfo {
     mlflowVersion: typeof raw.mlflow_version === 'string' ? raw.mlflow_version : null,
     uvicorn: raw.uvicorn === true,
     gunicorn: raw.gunicorn === true,
+    mlserver: raw.mlserver === true,
   }
 }
 

@@ -6,6 +6,8 @@ export interface PlainResponse {
   readonly contentType: string
   readonly body: string
   readonly headers?: Readonly<Record<string, string>>
+  /** Why the proxy refused the request itself, for metrics (e.g. "queue_full"). */
+  readonly refusal?: string
 }
 
 /** MLflow's 504 from its timeout middleware: a plain-text body under a JSON media type. */
@@ -61,3 +63,25 @@ export function toWebResponse(response: PlainResponse): Response {
     headers: {...response.headers, 'content-type': response.contentType},
   })
 }
+
+/** mlflow has no body limit, so no envelope of its own for this: BAD_REQUEST, as its other input errors. */
+export const bodyTooLargeResponse = (limit: number): PlainResponse => ({
+  ...errorEnvelope(413, 'BAD_REQUEST', `The request body is larger than the limit of ${limit} bytes (--max-body-size).`),
+  refusal: 'body_too_large',
+})
+
+/** No scorer can take the request now (all restarting, or given up after a crash loop). */
+export const noScorerResponse = (why: string): PlainResponse => ({
+  ...errorEnvelope(503, 'TEMPORARILY_UNAVAILABLE', `No model scoring process is available: ${why}`, {'retry-after': '1'}),
+  refusal: 'unavailable',
+})
+
+export const queueFullResponse = (queued: number): PlainResponse => ({
+  ...errorEnvelope(
+    503,
+    'TEMPORARILY_UNAVAILABLE',
+    `The model server is at capacity: every scorer is busy and ${queued} requests are already queued (--max-queue).`,
+    {'retry-after': '1'},
+  ),
+  refusal: 'queue_full',
+})

@@ -31,6 +31,8 @@ export interface Backend {
   readonly readyPath: string
   /** Responses mlserve gives itself, by exact path, for routes this scorer lacks (e.g. /version for crate). */
   readonly ownRoutes?: Readonly<Record<string, PlainResponse>>
+  /** At most this many requests at once per process, whatever --max-concurrency says (1 for R's single thread). */
+  readonly maxConcurrency?: number
   /** Paths forwarded to another path of the scorer (e.g. /health to /ping for crate). */
   readonly rewrites?: Readonly<Record<string, string>>
 }

@@ -1,8 +1,9 @@
-// Builds the argv and environment that start MLflow's own pyfunc scoring server for a model.
+// Builds the argv and environment that start MLflow's own pyfunc scoring server for a model: one process.
 import {pathToFileURL} from 'node:url'
 
 import {MlserveError} from '../errors.js'
 import type {Env} from '../env/env.js'
+import type {Backend} from './backend.js'
 import {isAtLeast} from '../util/version.js'
 
 /** An argv-array command, never a shell string. */
@@ -20,7 +21,6 @@ export interface PyfuncScorerInput {
   readonly modelDir: string
   /** The Unix socket the scorer listens on (only the proxy talks to it). */
   readonly socketPath: string
-  readonly workers: number
   readonly timeoutSeconds: number
 }
 
@@ -37,7 +37,7 @@ export function scorerEnv(modelDir: string, timeoutSeconds: number): Record<stri
 }
 
 export function pyfuncScorerCommand(input: PyfuncScorerInput): ScorerCommand {
-  const {env, modelDir, socketPath, workers, timeoutSeconds} = input
+  const {env, modelDir, socketPath, timeoutSeconds} = input
   const python = env.executable
   const variables = scorerEnv(modelDir, timeoutSeconds)
 
@@ -45,7 +45,9 @@ export function pyfuncScorerCommand(input: PyfuncScorerInput): ScorerCommand {
     if (!env.uvicorn) throw missingServer('uvicorn', env.mlflowVersion, python)
     return {
       file: python,
-      args: ['-m', 'uvicorn', '--uds', socketPath, '--workers', String(workers), 'mlflow.pyfunc.scoring_server.app:app'],
+      // One process: mlserve runs -w of them itself. The access log is mlserve's (uvicorn's costs Python
+      // time on the thread that serves every request).
+      args: ['-m', 'uvicorn', '--uds', socketPath, '--no-access-log', 'mlflow.pyfunc.scoring_server.app:app'],
       env: variables,
       server: 'uvicorn',
     }
@@ -62,7 +64,7 @@ export function pyfuncScorerCommand(input: PyfuncScorerInput): ScorerCommand {
       '-b',
       `unix:${socketPath}`,
       '-w',
-      String(workers),
+      '1',
       '--',
       'mlflow.pyfunc.scoring_server.wsgi:app',
     ],
@@ -77,4 +79,21 @@ function missingServer(server: string, mlflowVersion: string, python: string): M
     `mlflow ${mlflowVersion} serves models with ${server}, which is not installed in ${python}.`,
     {suggestions: [`Install it there (\`${python} -m pip install ${server}\`).`]},
   )
+}
+
+/** MLflow's pyfunc scoring server as a Backend: one uvicorn (or gunicorn) process per slot, on a Unix socket. */
+export function pyfuncBackend(input: Omit<PyfuncScorerInput, 'socketPath'>): Backend {
+  // Built once up front so a missing uvicorn/gunicorn fails before the proxy binds.
+  const {server} = pyfuncScorerCommand({...input, socketPath: ''})
+  return {
+    kind: 'pyfunc',
+    server,
+    readyPath: '/ping',
+    async launch(slot) {
+      return {
+        command: pyfuncScorerCommand({...input, socketPath: slot.socketPath}),
+        endpoint: {kind: 'unix', socketPath: slot.socketPath},
+      }
+    },
+  }
 }

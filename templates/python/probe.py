@@ -31,6 +31,7 @@ print(
             "mlflow_version": version_of("mlflow", "mlflow-skinny") if has_module("mlflow") else None,
             "uvicorn": has_module("uvicorn"),
             "gunicorn": has_module("gunicorn"),
+            "mlserver": has_module("mlserver") and has_module("mlserver_mlflow"),
         }
     )
 )

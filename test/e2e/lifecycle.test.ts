@@ -1,5 +1,5 @@
 // The life of `mlserve serve` with the real scorer: 503 until ready, failures during start-up, signals,
-// a scorer that dies, and that no Python process outlives mlserve on any of these paths.
+// a scorer that dies (restarted), and that no Python process outlives mlserve on any of these paths.
 import {createServer} from 'node:net'
 
 import t from 'tap'
@@ -69,7 +69,7 @@ t.test('answers 503 until the model has loaded, then passes the scorer through',
     body: '{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2]]}}',
   })
   t.equal(await res.text(), '{"predictions": [3]}')
-  t.match(server.stderr(), /load model in the scorer \(\d/, 'the log says how long loading took')
+  t.match(server.stderr(), /load model in scorer \(\d/, 'the log says how long loading took')
 })
 
 t.test("a scorer that fails to load exits serve with the scorer's exit code and leaves nothing", async (t) => {
@@ -131,13 +131,22 @@ t.test('if mlserve is killed with SIGKILL, its scorer does not outlive it', asyn
   t.ok(await gone(pid), 'the kernel stops the scorer (parent-death signal)')
 })
 
-t.test('a scorer that dies while serving makes serve exit with SCORER_EXITED (41)', async (t) => {
+t.test('a scorer that dies while serving is restarted, and mlserve serves on', async (t) => {
   const server = await startMlserve(['-m', fixtureModel('sum')])
+  t.teardown(() => server.stop())
   const pid = await scorerPid(server)
   process.kill(pid, 'SIGKILL')
-  const exit = await server.exited
-  t.equal(exit.code, 41)
-  t.match(server.stderr(), /The scoring server was killed by SIGKILL while serving/)
+  await server.waitForOutput(/scorer \(pid \d+\) was killed by SIGKILL while serving/)
+  const [, fresh] = await server.waitForOutput(/scorer is ready \(pid (\d+)\)/)
+  t.not(Number(fresh), pid)
+  const res = await fetch(`${server.url}/invocations`, {
+    dispatcher: client,
+    method: 'POST',
+    headers: {'content-type': 'application/json'},
+    body: '{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2]]}}',
+  })
+  t.equal(res.status, 200)
+  t.equal(await res.text(), '{"predictions": [3]}')
 })
 
 t.test('a port in use fails before any Python starts (exit 30)', async (t) => {

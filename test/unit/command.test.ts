@@ -10,12 +10,12 @@ const env = (mlflowVersion: string, servers = {uvicorn: true, gunicorn: true}) =
   ...servers,
 })
 
-const input = {modelDir: '/models/my model', socketPath: '/tmp/s/scorer.sock', workers: 3, timeoutSeconds: 42}
+const input = {modelDir: '/models/my model', socketPath: '/tmp/s/scorer.sock', timeoutSeconds: 42}
 
 t.test('mlflow >= 2.21 serves the FastAPI app with uvicorn on the socket', async (t) => {
   const command = pyfuncScorerCommand({...input, env: env('3.17.2')})
   t.equal(command.file, '/venv/bin/python')
-  t.same(command.args, ['-m', 'uvicorn', '--uds', '/tmp/s/scorer.sock', '--workers', '3', 'mlflow.pyfunc.scoring_server.app:app'])
+  t.same(command.args, ['-m', 'uvicorn', '--uds', '/tmp/s/scorer.sock', '--no-access-log', 'mlflow.pyfunc.scoring_server.app:app'])
   t.equal(command.server, 'uvicorn')
   t.same(command.env, {
     __pyfunc_model_path__: 'file:///models/my%20model',
@@ -34,7 +34,7 @@ t.test('older mlflow serves its Flask app with gunicorn, with its timeout', asyn
     '-b',
     'unix:/tmp/s/scorer.sock',
     '-w',
-    '3',
+    '1',
     '--',
     'mlflow.pyfunc.scoring_server.wsgi:app',
   ])

@@ -9,7 +9,9 @@ import {acquireLock, ensureCachedEnv, markInUse, inUseBy} from '../../src/env/ca
 import {condaExecutable} from '../../src/env/conda.js'
 import {pickInterpreter} from '../../src/env/interpreter.js'
 import {parseDuration, parseSize, selectForPrune, type EnvEntry} from '../../src/env/inventory.js'
+import {requireServerPackages} from '../../src/env/env.js'
 import {managedEnvKey, mlflowToInstall} from '../../src/env/managed.js'
+import {requirementName, serverKeyPart, serverModules} from '../../src/env/server-packages.js'
 import {createCommand, installCommand} from '../../src/env/virtualenv.js'
 
 t.test('interpreter choice: exact patch first, else the newest of the same X.Y, never another X.Y', async (t) => {
@@ -49,6 +51,41 @@ t.test('the cache key changes with everything that changes the env, and only tha
   ] as const) {
     t.not(managedEnvKey({...base, ...changed}), key, `${what} changes the key`)
   }
+})
+
+t.test('server packages (--enable-mlserver) make another env; without them the key is what it always was', async (t) => {
+  const base = {manager: 'uv', python: '3.11.7', buildDependencies: [], requirements: [{line: 'mlflow==3.17.2', isConstraint: false}], mlflow: null}
+  const mlserver = ['mlserver>=1.2.0,!=1.3.1,<2.0.0', 'mlserver-mlflow>=1.2.0,!=1.3.1,<2.0.0']
+  const without = managedEnvKey(base)
+  const withServer = managedEnvKey({...base, serverPackages: mlserver})
+  t.not(withServer, without, 'an env with mlserver is not the env without it')
+  t.equal(managedEnvKey({...base, serverPackages: []}), without, 'none is the same as not given')
+  t.equal(managedEnvKey({...base, serverPackages: [...mlserver].reverse()}), withServer, 'their order does not matter')
+  t.not(managedEnvKey({...base, serverPackages: ['mlserver==1.7.1', 'mlserver-mlflow==1.7.1']}), withServer, 'other versions: another env')
+  t.same(serverKeyPart([]), {}, 'nothing is added to the keys of envs without server packages')
+  t.same(serverKeyPart(['b', 'a']), {server: ['a', 'b']})
+})
+
+t.test('server packages: names, the modules a built env must import, the local interpreter check', async (t) => {
+  t.equal(requirementName('mlserver>=1.2.0,!=1.3.1,<2.0.0'), 'mlserver')
+  t.equal(requirementName('MLServer_MLflow >= 1.2'), 'mlserver-mlflow')
+  t.equal(requirementName('uvloop<0.22'), 'uvloop')
+  t.same(serverModules(['mlserver>=1.2.0', 'mlserver-mlflow>=1.2.0', 'uvloop<0.22']), ['mlserver.cli', 'mlserver_mlflow'])
+  t.same(serverModules(['mlserver-mlflow']), [], 'only mlserver itself asks for the MLServer imports')
+  t.same(serverModules([]), [])
+
+  const packages = ['mlserver>=1.2.0,!=1.3.1,<2.0.0', 'mlserver-mlflow>=1.2.0,!=1.3.1,<2.0.0']
+  t.doesNotThrow(() => requireServerPackages({executable: '/py', mlserver: true}, packages))
+  t.doesNotThrow(() => requireServerPackages({executable: '/py', mlserver: false}, []), 'nothing asked, nothing checked')
+  t.throws(() => requireServerPackages({executable: '/usr/bin/python3', mlserver: false}, packages), {
+    code: 'SCORER_DEPENDENCY_MISSING',
+    exitCode: 22,
+    message: /mlserver and mlserver-mlflow.*not installed in \/usr\/bin\/python3/,
+    suggestions: [
+      "Install them there (`/usr/bin/python3 -m pip install 'mlserver>=1.2.0,!=1.3.1,<2.0.0' 'mlserver-mlflow>=1.2.0,!=1.3.1,<2.0.0'`),",
+      /--env-manager virtualenv/,
+    ],
+  })
 })
 
 t.test('--install-mlflow picks the pinned version, else the saving version, else the newest', async (t) => {

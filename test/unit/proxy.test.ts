@@ -11,7 +11,7 @@ import t, {type Test} from 'tap'
 import {Pool} from 'undici'
 
 import {createProxyApp, type ServerState} from '../../src/proxy/app.js'
-import type {ForwardOutcome} from '../../src/proxy/forward.js'
+import {singleUpstream, type ForwardOutcome} from '../../src/proxy/forward.js'
 import {errorEnvelope, pythonJsonString} from '../../src/proxy/responses.js'
 import {ProxyServer} from '../../src/proxy/server.js'
 
@@ -48,7 +48,7 @@ async function harness(t: Test, timeoutMs = 2000, poolOptions: Pool.Options = {}
   let state: ServerState = 'ready'
   const outcomes: ForwardOutcome[] = []
   const onForwarded = (outcome: ForwardOutcome) => outcomes.push(outcome)
-  const proxy = new ProxyServer(createProxyApp({upstream: () => pool, state: () => state, timeoutMs, onForwarded}))
+  const proxy = new ProxyServer(createProxyApp({upstreams: singleUpstream(pool), state: () => state, timeoutMs, onForwarded}))
   const port = await proxy.listen('127.0.0.1', 0)
   t.teardown(async () => {
     await proxy.close(0)
@@ -87,7 +87,7 @@ t.test('python-style JSON envelopes', async (t) => {
 })
 
 t.test('before the scorer is ready every route is a 503 envelope with Retry-After', async (t) => {
-  const app = createProxyApp({upstream: () => undefined, state: () => 'starting', timeoutMs: 1000})
+  const app = createProxyApp({upstreams: singleUpstream(undefined), state: () => 'starting', timeoutMs: 1000})
   for (const [method, route] of [
     ['GET', '/ping'],
     ['GET', '/health'],
@@ -293,7 +293,7 @@ t.test('close() gives up on requests that outlast the grace period', async (t) =
 t.test('listening on a port in use is LISTEN_FAILED with a suggestion', async (t) => {
   const h = await harness(t)
   const port = Number(new URL(h.url).port)
-  const other = new ProxyServer(createProxyApp({upstream: () => undefined, state: () => 'starting', timeoutMs: 1}))
+  const other = new ProxyServer(createProxyApp({upstreams: singleUpstream(undefined), state: () => 'starting', timeoutMs: 1}))
   await t.rejects(other.listen('127.0.0.1', port), {code: 'LISTEN_FAILED', exitCode: 30, message: `Port ${port} on 127.0.0.1 is already in use.`})
 })
 
@@ -366,7 +366,7 @@ t.test('a request still queued in the pool when its deadline passes is never sen
   // One connection, held by a slow request through a patient proxy; the impatient proxy's request
   // waits behind it in the pool and times out there.
   const h = await harness(t, 10_000, {connections: 1})
-  const impatient = new ProxyServer(createProxyApp({upstream: () => h.pool, state: () => 'ready', timeoutMs: 200}))
+  const impatient = new ProxyServer(createProxyApp({upstreams: singleUpstream(h.pool), state: () => 'ready', timeoutMs: 200}))
   const port = await impatient.listen('127.0.0.1', 0)
   t.teardown(() => impatient.close(0))
   h.setHandler((_req, res) => {
@@ -457,7 +457,7 @@ t.test('the Hono route forwards too, for an app served without its fast path', a
     res.end('{"via": "hono"}')
   })
   const outcomes: ForwardOutcome[] = []
-  const app = createProxyApp({upstream: () => h.pool, state: () => 'ready', timeoutMs: 2000, onForwarded: (o) => outcomes.push(o)})
+  const app = createProxyApp({upstreams: singleUpstream(h.pool), state: () => 'ready', timeoutMs: 2000, onForwarded: (o) => outcomes.push(o)})
   const plain = new Hono().route('/', app)
   t.equal('fastPath' in plain, false)
   const server = new ProxyServer(plain)
@@ -475,7 +475,7 @@ t.test('an onForwarded hook that throws is logged and the proxy carries on', asy
   const h = await harness(t)
   const logged = t.capture(console, 'error', () => {})
   const app = createProxyApp({
-    upstream: () => h.pool,
+    upstreams: singleUpstream(h.pool),
     state: () => 'ready',
     timeoutMs: 2000,
     onForwarded() {

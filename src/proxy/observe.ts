@@ -1,0 +1,138 @@
+// What mlserve tells about itself: the Prometheus metrics, the access log, and /livez, /readyz, /metrics.
+import {formatAccessLog, type AccessLogFormat} from './access-log.js'
+import {pathOf, type ServerState} from './app.js'
+import {exchangeRecords, type ForwardOutcome} from './forward.js'
+import {PROMETHEUS_CONTENT_TYPE, Registry} from './metrics.js'
+import type {PlainResponse} from './responses.js'
+import type {RequestRecord} from './server.js'
+
+/** Routes get their own label value; anything else is "other", so clients cannot blow up the series. */
+const ROUTES = new Set(['/invocations', '/ping', '/health', '/version', '/metrics', '/livez', '/readyz'])
+const routeOf = (url: string): string => {
+  const path = pathOf(url)
+  return ROUTES.has(path) ? path : path.startsWith('/v2/') ? '/v2' : 'other'
+}
+
+/** What the supervisor reports, read at scrape time and by the probes. */
+export interface ScorerStatus {
+  counts(): Record<'starting' | 'ready' | 'retiring', number>
+  readonly queueDepth: number
+  readonly outstanding: number
+  /** Why the server gave up restarting scorers, when it did. */
+  readonly unhealthy: string | undefined
+}
+
+export interface ObserverOptions {
+  readonly state: () => ServerState
+  readonly scorers: () => ScorerStatus | undefined
+  readonly inFlight: () => number
+  readonly workers: number
+  /** Where access log lines go (undefined: no access log). */
+  readonly accessLog?: {write(line: string): unknown}
+  readonly logFormat: AccessLogFormat
+}
+
+export class Observer {
+  private readonly registry = new Registry()
+  private readonly requests = this.registry.counter('mlserve_http_requests_total', 'HTTP requests answered, by route, method and status.', [
+    'route',
+    'method',
+    'status',
+  ])
+
+  private readonly latency = this.registry.histogram(
+    'mlserve_http_request_duration_seconds',
+    'Time from the request arriving to its response ending, by route.',
+    ['route'],
+  )
+
+  private readonly rejected = this.registry.counter(
+    'mlserve_requests_rejected_total',
+    'Requests the proxy answered itself without a scorer: body too large, queue full, no scorer available.',
+    ['reason'],
+  )
+
+  private readonly timeouts = this.registry.counter('mlserve_request_timeouts_total', 'Requests that got a 504 (the proxy\'s deadline or the scorer\'s).')
+  private readonly restarts = this.registry.counter('mlserve_scorer_restarts_total', 'Scorer processes restarted or replaced, by reason.', ['reason'])
+  private readonly phases = this.registry.gauge('mlserve_startup_phase_seconds', 'How long each start-up phase took.', ['phase'])
+
+  constructor(private readonly options: ObserverOptions) {
+    const {registry} = this
+    registry.gauge('mlserve_http_requests_in_flight', 'Requests received and not yet answered.').collect(() => options.inFlight())
+    registry.gauge('mlserve_queue_depth', 'Requests waiting for a scorer.').collect(() => options.scorers()?.queueDepth ?? 0)
+    registry
+      .gauge('mlserve_scorer_requests_in_flight', 'Requests being handled by scorer processes.')
+      .collect(() => options.scorers()?.outstanding ?? 0)
+    registry.gauge('mlserve_scorers', 'Scorer processes by state.', ['state']).collect(() => {
+      const counts = options.scorers()?.counts() ?? {starting: 0, ready: 0, retiring: 0}
+      return Object.entries(counts).map(([state, n]) => [{state}, n] as const)
+    })
+    registry.gauge('mlserve_scorers_configured', 'Scorer processes asked for (-w).').set(undefined, options.workers)
+    registry.gauge('mlserve_healthy', '1 unless a crash loop made mlserve stop restarting scorers.').collect(() => (options.scorers()?.unhealthy ? 0 : 1))
+    for (const reason of ['exited', 'unresponsive', 'stuck', 'warmup-failed']) this.restarts.inc({reason}, 0)
+    for (const reason of ['body_too_large', 'queue_full', 'unavailable', 'not_ready']) this.rejected.inc({reason}, 0)
+    this.timeouts.inc(undefined, 0)
+  }
+
+  recordPhase(phase: string, ms: number): void {
+    this.phases.set({phase}, ms / 1000)
+  }
+
+  recordRestart(reason: string): void {
+    this.restarts.inc({reason})
+  }
+
+  /** ProxyServer's onResponse: one access log line and the request metrics. */
+  readonly onResponse = (record: RequestRecord): void => {
+    const {req, res} = record
+    const seconds = (performance.now() - record.start) / 1000
+    const route = routeOf(req.url ?? '/')
+    const status = res.headersSent ? res.statusCode : 0
+    const exchange = exchangeRecords.get(res)
+    const outcome: ForwardOutcome | 'local' = exchange?.outcome ?? (res.writableFinished ? 'local' : 'client-closed')
+    this.requests.inc({route, method: req.method ?? '', status: String(status)})
+    this.latency.observe({route}, seconds)
+    if (outcome === 'timeout') this.timeouts.inc()
+    if (exchange?.refusal) this.rejected.inc({reason: exchange.refusal})
+    else if (status === 503 && outcome === 'local') this.rejected.inc({reason: 'not_ready'})
+    this.options.accessLog?.write(
+      formatAccessLog(
+        {
+          time: new Date(),
+          requestId: record.requestId,
+          remote: req.socket.remoteAddress ?? '',
+          method: req.method ?? '',
+          path: req.url ?? '',
+          status,
+          durationMs: seconds * 1000,
+          bytesOut: Number(res.getHeader('content-length') ?? Number.NaN) || undefined,
+          scorer: exchange?.slot,
+          outcome,
+        },
+        this.options.logFormat,
+      ),
+    )
+  }
+
+  /** /livez, /readyz and /metrics. */
+  routes(): Record<string, () => PlainResponse> {
+    return {
+      '/livez': () => {
+        const unhealthy = this.options.scorers()?.unhealthy
+        return json(unhealthy ? 503 : 200, unhealthy ? {status: 'unhealthy', reason: unhealthy} : {status: 'alive'})
+      },
+      '/readyz': () => {
+        const state = this.options.state()
+        const scorers = this.options.scorers()
+        const counts = scorers?.counts() ?? {starting: 0, ready: 0, retiring: 0}
+        const ready = state === 'ready' && counts.ready > 0
+        const status = ready ? 'ready' : state === 'ready' ? (scorers?.unhealthy ? 'unhealthy' : 'unavailable') : state
+        return json(ready ? 200 : 503, {status, scorers: {...counts, configured: this.options.workers}})
+      },
+      '/metrics': () => ({status: 200, contentType: PROMETHEUS_CONTENT_TYPE, body: this.registry.render()}),
+    }
+  }
+}
+
+const json = (status: number, value: unknown): PlainResponse => ({status, contentType: 'application/json', body: JSON.stringify(value)})
+

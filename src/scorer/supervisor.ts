@@ -1,0 +1,604 @@
+// Runs N scorer processes behind the proxy: starts them, lends them to requests (least outstanding
+// first, a bounded queue behind), restarts the ones that exit or stop answering, replaces the ones
+// whose timed-out work runs on, and gives up on a crash loop.
+import {createServer} from 'node:net'
+
+import {Pool} from 'undici'
+
+import {MlserveError} from '../errors.js'
+import type {Logger} from '../log.js'
+import type {ForwardOutcome, Lease, Upstreams} from '../proxy/forward.js'
+import {noScorerResponse, queueFullResponse, type PlainResponse} from '../proxy/responses.js'
+import type {Backend, Endpoint} from './backend.js'
+import {ScorerProcess, type ExitInfo, type OutputSink} from './process.js'
+import {describeExit} from './ready.js'
+
+export interface WarmupRequest {
+  readonly body: Buffer
+  readonly contentType: string
+  /** Where it came from, for logs. */
+  readonly source: string
+}
+
+export interface RestartPolicy {
+  /** The first restart waits this long; each further consecutive failure of a slot doubles it. */
+  readonly initialDelayMs: number
+  readonly maxDelayMs: number
+  /** This many failures (exits, unanswered pings, failed warm-ups) within crashWindowMs: stop restarting. */
+  readonly crashLimit: number
+  readonly crashWindowMs: number
+}
+
+export const DEFAULT_RESTART_POLICY: RestartPolicy = {
+  initialDelayMs: 500,
+  maxDelayMs: 30_000,
+  crashLimit: 5,
+  crashWindowMs: 60_000,
+}
+
+export interface SupervisorOptions {
+  readonly backend: Backend
+  readonly workers: number
+  /** A private directory for the scorers' Unix sockets. */
+  readonly socketDir: string
+  readonly baseEnv: Readonly<Record<string, string | undefined>>
+  readonly cwd?: string
+  readonly stdout: OutputSink
+  readonly stderr: OutputSink
+  readonly log: Logger
+  /** Requests one scorer works on at once; more wait in the proxy's queue. */
+  readonly maxConcurrency: number
+  /** Requests that may wait for a scorer; beyond that, 503. */
+  readonly maxQueue: number
+  /** The request timeout: bounds the warm-up prediction too. */
+  readonly timeoutMs: number
+  /** After a timed-out request, how long its work may run on before the scorer is replaced. */
+  readonly stuckGraceMs: number
+  /** An idle scorer is pinged this often; 3 unanswered pings in a row and it is restarted. 0: never. */
+  readonly livenessIntervalMs: number
+  readonly warmup?: WarmupRequest
+  readonly restart?: RestartPolicy
+  /** How long a stopping scorer may take after SIGTERM before SIGKILL. */
+  readonly stopGraceMs: number
+  readonly events?: SupervisorEvents
+}
+
+export type RestartReason = 'exited' | 'unresponsive' | 'stuck' | 'warmup-failed'
+
+/** Hooks for metrics. */
+export interface SupervisorEvents {
+  onRestart?(reason: RestartReason): void
+  onPhase?(phase: 'spawn' | 'load' | 'warmup', ms: number): void
+}
+
+const LIVENESS_FAILURES = 3
+
+type ScorerState = 'starting' | 'ready' | 'retiring' | 'gone'
+
+/** One process of one slot: a generation. Lent to requests as their Lease. */
+class Scorer implements Lease {
+  state: ScorerState = 'starting'
+  /** Requests lent and not yet given back. */
+  outstanding = 0
+  /** Timed-out requests whose work may still run in the process: they hold capacity until it is replaced. */
+  stuck = 0
+  pingFailures = 0
+  pinging = false
+  readyAt = 0
+  /** Why mlserve itself ended this process, when it did. */
+  endedBy: RestartReason | 'stop' | undefined
+  stuckTimer: NodeJS.Timeout | undefined
+  /** A fresh scorer for this slot is starting because this one's timed-out work runs on. */
+  replacing = false
+
+  constructor(
+    readonly slot: number,
+    readonly generation: number,
+    readonly process: ScorerProcess,
+    readonly dispatcher: Pool,
+    /** "scorer" (-w 1) or "scorer <slot>", as its output lines are prefixed. */
+    private readonly name: string,
+  ) {}
+
+  get load(): number {
+    return this.outstanding + this.stuck
+  }
+
+  get label(): string {
+    return `${this.name} (pid ${this.process.pid})`
+  }
+}
+
+interface Waiter {
+  readonly resolve: (value: Lease | PlainResponse) => void
+  readonly promise: Promise<Lease | PlainResponse>
+}
+
+interface SlotState {
+  generation: number
+  /** Failures since the slot last stayed ready for a whole crash window. */
+  consecutiveFailures: number
+  restartTimer: NodeJS.Timeout | undefined
+}
+
+export class Supervisor implements Upstreams {
+  private readonly scorers: Scorer[] = []
+  private readonly slots: SlotState[]
+  private readonly queue: Waiter[] = []
+  private readonly failures: number[] = []
+  private readonly policy: RestartPolicy
+  private stopping = false
+  private everReady = false
+  private unhealthyReason: string | undefined
+  private next = 0
+  private livenessTimer: NodeJS.Timeout | undefined
+  private startFailed: ((error: Error) => void) | undefined
+  private firstReady: (() => void) | undefined
+  private restartCount = 0
+
+  private readonly limit: number
+
+  constructor(private readonly options: SupervisorOptions) {
+    this.policy = options.restart ?? DEFAULT_RESTART_POLICY
+    this.limit = Math.min(options.maxConcurrency, options.backend.maxConcurrency ?? Number.POSITIVE_INFINITY)
+    this.slots = Array.from({length: options.workers}, () => ({generation: 0, consecutiveFailures: 0, restartTimer: undefined}))
+  }
+
+  /**
+   * Starts every slot; resolves when the first scorer is ready (warm-up included), the others join as
+   * they get there. Rejects (SCORER_START_FAILED, WARMUP_FAILED) when a scorer fails before any was
+   * ready: a model that cannot load once will not load on a retry. Resolves false if `signal` aborts.
+   */
+  async start(signal: AbortSignal): Promise<boolean> {
+    const ready = new Promise<boolean>((resolve, reject) => {
+      this.firstReady = () => resolve(true)
+      this.startFailed = reject
+      signal.addEventListener('abort', () => resolve(false), {once: true})
+    })
+    for (let index = 0; index < this.options.workers; index++) void this.spawn(index, true)
+    const result = await ready
+    this.firstReady = undefined
+    this.startFailed = undefined
+    if (result && this.options.livenessIntervalMs > 0) {
+      this.livenessTimer = setInterval(() => this.checkLiveness(), this.options.livenessIntervalMs)
+      this.livenessTimer.unref()
+    }
+
+    return result
+  }
+
+  // ---- lending scorers to requests (the hot path) ----
+
+  acquire(): Lease | PlainResponse | Promise<Lease | PlainResponse> {
+    const scorer = this.pick()
+    if (scorer) {
+      scorer.outstanding++
+      return scorer
+    }
+
+    if (!this.scorers.some((s) => s.state === 'ready')) return noScorerResponse(this.unavailableReason())
+    if (this.queue.length >= this.options.maxQueue) return queueFullResponse(this.queue.length)
+    let resolve!: Waiter['resolve']
+    const promise = new Promise<Lease | PlainResponse>((r) => {
+      resolve = r
+    })
+    this.queue.push({resolve, promise})
+    return promise
+  }
+
+  release(lease: Lease, outcome: ForwardOutcome): void {
+    const scorer = lease as Scorer
+    scorer.outstanding--
+    if (outcome === 'timeout') this.onTimeout(scorer)
+    if (scorer.state === 'retiring' && scorer.outstanding === 0) void this.end(scorer, undefined)
+    this.drainQueue()
+  }
+
+  cancel(pending: Promise<Lease | PlainResponse>): void {
+    const at = this.queue.findIndex((w) => w.promise === pending)
+    if (at >= 0) this.queue.splice(at, 1)
+  }
+
+  /** The ready scorer with the fewest requests (timed-out ones included) under the limit; ties rotate. */
+  private pick(): Scorer | undefined {
+    const {scorers} = this
+    const count = scorers.length
+    let best: Scorer | undefined
+    for (let i = 0; i < count; i++) {
+      const scorer = scorers[(this.next + i) % count]!
+      if (scorer.state === 'ready' && scorer.load < this.limit && (!best || scorer.load < best.load)) best = scorer
+    }
+
+    this.next = count > 0 ? (this.next + 1) % count : 0
+    return best
+  }
+
+  private drainQueue(): void {
+    while (this.queue.length > 0) {
+      const scorer = this.pick()
+      if (!scorer) break
+      scorer.outstanding++
+      this.queue.shift()!.resolve(scorer)
+    }
+
+    if (this.queue.length > 0 && !this.scorers.some((s) => s.state === 'ready')) {
+      const refusal = noScorerResponse(this.unavailableReason())
+      for (const waiter of this.queue.splice(0)) waiter.resolve(refusal)
+    }
+  }
+
+  private unavailableReason(): string {
+    if (this.unhealthyReason) return `${this.unhealthyReason}; not restarting any more.`
+    if (this.stopping) return 'the server is shutting down.'
+    return 'every scorer is restarting; retry shortly.'
+  }
+
+  // ---- state for /readyz, /livez and /metrics ----
+
+  get healthy(): boolean {
+    return this.unhealthyReason === undefined
+  }
+
+  get unhealthy(): string | undefined {
+    return this.unhealthyReason
+  }
+
+  get queueDepth(): number {
+    return this.queue.length
+  }
+
+  get restarts(): number {
+    return this.restartCount
+  }
+
+  counts(): Record<'starting' | 'ready' | 'retiring', number> {
+    const counts = {starting: 0, ready: 0, retiring: 0}
+    for (const scorer of this.scorers) if (scorer.state !== 'gone') counts[scorer.state]++
+    return counts
+  }
+
+  /** Requests running on each slot's scorers, for metrics. */
+  get outstanding(): number {
+    let total = 0
+    for (const scorer of this.scorers) total += scorer.outstanding
+    return total
+  }
+
+  // ---- starting, restarting, replacing ----
+
+  private async spawn(index: number, initial: boolean): Promise<void> {
+    const slot = this.slots[index]!
+    slot.restartTimer = undefined
+    const generation = ++slot.generation
+    const {backend, log} = this.options
+    const label = this.options.workers === 1 ? 'scorer' : `scorer ${index}`
+    const socketPath = `${this.options.socketDir}/s${index}-${generation}.sock`
+    const first = initial && index === 0
+    const spawning = first ? log.phase(`start scorer (${backend.server}, ${this.options.workers} process${this.options.workers === 1 ? '' : 'es'})`) : undefined
+
+    let scorer: Scorer
+    try {
+      const {command, endpoint} = await backend.launch({index, generation, socketPath, freePort})
+      const child = await ScorerProcess.start({
+        command,
+        baseEnv: this.options.baseEnv,
+        label,
+        stdout: this.options.stdout,
+        stderr: this.options.stderr,
+        cwd: this.options.cwd,
+      })
+      scorer = new Scorer(index, generation, child, poolFor(endpoint), label)
+    } catch (error) {
+      this.onStartError(error, index)
+      return
+    }
+
+    if (this.stopping) {
+      await scorer.process.stop(0)
+      return
+    }
+
+    this.scorers.push(scorer)
+    const spawnMs = spawning?.done(`pid ${scorer.process.pid}`) ?? 0
+    if (first) this.options.events?.onPhase?.('spawn', spawnMs)
+    if (!first) log.info(`${label} started (pid ${scorer.process.pid}, generation ${generation})`)
+    void scorer.process.exited.then((exit) => this.onExit(scorer, exit))
+
+    const loading = log.phase(`load model in ${label}`)
+    const answered = await this.waitForPing(scorer)
+    if (!answered) return
+    const loadMs = loading.done()
+    if (first) this.options.events?.onPhase?.('load', loadMs)
+
+    if (this.options.warmup) {
+      const warming = log.phase(`warm-up prediction in ${label} (${this.options.warmup.source})`)
+      const failure = await this.warmUp(scorer)
+      if (scorer.state !== 'starting') return
+      if (failure) {
+        log.warn(`${label}: the warm-up prediction failed: ${failure}`)
+        if (!this.everReady) {
+          this.failStart(
+            new MlserveError('WARMUP_FAILED', `The warm-up prediction with ${this.options.warmup.source} failed: ${failure}`, {
+              suggestions: [
+                "The model cannot predict its own serving input example: read the scorer's output above.",
+                'Serve without the warm-up (--no-warmup) to answer requests anyway.',
+              ],
+            }),
+          )
+        }
+
+        await this.end(scorer, 'warmup-failed')
+        return
+      }
+
+      const warmupMs = warming.done()
+      if (first) this.options.events?.onPhase?.('warmup', warmupMs)
+    }
+
+    if (this.stopping || scorer.state !== 'starting') return
+    scorer.state = 'ready'
+    scorer.readyAt = performance.now()
+    if (this.everReady) log.info(`${label} is ready (pid ${scorer.process.pid})`)
+    this.everReady = true
+    // Older generations of this slot (a replacement) leave the rotation and go once idle.
+    for (const other of this.scorers) {
+      if (other !== scorer && other.slot === index && other.state === 'ready') this.retire(other)
+    }
+
+    this.firstReady?.()
+    this.drainQueue()
+  }
+
+  /** Polls the ready path until 200; false when the process exited (or mlserve stops) first. */
+  private async waitForPing(scorer: Scorer): Promise<boolean> {
+    const path = this.options.backend.readyPath
+    while (scorer.state === 'starting' && scorer.process.running && !this.stopping) {
+      // eslint-disable-next-line no-await-in-loop
+      if (await ping(scorer.dispatcher, path, 5000)) return true
+      // eslint-disable-next-line no-await-in-loop
+      await Promise.race([new Promise((resolve) => setTimeout(resolve, 100)), scorer.process.exited])
+    }
+
+    return false
+  }
+
+  /** Sends the warm-up request; undefined on a 200, else why not. */
+  private async warmUp(scorer: Scorer): Promise<string | undefined> {
+    const {body, contentType} = this.options.warmup!
+    try {
+      const response = await scorer.dispatcher.request({
+        path: '/invocations',
+        method: 'POST',
+        headers: {'content-type': contentType},
+        body,
+        headersTimeout: this.options.timeoutMs,
+        bodyTimeout: this.options.timeoutMs,
+      })
+      const text = await response.body.text()
+      if (response.statusCode === 200) return undefined
+      return `HTTP ${response.statusCode}: ${summarizeError(text)}`
+    } catch (error) {
+      return scorer.process.running ? (error as Error).message : 'the scorer exited during the warm-up.'
+    }
+  }
+
+  /** Takes a scorer out of the rotation; it ends once its requests are done (or at once if idle). */
+  private retire(scorer: Scorer): void {
+    scorer.state = 'retiring'
+    if (scorer.outstanding === 0) void this.end(scorer, undefined)
+  }
+
+  /** Stops a scorer's process (SIGTERM, then SIGKILL); `reason` marks it as a failure to restart from. */
+  private async end(scorer: Scorer, reason: RestartReason | undefined): Promise<void> {
+    if (scorer.endedBy !== undefined || scorer.state === 'gone') return
+    scorer.endedBy = reason ?? 'stop'
+    if (reason === undefined) scorer.state = 'retiring'
+    clearTimeout(scorer.stuckTimer)
+    // A failed process gets no grace, nor one with stuck work (Python would wait for that thread to end):
+    // their requests already had their answers.
+    await scorer.process.stop(reason === undefined && scorer.stuck === 0 ? this.options.stopGraceMs : 0)
+  }
+
+  private onExit(scorer: Scorer, exit: ExitInfo): void {
+    const wasReady = scorer.state === 'ready'
+    const endedBy = scorer.endedBy
+    scorer.state = 'gone'
+    clearTimeout(scorer.stuckTimer)
+    this.scorers.splice(this.scorers.indexOf(scorer), 1)
+    // Requests still on it fail at once (502 envelopes), never hang.
+    void scorer.dispatcher.destroy()
+    if (this.stopping || endedBy === 'stop') {
+      this.drainQueue()
+      return
+    }
+
+    const reason: RestartReason = endedBy ?? 'exited'
+    if (!this.everReady) {
+      // Before anything was ready a failure ends the start (a warm-up failure has already said why).
+      const lastLine = scorer.process.stderrTail(1).trim()
+      this.failStart(
+        new MlserveError('SCORER_START_FAILED', `The scoring server ${describeExit(exit)} before it was ready${lastLine ? `: ${lastLine}` : '.'}`, {
+          exitCode: exit.exitCode && exit.exitCode > 0 ? exit.exitCode : undefined,
+          suggestions: ['Its full output is above, prefixed [scorer]: a failed model load (a missing package, a corrupt file) shows there.'],
+        }),
+      )
+      return
+    }
+
+    if (reason === 'exited') this.options.log.warn(`${scorer.label} ${describeExit(exit)}${wasReady ? ' while serving' : ' while starting'}.`)
+    this.options.events?.onRestart?.(reason)
+    this.drainQueue()
+    this.slotFailed(scorer.slot, scorer.readyAt, scorer.label)
+  }
+
+  /** Counts a failure of a slot and restarts it with backoff, unless this makes a crash loop. */
+  private slotFailed(index: number, readyAt: number, label: string): void {
+    const now = performance.now()
+    const {crashLimit, crashWindowMs, initialDelayMs, maxDelayMs} = this.policy
+    this.restartCount++
+    this.failures.push(now)
+    while (this.failures.length > 0 && now - this.failures[0]! > crashWindowMs) this.failures.shift()
+    if (this.failures.length >= crashLimit) {
+      if (this.unhealthyReason === undefined) {
+        this.unhealthyReason = `${this.failures.length} scorer failures within ${Math.round(crashWindowMs / 1000)} s`
+        this.options.log.warn(
+          `${this.unhealthyReason}: a crash loop. Not restarting any more; /livez answers 503 (the last one: ${label}, see its output above).`,
+        )
+      }
+
+      for (const slot of this.slots) clearTimeout(slot.restartTimer)
+      this.drainQueue()
+      return
+    }
+
+    const slot = this.slots[index]!
+    if (readyAt > 0 && now - readyAt > crashWindowMs) slot.consecutiveFailures = 0
+    // A replacement already on its way covers this slot.
+    if (slot.restartTimer || this.scorers.some((s) => s.slot === index && s.state === 'starting')) return
+    const delay = Math.min(maxDelayMs, initialDelayMs * 2 ** slot.consecutiveFailures)
+    slot.consecutiveFailures++
+    this.options.log.info(`restarting scorer ${index} in ${delay} ms (failure ${slot.consecutiveFailures} in a row)`)
+    slot.restartTimer = setTimeout(() => void this.spawn(index, false), delay)
+  }
+
+  private onStartError(error: unknown, index: number): void {
+    const wrapped =
+      error instanceof MlserveError
+        ? error
+        : new MlserveError('SCORER_START_FAILED', `Cannot start scorer ${index}: ${(error as Error).message}`, {
+            exitCode: (error as {exitCode?: number}).exitCode,
+          })
+    if (!this.everReady) {
+      this.failStart(wrapped)
+      return
+    }
+
+    this.options.log.warn(wrapped.message)
+    this.options.events?.onRestart?.('exited')
+    this.slotFailed(index, 0, `scorer ${index}`)
+  }
+
+  private failStart(error: Error): void {
+    this.startFailed?.(error)
+    this.startFailed = undefined
+  }
+
+  /** A request on `scorer` timed out: its work runs on. Unless it ends within the grace, replace the scorer. */
+  private onTimeout(scorer: Scorer): void {
+    scorer.stuck++
+    if (scorer.stuckTimer || scorer.replacing || scorer.state !== 'ready') return
+    scorer.stuckTimer = setTimeout(() => {
+      scorer.stuckTimer = undefined
+      if (scorer.state !== 'ready' || this.stopping || this.unhealthyReason) return
+      this.options.log.warn(
+        `${scorer.label}: ${scorer.stuck} timed-out request(s) may still be running ${Math.round(this.options.stuckGraceMs / 1000)} s past the deadline; starting a fresh scorer to replace it.`,
+      )
+      this.restartCount++
+      this.options.events?.onRestart?.('stuck')
+      // The old one serves on (minus its stuck capacity) until the new one is ready, then goes.
+      scorer.replacing = true
+      void this.spawn(scorer.slot, false)
+    }, this.options.stuckGraceMs)
+    scorer.stuckTimer.unref()
+  }
+
+  /** Pings every idle ready scorer; one that misses LIVENESS_FAILURES in a row is killed and restarted. */
+  private checkLiveness(): void {
+    for (const scorer of this.scorers) {
+      if (scorer.state !== 'ready' || scorer.pinging) continue
+      // A busy scorer may be slow to answer (a sync gunicorn worker cannot): its requests have deadlines.
+      if (scorer.outstanding > 0) {
+        scorer.pingFailures = 0
+        continue
+      }
+
+      scorer.pinging = true
+      void ping(scorer.dispatcher, this.options.backend.readyPath, this.options.livenessIntervalMs).then((ok) => {
+        scorer.pinging = false
+        if (ok || scorer.state !== 'ready') {
+          scorer.pingFailures = 0
+          return
+        }
+
+        scorer.pingFailures++
+        if (scorer.pingFailures >= LIVENESS_FAILURES) {
+          this.options.log.warn(`${scorer.label} did not answer ${this.options.backend.readyPath} ${LIVENESS_FAILURES} times in a row: restarting it.`)
+          scorer.state = 'retiring'
+          void this.end(scorer, 'unresponsive')
+          this.drainQueue()
+        }
+      })
+    }
+  }
+
+  /** Stops every scorer: SIGTERM, then SIGKILL after the grace (at once when `force` aborts). */
+  async stop(graceMs: number, force?: AbortSignal): Promise<ExitInfo[]> {
+    this.stopping = true
+    clearInterval(this.livenessTimer)
+    for (const slot of this.slots) clearTimeout(slot.restartTimer)
+    this.drainQueue()
+    const scorers = [...this.scorers]
+    for (const scorer of scorers) {
+      scorer.endedBy ??= 'stop'
+      clearTimeout(scorer.stuckTimer)
+    }
+
+    const exits = await Promise.all(scorers.map(async (scorer) => scorer.process.stop(graceMs, force)))
+    await Promise.all(scorers.map(async (scorer) => scorer.dispatcher.destroy()))
+    return exits
+  }
+
+  /** Synchronous last resort (process 'exit'): SIGKILL every scorer's process group. */
+  killNow(): void {
+    for (const scorer of this.scorers) scorer.process.killNow()
+  }
+
+  /** The pids of the running scorer processes (for logs and tests). */
+  pids(): number[] {
+    return this.scorers.filter((s) => s.state !== 'gone').map((s) => s.process.pid)
+  }
+}
+
+/** MLflow's error envelope in one line: its message and the exception that ended its stack trace. */
+export function summarizeError(body: string): string {
+  try {
+    const {message, stack_trace: trace} = JSON.parse(body) as {message?: unknown; stack_trace?: unknown} // eslint-disable-line camelcase
+    if (typeof message === 'string') {
+      const last = typeof trace === 'string' ? trace.trim().split('\n').at(-1)!.trim() : ''
+      return last ? `${message} (${last})` : message
+    }
+  } catch {}
+
+  return body.length > 500 ? `${body.slice(0, 500)}...` : body
+}
+
+function poolFor(endpoint: Endpoint): Pool {
+  // uvicorn closes idle keep-alive connections after 5 s: let ours go first.
+  const keepAlive = {keepAliveTimeout: 4000, keepAliveMaxTimeout: 4000}
+  return endpoint.kind === 'unix'
+    ? new Pool('http://localhost', {socketPath: endpoint.socketPath, ...keepAlive})
+    : new Pool(`http://127.0.0.1:${endpoint.port}`, keepAlive)
+}
+
+/** One GET; true on 200. Connection errors (not listening yet) and timeouts are false. */
+export async function ping(dispatcher: Pool, path: string, timeoutMs: number): Promise<boolean> {
+  try {
+    const {statusCode, body} = await dispatcher.request({path, method: 'GET', headersTimeout: timeoutMs, bodyTimeout: timeoutMs})
+    await body.dump()
+    return statusCode === 200
+  } catch {
+    return false
+  }
+}
+
+/** A free TCP port on 127.0.0.1 (for scorers that cannot use a Unix socket). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const {port} = server.address() as {port: number}
+      server.close(() => resolve(port))
+    })
+  })
+}
