@@ -4,7 +4,7 @@
 // background load hit both alike) with wrk (or autocannon) and prints requests/s and p50/p99 latency
 // per (workers, connections) as a Markdown table; the raw numbers go to bench/results/proxy-<time>.json.
 //
-//   npm run bench -- [--workers 1,2] [--connections 1,16] [--duration 5] [--rounds 3] [--warmup 2]
+//   npm run bench -- [--workers 1,2] [--connections 1,32] [--duration 5] [--rounds 3] [--warmup 2]
 //                    [--tool wrk|autocannon] [--model <dir>] [--body <file>]
 import {execFileSync} from 'node:child_process'
 import {once} from 'node:events'
@@ -40,8 +40,8 @@ function options() {
     options: {
       model: {type: 'string'},
       body: {type: 'string'},
-      workers: {type: 'string', default: '1'},
-      connections: {type: 'string', default: '1,16'},
+      workers: {type: 'string', default: '1,2'},
+      connections: {type: 'string', default: '1,32'},
       duration: {type: 'string', default: '5'},
       rounds: {type: 'string', default: '3'},
       warmup: {type: 'string', default: '2'},
@@ -276,6 +276,14 @@ async function main() {
   console.log(`Machine: ${machine.nproc} CPUs (${machine.cpu}), Node ${machine.node}, mlflow ${machine.mlflow}, ${machine.tool}.`)
   console.log(`req/s = total requests / total time over ${opts.rounds} rounds of ${opts.duration} s per server (ABBA order); p50/p99 = median of the per-round percentiles;`)
   console.log(`other load = most CPU cores used by processes outside this benchmark during one round (0 on a quiet machine).`)
+  // The targets of the supervision issue: throughput at least 0.95x mlflow's, and at most 0.2 ms added to p50 one request at a time.
+  for (const {workers, connections, mlflow: a, mlserve: b} of rows) {
+    const ratio = b.rps / a.rps
+    const added = b.p50 - a.p50
+    const checks = [`throughput ${fmt(ratio, 3)}x ${ratio >= 0.95 ? 'meets' : 'misses'} >= 0.95x`]
+    if (connections === 1) checks.push(`added p50 ${fmt(added, 2)} ms ${added <= 0.2 ? 'meets' : 'misses'} <= 0.2 ms`)
+    console.log(`Target, -w ${workers}, ${connections} connection(s): ${checks.join('; ')}.`)
+  }
   if (rows.some((row) => Math.max(row.mlflow.maxBackgroundCores, row.mlserve.maxBackgroundCores) > 0.2)) {
     console.log(`Warning: other processes competed for the CPUs during the run; the numbers are noisy (rerun on a quiet machine, or with more --rounds).`)
   }

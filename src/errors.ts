@@ -14,8 +14,6 @@ export const ERROR_CODES = {
   INVALID_MODEL_URI: 13,
   /** The model URI scheme is valid but not supported by this version of mlserve. */
   UNSUPPORTED_MODEL_URI: 14,
-  /** A feature (env manager, backend, flag) that this version of mlserve does not provide yet. */
-  NOT_AVAILABLE: 15,
   /** An input file for `predict` cannot be read. */
   INPUT_NOT_FOUND: 16,
   /** The model's flavor cannot be served with the options given (e.g. a crate model with --enable-mlserver). */
@@ -44,8 +42,6 @@ export const ERROR_CODES = {
   LISTEN_FAILED: 30,
   /** The scorer exited before it became ready (exit code: the scorer's own, when it has one). */
   SCORER_START_FAILED: 40,
-  /** The scorer exited after it was ready, while mlserve was serving. */
-  SCORER_EXITED: 41,
   /** The warm-up prediction with the model's serving_input_example.json failed, so the scorer never became ready. */
   WARMUP_FAILED: 43,
   /** `mlserve predict`: the prediction process failed (exit code: its own, when it has one). */

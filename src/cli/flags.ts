@@ -17,7 +17,7 @@ export const modelFlags = {
     summary: 'How to provide the Python environment the model runs in.',
     description:
       "local: use --python as it is (mlflow and the model's dependencies must be installed there). " +
-      'virtualenv (mlflow\'s default), uv and conda: build the model\'s own environment from its python_env.yaml / conda.yaml (not available yet).',
+      'virtualenv (mlflow\'s default), uv and conda: build the model\'s own environment from its python_env.yaml / conda.yaml (R crate models run with the system R: the manager does not apply).',
   })(),
   'no-conda': Flags.boolean({
     default: false,

@@ -11,6 +11,10 @@ export interface ExitInfo {
   readonly signal: string | null
 }
 
+export function describeExit(exit: ExitInfo): string {
+  return exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.exitCode}`
+}
+
 export interface OutputSink {
   write(chunk: string): unknown
 }

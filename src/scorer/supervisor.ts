@@ -10,8 +10,7 @@ import type {Logger} from '../log.js'
 import type {ForwardOutcome, Lease, Upstreams} from '../proxy/forward.js'
 import {noScorerResponse, queueFullResponse, type PlainResponse} from '../proxy/responses.js'
 import type {Backend, Endpoint} from './backend.js'
-import {ScorerProcess, type ExitInfo, type OutputSink} from './process.js'
-import {describeExit} from './ready.js'
+import {ScorerProcess, describeExit, type ExitInfo, type OutputSink} from './process.js'
 
 export interface WarmupRequest {
   readonly body: Buffer

@@ -159,7 +159,11 @@ main <- function(args) {
   if (length(args) != 2) stop("usage: Rscript scorer.R <model dir> <unix:socket path | host:port>")
   model_dir <- args[[1]]
   endpoint <- args[[2]]
-  model <- load_crate(model_dir)
+  model <- tryCatch(load_crate(model_dir), error = function(e) {
+    # The last line mlserve shows when a scorer fails to start: say what failed, not just "Execution halted".
+    message("mlserve R scorer: cannot load the crate model in ", model_dir, ": ", conditionMessage(e))
+    quit(save = "no", status = 1)
+  })
   app <- list(call = function(req) handle(req, model))
 
   if (startsWith(endpoint, "unix:")) {

@@ -24,7 +24,7 @@ const local = ['--env-manager', 'local', '--python', toolchainPython()]
 t.test('--help explains every flag; -h is --host, as in mlflow', async (t) => {
   const help = await runMlserve(['serve', '--help'])
   t.equal(help.code, 0)
-  for (const flag of ['--model-uri', '--port', '--host', '--timeout', '--workers', '--env-manager', '--no-conda', '--install-mlflow', '--enable-mlserver', '--python', '--grace-period']) {
+  for (const flag of ['--model-uri', '--port', '--host', '--timeout', '--workers', '--env-manager', '--no-conda', '--install-mlflow', '--enable-mlserver', '--python', '--grace-period', '--max-body-size', '--max-concurrency', '--max-queue', '--header-timeout', '--body-timeout', '--timeout-grace', '--liveness-interval', '--warmup', '--access-log', '--log-format', '--r-scorer']) {
     t.match(help.stdout, flag, `help mentions ${flag}`)
   }
 
@@ -78,16 +78,16 @@ t.test('model errors: each its own message and exit code', async (t) => {
   t.equal(malformed.code, 13)
   t.match(malformed.stderr, "Error: Not a proper models:/ URI: models:/a/b/c. Models URIs must be of the form 'models:/name/suffix'")
 
-  const crate = await serve('-m', modelDir('crate', 'flavors:\n  crate: {version: 0.1.0, model: crate.bin}\n'), ...local)
-  t.equal(crate.code, 15)
-  t.match(crate.stderr, /R crate models is not available yet/)
+  const crate = await serve('-m', modelDir('crate', 'flavors:\n  crate: {version: 0.1.0, model: crate.bin}\n'), ...local, '-p', '0')
+  t.equal(crate.code, 1, "a crate model without crate.bin: the R scorer's exit code (SCORER_START_FAILED)")
+  t.match(crate.stderr, /mlserve R scorer: cannot load the crate model in[\s\S]*crate\.bin/)
 })
 
 t.test('environment errors: a clear message, a distinct exit code, no scorer started', async (t) => {
   const sum = fixtureModel('sum')
   const mlserver = await serve('-m', sum, ...local, '--enable-mlserver')
-  t.equal(mlserver.code, 15)
-  t.match(mlserver.stderr, /--enable-mlserver is not available yet/)
+  t.equal(mlserver.code, 22, 'SCORER_DEPENDENCY_MISSING: the local interpreter has no mlserver')
+  t.match(mlserver.stderr, /mlserver/)
 
   const noPython = await serve('-m', sum, '--env-manager', 'local', '--python', '/nonexistent/python3')
   t.equal(noPython.code, 20)
