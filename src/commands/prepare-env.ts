@@ -1,4 +1,6 @@
 // `mlserve prepare-env`: builds (or finds) the environment `serve` would use, then exits. Idempotent.
+import {Flags} from '@oclif/core'
+
 import {BaseCommand} from '../cli/base-command.js'
 import {modelFlags, modelOptionsFrom} from '../cli/flags.js'
 import {withStopSignals} from '../cli/signals.js'
@@ -16,7 +18,13 @@ export default class PrepareEnv extends BaseCommand {
     '<%= config.bin %> prepare-env -m ./my-model --env-manager uv --install-mlflow',
   ]
 
-  static override flags = modelFlags
+  static override flags = {
+    ...modelFlags,
+    'enable-mlserver': Flags.boolean({
+      default: false,
+      summary: 'Also install mlserver and mlserver-mlflow: the environment `serve --enable-mlserver` uses.',
+    }),
+  }
 
   async run(): Promise<void> {
     const {flags} = await this.parse(PrepareEnv)
@@ -30,11 +38,17 @@ export default class PrepareEnv extends BaseCommand {
     const [{loadModel}, {prepareEnv}] = await Promise.all([import('../serve.js'), import('../env/env.js')])
     const log = createLogger(process.stderr, {tty: process.stderr.isTTY})
     const python = await withStopSignals(log, async ({stop}) => {
-      const {ref, mlmodel} = await loadModel(options.modelUri, options.cwd, log, {env: options.env, signal: stop, python: options.python})
-      const env = await prepareEnv({options, modelDir: ref.localDir, mlmodel, log, signal: stop})
+      const {ref, mlmodel, backend} = await loadModel(options.modelUri, options.cwd, log, {env: options.env, signal: stop, python: options.python})
+      if (backend === 'crate') {
+        log.info('an R crate model has no Python environment to prepare: it runs with the system R')
+        return undefined
+      }
+
+      const serverPackages = flags['enable-mlserver'] ? (await import('../scorer/mlserver.js')).MLSERVER_PACKAGES : undefined
+      const env = await prepareEnv({options, modelDir: ref.localDir, mlmodel, log, signal: stop, serverPackages})
       await env.release()
       return env.executable
     })
-    this.log(python)
+    if (python) this.log(python)
   }
 }

@@ -100,6 +100,13 @@ t.test('-w 2 runs two R processes; a stuck one gets 504 and is replaced', async 
   })
 })
 
+t.test('prepare-env has nothing to do for a crate model, and says so', async (t) => {
+  const result = await runMlserve(['prepare-env', '-m', model('double')])
+  t.equal(result.code, 0)
+  t.equal(result.stdout, '')
+  t.match(result.stderr, /an R crate model has no Python environment to prepare/)
+})
+
 t.test('no Rscript: a clear error naming the Debian packages (exit 27)', async (t) => {
   const result = await runMlserve(['serve', '-m', model('double'), '-p', '0'], {env: {PATH: toolchainBin(), HOME: process.env.HOME ?? '/root'}})
   t.equal(result.code, 27)

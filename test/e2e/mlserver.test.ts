@@ -101,6 +101,13 @@ t.test('two workers: two MLServer processes side by side (no shared port), the e
   t.equal(await status(`${server.url}/v2/models/mlflow-model/ready`), 200)
 })
 
+t.test('prepare-env --enable-mlserver finds the same environment serve --enable-mlserver built', async (t) => {
+  const result = await runMlserve(['prepare-env', '-m', iris, '--enable-mlserver', '--env-manager', 'virtualenv'], {env})
+  t.equal(result.code, 0, result.stderr)
+  t.match(result.stderr, /using cached environment/)
+  t.match(result.stdout.trim(), new RegExp(`^${root.replaceAll('/', '\\/')}/.+/bin/python`))
+})
+
 t.test('MLSERVER_MODEL_NAME names the model, as under mlflow', async (t) => {
   const server = await startMlserve(serveArgs, {env: {...env, MLSERVER_MODEL_NAME: 'iris'}})
   t.teardown(() => server.stop())
