@@ -1,12 +1,11 @@
 // Runs N scorer processes behind the proxy: starts them, lends them to requests (least outstanding
 // first, a bounded queue behind), restarts the ones that exit or stop answering, replaces the ones
 // whose timed-out work runs on, and gives up on a crash loop.
-import {createServer} from 'node:net'
-
 import {Pool} from 'undici'
 
 import {MlserveError} from '../errors.js'
 import type {Logger} from '../log.js'
+import {freePort} from '../util/net.js'
 import type {ForwardOutcome, Lease, Upstreams} from '../proxy/forward.js'
 import {noScorerResponse, queueFullResponse, type PlainResponse} from '../proxy/responses.js'
 import type {Backend, Endpoint} from './backend.js'
@@ -588,16 +587,4 @@ export async function ping(dispatcher: Pool, path: string, timeoutMs: number): P
   } catch {
     return false
   }
-}
-
-/** A free TCP port on 127.0.0.1 (for scorers that cannot use a Unix socket). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const {port} = server.address() as {port: number}
-      server.close(() => resolve(port))
-    })
-  })
 }

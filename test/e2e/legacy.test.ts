@@ -27,5 +27,5 @@ t.test('the log says which server runs the model', async (t) => {
   const server = await startMlserve(['-m', fixtureModel('raise', 'legacy')], {toolchain: 'legacy'})
   t.teardown(() => server.stop())
   t.match(server.stderr(), /mlflow 2\.20\.4/)
-  t.match(server.stderr(), /start scorer \(gunicorn, 1 worker\)/)
+  t.match(server.stderr(), /start scorer \(gunicorn, 1 process\)/)
 })

@@ -3,8 +3,9 @@
 // (setpriv --pdeathsig KILL), so a crashed test leaves nothing running.
 import {spawn, type ChildProcess} from 'node:child_process'
 import {existsSync} from 'node:fs'
-import {createServer} from 'node:net'
 import path from 'node:path'
+
+import {freePort} from '../../src/util/net.js'
 
 import {REPO_ROOT, toolchainBin, toolchainEnv, toolchainPython, type ToolchainName} from './toolchain.js'
 
@@ -94,16 +95,7 @@ export function spawnProc(
   }
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const {port} = server.address() as {port: number}
-      server.close(() => resolve(port))
-    })
-  })
-}
+export {freePort} from '../../src/util/net.js'
 
 export interface Server extends Proc {
   readonly url: string

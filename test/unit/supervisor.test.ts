@@ -1,0 +1,129 @@
+// The supervisor with a stand-in scorer: a tiny Node HTTP server on the slot's Unix socket (the real
+// scorers are exercised in test/e2e/supervise.test.ts). Shows the queue, its limits and withdrawals,
+// the backoff schedule and the crash-loop cut-off without waiting for Python to load.
+import {mkdtemp, rm} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import path from 'node:path'
+
+import t, {type Test} from 'tap'
+
+import type {Lease} from '../../src/proxy/forward.js'
+import type {PlainResponse} from '../../src/proxy/responses.js'
+import type {Backend} from '../../src/scorer/backend.js'
+import {Supervisor, summarizeError, type SupervisorOptions} from '../../src/scorer/supervisor.js'
+
+/** Answers /ping with 200; `EXIT_AFTER_MS` makes it exit with code 3 that long after it starts. */
+const SCORER = `
+const http = require('node:http')
+const server = http.createServer((req, res) => { res.writeHead(200, {'content-type': 'application/json'}); res.end(String(process.pid)) })
+server.listen(process.argv[1], () => console.log('listening'))
+const exitAfter = Number(process.env.EXIT_AFTER_MS || 0)
+if (exitAfter > 0) setTimeout(() => process.exit(3), exitAfter)
+process.on('SIGTERM', () => process.exit(0))
+`
+
+const backend = (env: Record<string, string> = {}): Backend => ({
+  kind: 'pyfunc',
+  server: 'node stand-in',
+  readyPath: '/ping',
+  async launch(slot) {
+    return {
+      command: {file: process.execPath, args: ['-e', SCORER, slot.socketPath], env, server: 'node stand-in'},
+      endpoint: {kind: 'unix', socketPath: slot.socketPath},
+    }
+  },
+})
+
+const isLease = (value: Lease | PlainResponse): value is Lease => 'dispatcher' in value
+
+async function supervisor(t: Test, options: Partial<SupervisorOptions> & {backend: Backend}) {
+  const socketDir = await mkdtemp(path.join(tmpdir(), 'mlserve-supervisor-'))
+  const lines: string[] = []
+  const log = {
+    info: (message: string) => lines.push(message),
+    warn: (message: string) => lines.push(`warning: ${message}`),
+    phase: () => ({done: () => 0}),
+  }
+  const sink = {write: () => true}
+  const supervisor = new Supervisor({
+    workers: 1,
+    socketDir,
+    baseEnv: {PATH: process.env.PATH},
+    stdout: sink,
+    stderr: sink,
+    log,
+    maxConcurrency: 1,
+    maxQueue: 1,
+    timeoutMs: 5000,
+    stuckGraceMs: 60_000,
+    livenessIntervalMs: 0,
+    stopGraceMs: 1000,
+    ...options,
+  })
+  t.teardown(async () => {
+    await supervisor.stop(0)
+    await rm(socketDir, {recursive: true, force: true})
+  })
+  return {supervisor, lines}
+}
+
+t.test('one lease per scorer at --max-concurrency 1, then a queue of --max-queue, then 503', async (t) => {
+  const {supervisor: s} = await supervisor(t, {backend: backend()})
+  t.equal(await s.start(new AbortController().signal), true)
+
+  const first = s.acquire()
+  t.ok(!(first instanceof Promise) && isLease(first), 'a free scorer is lent at once')
+  const queued = s.acquire()
+  t.ok(queued instanceof Promise, 'the next one waits')
+  t.equal(s.queueDepth, 1)
+  const refused = s.acquire() as PlainResponse
+  t.equal(refused.status, 503)
+  t.equal(refused.refusal, 'queue_full')
+  t.equal(refused.headers?.['retry-after'], '1')
+
+  s.release(first as Lease, 'ok')
+  const lent = await (queued as Promise<Lease | PlainResponse>)
+  t.ok(isLease(lent), 'releasing hands the scorer to the queued request')
+  t.equal(s.queueDepth, 0)
+
+  // A queued request that goes away is withdrawn: it takes no capacity when the scorer frees up.
+  const abandoned = s.acquire() as Promise<Lease | PlainResponse>
+  s.cancel(abandoned)
+  t.equal(s.queueDepth, 0)
+  s.release(lent as Lease, 'ok')
+  const next = s.acquire()
+  t.ok(!(next instanceof Promise) && isLease(next), 'the scorer is free again')
+  s.release(next as Lease, 'ok')
+  t.same(s.counts(), {starting: 0, ready: 1, retiring: 0})
+})
+
+t.test('a scorer that keeps exiting is restarted with doubling delays until the crash limit', async (t) => {
+  const {supervisor: s, lines} = await supervisor(t, {
+    backend: backend({EXIT_AFTER_MS: '300'}),
+    restart: {initialDelayMs: 50, maxDelayMs: 1000, crashLimit: 4, crashWindowMs: 60_000},
+  })
+  t.equal(await s.start(new AbortController().signal), true)
+  while (s.healthy) await new Promise((resolve) => setTimeout(resolve, 50)) // eslint-disable-line no-await-in-loop
+  t.same(
+    lines.filter((line) => line.startsWith('restarting')),
+    [
+      'restarting scorer 0 in 50 ms (failure 1 in a row)',
+      'restarting scorer 0 in 100 ms (failure 2 in a row)',
+      'restarting scorer 0 in 200 ms (failure 3 in a row)',
+    ],
+  )
+  t.match(s.unhealthy, /^4 scorer failures within 60 s$/)
+  t.equal(s.restarts, 4)
+  const refusal = s.acquire() as PlainResponse
+  t.equal(refusal.status, 503)
+  t.match(refusal.body, /not restarting any more/)
+})
+
+t.test("MLflow's error envelope in one line, for a failed warm-up", async (t) => {
+  t.equal(
+    summarizeError('{"error_code": "BAD_REQUEST", "message": "Bad input.", "stack_trace": "Traceback ...\\n  File x\\nValueError: nope\\n"}'),
+    'Bad input. (ValueError: nope)',
+  )
+  t.equal(summarizeError('{"error_code": "BAD_REQUEST", "message": "Bad input."}'), 'Bad input.')
+  t.equal(summarizeError('Internal Server Error'), 'Internal Server Error')
+})
