@@ -1,13 +1,15 @@
 // Runs N scorer processes behind the proxy: starts them, lends them to requests (least outstanding
 // first, a bounded queue behind), restarts the ones that exit or stop answering, replaces the ones
 // whose timed-out work runs on, and gives up on a crash loop.
+import {rm} from 'node:fs/promises'
+
 import {Pool} from 'undici'
 
 import {MlserveError} from '../errors.js'
 import type {Logger} from '../log.js'
-import {freePort} from '../util/net.js'
 import type {ForwardOutcome, Lease, Upstreams} from '../proxy/forward.js'
 import {noScorerResponse, queueFullResponse, type PlainResponse} from '../proxy/responses.js'
+import {freePort} from '../util/net.js'
 import type {Backend, Endpoint} from './backend.js'
 import {ScorerProcess, describeExit, type ExitInfo, type OutputSink} from './process.js'
 
@@ -300,7 +302,11 @@ export class Supervisor implements Upstreams {
     const spawnMs = spawning?.done(`pid ${scorer.process.pid}`) ?? 0
     if (first) this.options.events?.onPhase?.('spawn', spawnMs)
     if (!first) log.info(`${label} started (pid ${scorer.process.pid}, generation ${generation})`)
-    void scorer.process.exited.then((exit) => this.onExit(scorer, exit))
+    void scorer.process.exited.then((exit) => {
+      // A Unix socket file outlives its server (the R scorer leaves it behind): a restart uses a new name.
+      void rm(socketPath, {force: true})
+      this.onExit(scorer, exit)
+    })
 
     const loading = log.phase(`load model in ${label}`)
     const answered = await this.waitForPing(scorer)
