@@ -14,6 +14,8 @@ export interface ModelOptions {
   readonly cwd: string
   /** The environment children inherit (before mlserve adds its own variables). */
   readonly env: Readonly<Record<string, string | undefined>>
+  /** Install uvicorn's speedups (uvloop, httptools) into environments mlserve builds. */
+  readonly speedups: boolean
 }
 
 export interface ServeOptions extends ModelOptions {

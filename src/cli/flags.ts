@@ -27,6 +27,14 @@ export const modelFlags = {
     default: false,
     summary: "Install mlflow into the model's environment (ignored with --env-manager local, as in mlflow).",
   }),
+  speedups: Flags.boolean({
+    default: true,
+    allowNo: true,
+    env: 'MLSERVE_SPEEDUPS',
+    summary: "Install uvloop and httptools into the environments mlserve builds, so the scorer's uvicorn uses them.",
+    description:
+      'mlflow depends on plain uvicorn, which parses HTTP in pure Python; with its C event loop and parser the same scorer answers sooner. Part of the environment cache key. --no-speedups builds exactly the model\'s requirements (plus mlflow with --install-mlflow). Never applies to --env-manager local.',
+  }),
   python: Flags.string({
     env: 'MLSERVE_PYTHON',
     default: 'python3',
@@ -40,6 +48,7 @@ export interface ModelFlagValues {
   'env-manager': EnvManager
   'no-conda': boolean
   'install-mlflow': boolean
+  speedups: boolean
   python: string
 }
 
@@ -48,6 +57,7 @@ export function modelOptionsFrom(flags: ModelFlagValues): ModelOptions {
     modelUri: flags['model-uri'],
     envManager: effectiveEnvManager(flags['env-manager'], flags['no-conda']),
     installMlflow: flags['install-mlflow'],
+    speedups: flags.speedups,
     python: flags.python,
     cwd: process.cwd(),
     env: process.env,

@@ -7,7 +7,7 @@ import {markInUse} from './cache.js'
 import {ensureCondaEnv} from './conda.js'
 import {ensureManagedEnv, mlflowToInstall, verifyEnv} from './managed.js'
 import {probePython, pythonVersionOf, type PythonInfo} from './python.js'
-import {serverModules} from './server-packages.js'
+import {SCORER_SPEEDUPS, serverModules} from './server-packages.js'
 import {readEnvSpec} from './spec.js'
 import {ensureUv} from './uv.js'
 
@@ -88,6 +88,8 @@ export async function prepareEnv(request: PrepareRequest): Promise<Env> {
   }
 
   const phase = log.phase(`prepare environment (${manager})`)
+  // Environments mlserve builds also get uvicorn's fast event loop and HTTP parser (--no-speedups: not).
+  const serverPackages = [...(request.serverPackages ?? []), ...(options.speedups ? SCORER_SPEEDUPS : [])]
   if (manager === 'conda') {
     const mlflow = options.installMlflow ? mlflowToInstall([], mlmodel) : undefined
     if (mlflow) log.info(`--install-mlflow: installing ${mlflow.spec} (${mlflow.why})`)
@@ -97,11 +99,11 @@ export async function prepareEnv(request: PrepareRequest): Promise<Env> {
         modelDir: request.modelDir,
         mlmodel,
         mlflow: mlflow?.spec,
-        serverPackages: request.serverPackages,
+        serverPackages,
         env: options.env,
         log,
         signal: request.signal,
-        verify: (python, run) => verifyEnv(python, mlmodel, run, log, request.serverPackages),
+        verify: (python, run) => verifyEnv(python, mlmodel, run, log, serverPackages),
         versionOf: (python) => pythonVersionOf(python, options.env),
       }),
     )
@@ -117,7 +119,7 @@ export async function prepareEnv(request: PrepareRequest): Promise<Env> {
     mlmodel,
     spec,
     installMlflow: options.installMlflow,
-    serverPackages: request.serverPackages,
+    serverPackages,
     env: options.env,
     log,
     signal: request.signal,

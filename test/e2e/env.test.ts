@@ -1,5 +1,6 @@
 // The model's own environment, built for real from PyPI: virtualenv with uv and with venv + pip, the
 // cache (hits, concurrent builds, interrupted builds, failed builds), Python versions, --install-mlflow.
+import {execFileSync} from 'node:child_process'
 import {cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
@@ -58,6 +59,7 @@ t.test('virtualenv with uv: a model pinning another scikit-learn gets its own en
   t.match(server.stderr(), /building environment \w+ in /)
   t.match(server.stderr(), /creating the virtualenv \(uv\)/)
   t.match(server.stderr(), /installing 5 requirements \(-r requirements\.txt\) \(\d/)
+  t.match(server.stderr(), /installing uvloop>=0\.19, httptools>=0\.6 \(\d/, "uvicorn's speedups, after the model's requirements")
   t.match(server.stderr(), /verifying the environment \(\d/)
 
   const again = await prepare(model, root)
@@ -65,6 +67,8 @@ t.test('virtualenv with uv: a model pinning another scikit-learn gets its own en
   t.match(again.stderr, /using cached environment/)
   t.notMatch(again.stderr, /building environment/)
   t.match(again.stdout.trim(), new RegExp(`^${root}/\\w+/bin/python$`), 'prints the interpreter')
+  const imported = execFileSync(again.stdout.trim(), ['-c', 'import uvloop, httptools; print("ok")'], {encoding: 'utf8'})
+  t.equal(imported.trim(), 'ok', 'uvicorn finds uvloop and httptools in the env (its "auto" picks them)')
 
   const listed = await runMlserve(['env', 'list', '--json'], {env: envWith(root)})
   const {envs} = JSON.parse(listed.stdout)
@@ -74,6 +78,11 @@ t.test('virtualenv with uv: a model pinning another scikit-learn gets its own en
   const pruned = await runMlserve(['env', 'prune', '--older-than', '0m'], {env: envWith(root)})
   t.equal(pruned.code, 0)
   t.match(pruned.stdout, /0 removed, 1 kept \(some in use\)/, 'an env in use is never pruned')
+
+  const plain = await prepare(model, root, {}, ['--no-speedups'])
+  t.equal(plain.code, 0)
+  t.match(plain.stderr, /building environment/, '--no-speedups is another environment')
+  t.notMatch(plain.stderr, /installing uvloop/)
 })
 
 t.test('virtualenv without uv: python -m venv and pip', async (t) => {
@@ -104,7 +113,7 @@ t.test('without uv on PATH, mlserve installs a pinned uv into its cache once and
   const other = variant('sum', 'bootstrap-second', {'requirements.txt': `${requirements.trimEnd()}\nsix==1.16.0\n`})
   const second = await runMlserve(['prepare-env', '-m', other], {env})
   t.equal(second.code, 0, second.stderr)
-  t.notMatch(second.stderr, /installing uv/, 'installed once')
+  t.notMatch(second.stderr, /installing uv \d/, 'installed once')
   t.match(second.stderr, /creating the virtualenv \(uv\)/)
 })
 

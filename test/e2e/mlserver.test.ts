@@ -71,7 +71,7 @@ t.test('an sklearn model served by MLServer in its own env: /ping waits for the 
 
   const stderr = server.stderr()
   t.match(stderr, /building environment \w+ in /)
-  t.match(stderr, /installing mlserver>=1\.2\.0,!=1\.3\.1,<2\.0\.0, mlserver-mlflow>=1\.2\.0,!=1\.3\.1,<2\.0\.0, uvloop<0\.22 \(/)
+  t.match(stderr, /installing mlserver>=1\.2\.0,!=1\.3\.1,<2\.0\.0, mlserver-mlflow>=1\.2\.0,!=1\.3\.1,<2\.0\.0, uvloop<0\.22, uvloop>=0\.19, httptools>=0\.6 \(/)
   t.match(stderr, /start scorer \(mlserver, 1 process\)/)
   t.notMatch(stderr, /Timeout is not yet supported in MLServer/, 'the timeout is enforced by mlserve, so no such warning')
 

@@ -11,7 +11,7 @@ import {pickInterpreter} from '../../src/env/interpreter.js'
 import {parseDuration, parseSize, selectForPrune, type EnvEntry} from '../../src/env/inventory.js'
 import {requireServerPackages} from '../../src/env/env.js'
 import {managedEnvKey, mlflowToInstall} from '../../src/env/managed.js'
-import {requirementName, serverKeyPart, serverModules} from '../../src/env/server-packages.js'
+import {SCORER_SPEEDUPS, requirementName, serverKeyPart, serverModules} from '../../src/env/server-packages.js'
 import {createCommand, installCommand} from '../../src/env/virtualenv.js'
 
 t.test('interpreter choice: exact patch first, else the newest of the same X.Y, never another X.Y', async (t) => {
@@ -70,7 +70,8 @@ t.test('server packages: names, the modules a built env must import, the local i
   t.equal(requirementName('mlserver>=1.2.0,!=1.3.1,<2.0.0'), 'mlserver')
   t.equal(requirementName('MLServer_MLflow >= 1.2'), 'mlserver-mlflow')
   t.equal(requirementName('uvloop<0.22'), 'uvloop')
-  t.same(serverModules(['mlserver>=1.2.0', 'mlserver-mlflow>=1.2.0', 'uvloop<0.22']), ['mlserver.cli', 'mlserver_mlflow'])
+  t.same(serverModules(['mlserver>=1.2.0', 'mlserver-mlflow>=1.2.0', 'uvloop<0.22']), ['mlserver.cli', 'mlserver_mlflow', 'uvloop'])
+  t.same(serverModules([...SCORER_SPEEDUPS]), ['uvloop', 'httptools'], "uvicorn's speedups are verified by importing them")
   t.same(serverModules(['mlserver-mlflow']), [], 'only mlserver itself asks for the MLServer imports')
   t.same(serverModules([]), [])
 
