@@ -5,7 +5,7 @@
 // per (workers, connections) as a Markdown table; the raw numbers go to bench/results/proxy-<time>.json.
 //
 //   npm run bench -- [--workers 1,2] [--connections 1,32] [--duration 5] [--rounds 3] [--warmup 2]
-//                    [--tool wrk|autocannon] [--model <dir>] [--body <file>]
+//                    [--tool wrk|autocannon] [--model <dir>] [--body <file>] [--mlserve-python <python>]
 import {execFileSync} from 'node:child_process'
 import {once} from 'node:events'
 import {closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
@@ -39,6 +39,7 @@ function options() {
   const {values} = parseArgs({
     options: {
       model: {type: 'string'},
+      'mlserve-python': {type: 'string'},
       body: {type: 'string'},
       workers: {type: 'string', default: '1,2'},
       connections: {type: 'string', default: '1,32'},
@@ -51,6 +52,9 @@ function options() {
   if (!['wrk', 'autocannon'].includes(values.tool)) throw new Error(`--tool must be wrk or autocannon, not ${values.tool}`)
   return {
     model: values.model ? path.resolve(values.model) : undefined,
+    // mlserve's scorer interpreter (default: the toolchain's, as mlflow's): e.g. one with uvloop and
+    // httptools, as the environments mlserve builds have.
+    mlservePython: values['mlserve-python'] ? path.resolve(values['mlserve-python']) : toolchainPython(),
     body: values.body ? readFileSync(values.body, 'utf8') : DEFAULT_BODY,
     workers: list(values.workers, 'workers'),
     connections: list(values.connections, 'connections'),
@@ -230,7 +234,7 @@ async function benchWorkers(workers, opts, model, load) {
   const mlflow = await startServer('mlflow', path.join(toolchainBin(), 'mlflow'), (port) =>
     ['models', 'serve', '-m', model, '--env-manager', 'local', '-h', '127.0.0.1', '-p', String(port), '-w', String(workers)])
   const mlserve = await startServer('mlserve', process.execPath, (port) =>
-    [path.join(REPO_ROOT, 'bin/run.js'), 'serve', '-m', model, '--env-manager', 'local', '--python', toolchainPython(), '-h', '127.0.0.1', '-p', String(port), '-w', String(workers)])
+    [path.join(REPO_ROOT, 'bin/run.js'), 'serve', '-m', model, '--env-manager', 'local', '--python', opts.mlservePython, '-h', '127.0.0.1', '-p', String(port), '-w', String(workers)])
   try {
     const answer = await checkSameAnswer(mlflow, mlserve, opts.body)
     const mlflowVersion = await fetch(`${mlflow.url}/version`).then((res) => res.text())
