@@ -25,7 +25,7 @@ import {parseArgs} from 'node:util'
 
 import {REPO_ROOT, cacheRoot, ensureFixtures, fixtureModel, toolchainBin, toolchainEnv} from '../test/helpers/toolchain.js'
 
-import {freePort, groupAlive, hasExited, median, processes, signalGroup, spawnTied, sum} from './lib.js'
+import {freePort, groupAlive, hasExited, median, processes, runBenchmark, signalGroup, spawnTied, sum} from './lib.js'
 
 const STOP_GRACE_MS = 15_000
 const POLL_MS = 100
@@ -237,7 +237,8 @@ function contenders(ids, {runJs, model, launcherBin, pyenvRoot, dontWriteBytecod
 // ---- children: each in its own process group, tied to this process by setpriv --pdeathsig ---------------
 
 const running = new Set()
-let stopping = false
+/** lifecycle.stopping: a signal or a failure is stopping the benchmark (set by runBenchmark). */
+const lifecycle = {stopping: false}
 
 /** Collects a stream's lines, each with the seconds since start at which it arrived. */
 function collectLines(stream, start, lines) {
@@ -259,7 +260,7 @@ function collectLines(stream, start, lines) {
 async function timeToReady(contender, dirs, {timeoutMs, settleMs}) {
   const settled = settleMs > 0 ? await waitForQuiet(settleMs) : undefined
   const port = await freePort()
-  if (stopping) throw new Error('stopping')
+  if (lifecycle.stopping) throw new Error('stopping')
   const [file, args] = contender.command(port)
   const lines = []
   const before = cpuSnapshot()
@@ -286,7 +287,7 @@ async function timeToReady(contender, dirs, {timeoutMs, settleMs}) {
         break
       }
 
-      if (now >= deadline || stopping) {
+      if (now >= deadline || lifecycle.stopping) {
         Object.assign(result, {status: 'timeout', seconds: (now - start) / 1000, error: `no 200 on /ping within ${timeoutMs / 1000} s`})
         break
       }
@@ -605,17 +606,4 @@ async function main() {
   console.error(`# results written to ${path.relative(REPO_ROOT, file)}`)
 }
 
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.once(signal, () => {
-    console.error(`# ${signal}: stopping the servers`)
-    stopping = true
-    stopAll().finally(() => process.exit(130))
-  })
-}
-
-main().catch(async (error) => {
-  if (!stopping) console.error(error)
-  stopping = true
-  await stopAll()
-  process.exitCode = 1
-})
+runBenchmark(main, stopAll, lifecycle)

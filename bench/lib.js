@@ -1,5 +1,5 @@
 // What both benchmarks need: children tied to the benchmark and stopped by process group, free ports,
-// the process table from /proc, and small statistics.
+// the process table from /proc, small statistics, and how a run starts and stops.
 import {spawn} from 'node:child_process'
 import {existsSync, readFileSync, readdirSync} from 'node:fs'
 import {createServer} from 'node:net'
@@ -57,4 +57,26 @@ export function signalGroup(pid, signal) {
   try {
     process.kill(-pid, signal)
   } catch {} // already gone
+}
+
+/**
+ * Runs a benchmark's main(). SIGINT/SIGTERM stop every server it started and exit 130; a failure stops
+ * them and exits 1. `run.stopping` turns true first, so loops give up and the stop is not reported as
+ * another error.
+ */
+export function runBenchmark(main, stopAll, run) {
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.once(signal, () => {
+      console.error(`# ${signal}: stopping the servers`)
+      run.stopping = true
+      stopAll().finally(() => process.exit(130))
+    })
+  }
+
+  main().catch(async (error) => {
+    if (!run.stopping) console.error(error)
+    run.stopping = true
+    await stopAll()
+    process.exitCode = 1
+  })
 }

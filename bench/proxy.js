@@ -18,7 +18,7 @@ import autocannon from 'autocannon'
 
 import {REPO_ROOT, ensureFixtures, fixtureModel, toolchainBin, toolchainEnv, toolchainPython} from '../test/helpers/toolchain.js'
 
-import {freePort, groupAlive, hasExited, median, processes, signalGroup, spawnTied, sum} from './lib.js'
+import {freePort, groupAlive, hasExited, median, processes, runBenchmark, signalGroup, spawnTied, sum} from './lib.js'
 
 const READY_TIMEOUT_MS = 180_000
 const STOP_GRACE_MS = 15_000
@@ -83,12 +83,13 @@ function toolVersion(tool) {
 // ---- children: each in its own process group, tied to this process by setpriv --pdeathsig --------
 
 const running = new Set()
-let stopping = false
+/** lifecycle.stopping: a signal or a failure is stopping the benchmark (set by runBenchmark). */
+const lifecycle = {stopping: false}
 
 /** Starts a server on a free port, its output going to a log file, and waits until /ping answers 200. */
 async function startServer(name, file, args) {
   const port = await freePort()
-  if (stopping) throw new Error('stopping')
+  if (lifecycle.stopping) throw new Error('stopping')
   const logFile = path.join(WORK_DIR, `${name}-${port}.log`)
   const out = openSync(logFile, 'w')
   const child = spawnTied(file, args(port), {env: toolchainEnv(), stdio: ['ignore', out, out]})
@@ -299,17 +300,4 @@ async function main() {
   console.error(`# results written to ${path.relative(REPO_ROOT, file)}`)
 }
 
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.once(signal, () => {
-    console.error(`# ${signal}: stopping the servers`)
-    stopping = true
-    stopAll().finally(() => process.exit(130))
-  })
-}
-
-main().catch(async (error) => {
-  if (!stopping) console.error(error)
-  stopping = true
-  await stopAll()
-  process.exitCode = 1
-})
+runBenchmark(main, stopAll, lifecycle)
