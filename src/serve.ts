@@ -15,6 +15,7 @@ import type {OutputSink} from './scorer/process.js'
 import {Supervisor, type WarmupRequest} from './scorer/supervisor.js'
 import {resolveModelUri, type ModelRef} from './uri/resolve.js'
 import {CleanupStack} from './util/cleanup.js'
+import {isInsideDir} from './util/fs.js'
 
 export interface ServeIo {
   readonly log: Logger
@@ -215,11 +216,11 @@ async function backendFor(
     return backend
   }
 
-  const {MLSERVER_PACKAGES, mlserverBackend} = options.enableMlserver ? await import('./scorer/mlserver.js') : {MLSERVER_PACKAGES: undefined, mlserverBackend: undefined}
-  const env = await prepareEnv({options, modelDir, mlmodel, log, signal: io.stop, serverPackages: MLSERVER_PACKAGES})
+  const mlserver = options.enableMlserver ? await import('./scorer/mlserver.js') : undefined
+  const env = await prepareEnv({options, modelDir, mlmodel, log, signal: io.stop, serverPackages: mlserver?.MLSERVER_PACKAGES})
   cleanup.defer('release the environment', env.release)
-  if (mlserverBackend) {
-    return mlserverBackend({env, modelDir, workers: options.workers, timeoutSeconds: options.timeoutSeconds, baseEnv: options.env})
+  if (mlserver) {
+    return mlserver.mlserverBackend({env, modelDir, workers: options.workers, timeoutSeconds: options.timeoutSeconds, baseEnv: options.env})
   }
 
   return pyfuncBackend({env, modelDir, timeoutSeconds: options.timeoutSeconds})
@@ -229,15 +230,10 @@ async function backendFor(
 export async function readWarmup(modelDir: string, mlmodel: Mlmodel): Promise<WarmupRequest | undefined> {
   const name = mlmodel.servingInputPath ?? 'serving_input_example.json'
   const file = path.resolve(modelDir, name)
-  if (!isInside(modelDir, file)) return undefined
+  if (!isInsideDir(modelDir, file)) return undefined
   try {
     return {body: await readFile(file), contentType: 'application/json', source: name}
   } catch {
     return undefined
   }
-}
-
-const isInside = (dir: string, file: string): boolean => {
-  const relative = path.relative(dir, file)
-  return relative !== '' && !relative.startsWith('..') && !path.isAbsolute(relative)
 }

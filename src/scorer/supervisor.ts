@@ -235,10 +235,6 @@ export class Supervisor implements Upstreams {
 
   // ---- state for /readyz, /livez and /metrics ----
 
-  get healthy(): boolean {
-    return this.unhealthyReason === undefined
-  }
-
   get unhealthy(): string | undefined {
     return this.unhealthyReason
   }
@@ -555,11 +551,6 @@ export class Supervisor implements Upstreams {
   /** Synchronous last resort (process 'exit'): SIGKILL every scorer's process group. */
   killNow(): void {
     for (const scorer of this.scorers) scorer.process.killNow()
-  }
-
-  /** The pids of the running scorer processes (for logs and tests). */
-  pids(): number[] {
-    return this.scorers.filter((s) => s.state !== 'gone').map((s) => s.process.pid)
   }
 }
 

@@ -103,7 +103,7 @@ t.test('a scorer that keeps exiting is restarted with doubling delays until the 
     restart: {initialDelayMs: 50, maxDelayMs: 1000, crashLimit: 4, crashWindowMs: 60_000},
   })
   t.equal(await s.start(new AbortController().signal), true)
-  while (s.healthy) await new Promise((resolve) => setTimeout(resolve, 50)) // eslint-disable-line no-await-in-loop
+  while (s.unhealthy === undefined) await new Promise((resolve) => setTimeout(resolve, 50)) // eslint-disable-line no-await-in-loop
   t.same(
     lines.filter((line) => line.startsWith('restarting')),
     [
