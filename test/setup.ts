@@ -1,6 +1,32 @@
-// tap `before` script: provisions the Python test toolchain and the fixture models once, before any
-// test file runs (the files then only read them).
+// tap `before` script: provisions what the suite needs once, before any test file runs (the files then
+// only read it): R from Debian for the crate-model tests, the Python test toolchain and the fixture models.
+import {execFileSync} from 'node:child_process'
+
 import {ensureFixtures} from './helpers/toolchain.js'
 
+/** The Debian packages mlserve's R scorer needs (as its R_NOT_FOUND message names them). */
+const R_PACKAGES = ['r-base-core', 'r-cran-httpuv', 'r-cran-jsonlite']
+
+function hasR(): boolean {
+  try {
+    execFileSync('Rscript', ['-e', 'quit(status = !all(vapply(c("httpuv", "jsonlite"), requireNamespace, logical(1), quietly = TRUE)))'], {stdio: 'ignore'})
+    return true
+  } catch {
+    return false
+  }
+}
+
+function ensureR(): void {
+  if (hasR()) return
+  if (process.getuid?.() !== 0) {
+    throw new Error(`The crate-model tests need R: run \`apt-get install -y --no-install-recommends ${R_PACKAGES.join(' ')}\` as root, then the tests again.`)
+  }
+
+  const env = {...process.env, DEBIAN_FRONTEND: 'noninteractive'}
+  execFileSync('apt-get', ['update'], {stdio: 'inherit', env})
+  execFileSync('apt-get', ['install', '-y', '--no-install-recommends', ...R_PACKAGES], {stdio: 'inherit', env})
+}
+
+ensureR()
 ensureFixtures('main')
 ensureFixtures('legacy')
