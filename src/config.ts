@@ -16,6 +16,8 @@ export interface ModelOptions {
   readonly env: Readonly<Record<string, string | undefined>>
   /** Install uvicorn's speedups (uvloop, httptools) into environments mlserve builds. */
   readonly speedups: boolean
+  /** How long building an environment may take (0: no limit); then BUILD_TIMEOUT and nothing is kept. */
+  readonly buildTimeoutMs: number
 }
 
 export interface ServeOptions extends ModelOptions {

@@ -74,6 +74,12 @@ export const ERROR_CODES = {
   MLFLOW_DOWNLOAD_FAILED: 62,
   /** An artifact listing named a path outside the download directory (.., absolute): refused. */
   UNSAFE_ARTIFACT_PATH: 63,
+  /** Gave up waiting (MLSERVE_LOCK_TIMEOUT) for another live process's build of the same cache entry; the holder is named. */
+  LOCK_TIMEOUT: 70,
+  /** An environment build took longer than --build-timeout: the installer was killed and nothing was kept. */
+  BUILD_TIMEOUT: 71,
+  /** A cache directory could not be written (disk full, quota, read-only, permissions): the directory is named. */
+  CACHE_IO_FAILED: 72,
   /** Stopped by a signal before the work was done: an environment build, or a drain cut short by a second signal. */
   INTERRUPTED: 130,
 } as const

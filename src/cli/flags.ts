@@ -35,6 +35,14 @@ export const modelFlags = {
     description:
       'mlflow depends on plain uvicorn, which parses HTTP in pure Python; with its C event loop and parser the same scorer answers sooner. Part of the environment cache key. --no-speedups builds exactly the model\'s requirements (plus mlflow with --install-mlflow). Never applies to --env-manager local.',
   }),
+  'build-timeout': Flags.integer({
+    env: 'MLSERVE_BUILD_TIMEOUT',
+    default: 1800,
+    min: 0,
+    summary: "Seconds building the model's environment may take (0: no limit).",
+    description:
+      'Past it the installer (its whole process group) is stopped, nothing half-built is kept, and mlserve exits with BUILD_TIMEOUT (71). Waiting for another process that builds the same environment is bounded separately by MLSERVE_LOCK_TIMEOUT.',
+  }),
   python: Flags.string({
     env: 'MLSERVE_PYTHON',
     default: 'python3',
@@ -49,6 +57,7 @@ export interface ModelFlagValues {
   'no-conda': boolean
   'install-mlflow': boolean
   speedups: boolean
+  'build-timeout': number
   python: string
 }
 
@@ -58,6 +67,7 @@ export function modelOptionsFrom(flags: ModelFlagValues): ModelOptions {
     envManager: effectiveEnvManager(flags['env-manager'], flags['no-conda']),
     installMlflow: flags['install-mlflow'],
     speedups: flags.speedups,
+    buildTimeoutMs: flags['build-timeout'] * 1000,
     python: flags.python,
     cwd: process.cwd(),
     env: process.env,

@@ -1,14 +1,15 @@
-// The environment cache: one directory per content key, built in a temporary directory under a
-// per-key lock, verified, marked complete and renamed into place, so a half-built env is never reused.
-import {createHash, randomBytes} from 'node:crypto'
-import {mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile} from 'node:fs/promises'
-import {homedir, hostname} from 'node:os'
+// The environment cache: the environment kind of the build-once cache (src/cache/build-once.ts), its root,
+// the cheap check that a cached env still works, and the in-use marks `env prune` respects.
+import {mkdir, readdir, rm, stat, utimes, writeFile} from 'node:fs/promises'
+import {homedir} from 'node:os'
 import path from 'node:path'
 
-import {sleep} from '../util/abort.js'
+import {MARKER, parseBaseRecord, type CacheKind} from '../cache/build-once.js'
+import {isAlive} from '../cache/lock.js'
+import {pathExists} from '../util/fs.js'
 
-/** Written last, just before the rename: an env directory without it is not an environment. */
-export const MARKER = '.mlserve-env.json'
+export {MARKER, contentKey} from '../cache/build-once.js'
+
 const IN_USE_DIR = '.mlserve-in-use'
 
 export interface EnvMetadata {
@@ -31,129 +32,44 @@ export function envRoot(env: Readonly<Record<string, string | undefined>>): stri
   return path.join(cache, 'mlserve', 'envs')
 }
 
-/** A stable content key: sha256 of canonical JSON, shortened. */
-export function contentKey(parts: unknown): string {
-  return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 24)
-}
+/** Where the env's files are: its conda prefix, else its cache directory. */
+export const envHome = (dir: string, metadata: Pick<EnvMetadata, 'prefix'>): string => metadata.prefix ?? dir
 
-export async function readMetadata(dir: string): Promise<EnvMetadata | undefined> {
-  try {
-    return JSON.parse(await readFile(path.join(dir, MARKER), 'utf8')) as EnvMetadata
-  } catch {
-    return undefined
-  }
-}
-
-const isAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
-
-export interface LockOptions {
-  /** Called once if another live process holds the lock. */
-  readonly onWait?: (ownerPid: number) => void
-  readonly signal?: AbortSignal
-}
+/** A conda prefix mlserve may delete: absolute and named after the entry's key (never what a forged marker names). */
+export const ownedPrefix = (metadata: Pick<EnvMetadata, 'key' | 'prefix'>): string | undefined =>
+  metadata.prefix && path.isAbsolute(metadata.prefix) && path.basename(metadata.prefix) === `mlserve-${metadata.key}` ? metadata.prefix : undefined
 
 /**
- * Takes `<root>/<key>.lock` (mkdir is atomic). A lock whose owner process is gone is taken over.
- * Resolves with a release function; rejects if `signal` aborts while waiting.
+ * Why an environment cannot run the scorer, checked cheaply (no Python started): its interpreter is gone
+ * (or a dangling link: the base Python was removed), or mlflow is no longer installed. Undefined if sound.
  */
-export async function acquireLock(root: string, key: string, options: LockOptions = {}): Promise<() => Promise<void>> {
-  const lock = path.join(root, `${key}.lock`)
-  const owner = path.join(lock, 'owner')
-  let told = false
-  await mkdir(root, {recursive: true})
-  for (;;) {
-    options.signal?.throwIfAborted()
-    try {
-      // eslint-disable-next-line no-await-in-loop
-      await mkdir(lock)
-      // eslint-disable-next-line no-await-in-loop
-      await writeFile(owner, `${process.pid} ${hostname()}\n`)
-      return () => rm(lock, {recursive: true, force: true})
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
-    }
-
+export async function envDamage(home: string): Promise<string | undefined> {
+  const python = path.join(home, 'bin', 'python')
+  if (!(await pathExists(python))) return `its interpreter ${python} is gone`
+  const lib = path.join(home, 'lib')
+  const versions = (await readdir(lib).catch(() => [] as string[])).filter((name) => /^python3\.\d+$/.test(name))
+  for (const version of versions) {
     // eslint-disable-next-line no-await-in-loop
-    const text = await readFile(owner, 'utf8').catch(() => '')
-    const [pid, host] = text.trim().split(' ')
-    if (pid && host === hostname() && !isAlive(Number(pid))) {
-      // The owner died (SIGKILL, power loss): its lock and its half-built directory are garbage.
-      // eslint-disable-next-line no-await-in-loop
-      await rm(lock, {recursive: true, force: true})
-      continue
-    }
-
-    if (pid && !told) {
-      told = true
-      options.onWait?.(Number(pid))
-    }
-
-    // eslint-disable-next-line no-await-in-loop
-    await sleep(250, options.signal)
+    if (await pathExists(path.join(lib, version, 'site-packages', 'mlflow', '__init__.py'))) return undefined
   }
+
+  return `mlflow is no longer installed in it (${path.join(lib, 'python3.*', 'site-packages', 'mlflow')} is missing)`
 }
 
-export interface BuildRequest {
-  readonly root: string
-  readonly key: string
-  /**
-   * Builds the environment into `dir` (a fresh temporary directory), which becomes the cache entry.
-   * May return metadata known only after the build (where a conda env lives).
-   */
-  readonly build: (dir: string, finalDir: string) => Promise<Partial<EnvMetadata> | void>
-  readonly metadata: Omit<EnvMetadata, 'key' | 'created'>
-  readonly onWait?: (ownerPid: number) => void
-  readonly signal?: AbortSignal
-}
-
-export interface CachedEnv {
-  readonly dir: string
-  readonly metadata: EnvMetadata
-  /** False when an existing complete environment was reused. */
-  readonly built: boolean
-}
-
-/** Returns the complete env for the key, building it at most once across concurrent processes. */
-export async function ensureCachedEnv(request: BuildRequest): Promise<CachedEnv> {
-  const {root, key} = request
-  const finalDir = path.join(root, key)
-  const existing = await readMetadata(finalDir)
-  if (existing) return {dir: finalDir, metadata: existing, built: false}
-
-  const release = await acquireLock(root, key, {onWait: request.onWait, signal: request.signal})
-  const tmp = path.join(root, `.tmp-${key}-${process.pid}-${randomBytes(4).toString('hex')}`)
-  try {
-    const builtMeanwhile = await readMetadata(finalDir)
-    if (builtMeanwhile) return {dir: finalDir, metadata: builtMeanwhile, built: false}
-
-    // Whatever is here without a marker, or in a temporary directory for this key, is a dead build's.
-    await removeLeftovers(root, key)
-    await mkdir(tmp)
-    const learned = await request.build(tmp, finalDir)
-    const metadata: EnvMetadata = {...request.metadata, ...learned, key, created: new Date().toISOString()}
-    await writeFile(path.join(tmp, MARKER), JSON.stringify(metadata, null, 2) + '\n')
-    await rename(tmp, finalDir)
-    return {dir: finalDir, metadata, built: true}
-  } finally {
-    await rm(tmp, {recursive: true, force: true})
-    await release()
-  }
-}
-
-async function removeLeftovers(root: string, key: string): Promise<void> {
-  const names = await readdir(root).catch(() => [] as string[])
-  await Promise.all(
-    names
-      .filter((name) => name === key || name.startsWith(`.tmp-${key}-`))
-      .map((name) => rm(path.join(root, name), {recursive: true, force: true})),
-  )
+/** The environment kind: a marker with manager and Python, checked before use, a conda prefix removed with it. */
+export const ENV_KIND: CacheKind<EnvMetadata> = {
+  name: 'environment',
+  parse(value) {
+    const record = parseBaseRecord(value)
+    return record && typeof record.manager === 'string' && typeof record.python === 'string' && typeof record.model === 'string'
+      ? (record as unknown as EnvMetadata)
+      : undefined
+  },
+  verify: (dir, metadata) => envDamage(envHome(dir, metadata)),
+  async dispose(_dir, metadata) {
+    const prefix = ownedPrefix(metadata)
+    if (prefix) await rm(prefix, {recursive: true, force: true})
+  },
 }
 
 /**

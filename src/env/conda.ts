@@ -1,15 +1,17 @@
 // The conda manager: conda env create from the model's conda.yaml, recorded in mlserve's cache, and the
 // scorer started with the env's own python (not `conda run`).
-import {readFile, rm} from 'node:fs/promises'
+import {readFile} from 'node:fs/promises'
 import path from 'node:path'
 
 import {MlserveError} from '../errors.js'
 import type {Logger} from '../log.js'
 import type {Mlmodel} from '../model/mlmodel.js'
-import {pathExists} from '../util/fs.js'
+import {ensureBuilt} from '../cache/build-once.js'
+import {lockTimeoutMs} from '../cache/lock.js'
 import {which} from '../util/which.js'
-import {contentKey, ensureCachedEnv, envRoot} from './cache.js'
+import {ENV_KIND, contentKey, envRoot} from './cache.js'
 import {installerRunFor, runInstaller, type InstallerRun} from './installer.js'
+import {waitingMessage} from './managed.js'
 import {serverKeyPart} from './server-packages.js'
 import {envFiles} from './spec.js'
 
@@ -69,6 +71,8 @@ export interface CondaEnvRequest {
   readonly env: Env
   readonly log: Logger
   readonly signal?: AbortSignal
+  /** How long a build may take (0: no limit). */
+  readonly buildTimeoutMs?: number
   readonly verify: (python: string, run: InstallerRun) => Promise<void>
   readonly versionOf: (python: string) => Promise<string | undefined>
 }
@@ -95,31 +99,29 @@ export async function ensureCondaEnv(request: CondaEnvRequest): Promise<{python:
   })
   const name = `mlserve-${key}`
   const root = envRoot(env)
-  const ensure = () =>
-    ensureCachedEnv({
-      root,
-      key,
-      signal: request.signal,
-      metadata: {
-        manager: 'conda',
-        python: 'conda',
-        mlflow: request.mlflow ?? null,
-        ...(serverPackages.length > 0 ? {serverPackages} : {}),
-        model: request.modelDir,
-      },
-      onWait: (pid) => log.info(`waiting for another mlserve (pid ${pid}) that is building this environment`),
-      build: () => buildCondaEnv({...request, tools, name, condaFile: condaYaml === undefined ? undefined : condaFile, root, key}),
-    })
-
-  let cached = await ensure()
-  if (!cached.metadata.prefix || !(await pathExists(path.join(cached.metadata.prefix, 'bin', 'python')))) {
-    // The conda env was removed behind mlserve's back: forget the record and build it again.
-    log.warn(`the conda environment ${name} recorded in the cache is gone; building it again`)
-    await rm(cached.dir, {recursive: true, force: true})
-    cached = await ensure()
-  }
-
-  return {python: path.join(cached.metadata.prefix!, 'bin', 'python'), dir: cached.dir, built: cached.built}
+  // A record whose env was removed behind mlserve's back (or lost its mlflow) is damaged: built again.
+  const cached = await ensureBuilt({
+    kind: ENV_KIND,
+    root,
+    key,
+    signal: request.signal,
+    lockTimeoutMs: lockTimeoutMs(env),
+    buildTimeoutMs: request.buildTimeoutMs,
+    record: {
+      manager: 'conda',
+      python: 'conda',
+      mlflow: request.mlflow ?? null,
+      ...(serverPackages.length > 0 ? {serverPackages} : {}),
+      model: request.modelDir,
+    },
+    onWait: (wait) => log.info(waitingMessage(wait)),
+    onDamaged: (reason) => log.warn(`the conda environment ${name} recorded in the cache is damaged: ${reason}; building it again`),
+    build: (_dir, {signal}) =>
+      buildCondaEnv({...request, signal, tools, name, condaFile: condaYaml === undefined ? undefined : condaFile, root, key}),
+  })
+  const prefix = cached.record.prefix
+  if (!prefix) throw new MlserveError('ENV_BUILD_FAILED', `The cache record of the conda environment ${name} does not say where it is.`)
+  return {python: path.join(prefix, 'bin', 'python'), dir: cached.dir, built: cached.built}
 }
 
 /** Creates the conda env (removing an unrecorded leftover of the same name first); returns where it lives. */

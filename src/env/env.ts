@@ -103,6 +103,7 @@ export async function prepareEnv(request: PrepareRequest): Promise<Env> {
         env: options.env,
         log,
         signal: request.signal,
+        buildTimeoutMs: options.buildTimeoutMs,
         verify: (python, run) => verifyEnv(python, mlmodel, run, log, serverPackages),
         versionOf: (python) => pythonVersionOf(python, options.env),
       }),
@@ -123,7 +124,8 @@ export async function prepareEnv(request: PrepareRequest): Promise<Env> {
     env: options.env,
     log,
     signal: request.signal,
-    uv: await ensureUv(options.python, options.env, log, request.signal),
+    buildTimeoutMs: options.buildTimeoutMs,
+    uv: await ensureUv(options.python, options.env, log, request.signal, options.buildTimeoutMs),
     versionOf: (python) => pythonVersionOf(python, options.env),
   }))
   return readyEnv(managed, manager, options, phase)

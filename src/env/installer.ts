@@ -43,7 +43,7 @@ export async function runInstaller(
 ): Promise<void> {
   const {execa} = await import('execa')
   await appendFile(run.logFile, `\n$ ${argv.join(' ')}${cwd ? `   (in ${cwd})` : ''}\n`)
-  const result = await execa(argv[0]!, argv.slice(1), {
+  const child = execa(argv[0]!, argv.slice(1), {
     cwd,
     env: {...run.env},
     extendEnv: false,
@@ -52,7 +52,19 @@ export async function runInstaller(
     stderr: {file: run.logFile, append: true},
     cancelSignal: run.signal,
     reject: false,
+    // Its own process group: a signal or the build timeout stops the installer with everything it started (uv, pip, build backends).
+    detached: true,
   })
+  const killGroup = () => {
+    try {
+      if (child.pid) process.kill(-child.pid, 'SIGKILL')
+    } catch {
+      // The group is gone already.
+    }
+  }
+
+  run.signal?.addEventListener('abort', killGroup, {once: true})
+  const result = await child.finally(() => run.signal?.removeEventListener('abort', killGroup))
   if (run.signal?.aborted) throw run.signal.reason ?? new Error('cancelled')
   if (result.exitCode === 0) return
   const why = result.failed && result.code === 'ENOENT' ? `${argv[0]} was not found` : `exit code ${result.exitCode ?? result.signal}`

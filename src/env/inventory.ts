@@ -1,9 +1,10 @@
 // Lists the cached environments and prunes them by age and total size, never one in use.
-import {lstat, readdir, rm} from 'node:fs/promises'
+import {lstat, readdir} from 'node:fs/promises'
 import path from 'node:path'
 
+import {readRecord, removeEntry} from '../cache/build-once.js'
 import {MlserveError} from '../errors.js'
-import {acquireLock, inUseBy, lastUsed, readMetadata, type EnvMetadata} from './cache.js'
+import {ENV_KIND, envHome, inUseBy, lastUsed, type EnvMetadata} from './cache.js'
 
 export interface EnvEntry extends EnvMetadata {
   readonly dir: string
@@ -31,10 +32,10 @@ export async function listEnvs(root: string): Promise<EnvEntry[]> {
   for (const name of names) {
     const dir = path.join(root, name)
     // eslint-disable-next-line no-await-in-loop
-    const metadata = await readMetadata(dir)
+    const metadata = await readRecord(ENV_KIND, dir)
     if (!metadata) continue
     // eslint-disable-next-line no-await-in-loop
-    const [sizeBytes, used, users] = await Promise.all([directorySize(metadata.prefix ?? dir), lastUsed(dir), inUseBy(dir)])
+    const [sizeBytes, used, users] = await Promise.all([directorySize(envHome(dir, metadata)), lastUsed(dir), inUseBy(dir)])
     entries.push({...metadata, dir, sizeBytes, lastUsed: used?.toISOString() ?? null, inUseBy: users})
   }
 
@@ -97,15 +98,10 @@ export function selectForPrune(entries: readonly EnvEntry[], plan: PrunePlan): E
   return entries.filter((entry) => chosen.has(entry))
 }
 
-/** Removes one env under its build lock, re-checking that nobody started using it meanwhile. */
-export async function removeEnv(root: string, entry: EnvEntry, removePrefix?: (prefix: string) => Promise<void>): Promise<boolean> {
-  const release = await acquireLock(root, entry.key)
-  try {
-    if ((await inUseBy(entry.dir)).length > 0) return false
-    if (entry.prefix && removePrefix) await removePrefix(entry.prefix)
-    await rm(entry.dir, {recursive: true, force: true})
-    return true
-  } finally {
-    await release()
-  }
+/**
+ * Removes one env under its build lock, with its conda prefix when it has one, re-checking that nobody
+ * started using it meanwhile. False when it was kept.
+ */
+export async function removeEnv(root: string, entry: Pick<EnvEntry, 'key'>): Promise<boolean> {
+  return removeEntry(ENV_KIND, root, entry.key, async (dir) => (await inUseBy(dir)).length > 0)
 }

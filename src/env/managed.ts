@@ -6,7 +6,9 @@ import type {EnvManager} from '../config.js'
 import {MlserveError} from '../errors.js'
 import type {Logger} from '../log.js'
 import type {Mlmodel} from '../model/mlmodel.js'
-import {contentKey, ensureCachedEnv, envRoot} from './cache.js'
+import {ensureBuilt} from '../cache/build-once.js'
+import {lockTimeoutMs, type LockWait} from '../cache/lock.js'
+import {ENV_KIND, contentKey, envRoot} from './cache.js'
 import {installerRunFor, runInstaller, type InstallerRun} from './installer.js'
 import {findInterpreter, type Interpreter} from './interpreter.js'
 import {expandRequirements, type Requirement} from './requirements.js'
@@ -25,6 +27,8 @@ export interface ManagedEnvRequest {
   readonly env: Readonly<Record<string, string | undefined>>
   readonly log: Logger
   readonly signal?: AbortSignal
+  /** How long a build may take (0: no limit): then BUILD_TIMEOUT, the installer killed, nothing kept. */
+  readonly buildTimeoutMs?: number
   /** Tools found on this machine (injected so tests and callers share one lookup). */
   readonly uv?: string
   readonly versionOf: (python: string) => Promise<string | undefined>
@@ -136,21 +140,25 @@ export async function ensureManagedEnv(request: ManagedEnvRequest): Promise<Mana
     modelDir,
   }
 
-  const cached = await ensureCachedEnv({
+  const cached = await ensureBuilt({
+    kind: ENV_KIND,
     root,
     key,
     signal: request.signal,
-    metadata: {
+    lockTimeoutMs: lockTimeoutMs(request.env),
+    buildTimeoutMs: request.buildTimeoutMs,
+    record: {
       manager: request.manager,
       python: interpreter.version,
       mlflow: mlflow?.spec ?? null,
       ...(serverPackages.length > 0 ? {serverPackages} : {}),
       model: modelDir,
     },
-    onWait: (pid) => log.info(`waiting for another mlserve (pid ${pid}) that is building this environment`),
-    build: async (dir, finalDir) => {
+    onWait: (wait) => log.info(waitingMessage(wait)),
+    onDamaged: (reason) => log.warn(`the cached environment ${key} is damaged: ${reason}; building it again`),
+    build: async (dir, {finalDir, signal}) => {
       log.info(`building environment ${key} in ${root} (python ${interpreter.version}, ${spec.source})`)
-      const run = await installerRunFor(root, key, request.env, request.signal)
+      const run = await installerRunFor(root, key, request.env, signal)
       await buildVirtualenv(plan, dir, finalDir, run, log)
       await verifyEnv(envPython(dir), request.mlmodel, run, log, serverPackages)
       await rename(run.logFile, path.join(dir, '.mlserve-build.log'))
@@ -159,6 +167,10 @@ export async function ensureManagedEnv(request: ManagedEnvRequest): Promise<Mana
   if (!cached.built) log.info(`using cached environment ${key} (${cached.dir})`)
   return {dir: cached.dir, python: envPython(cached.dir), key, built: cached.built}
 }
+
+/** The log line of a process waiting for another one's build of the same environment. */
+export const waitingMessage = (wait: LockWait): string =>
+  `waiting for another mlserve (pid ${wait.owner.pid}) that is building this environment: ${wait.detail}`
 
 /**
  * A built env must import mlflow's scoring server, the model's loader module and the server packages'

@@ -1,15 +1,34 @@
 // Finds uv, or installs a pinned uv from PyPI into mlserve's cache once, so model environments build fast.
 import path from 'node:path'
 
+import {ensureBuilt, missingFile, parseBaseRecord, type CacheKind, type CacheRecord} from '../cache/build-once.js'
+import {lockTimeoutMs} from '../cache/lock.js'
 import {MlserveError, messageOf} from '../errors.js'
 import type {Logger} from '../log.js'
 import {which} from '../util/which.js'
-import {ensureCachedEnv, envRoot} from './cache.js'
+import {envRoot} from './cache.js'
 
 /** The uv mlserve installs for itself when none is found. */
 export const UV_VERSION = '0.13.9'
 
 type Env = Readonly<Record<string, string | undefined>>
+
+export interface ToolRecord extends CacheRecord {
+  readonly tool: string
+  readonly version: string
+}
+
+/** The tool kind (`<env root>/.tools/<name>-<version>`): sound while its executable is there. */
+export const TOOL_KIND: CacheKind<ToolRecord> = {
+  name: 'tool',
+  parse: (value) => {
+    const record = parseBaseRecord(value)
+    if (record && typeof record.tool === 'string') return record as unknown as ToolRecord
+    // Before the kinds, mlserve wrote its uv's record as an environment's: {manager: 'tool', ...}.
+    return record && record.manager === 'tool' ? ({...record, tool: 'uv', version: UV_VERSION} as unknown as ToolRecord) : undefined
+  },
+  verify: (dir, record) => missingFile(dir, [path.join('bin', record.tool)]),
+}
 
 /** uv from MLSERVE_UV (a path or a name; `none` disables it), else `uv` on PATH. */
 export function findUv(env: Env): string | undefined {
@@ -30,31 +49,42 @@ export function findUv(env: Env): string | undefined {
  * --target` into `<env root>/.tools/uv-<version>` (once; concurrent mlserves share it). Undefined when
  * MLSERVE_UV=none, or when the install fails (the caller decides whether that is an error).
  */
-export async function ensureUv(python: string, env: Env, log: Logger, signal?: AbortSignal): Promise<string | undefined> {
+export async function ensureUv(
+  python: string,
+  env: Env,
+  log: Logger,
+  signal?: AbortSignal,
+  buildTimeoutMs?: number,
+): Promise<string | undefined> {
   if (env.MLSERVE_UV === 'none') return undefined
   const found = findUv(env)
   if (found) return found
   const {execa} = await import('execa')
   try {
-    const tool = await ensureCachedEnv({
+    const tool = await ensureBuilt({
+      kind: TOOL_KIND,
       root: path.join(envRoot(env), '.tools'),
       key: `uv-${UV_VERSION}`,
       signal,
-      metadata: {manager: 'tool', python: 'none', mlflow: null, model: ''},
-      build: async (dir) => {
+      lockTimeoutMs: lockTimeoutMs(env),
+      buildTimeoutMs,
+      record: {tool: 'uv', version: UV_VERSION},
+      onWait: (wait) => log.info(`waiting for another mlserve (pid ${wait.owner.pid}) that is installing uv: ${wait.detail}`),
+      onDamaged: (reason) => log.warn(`mlserve's uv is damaged: ${reason}; installing it again`),
+      build: async (dir, context) => {
         const phase = log.phase(`installing uv ${UV_VERSION} from PyPI into mlserve's cache (once)`, {live: true})
         await execa(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', dir, `uv==${UV_VERSION}`], {
           env: {...env, PIP_NO_INPUT: '1'},
           extendEnv: false,
           stdin: 'ignore',
-          cancelSignal: signal,
+          cancelSignal: context.signal,
         })
         phase.done()
       },
     })
     return path.join(tool.dir, 'bin', 'uv')
   } catch (error) {
-    if (signal?.aborted) throw error
+    if (signal?.aborted || (error instanceof MlserveError && error.code !== 'ENV_BUILD_FAILED')) throw error
     log.warn(`could not install uv (${messageOf(error).split('\n')[0]}); set MLSERVE_UV to a uv executable for fast builds`)
     return undefined
   }

@@ -1,9 +1,10 @@
 // The model download cache: one directory per immutable source (run artifact, model version, model id),
-// downloaded once under a lock into a temporary directory and renamed into place (src/env/cache.ts).
+// downloaded once under a lock into a temporary directory and renamed into place (src/cache/build-once.ts).
 import {homedir} from 'node:os'
 import path from 'node:path'
 
-import {contentKey, ensureCachedEnv} from '../env/cache.js'
+import {contentKey, ensureBuilt, missingFile, parseBaseRecord, type CacheKind, type CacheRecord} from '../cache/build-once.js'
+import {lockTimeoutMs} from '../cache/lock.js'
 import {MlserveError} from '../errors.js'
 import {pathExists} from '../util/fs.js'
 import type {Env} from './tracking.js'
@@ -14,6 +15,21 @@ export function modelRoot(env: Env): string {
   return path.join(cache, 'mlserve', 'models')
 }
 
+export interface ModelRecord extends CacheRecord {
+  /** The source as the caller handed it (redacted by the caller). */
+  readonly model: string
+}
+
+/** The model kind: a downloaded model directory, sound while it has its MLmodel. */
+export const MODEL_KIND: CacheKind<ModelRecord> = {
+  name: 'model',
+  parse: (value) => {
+    const record = parseBaseRecord(value)
+    return record && typeof record.model === 'string' ? (record as unknown as ModelRecord) : undefined
+  },
+  verify: (dir) => missingFile(dir, ['MLmodel']),
+}
+
 export interface CacheRequest {
   readonly env: Env
   /** The immutable source, e.g. `models:/churn/3`, and the stores it was read from: the cache key. */
@@ -21,7 +37,8 @@ export interface CacheRequest {
   readonly stores: readonly string[]
   /** Downloads the model's files into `dir` (a fresh temporary directory). */
   readonly download: (dir: string) => Promise<void>
-  readonly onWait?: (pid: number) => void
+  /** Told whom this process waits for (first, then every 30 s): the holder's pid and a line saying since when. */
+  readonly onWait?: (pid: number, detail: string) => void
   readonly signal?: AbortSignal
 }
 
@@ -34,12 +51,14 @@ export interface CachedModel {
 /** The model directory for `source`, downloading it at most once; a download without MLmodel is never kept. */
 export async function cachedModel(request: CacheRequest): Promise<CachedModel> {
   const key = contentKey({source: request.source, stores: request.stores})
-  const cached = await ensureCachedEnv({
+  const cached = await ensureBuilt({
+    kind: MODEL_KIND,
     root: modelRoot(request.env),
     key,
-    metadata: {manager: 'model', python: '', mlflow: null, model: request.source},
-    onWait: request.onWait,
+    record: {model: request.source},
+    onWait: (wait) => request.onWait?.(wait.owner.pid, wait.detail),
     signal: request.signal,
+    lockTimeoutMs: lockTimeoutMs(request.env),
     async build(dir) {
       await request.download(dir)
       if (!(await pathExists(path.join(dir, 'MLmodel')))) {

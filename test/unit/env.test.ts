@@ -5,7 +5,9 @@ import path from 'node:path'
 
 import t from 'tap'
 
-import {acquireLock, ensureCachedEnv, markInUse, inUseBy} from '../../src/env/cache.js'
+import {ensureBuilt, type CacheKind} from '../../src/cache/build-once.js'
+import {acquireLock} from '../../src/cache/lock.js'
+import {ENV_KIND, markInUse, inUseBy, type EnvMetadata} from '../../src/env/cache.js'
 import {condaExecutable} from '../../src/env/conda.js'
 import {pickInterpreter} from '../../src/env/interpreter.js'
 import {parseDuration, parseSize, selectForPrune, type EnvEntry} from '../../src/env/inventory.js'
@@ -148,10 +150,13 @@ t.test('prune selection: by age, then least recently used down to a size, never 
 t.test('the cache: one build for concurrent requests, a marker, nothing left of a failed build', async (t) => {
   const root = mkdtempSync(path.join(tmpdir(), 'mlserve-cache-'))
   let builds = 0
+  // The kind without the env check: these payloads are not real environments.
+  const kind: CacheKind<EnvMetadata> = {...ENV_KIND, verify: undefined}
   const request = {
+    kind,
     root,
     key: 'k1',
-    metadata: {manager: 'virtualenv', python: '3.11.7', mlflow: null, model: '/m'},
+    record: {manager: 'virtualenv', python: '3.11.7', mlflow: null, model: '/m'},
     build: async (dir: string) => {
       builds++
       writeFileSync(path.join(dir, 'payload'), 'x')
@@ -159,7 +164,7 @@ t.test('the cache: one build for concurrent requests, a marker, nothing left of 
       return {python: '3.11.7'}
     },
   }
-  const results = await Promise.all([ensureCachedEnv(request), ensureCachedEnv(request), ensureCachedEnv(request)])
+  const results = await Promise.all([ensureBuilt(request), ensureBuilt(request), ensureBuilt(request)])
   t.equal(builds, 1)
   t.same(results.map((r) => r.built).sort(), [false, false, true])
   t.ok(existsSync(path.join(root, 'k1', 'payload')))
@@ -167,7 +172,7 @@ t.test('the cache: one build for concurrent requests, a marker, nothing left of 
   t.same(readdirSync(root).sort(), ['k1'], 'no lock or temporary directory left')
 
   await t.rejects(
-    ensureCachedEnv({...request, key: 'k2', build: async () => Promise.reject(new Error('pip failed'))}),
+    ensureBuilt({...request, key: 'k2', build: async () => Promise.reject(new Error('pip failed'))}),
     /pip failed/,
   )
   t.same(readdirSync(root).sort(), ['k1'], 'a failed build leaves nothing')
@@ -177,26 +182,26 @@ t.test('the cache: one build for concurrent requests, a marker, nothing left of 
   mkdirSync(path.join(root, '.tmp-k3-999999-dead'))
   mkdirSync(path.join(root, 'k3.lock'))
   writeFileSync(path.join(root, 'k3.lock', 'owner'), `999999999 ${(await import('node:os')).hostname()}\n`)
-  const rebuilt = await ensureCachedEnv({...request, key: 'k3'})
+  const rebuilt = await ensureBuilt({...request, key: 'k3'})
   t.equal(rebuilt.built, true)
   t.same(readdirSync(root).sort(), ['k1', 'k3'])
 })
 
 t.test('a lock held by a live process is waited for', async (t) => {
   const root = mkdtempSync(path.join(tmpdir(), 'mlserve-lock-'))
-  const release = await acquireLock(root, 'k')
+  const first = await acquireLock(root, 'k')
   let waitedFor: number | undefined
-  const second = acquireLock(root, 'k', {onWait: (pid) => (waitedFor = pid)})
+  const second = acquireLock(root, 'k', {onWait: (wait) => (waitedFor = wait.owner.pid)})
   await new Promise((resolve) => setTimeout(resolve, 300))
-  t.equal(waitedFor, process.pid)
-  await release()
-  await (await second)()
+  t.equal(waitedFor, process.pid, 'a lock this process holds is waited for, not taken over')
+  await first.release()
+  await (await second).release()
   const abort = new AbortController()
   const held = await acquireLock(root, 'k')
   const waiting = acquireLock(root, 'k', {signal: abort.signal})
   abort.abort()
   await t.rejects(waiting)
-  await held()
+  await held.release()
 })
 
 t.test('in-use marks', async (t) => {
