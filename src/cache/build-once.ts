@@ -81,6 +81,8 @@ export interface BuildRequest<R extends CacheRecord> {
   readonly record: Omit<R, 'key' | 'created'>
   /** Told whom this process waits for, at first and then every 30 s. */
   readonly onWait?: (wait: LockWait) => void
+  /** Told when a stale lock (its holder gone) is taken over, and why. */
+  readonly onTakeOver?: (message: string) => void
   /** Told why a complete entry is rebuilt. */
   readonly onDamaged?: (reason: string) => void
   readonly signal?: AbortSignal
@@ -115,12 +117,16 @@ export async function ensureBuilt<R extends CacheRecord>(request: BuildRequest<R
 
   const lock = await acquireLock(root, key, {
     onWait: request.onWait,
+    onTakeOver: request.onTakeOver,
     signal: request.signal,
     timeoutMs: request.lockTimeoutMs,
     what: `the ${kind.name} ${key}`,
   })
   const tmp = path.join(root, `.tmp-${key}-${process.pid}-${randomBytes(4).toString('hex')}`)
-  const timeout = request.buildTimeoutMs ? AbortSignal.timeout(request.buildTimeoutMs) : undefined
+  // A timer of its own, not AbortSignal.timeout (unref'd): a build must end at its bound even when nothing else keeps Node running.
+  const timeoutController = request.buildTimeoutMs ? new AbortController() : undefined
+  const timer = timeoutController && setTimeout(() => timeoutController.abort(new Error('build timeout')), request.buildTimeoutMs)
+  const timeout = timeoutController?.signal
   try {
     const now = await damageOf(kind, finalDir)
     if (now.record && !now.damage) return {dir: finalDir, record: now.record, built: false}
@@ -157,6 +163,7 @@ export async function ensureBuilt<R extends CacheRecord>(request: BuildRequest<R
 
     return {dir: finalDir, record, built: true}
   } finally {
+    clearTimeout(timer)
     await rm(tmp, {recursive: true, force: true}).catch(() => {})
     await lock.release().catch(() => {})
   }

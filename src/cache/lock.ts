@@ -43,6 +43,8 @@ export interface LockWait {
 
 export interface LockOptions {
   readonly onWait?: (wait: LockWait) => void
+  /** Told when a stale lock is taken over, and why (a line for the log). */
+  readonly onTakeOver?: (message: string) => void
   readonly signal?: AbortSignal
   /** Give up waiting after this long with LOCK_TIMEOUT (0 or undefined: the default; Infinity: never). */
   readonly timeoutMs?: number
@@ -178,6 +180,7 @@ export async function acquireLock(root: string, key: string, options: LockOption
     // eslint-disable-next-line no-await-in-loop
     const {reason, owner, heartbeatMs} = await staleReason(lock, options)
     if (reason) {
+      options.onTakeOver?.(`taking over the lock ${lock}: ${reason}`)
       // eslint-disable-next-line no-await-in-loop
       await takeOver(lock)
       continue

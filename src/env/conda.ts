@@ -114,6 +114,7 @@ export async function ensureCondaEnv(request: CondaEnvRequest): Promise<{python:
       ...(serverPackages.length > 0 ? {serverPackages} : {}),
       model: request.modelDir,
     },
+    onTakeOver: (message) => log.warn(message),
     onWait: (wait) => log.info(waitingMessage(wait)),
     onDamaged: (reason) => log.warn(`the conda environment ${name} recorded in the cache is damaged: ${reason}; building it again`),
     build: (_dir, {signal}) =>

@@ -154,6 +154,7 @@ export async function ensureManagedEnv(request: ManagedEnvRequest): Promise<Mana
       ...(serverPackages.length > 0 ? {serverPackages} : {}),
       model: modelDir,
     },
+    onTakeOver: (message) => log.warn(message),
     onWait: (wait) => log.info(waitingMessage(wait)),
     onDamaged: (reason) => log.warn(`the cached environment ${key} is damaged: ${reason}; building it again`),
     build: async (dir, {finalDir, signal}) => {

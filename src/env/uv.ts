@@ -69,6 +69,7 @@ export async function ensureUv(
       lockTimeoutMs: lockTimeoutMs(env),
       buildTimeoutMs,
       record: {tool: 'uv', version: UV_VERSION},
+      onTakeOver: (message) => log.warn(message),
       onWait: (wait) => log.info(`waiting for another mlserve (pid ${wait.owner.pid}) that is installing uv: ${wait.detail}`),
       onDamaged: (reason) => log.warn(`mlserve's uv is damaged: ${reason}; installing it again`),
       build: async (dir, context) => {

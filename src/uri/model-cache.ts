@@ -39,6 +39,8 @@ export interface CacheRequest {
   readonly download: (dir: string) => Promise<void>
   /** Told whom this process waits for (first, then every 30 s): the holder's pid and a line saying since when. */
   readonly onWait?: (pid: number, detail: string) => void
+  /** Told when a stale lock (its holder gone) is taken over. */
+  readonly onTakeOver?: (message: string) => void
   readonly signal?: AbortSignal
 }
 
@@ -57,6 +59,7 @@ export async function cachedModel(request: CacheRequest): Promise<CachedModel> {
     key,
     record: {model: request.source},
     onWait: (wait) => request.onWait?.(wait.owner.pid, wait.detail),
+    onTakeOver: request.onTakeOver,
     signal: request.signal,
     lockTimeoutMs: lockTimeoutMs(request.env),
     async build(dir) {
