@@ -225,7 +225,7 @@ async function tryLock(lock: string): Promise<HeldLock | undefined> {
   } catch (error) {
     // A disk that is full (ENOSPC) must not leave a lock without a readable owner behind.
     await rm(lock, {recursive: true, force: true}).catch(() => {})
-    throw cacheIoError(error, lock)
+    throw cacheIoError(error, path.dirname(lock))
   }
 
   held.add(owner.token!)

@@ -49,7 +49,7 @@ t.test('a conda env removed behind mlserve\'s back is built again', async (t) =>
   for (const name of condaEnvs()) rmSync(path.join(envsDir, name), {recursive: true, force: true})
   const result = await runMlserve(['prepare-env', '-m', fixtureModel('sum'), '--env-manager', 'conda'], {env: env()})
   t.equal(result.code, 0, result.stderr)
-  t.match(result.stderr, /recorded in the cache is gone; building it again/)
+  t.match(result.stderr, /recorded in the cache is damaged: its interpreter \S+\/bin\/python is gone; building it again/)
   t.equal(condaEnvs().length, 1)
 })
 
@@ -59,6 +59,19 @@ t.test('a conda prefix without mlserve\'s record (an interrupted build) is remov
   t.equal(result.code, 0, result.stderr)
   t.match(result.stderr, /creating conda environment/)
   t.equal(condaEnvs().length, 1)
+})
+
+t.test('env prune removes a conda env from disk, not just its record', async (t) => {
+  t.equal(condaEnvs().length, 1)
+  const listed = await runMlserve(['env', 'list', '--json'], {env: env()})
+  const [entry] = JSON.parse(listed.stdout).envs
+  t.match(entry, {manager: 'conda', prefix: new RegExp(`^${envsDir}/mlserve-\\w+$`)})
+  t.ok(entry.sizeBytes > 1024 * 1024, "its size is the conda env's")
+  const pruned = await runMlserve(['env', 'prune', '--older-than', '0m'], {env: env()})
+  t.equal(pruned.code, 0, pruned.stderr)
+  t.match(pruned.stdout, /1 removed, 0 kept\./)
+  t.same(condaEnvs(), [], 'the conda env is gone from disk, as prune reported')
+  t.same(JSON.parse((await runMlserve(['env', 'list', '--json'], {env: env()})).stdout).envs, [])
 })
 
 t.test('no conda: a clear error naming where it looked', async (t) => {
