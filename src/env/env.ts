@@ -1,9 +1,11 @@
 // Provides the Python environment that runs the scorer, per env manager: local, virtualenv, uv, conda.
+import path from 'node:path'
+
 import type {ModelOptions} from '../config.js'
 import {MlserveError} from '../errors.js'
 import type {Logger, Phase} from '../log.js'
 import type {Mlmodel} from '../model/mlmodel.js'
-import {markInUse} from './cache.js'
+import {envDamage, markInUse} from './cache.js'
 import {ensureCondaEnv} from './conda.js'
 import {ensureManagedEnv, mlflowToInstall, verifyEnv} from './managed.js'
 import {probePython, pythonVersionOf, type PythonInfo} from './python.js'
@@ -18,6 +20,21 @@ export interface Env extends PythonInfo {
   readonly mlflowVersion: string
   /** Releases the env for `env prune` (a no-op for local). */
   readonly release: () => Promise<void>
+  /** The directory that holds the env's files (bin/python, lib/): mlserve's own envs only, not local. */
+  readonly home?: string
+}
+
+/**
+ * Why the scorer cannot start in this env any more, checked cheaply: its interpreter or mlflow was
+ * removed while mlserve was serving (so every restart exits 127, command not found). A line for the log
+ * when a scorer exits, or undefined while the env is sound (and always for the local manager).
+ */
+export async function diagnoseEnv(env: Pick<Env, 'home'>): Promise<string | undefined> {
+  if (!env.home) return undefined
+  const damage = await envDamage(env.home)
+  return damage
+    ? `the model's environment ${env.home} was removed or damaged while mlserve was serving (${damage}): restarts of the scorer cannot succeed; restart mlserve, which builds the environment again`
+    : undefined
 }
 
 function requireMlflow(info: PythonInfo, manager: Env['manager'], release: Env['release']): Env {
@@ -139,7 +156,7 @@ async function readyEnv(
   phase: Phase,
 ): Promise<Env> {
   const release = await markInUse(built.dir)
-  const env = requireMlflow(await probePython(built.python, options.env), manager, release)
+  const env = {...requireMlflow(await probePython(built.python, options.env), manager, release), home: path.dirname(path.dirname(built.python))}
   phase.done(`${built.built ? 'built' : 'cached'} ${built.dir}: python ${env.pythonVersion} at ${env.executable}, mlflow ${env.mlflowVersion}`)
   return env
 }

@@ -8,6 +8,7 @@ import t from 'tap'
 
 import {MARKER, ensureBuilt, type CacheKind, type CacheRecord} from '../../src/cache/build-once.js'
 import {ENV_KIND, envDamage, type EnvMetadata} from '../../src/env/cache.js'
+import {diagnoseEnv} from '../../src/env/env.js'
 import {listEnvs, removeEnv} from '../../src/env/inventory.js'
 
 const newRoot = () => mkdtempSync(path.join(tmpdir(), 'mlserve-build-once-'))
@@ -66,6 +67,18 @@ t.test('envDamage: a dangling interpreter link (its base Python removed) is dama
   fakeEnv(home, {python: false})
   symlinkSync(path.join(home, 'no-such-python'), path.join(home, 'bin', 'python'))
   t.match(await envDamage(home), /its interpreter .*bin\/python is gone/)
+})
+
+t.test('diagnoseEnv: the log line for scorers that exit 127 because their env was removed while serving', async (t) => {
+  const home = path.join(newRoot(), 'env')
+  fakeEnv(home)
+  t.equal(await diagnoseEnv({home}), undefined, 'a sound env: nothing to say')
+  t.equal(await diagnoseEnv({}), undefined, 'the local manager: nothing mlserve owns')
+  rmSync(home, {recursive: true})
+  t.equal(
+    await diagnoseEnv({home}),
+    `the model's environment ${home} was removed or damaged while mlserve was serving (its interpreter ${home}/bin/python is gone): restarts of the scorer cannot succeed; restart mlserve, which builds the environment again`,
+  )
 })
 
 t.test('a build past its timeout: BUILD_TIMEOUT, its signal aborted, nothing kept, the lock released', async (t) => {
