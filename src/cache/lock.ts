@@ -55,10 +55,9 @@ export interface LockOptions {
   readonly ownerlessGraceMs?: number
 }
 
-/** A held lock: release it once; `lost` says whether another process took it over meanwhile. */
+/** A held lock: release it once (a lock another process took over meanwhile is left to that process). */
 export interface HeldLock {
   readonly release: () => Promise<void>
-  readonly lost: () => boolean
 }
 
 /** Tokens of the locks this process holds: an owner record with our pid and another token is a dead predecessor's. */
@@ -229,21 +228,16 @@ async function tryLock(lock: string): Promise<HeldLock | undefined> {
   }
 
   held.add(owner.token!)
-  let lost = false
   const ownerFile = path.join(lock, 'owner')
   const stillOurs = async () => parseOwner(await readFile(ownerFile, 'utf8').catch(() => ''))?.token === owner.token
+  // The heartbeat: the owner file's mtime, refreshed while the build runs (a frozen or dead holder stops refreshing it).
   const heartbeat = setInterval(async () => {
-    if (!(await stillOurs())) {
-      lost = true
-      return
-    }
-
+    if (!(await stillOurs())) return clearInterval(heartbeat)
     const now = new Date()
     await utimes(ownerFile, now, now).catch(() => {})
   }, HEARTBEAT_MS).unref()
   let released = false
   return {
-    lost: () => lost,
     async release() {
       if (released) return
       released = true

@@ -1,6 +1,6 @@
 // The build lock against crafted stale state (fault injection): an empty owner file, an owner record with
 // this very pid, another host, a stale heartbeat; and the waiter's report and its bound.
-import {existsSync, mkdirSync, mkdtempSync, readFileSync, utimesSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, utimesSync, writeFileSync} from 'node:fs'
 import {hostname, tmpdir} from 'node:os'
 import path from 'node:path'
 
@@ -113,6 +113,22 @@ t.test('a waiter gives up after its bound with LOCK_TIMEOUT, naming the holder a
     message: `waiting for pid 4242 on build-node-7 to finish building the environment k (lock ${lock}).`,
     suggestions: [/remove .*k\.lock/, /MLSERVE_LOCK_TIMEOUT=<seconds> \(0: without a limit\)/],
   })
+})
+
+t.test("a holder's heartbeat keeps its lock fresh while the build runs, so it is never taken over", async (t) => {
+  const root = newRoot()
+  const lock = await acquireLock(root, 'k')
+  const owner = path.join(root, 'k.lock', 'owner')
+  const old = new Date(Date.now() - 10 * 60_000)
+  utimesSync(owner, old, old)
+  // Polls until the heartbeat (every 5 s) has refreshed the backdated record.
+  while (statSync(owner).mtimeMs < Date.now() - 60_000) {
+    // eslint-disable-next-line no-await-in-loop
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+
+  t.equal(await acquireWithin(root, 'k', 1000), 'still waiting', 'a fresh heartbeat: waited for')
+  await lock.release()
 })
 
 t.test('release never removes a lock another process took over meanwhile', async (t) => {
