@@ -6,7 +6,7 @@ import path from 'node:path'
 
 import t from 'tap'
 
-import {acquireLock, parseOwner, type LockWait} from '../../src/cache/lock.js'
+import {acquireLock, lockTimeoutMs, parseOwner, type LockWait} from '../../src/cache/lock.js'
 
 const newRoot = () => mkdtempSync(path.join(tmpdir(), 'mlserve-lock-'))
 
@@ -146,4 +146,12 @@ t.test('owner records: JSON, and the legacy line', async (t) => {
   t.equal(parseOwner(''), undefined)
   t.equal(parseOwner('null'), undefined)
   t.equal(parseOwner('{"pid": 1.5, "host": "h"}'), undefined)
+})
+
+t.test('MLSERVE_LOCK_TIMEOUT: seconds, 0 for no limit, 40 min by default, anything else a usage error', async (t) => {
+  t.equal(lockTimeoutMs({}), 2400 * 1000)
+  t.equal(lockTimeoutMs({MLSERVE_LOCK_TIMEOUT: '90'}), 90_000)
+  t.equal(lockTimeoutMs({MLSERVE_LOCK_TIMEOUT: '0'}), Number.POSITIVE_INFINITY)
+  t.throws(() => lockTimeoutMs({MLSERVE_LOCK_TIMEOUT: 'soon'}), {code: 'INVALID_ARGUMENT', exitCode: 2, message: /MLSERVE_LOCK_TIMEOUT must be a number of seconds/})
+  t.throws(() => lockTimeoutMs({MLSERVE_LOCK_TIMEOUT: '-1'}), {code: 'INVALID_ARGUMENT'})
 })
