@@ -145,12 +145,22 @@ async function writeOwner(lock: string, owner: LockOwner): Promise<void> {
   await rename(temporary, path.join(lock, 'owner'))
 }
 
-/** Moves a stale lock aside (rename is atomic: of two processes taking it over, one wins) and removes it. */
-async function takeOver(lock: string): Promise<void> {
+/**
+ * Moves a stale lock aside (rename is atomic: of two processes taking it over, one wins) and removes it.
+ * If what was moved is no longer the record judged stale (another process took the lock over in
+ * between), it is given back.
+ */
+async function takeOver(lock: string, judged: LockOwner | undefined): Promise<void> {
   const aside = `${lock}.stale-${randomBytes(4).toString('hex')}`
   try {
     await rename(lock, aside)
   } catch {
+    return
+  }
+
+  const moved = parseOwner(await readFile(path.join(aside, 'owner'), 'utf8').catch(() => ''))
+  if (moved && (moved.token !== judged?.token || moved.pid !== judged?.pid)) {
+    await rename(aside, lock).catch(() => {})
     return
   }
 
@@ -181,7 +191,7 @@ export async function acquireLock(root: string, key: string, options: LockOption
     if (reason) {
       options.onTakeOver?.(`taking over the lock ${lock}: ${reason}`)
       // eslint-disable-next-line no-await-in-loop
-      await takeOver(lock)
+      await takeOver(lock, owner)
       continue
     }
 

@@ -3,11 +3,11 @@
 import {readFile} from 'node:fs/promises'
 import path from 'node:path'
 
+import {ensureBuilt} from '../cache/build-once.js'
+import {lockTimeoutMs} from '../cache/lock.js'
 import {MlserveError} from '../errors.js'
 import type {Logger} from '../log.js'
 import type {Mlmodel} from '../model/mlmodel.js'
-import {ensureBuilt} from '../cache/build-once.js'
-import {lockTimeoutMs} from '../cache/lock.js'
 import {which} from '../util/which.js'
 import {ENV_KIND, contentKey, envRoot} from './cache.js'
 import {installerRunFor, runInstaller, type InstallerRun} from './installer.js'
