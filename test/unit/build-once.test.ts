@@ -11,7 +11,15 @@ import {ENV_KIND, envDamage, type EnvMetadata} from '../../src/env/cache.js'
 import {diagnoseEnv} from '../../src/env/env.js'
 import {listEnvs, removeEnv} from '../../src/env/inventory.js'
 
-const newRoot = () => mkdtempSync(path.join(tmpdir(), 'mlserve-build-once-'))
+const roots: string[] = []
+const newRoot = () => {
+  roots.push(mkdtempSync(path.join(tmpdir(), 'mlserve-build-once-')))
+  return roots.at(-1)!
+}
+
+t.teardown(() => {
+  for (const root of roots) rmSync(root, {recursive: true, force: true})
+})
 
 /** The files envDamage looks for: bin/python (here a link to a real file) and mlflow in site-packages. */
 function fakeEnv(home: string, {python = true, mlflow = true} = {}) {

@@ -1,6 +1,6 @@
 // The build lock against crafted stale state (fault injection): an empty owner file, an owner record with
 // this very pid, another host, a stale heartbeat; and the waiter's report and its bound.
-import {existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, utimesSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync} from 'node:fs'
 import {hostname, tmpdir} from 'node:os'
 import path from 'node:path'
 
@@ -8,7 +8,15 @@ import t from 'tap'
 
 import {acquireLock, lockTimeoutMs, parseOwner, type LockWait} from '../../src/cache/lock.js'
 
-const newRoot = () => mkdtempSync(path.join(tmpdir(), 'mlserve-lock-'))
+const roots: string[] = []
+const newRoot = () => {
+  roots.push(mkdtempSync(path.join(tmpdir(), 'mlserve-lock-')))
+  return roots.at(-1)!
+}
+
+t.teardown(() => {
+  for (const root of roots) rmSync(root, {recursive: true, force: true})
+})
 
 /** A lock directory as a crashed or foreign holder leaves it; `ageMs` backdates its heartbeat. */
 function craftLock(root: string, key: string, owner: string | undefined, ageMs = 0): string {
