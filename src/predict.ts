@@ -7,7 +7,7 @@ import type {PredictOptions} from './config.js'
 import {prepareEnv} from './env/env.js'
 import {MlserveError} from './errors.js'
 import type {Logger} from './log.js'
-import {loadModel} from './serve.js'
+import {loadModel} from './load-model.js'
 
 /** The argv that runs mlflow's own batch prediction entry point in the model's interpreter. */
 export function predictArgs(modelDir: string, options: Pick<PredictOptions, 'contentType' | 'inputPath' | 'outputPath'>): string[] {

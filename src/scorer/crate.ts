@@ -3,6 +3,7 @@
 import {readFile} from 'node:fs/promises'
 import path from 'node:path'
 
+import type {RScorer} from '../config.js'
 import {MlserveError, messageOf} from '../errors.js'
 import type {Mlmodel} from '../model/mlmodel.js'
 import {templatePath} from '../paths.js'
@@ -10,9 +11,6 @@ import type {PlainResponse} from '../proxy/responses.js'
 import {which} from '../util/which.js'
 import type {Backend, SlotInfo} from './backend.js'
 import type {ScorerCommand} from './command.js'
-
-/** Which R server answers: mlserve's own scorer (httpuv + jsonlite only), or mlflow's mlflow_rfunc_serve. */
-export type RScorer = 'mlserve' | 'mlflow'
 
 export interface CrateBackendInput {
   readonly modelDir: string
