@@ -15,6 +15,7 @@ import {pyfuncBackend} from './scorer/command.js'
 import type {OutputSink} from './scorer/process.js'
 import {Supervisor, type WarmupRequest} from './scorer/supervisor.js'
 import {CleanupStack} from './util/cleanup.js'
+import {guardPath} from './util/exit-guard.js'
 import {isInsideDir} from './util/fs.js'
 
 export interface ServeIo {
@@ -63,7 +64,12 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
       import('./proxy/observe.js'),
     ])
     const socketDir = await mkdtemp(path.join(tmpdir(), 'mlserve-'))
-    cleanup.defer('remove the scorer socket directory', () => rm(socketDir, {recursive: true, force: true}))
+    // Removed by the exit guard's watchdog if mlserve dies without running its cleanup (SIGKILL).
+    const releaseSocketDir = guardPath(socketDir)
+    cleanup.defer('remove the scorer socket directory', async () => {
+      await rm(socketDir, {recursive: true, force: true})
+      releaseSocketDir()
+    })
 
     let server: InstanceType<typeof ProxyServer> | undefined
     const observer = new Observer({
