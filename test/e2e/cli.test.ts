@@ -119,6 +119,7 @@ t.test('env list and env prune print an mlserve error whole, with its code and h
   const notADir = path.join(scratch, 'not-a-directory')
   writeFileSync(notADir, '')
   for (const command of [['env', 'list'], ['env', 'prune', '--older-than', '1d']]) {
+    // eslint-disable-next-line no-await-in-loop
     const result = await runMlserve([...command, '--root', notADir])
     t.equal(result.code, 2, `${command.join(' ')} exits with INVALID_ARGUMENT's code`)
     t.match(result.stderr, `Error: The environment cache ${notADir} is not a directory mlserve can read (ENOTDIR).`)
