@@ -32,6 +32,8 @@ for p in $paths; do rm -rf -- "$p"; done
 
 let watchdog: ChildProcess | undefined
 let unavailable = false
+/** Things registered and not yet released: at 0 the watchdog is let go, so that mlserve reaps it while alive. */
+let guarded = 0
 
 function send(line: string): void {
   if (unavailable) return
@@ -55,6 +57,11 @@ function send(line: string): void {
   }
 
   watchdog.stdin?.write(line + '\n')
+  guarded += line.startsWith('+') ? 1 : -1
+  if (guarded === 0) {
+    watchdog.stdin?.end()
+    watchdog = undefined
+  }
 }
 
 /** A path or group name with a newline cannot be written as one line: such a thing is not guarded. */
