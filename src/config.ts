@@ -53,7 +53,13 @@ export interface ServeOptions extends ModelOptions {
 export const LOG_FORMATS = ['text', 'json'] as const
 export type LogFormat = (typeof LOG_FORMATS)[number]
 export const R_SCORERS = ['mlserve', 'mlflow'] as const
+/** Which R server answers crate models: mlserve's own scorer (httpuv + jsonlite only), or mlflow's mlflow_rfunc_serve. */
 export type RScorer = (typeof R_SCORERS)[number]
+
+export interface PrepareEnvOptions extends ModelOptions {
+  /** Also install mlserver and mlserver-mlflow: the environment `serve --enable-mlserver` uses. */
+  readonly enableMlserver: boolean
+}
 
 export interface PredictOptions extends ModelOptions {
   readonly inputPath?: string

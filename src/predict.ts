@@ -7,7 +7,8 @@ import type {PredictOptions} from './config.js'
 import {prepareEnv} from './env/env.js'
 import {MlserveError} from './errors.js'
 import type {Logger} from './log.js'
-import {loadModel} from './serve.js'
+import {describeFailure, run} from './util/exec.js'
+import {loadModel} from './load-model.js'
 
 /** The argv that runs mlflow's own batch prediction entry point in the model's interpreter. */
 export function predictArgs(modelDir: string, options: Pick<PredictOptions, 'contentType' | 'inputPath' | 'outputPath'>): string[] {
@@ -36,20 +37,17 @@ export async function predict(options: PredictOptions, io: {log: Logger}): Promi
   const {ref, mlmodel} = await loadModel(options.modelUri, options.cwd, log, {env: options.env, python: options.python})
   const env = await prepareEnv({options, modelDir: ref.localDir, mlmodel, log})
 
-  const {execa} = await import('execa')
   const running = log.phase('predict')
-  const result = await execa(env.executable, predictArgs(ref.localDir, {...options, inputPath, outputPath}), {
+  const result = await run(env.executable, predictArgs(ref.localDir, {...options, inputPath, outputPath}), {
     env: {...options.env, ...options.extraEnv},
-    extendEnv: false,
     cwd: options.cwd,
     stdin: inputPath ? 'ignore' : 'inherit',
     stdout: 'inherit',
     stderr: 'inherit',
-    reject: false,
   })
   await env.release()
   if (result.exitCode !== 0) {
-    throw new MlserveError('PREDICT_FAILED', `The prediction failed (${result.signal ? `killed by ${result.signal}` : `exit code ${result.exitCode}`}); its output is above.`, {
+    throw new MlserveError('PREDICT_FAILED', `The prediction failed (${describeFailure(env.executable, result)}); its output is above.`, {
       exitCode: result.exitCode && result.exitCode > 0 ? result.exitCode : undefined,
     })
   }

@@ -7,14 +7,15 @@ import type {ServeOptions} from './config.js'
 import {prepareEnv} from './env/env.js'
 import {MlserveError, messageOf} from './errors.js'
 import {formatDuration, type Logger} from './log.js'
-import {pickBackend, readMlmodel, type Backend as ModelBackend, type Mlmodel} from './model/mlmodel.js'
+import {loadModel} from './load-model.js'
+import type {FlavorKind, Mlmodel} from './model/mlmodel.js'
 import type {ServerState} from './proxy/app.js'
 import type {Backend} from './scorer/backend.js'
 import {pyfuncBackend} from './scorer/command.js'
 import type {OutputSink} from './scorer/process.js'
 import {Supervisor, type WarmupRequest} from './scorer/supervisor.js'
-import {resolveModelUri, type ModelRef} from './uri/resolve.js'
 import {CleanupStack} from './util/cleanup.js'
+import {guardPath} from './util/exit-guard.js'
 import {isInsideDir} from './util/fs.js'
 
 export interface ServeIo {
@@ -34,34 +35,6 @@ export interface ServeIo {
 /** How long a scorer may take to exit after SIGTERM before its process group gets SIGKILL. */
 const SCORER_STOP_GRACE_MS = 10_000
 
-export interface ResolvedModel {
-  readonly ref: ModelRef
-  readonly mlmodel: Mlmodel
-  readonly backend: ModelBackend
-}
-
-/** Stages 1 and 2, shared with predict: the model URI becomes a model directory with a servable MLmodel. */
-export async function loadModel(
-  uri: string,
-  cwd: string,
-  log: Logger,
-  context: {readonly env?: Readonly<Record<string, string | undefined>>; readonly signal?: AbortSignal; readonly python?: string} = {},
-): Promise<ResolvedModel> {
-  const resolving = log.phase('resolve model')
-  const ref = await resolveModelUri(uri, {cwd, env: context.env ?? process.env, log, signal: context.signal, python: context.python})
-  resolving.done(ref.localDir)
-
-  const reading = log.phase('read MLmodel')
-  const mlmodel = await readMlmodel(ref.localDir)
-  const backend = pickBackend(mlmodel)
-  reading.done(
-    backend === 'pyfunc'
-      ? `python_function flavor, loader ${mlmodel.pyfunc!.loaderModule}${mlmodel.mlflowVersion ? `, saved by mlflow ${mlmodel.mlflowVersion}` : ''}`
-      : 'crate flavor',
-  )
-  return {ref, mlmodel, backend}
-}
-
 export const urlOf = (host: string, port: number): string =>
   `http://${host.includes(':') ? `[${host}]` : host}:${port}`
 
@@ -74,7 +47,7 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
   const startedAt = performance.now()
 
   try {
-    const {ref, mlmodel, backend: kind} = await loadModel(options.modelUri, options.cwd, log, {
+    const {ref, mlmodel, flavor: kind} = await loadModel(options.modelUri, options.cwd, log, {
       env: options.env,
       signal: io.stop,
       python: options.python,
@@ -91,7 +64,12 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
       import('./proxy/observe.js'),
     ])
     const socketDir = await mkdtemp(path.join(tmpdir(), 'mlserve-'))
-    cleanup.defer('remove the scorer socket directory', () => rm(socketDir, {recursive: true, force: true}))
+    // Removed by the exit guard's watchdog if mlserve dies without running its cleanup (SIGKILL).
+    const releaseSocketDir = guardPath(socketDir)
+    cleanup.defer('remove the scorer socket directory', async () => {
+      await rm(socketDir, {recursive: true, force: true})
+      releaseSocketDir()
+    })
 
     let server: InstanceType<typeof ProxyServer> | undefined
     const observer = new Observer({
@@ -193,7 +171,7 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
 
 /** The scorer kind the model needs, with its environment prepared (released by `cleanup`). */
 async function backendFor(
-  kind: ModelBackend,
+  kind: FlavorKind,
   modelDir: string,
   mlmodel: Mlmodel,
   options: ServeOptions,

@@ -2,24 +2,9 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
+import {parseEnvPairs} from '../cli/env-pairs.js'
 import {modelFlags, modelOptionsFrom} from '../cli/flags.js'
-import {MlserveError} from '../errors.js'
 import {createLogger} from '../log.js'
-
-/** Parses repeated `--env KEY=VALUE` flags. */
-export function parseEnvPairs(pairs: readonly string[]): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (const pair of pairs) {
-    const index = pair.indexOf('=')
-    if (index <= 0) {
-      throw new MlserveError('INVALID_ARGUMENT', `${pair} is not a valid key value pair, expecting \`key=value\``)
-    }
-
-    out[pair.slice(0, index)] = pair.slice(index + 1)
-  }
-
-  return out
-}
 
 export default class Predict extends BaseCommand {
   static override summary = 'Run one prediction with an MLflow model, as `mlflow models predict` does.'

@@ -4,7 +4,6 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
 import {modelFlags, modelOptionsFrom} from '../cli/flags.js'
 import {withStopSignals} from '../cli/signals.js'
-import {MlserveError} from '../errors.js'
 import {createLogger} from '../log.js'
 
 export default class PrepareEnv extends BaseCommand {
@@ -28,27 +27,10 @@ export default class PrepareEnv extends BaseCommand {
 
   async run(): Promise<void> {
     const {flags} = await this.parse(PrepareEnv)
-    const options = modelOptionsFrom(flags)
-    if (options.envManager === 'local') {
-      throw new MlserveError('INVALID_ARGUMENT', 'Prepare env should not be called with local env manager!', {
-        suggestions: ['Use --env-manager virtualenv, uv or conda: the local manager has no environment to prepare.'],
-      })
-    }
-
-    const [{loadModel}, {prepareEnv}] = await Promise.all([import('../serve.js'), import('../env/env.js')])
+    const {prepareModelEnv} = await import('../prepare-env.js')
     const log = createLogger(process.stderr, {tty: process.stderr.isTTY})
-    const python = await withStopSignals(log, async ({stop}) => {
-      const {ref, mlmodel, backend} = await loadModel(options.modelUri, options.cwd, log, {env: options.env, signal: stop, python: options.python})
-      if (backend === 'crate') {
-        log.info('an R crate model has no Python environment to prepare: it runs with the system R')
-        return undefined
-      }
-
-      const serverPackages = flags['enable-mlserver'] ? (await import('../scorer/mlserver.js')).MLSERVER_PACKAGES : undefined
-      const env = await prepareEnv({options, modelDir: ref.localDir, mlmodel, log, signal: stop, serverPackages})
-      await env.release()
-      return env.executable
-    })
+    const options = {...modelOptionsFrom(flags), enableMlserver: flags['enable-mlserver']}
+    const python = await withStopSignals(log, ({stop}) => prepareModelEnv(options, {log, signal: stop}))
     if (python) this.log(python)
   }
 }

@@ -3,6 +3,7 @@ import {appendFile, mkdir, readFile} from 'node:fs/promises'
 import path from 'node:path'
 
 import {MlserveError} from '../errors.js'
+import {describeFailure, run as runChild, tailLines} from '../util/exec.js'
 
 export interface InstallerRun {
   readonly logFile: string
@@ -27,13 +28,14 @@ export async function installerRunFor(
 
 /** The last `lines` lines of a file, for error messages. */
 export async function tailOf(file: string, lines = 15): Promise<string> {
-  const text = await readFile(file, 'utf8').catch(() => '')
-  return text.trimEnd().split('\n').slice(-lines).join('\n')
+  return tailLines(await readFile(file, 'utf8').catch(() => ''), lines)
 }
 
 /**
  * Runs argv (no shell) with stdout and stderr appended to the log file. Rejects with ENV_BUILD_FAILED
- * naming what failed, the log file and its last lines; with the abort reason when cancelled.
+ * naming what failed, the log file and its last lines; with the abort reason when cancelled. The installer
+ * runs in its own process group (uv and pip start build backends of their own): a cancel, or mlserve's
+ * exit by any path, SIGKILL included, ends the whole tree.
  */
 export async function runInstaller(
   what: string,
@@ -41,33 +43,17 @@ export async function runInstaller(
   run: InstallerRun,
   cwd?: string,
 ): Promise<void> {
-  const {execa} = await import('execa')
   await appendFile(run.logFile, `\n$ ${argv.join(' ')}${cwd ? `   (in ${cwd})` : ''}\n`)
-  const child = execa(argv[0]!, argv.slice(1), {
+  const result = await runChild(argv[0]!, argv.slice(1), {
     cwd,
-    env: {...run.env},
-    extendEnv: false,
-    stdin: 'ignore',
+    env: run.env,
     stdout: {file: run.logFile, append: true},
     stderr: {file: run.logFile, append: true},
-    cancelSignal: run.signal,
-    reject: false,
-    // Its own process group: a signal or the build timeout stops the installer with everything it started (uv, pip, build backends).
-    detached: true,
+    signal: run.signal,
+    group: true,
   })
-  const killGroup = () => {
-    try {
-      if (child.pid) process.kill(-child.pid, 'SIGKILL')
-    } catch {
-      // The group is gone already.
-    }
-  }
-
-  run.signal?.addEventListener('abort', killGroup, {once: true})
-  const result = await child.finally(() => run.signal?.removeEventListener('abort', killGroup))
-  if (run.signal?.aborted) throw run.signal.reason ?? new Error('cancelled')
   if (result.exitCode === 0) return
-  const why = result.failed && result.code === 'ENOENT' ? `${argv[0]} was not found` : `exit code ${result.exitCode ?? result.signal}`
+  const why = describeFailure(argv[0]!, result)
   throw new MlserveError(
     'ENV_BUILD_FAILED',
     `${what} failed (${why}). The full installer log is ${run.logFile}; its last lines:\n${await tailOf(run.logFile)}`,

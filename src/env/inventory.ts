@@ -27,7 +27,13 @@ export async function directorySize(dir: string): Promise<number> {
 
 /** Every complete environment under root, most recently used first. */
 export async function listEnvs(root: string): Promise<EnvEntry[]> {
-  const names = await readdir(root).catch(() => [] as string[])
+  const names = await readdir(root).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return [] as string[]
+    throw new MlserveError('INVALID_ARGUMENT', `The environment cache ${root} is not a directory mlserve can read (${error.code ?? error.message}).`, {
+      cause: error,
+      suggestions: ['Point --root (or MLSERVE_ENV_ROOT) at the environment cache directory.'],
+    })
+  })
   const entries: EnvEntry[] = []
   for (const name of names) {
     const dir = path.join(root, name)

@@ -1,6 +1,7 @@
 // Asks a Python interpreter what it is and what it can serve (mlflow version, uvicorn, gunicorn, mlserver).
 import {MlserveError, messageOf} from '../errors.js'
 import {templatePath} from '../paths.js'
+import {run, tailLines} from '../util/exec.js'
 
 export interface PythonInfo {
   /** Absolute path of the interpreter (sys.executable). */
@@ -36,18 +37,10 @@ export async function probePython(
   python: string,
   env: Readonly<Record<string, string | undefined>>,
 ): Promise<PythonInfo> {
-  const {execa} = await import('execa')
-  const result = await execa(python, [templatePath('python', 'probe.py')], {
-    env: {...env},
-    extendEnv: false,
-    reject: false,
-    timeout: 60_000,
-    stdin: 'ignore',
-  })
-
-  const notFound = result.failed && (result.code === 'ENOENT' || result.code === 'EACCES')
+  const result = await run(python, [templatePath('python', 'probe.py')], {env, timeoutMs: 60_000})
+  const notFound = result.spawnError === 'ENOENT' || result.spawnError === 'EACCES'
   if (result.exitCode !== 0 || notFound) {
-    const why = notFound ? 'it was not found' : String(result.stderr || result.message).trim().split('\n').slice(-5).join('\n')
+    const why = notFound ? 'it was not found' : tailLines(result.stderr || result.message)
     throw new MlserveError('PYTHON_NOT_FOUND', `Could not run the Python interpreter '${python}': ${why}`, {
       suggestions: ['Point --python (or MLSERVE_PYTHON) at a Python 3 interpreter, e.g. --python /usr/bin/python3.'],
     })
@@ -68,14 +61,7 @@ export async function pythonVersionOf(
   python: string,
   env: Readonly<Record<string, string | undefined>>,
 ): Promise<string | undefined> {
-  const {execa} = await import('execa')
-  const result = await execa(python, ['-c', 'import platform; print(platform.python_version())'], {
-    env: {...env},
-    extendEnv: false,
-    reject: false,
-    timeout: 30_000,
-    stdin: 'ignore',
-  })
-  const version = String(result.stdout).trim()
+  const result = await run(python, ['-c', 'import platform; print(platform.python_version())'], {env, timeoutMs: 30_000})
+  const version = result.stdout.trim()
   return result.exitCode === 0 && /^\d+\.\d+\.\d+/.test(version) ? version : undefined
 }

@@ -5,6 +5,7 @@ import path from 'node:path'
 import {randomBytes} from 'node:crypto'
 
 import type {Logger} from '../log.js'
+import {guardPath} from '../util/exit-guard.js'
 import {runInstaller, type InstallerRun} from './installer.js'
 
 export interface VirtualenvPlan {
@@ -71,12 +72,14 @@ export async function buildVirtualenv(plan: VirtualenvPlan, dir: string, finalDi
 
   if (plan.dependencies.length > 0) {
     const staged = await stageRequirements(plan.modelDir, plan.dependencies)
+    const releaseStaged = guardPath(staged.dir)
     try {
       const phase = log.phase(`installing ${plan.requirementCount} requirements (${plan.dependencies.join(', ')})`, {live: true})
       await runInstaller("Installing the model's requirements", [...install, '-r', staged.file], run, staged.dir)
       phase.done()
     } finally {
       await rm(staged.dir, {recursive: true, force: true})
+      releaseStaged()
     }
   }
 

@@ -24,7 +24,8 @@ export interface Mlmodel {
   readonly servingInputPath?: string
 }
 
-export type Backend = 'pyfunc' | 'crate'
+/** The flavor a model is served by (not to be confused with the scorer backend of scorer/backend.ts). */
+export type FlavorKind = 'pyfunc' | 'crate'
 
 const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value)
@@ -106,7 +107,7 @@ export async function readMlmodel(modelDir: string): Promise<Mlmodel> {
 }
 
 /** python_function wins over crate, as in mlflow's flavor backend registry. */
-export function pickBackend(mlmodel: Mlmodel): Backend {
+export function pickBackend(mlmodel: Mlmodel): FlavorKind {
   if (mlmodel.pyfunc) return 'pyfunc'
   if (mlmodel.hasCrate) return 'crate'
   const found = Object.keys(mlmodel.flavors)

@@ -3,16 +3,15 @@
 import {readFile} from 'node:fs/promises'
 import path from 'node:path'
 
+import type {RScorer} from '../config.js'
 import {MlserveError, messageOf} from '../errors.js'
 import type {Mlmodel} from '../model/mlmodel.js'
 import {templatePath} from '../paths.js'
 import type {PlainResponse} from '../proxy/responses.js'
+import {run, tailLines} from '../util/exec.js'
 import {which} from '../util/which.js'
 import type {Backend, SlotInfo} from './backend.js'
 import type {ScorerCommand} from './command.js'
-
-/** Which R server answers: mlserve's own scorer (httpuv + jsonlite only), or mlflow's mlflow_rfunc_serve. */
-export type RScorer = 'mlserve' | 'mlflow'
 
 export interface CrateBackendInput {
   readonly modelDir: string
@@ -114,24 +113,17 @@ async function checkRPackages(
   env: Readonly<Record<string, string | undefined>>,
   rScorer: RScorer,
 ): Promise<void> {
-  const {execa} = await import('execa')
   const wanted = requiredRPackages(rScorer)
   const code = [
     `wanted <- c(${wanted.map((name) => `'${name}'`).join(', ')})`,
     'found <- vapply(wanted, requireNamespace, logical(1), quietly = TRUE)',
     "cat('missing:', wanted[!found], '\\n')",
   ].join('; ')
-  const result = await execa(rscript, ['-e', code], {
-    env: {...env},
-    extendEnv: false,
-    reject: false,
-    timeout: 60_000,
-    stdin: 'ignore',
-  })
+  const result = await run(rscript, ['-e', code], {env, timeoutMs: 60_000})
 
   let missing: string[]
   try {
-    if (result.exitCode !== 0) throw new Error(String(result.stderr || result.message).trim().split('\n').slice(-5).join('\n'))
+    if (result.exitCode !== 0) throw new Error(tailLines(result.stderr || result.message))
     missing = parseMissingPackages(result.stdout)
   } catch (error) {
     throw new MlserveError('R_NOT_FOUND', `Could not run ${rscript}: ${messageOf(error)}`, {

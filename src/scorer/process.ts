@@ -3,6 +3,7 @@ import {createInterface} from 'node:readline'
 import type {Readable} from 'node:stream'
 
 import {sleep} from '../util/abort.js'
+import {startGroup} from '../util/exec.js'
 import {which} from '../util/which.js'
 import type {ScorerCommand} from './command.js'
 
@@ -33,13 +34,15 @@ export interface StartOptions {
 const TAIL_LINES = 40
 
 /**
- * On Linux, `setpriv --pdeathsig TERM` makes the kernel send SIGTERM to the scorer if mlserve itself dies
- * (even by SIGKILL), so no Python process outlives it. Elsewhere the process-group kill on exit applies.
+ * On Linux, `setpriv --pdeathsig KILL` makes the kernel SIGKILL the scorer the moment mlserve itself dies
+ * (even by SIGKILL). KILL, not TERM: uvicorn answers SIGTERM by waiting for the predictions in flight,
+ * which nobody will read. The rest of its process group goes by the exit guard (util/exit-guard.ts), which
+ * also applies on other platforms.
  */
 export function parentDeathPrefix(envPath: string | undefined, platform = process.platform): string[] {
   if (platform !== 'linux') return []
   const setpriv = which('setpriv', envPath)
-  return setpriv ? [setpriv, '--pdeathsig', 'TERM', '--'] : []
+  return setpriv ? [setpriv, '--pdeathsig', 'KILL', '--'] : []
 }
 
 export class ScorerProcess {
@@ -59,28 +62,14 @@ export class ScorerProcess {
 
   /** Spawns the command in its own process group with piped, line-prefixed output. */
   static async start(options: StartOptions): Promise<ScorerProcess> {
-    const {execa} = await import('execa')
     const {command, baseEnv} = options
     const env = {...baseEnv, ...command.env}
     const argv = [...parentDeathPrefix(env.PATH), command.file, ...command.args]
-    const child = execa(argv[0]!, argv.slice(1), {
-      env,
-      extendEnv: false,
-      cwd: options.cwd,
-      detached: true,
-      cleanup: false,
-      stdin: 'ignore',
-      buffer: false,
-      reject: false,
-    })
-
-    const exited = child.then(
-      (result) => ({exitCode: result.exitCode ?? null, signal: result.signal ?? null}),
-      () => ({exitCode: null, signal: null}),
-    )
+    const child = await startGroup(argv[0]!, argv.slice(1), {env, cwd: options.cwd})
+    const exited = child.exited.then((result) => ({exitCode: result.exitCode ?? null, signal: result.signal ?? null}))
     if (child.pid === undefined) {
       // The spawn itself failed (the file is missing, for instance).
-      const result = await child
+      const result = await child.exited
       throw Object.assign(new Error(result.message), {exitCode: result.exitCode})
     }
 

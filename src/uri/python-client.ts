@@ -4,6 +4,7 @@ import {mkdtemp, readdir, rename, rm, stat} from 'node:fs/promises'
 import path from 'node:path'
 
 import {MlserveError, type ErrorCode} from '../errors.js'
+import {run} from '../util/exec.js'
 import type {Tracking, Env} from './tracking.js'
 
 export interface PythonClient {
@@ -57,25 +58,21 @@ const noMlflow = (python: string, cause?: unknown): MlserveError =>
   )
 
 async function runPython(client: PythonClient, args: readonly string[], what: string): Promise<string> {
-  const {execa} = await import('execa')
   const {tracking} = client
-  const result = await execa(client.python, args, {
+  const result = await run(client.python, args, {
     env: {
       ...client.env,
       MLFLOW_TRACKING_URI: tracking.trackingUri,
       MLFLOW_REGISTRY_URI: tracking.registryUri,
       MLFLOW_DISABLE_TELEMETRY: client.env.MLFLOW_DISABLE_TELEMETRY ?? 'true',
     },
-    extendEnv: false,
     cwd: tracking.cwd,
-    reject: false,
-    stdin: 'ignore',
-    cancelSignal: client.signal,
+    signal: client.signal,
+    group: true,
   })
-  if (client.signal?.aborted) client.signal.throwIfAborted()
-  if ((result as {code?: string}).code === 'ENOENT') throw noMlflow(client.python, result)
-  if (result.exitCode !== 0) throw failureOf(String(result.stderr), what, client.python)
-  return String(result.stdout)
+  if (result.spawnError === 'ENOENT') throw noMlflow(client.python, result)
+  if (result.exitCode !== 0) throw failureOf(result.stderr, what, client.python)
+  return result.stdout
 }
 
 /** Downloads `uri` with `mlflow artifacts download` and moves the downloaded files into `dest`. */

@@ -114,3 +114,16 @@ t.test('environment errors: a clear message, a distinct exit code, no scorer sta
 
   for (const result of [mlserver, noPython, noMlflow]) t.notMatch(result.stderr, /start scorer/)
 })
+
+t.test('env list and env prune print an mlserve error whole, with its code and hint', async (t) => {
+  const notADir = path.join(scratch, 'not-a-directory')
+  writeFileSync(notADir, '')
+  for (const command of [['env', 'list'], ['env', 'prune', '--older-than', '1d']]) {
+    // eslint-disable-next-line no-await-in-loop
+    const result = await runMlserve([...command, '--root', notADir])
+    t.equal(result.code, 2, `${command.join(' ')} exits with INVALID_ARGUMENT's code`)
+    t.match(result.stderr, `Error: The environment cache ${notADir} is not a directory mlserve can read (ENOTDIR).`)
+    t.match(result.stderr, /\n {2}code: INVALID_ARGUMENT \(exit 2\)\n {2}hint: Point --root \(or MLSERVE_ENV_ROOT\)/)
+    t.equal(result.stdout, '', 'nothing listed')
+  }
+})

@@ -2,7 +2,8 @@
 // reference `mlflow models serve` from the test toolchain. Every child is tied to the test process
 // (setpriv --pdeathsig KILL), so a crashed test leaves nothing running.
 import {spawn, type ChildProcess} from 'node:child_process'
-import {existsSync} from 'node:fs'
+import {existsSync, mkdtempSync, rmSync} from 'node:fs'
+import {tmpdir} from 'node:os'
 import path from 'node:path'
 
 import {freePort} from '../../src/util/net.js'
@@ -28,6 +29,21 @@ export interface Proc {
   stop(signal?: NodeJS.Signals): Promise<Exit>
 }
 
+let defaultCwd: string | undefined
+/**
+ * The working directory of children whose test names none: a scratch directory, never the repository,
+ * where mlflow (whose default tracking store is ./mlruns before 3.7) would leave an mlruns/ behind.
+ */
+function scratchCwd(): string {
+  if (!defaultCwd) {
+    const dir = mkdtempSync(path.join(tmpdir(), 'mlserve-test-cwd-'))
+    defaultCwd = dir
+    process.once('exit', () => rmSync(dir, {recursive: true, force: true}))
+  }
+
+  return defaultCwd
+}
+
 export function spawnProc(
   file: string,
   args: readonly string[],
@@ -36,7 +52,7 @@ export function spawnProc(
   const argv = SETPRIV ? [SETPRIV, '--pdeathsig', 'KILL', '--', file, ...args] : [file, ...args]
   const child = spawn(argv[0]!, argv.slice(1), {
     env: options.env ?? toolchainEnv(),
-    cwd: options.cwd ?? REPO_ROOT,
+    cwd: options.cwd ?? scratchCwd(),
     stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   })
   if (options.stdin !== undefined) child.stdin!.end(options.stdin)

@@ -60,7 +60,7 @@ t.test('the parent-death wrapper is used on Linux when setpriv exists', async (t
   t.same(parentDeathPrefix('', 'linux'), [])
   t.same(parentDeathPrefix('/usr/bin:/bin', 'darwin'), [])
   const prefix = parentDeathPrefix('/nonexistent:/usr/bin:/bin', 'linux')
-  t.same(prefix.slice(1), ['--pdeathsig', 'TERM', '--'])
+  t.same(prefix.slice(1), ['--pdeathsig', 'KILL', '--'], 'KILL: a busy uvicorn would wait for its predictions on TERM')
   t.match(prefix[0], /\/setpriv$/)
 })
 

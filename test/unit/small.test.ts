@@ -1,7 +1,7 @@
 // The small pure pieces: error formatting, log lines, predict's argv, the tap closing-line reporter.
 import t from 'tap'
 
-import {parseEnvPairs} from '../../src/commands/predict.js'
+import {parseEnvPairs} from '../../src/cli/env-pairs.js'
 import {ERROR_CODES, MlserveError, formatError} from '../../src/errors.js'
 import {createLogger, formatDuration} from '../../src/log.js'
 import {predictArgs} from '../../src/predict.js'

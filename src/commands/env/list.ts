@@ -1,12 +1,13 @@
 // `mlserve env list`: the cached environments, most recently used first.
-import {Command, Flags} from '@oclif/core'
+import {Flags} from '@oclif/core'
 
+import {BaseCommand} from '../../cli/base-command.js'
 import {envRoot} from '../../env/cache.js'
 import {listEnvs} from '../../env/inventory.js'
 
 const megabytes = (bytes: number) => `${(bytes / 1024 ** 2).toFixed(0)} MB`
 
-export default class EnvList extends Command {
+export default class EnvList extends BaseCommand {
   static override summary = 'List the cached model environments.'
 
   static override description =
