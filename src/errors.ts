@@ -74,6 +74,10 @@ export const ERROR_CODES = {
   MLFLOW_DOWNLOAD_FAILED: 62,
   /** An artifact listing named a path outside the download directory (.., absolute): refused. */
   UNSAFE_ARTIFACT_PATH: 63,
+  /** `mlserve smoke`: the model started (or --url answered) but at least one check failed; the report says which. */
+  SMOKE_CHECKS_FAILED: 85,
+  /** `mlserve smoke --cases`: the cases file cannot be read, is not YAML/JSON, or a case is malformed. */
+  SMOKE_CASES_INVALID: 86,
   /** Stopped by a signal before the work was done: an environment build, or a drain cut short by a second signal. */
   INTERRUPTED: 130,
 } as const
