@@ -35,8 +35,24 @@ interface Response {
   readonly text: string
 }
 
-/** The start of a response body, for messages. */
-const excerptOf = (text: string, max = 500) => (text.length > max ? `${text.slice(0, max)}... (${text.length} characters)` : text)
+/**
+ * The start of a response body, for messages. MLflow's error envelope becomes its code and message and
+ * the last line of its stack trace (the model's own exception), instead of 500 characters of traceback.
+ */
+export function excerptOf(text: string, max = 500): string {
+  let envelope: unknown
+  try {
+    envelope = JSON.parse(text)
+  } catch {}
+
+  if (typeof envelope === 'object' && envelope !== null && 'error_code' in envelope && 'message' in envelope) {
+    const {error_code: code, message, stack_trace: trace} = envelope as Record<string, unknown>
+    const exception = typeof trace === 'string' ? trace.trimEnd().split('\n').at(-1)?.trim() : undefined
+    text = `${String(code)}: ${String(message)}${exception ? `\n  ${exception}` : ''}`
+  }
+
+  return text.length > max ? `${text.slice(0, max)}... (${text.length} characters)` : text
+}
 
 class CheckFailure extends Error {
   constructor(

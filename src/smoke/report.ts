@@ -50,7 +50,7 @@ export function formatSummary(report: SmokeReport): string {
     if (result.status === 'failed') {
       lines.push(head)
       for (const line of (result.message ?? '').split('\n')) lines.push(`        ${line}`)
-      if (result.excerpt) lines.push(`        response: ${result.excerpt.replaceAll('\n', ' ')}`)
+      if (result.excerpt) lines.push(`        response: ${result.excerpt.replaceAll('\n', '\n        ')}`)
     } else lines.push(result.message ? `${head}  ${result.message}` : head)
   }
 

@@ -8,7 +8,7 @@ import t from 'tap'
 
 import {MlserveError} from '../../src/errors.js'
 import {readCases} from '../../src/smoke/cases.js'
-import {predictionsOf, sameValue} from '../../src/smoke/checks.js'
+import {excerptOf, predictionsOf, sameValue} from '../../src/smoke/checks.js'
 import {escapeXml, toJunit} from '../../src/smoke/junit.js'
 import {formatSummary, summarize, type CaseResult, type SmokeReport} from '../../src/smoke/report.js'
 import {outcomeError} from '../../src/smoke/smoke.js'
@@ -79,6 +79,18 @@ t.test('expected and actual predictions: exact, or numbers within a tolerance', 
   t.ok(sameValue(Number.NaN, Number.NaN))
   t.same(predictionsOf('{"predictions": [1, 2]}'), [1, 2])
   t.same(predictionsOf('[1, 2]'), [1, 2], 'a bare JSON body (the R scorer) is the predictions')
+})
+
+t.test("response excerpts: MLflow's error envelope as code, message and the model's exception; others cut short", async (t) => {
+  const envelope = JSON.stringify({
+    error_code: 'BAD_REQUEST',
+    message: 'Encountered an unexpected error while evaluating the model.',
+    stack_trace: 'Traceback (most recent call last):\n  File "x.py", line 1, in predict\nValueError: this model always fails\n',
+  })
+  t.equal(excerptOf(envelope), 'BAD_REQUEST: Encountered an unexpected error while evaluating the model.\n  ValueError: this model always fails')
+  t.equal(excerptOf('{"error_code": "BAD_REQUEST", "message": "no"}'), 'BAD_REQUEST: no')
+  t.equal(excerptOf('x'.repeat(600)), `${'x'.repeat(500)}... (600 characters)`)
+  t.equal(excerptOf('{"predictions": [1]}'), '{"predictions": [1]}')
 })
 
 const report = (cases: CaseResult[]): SmokeReport => ({
