@@ -1,6 +1,8 @@
 // The orchestrator of `mlserve smoke`: starts the model through serve() (or takes --url), runs the checks,
 // stops everything, and returns the report whatever happened.
-import {writeFile} from 'node:fs/promises'
+import {constants} from 'node:fs'
+import {access, writeFile} from 'node:fs/promises'
+import path from 'node:path'
 
 import type {ServeOptions} from '../config.js'
 import {MlserveError, isMlserveError, messageOf} from '../errors.js'
@@ -140,6 +142,7 @@ export async function runSmoke(options: SmokeOptions, io: SmokeIo): Promise<Smok
             modelDir = ready.model.ref.localDir
             checks = factsOf(ready.model, log)
               .then((model) => runChecks({url: ready.url, model, cases, timeoutMs: options.timeoutMs, signal: io.stop, onCase: progress}))
+              .catch((error: unknown): CaseResult[] => [{name: 'checks', status: 'failed', durationMs: 0, message: `the checks could not run: ${messageOf(error)}`}])
               .finally(() => done.abort())
           },
         },
@@ -184,9 +187,18 @@ export interface ReportTargets {
 
 /** Writes the summary (stderr), the --json document (stdout) and the --junit file. */
 export async function writeReports(report: SmokeReport, targets: ReportTargets): Promise<void> {
-  if (targets.junitFile) await writeFile(targets.junitFile, toJunit(report))
   targets.stderr.write(formatSummary(report))
   if (targets.json) targets.stdout.write(toJson(report) + '\n')
+  if (targets.junitFile) await writeFile(targets.junitFile, toJunit(report))
+}
+
+/** Fails fast (before anything starts) when the --junit file could not be written at the end. */
+export async function checkWritable(file: string): Promise<void> {
+  try {
+    await access(path.dirname(path.resolve(file)), constants.W_OK)
+  } catch (error) {
+    throw new MlserveError('INVALID_ARGUMENT', `--junit ${file}: cannot write there (${messageOf(error)})`, {cause: error})
+  }
 }
 
 /** The error the command ends with: start-up's own, an interruption, failed checks; undefined when all passed. */

@@ -248,6 +248,10 @@ t.test('usage errors exit 2', async (t) => {
   const badCases = await runMlserve(['smoke', '-m', IRIS, ...LOCAL, '--cases', path.join(work, 'missing.yaml')])
   t.equal(badCases.code, 86, 'a cases file that cannot be read: its own code, before anything starts')
   t.notMatch(badCases.stderr, /resolve model/)
+  const badJunit = await runMlserve(['smoke', '-m', IRIS, ...LOCAL, '--junit', path.join(work, 'no-such-dir', 'smoke.xml')])
+  t.equal(badJunit.code, 2, 'a --junit file that could not be written is found before anything starts')
+  t.match(badJunit.stderr, /--junit .*smoke\.xml: cannot write there/)
+  t.notMatch(badJunit.stderr, /resolve model/)
 })
 
 t.test('Ctrl-C during a check stops everything: no process left, the report says interrupted, exit 130', async (t) => {
