@@ -45,8 +45,8 @@ export function formatSummary(report: SmokeReport): string {
   const width = Math.max(...report.cases.map((result) => result.name.length), 10)
   const lines = ['', `mlserve smoke${report.modelUri ? ` ${report.modelUri}` : ''}${report.url ? ` (${report.url})` : ''}`]
   for (const result of report.cases) {
-    const duration = result.status === 'skipped' ? '' : formatDuration(result.durationMs)
-    const head = `  ${LABELS[result.status]}  ${result.name.padEnd(width)}  ${duration}`.trimEnd()
+    const duration = result.status === 'skipped' ? '-' : formatDuration(result.durationMs)
+    const head = `  ${LABELS[result.status]}  ${result.name.padEnd(width)}  ${duration.padStart(7)}`
     if (result.status === 'failed') {
       lines.push(head)
       for (const line of (result.message ?? '').split('\n')) lines.push(`        ${line}`)

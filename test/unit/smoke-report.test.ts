@@ -113,9 +113,9 @@ t.test('the summary: one line per case, failures with what was expected, then th
   const text = formatSummary(report(CASES))
   const lines = text.trimEnd().split('\n')
   t.equal(lines.at(-1), '1 passed, 1 failed, 1 skipped')
-  t.match(text, /PASS {2}start-up +2 s {2}load 1\.5 s|PASS {2}start-up +1\.5 s {2}load 1\.5 s/)
+  t.match(text, /\n {2}PASS {2}start-up {7} {2}1\.5 s {2}load 1\.5 s\n/, 'names padded to the longest, durations aligned')
   t.match(text, /FAIL {2}input example +30 ms\n +input example: expected status 200, got 500\n +response: \{"error_code": "BAD_REQUEST"/)
-  t.match(text, /SKIP {2}output schema +the model's signature has no outputs/)
+  t.match(text, /\n {2}SKIP {2}output schema {8}- {2}the model's signature has no outputs\n/)
 })
 
 t.test('JUnit XML: escaped, with failure and skipped elements and matching counts', async (t) => {
