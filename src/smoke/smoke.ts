@@ -152,13 +152,14 @@ export async function runSmoke(options: SmokeOptions, io: SmokeIo): Promise<Smok
     }
 
     const total = phases.find((phase) => phase.name === 'total')
+    const timings = phases.filter((phase) => phase.name !== 'total').map((phase) => `${phase.name} ${formatDuration(phase.ms)}`).join(', ')
     if (checks) {
-      const timings = phases.filter((phase) => phase.name !== 'total').map((phase) => `${phase.name} ${formatDuration(phase.ms)}`)
-      startup = {name: STARTUP, status: 'passed', durationMs: total?.ms ?? 0, message: timings.join(', ')}
+      startup = {name: STARTUP, status: 'passed', durationMs: total?.ms ?? 0, message: timings}
       later = await checks
     } else {
       const reason = startupError ? describeError(startupError) : 'interrupted before the model was ready'
-      startup = {name: STARTUP, status: 'failed', durationMs: performance.now() - startedAt, message: reason}
+      const message = timings ? `${reason}\nphases done before: ${timings}` : reason
+      startup = {name: STARTUP, status: 'failed', durationMs: performance.now() - startedAt, message}
       later = skippedCases(startupError ? 'the model did not start' : 'interrupted', cases)
     }
   }
