@@ -33,6 +33,11 @@ A summary goes to stderr, ending with "N passed, N failed, N skipped"; --json pr
       summary: 'Check the server already running at this URL (http://host:port) instead of starting one.',
       description: 'Nothing is started. The model (-m), when given, is still read for its signature and input example.',
     }),
+    wait: Flags.integer({
+      default: 0,
+      min: 0,
+      summary: 'With --url: seconds to wait for GET /ping to answer 200 (a server still starting) before the checks.',
+    }),
     cases: Flags.string({
       summary: 'A YAML or JSON file of extra cases: [{name, body | body_file, content_type, expect: {status, predictions, tolerance, contains}}].',
     }),
@@ -55,6 +60,7 @@ A summary goes to stderr, ending with "N passed, N failed, N skipped"; --json pr
       throw new MlserveError('INVALID_ARGUMENT', 'Missing required flag --model-uri (or --url to check a running server).')
     }
 
+    if (flags.wait > 0 && !url) throw new MlserveError('INVALID_ARGUMENT', '--wait applies to --url only (a server mlserve starts is waited for anyway).')
     if (url !== undefined && !/^https?:\/\/[^/]+\/?$/.test(url)) {
       throw new MlserveError('INVALID_ARGUMENT', `--url ${url} is not http(s)://host:port`)
     }
@@ -88,6 +94,7 @@ A summary goes to stderr, ending with "N passed, N failed, N skipped"; --json pr
           url,
           casesFile: flags.cases,
           timeoutMs: flags.timeout * 1000,
+          waitMs: flags.wait * 1000,
         },
         {log, stderr: process.stderr, stop, force},
       ),

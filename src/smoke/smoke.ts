@@ -15,6 +15,7 @@ import {runChecks, type ModelFacts} from './checks.js'
 import {toJunit} from './junit.js'
 import {formatSummary, summarize, toJson, type CaseResult, type PhaseTiming, type SmokeReport} from './report.js'
 import {readSignature} from './signature.js'
+import {waitForReady} from './wait.js'
 
 export interface SmokeOptions {
   /** How to start the model (host 127.0.0.1, port 0); ignored with `url`. */
@@ -24,6 +25,8 @@ export interface SmokeOptions {
   readonly casesFile?: string
   /** Per request (serve's --timeout). */
   readonly timeoutMs: number
+  /** With `url`: how long to wait for GET /ping to answer 200 before the checks (0: not at all). */
+  readonly waitMs?: number
 }
 
 export interface SmokeIo {
@@ -110,11 +113,18 @@ export async function runSmoke(options: SmokeOptions, io: SmokeIo): Promise<Smok
     }
 
     modelDir = model?.ref.localDir
+    const waited = !startupError && options.waitMs ? await waitForReady(options.url, options.waitMs, io.stop) : undefined
     if (startupError) {
       startup = {name: STARTUP, status: 'failed', durationMs: performance.now() - start, message: describeError(startupError)}
       later = skippedCases('the model could not be read', cases)
+    } else if (waited && !waited.ready) {
+      const message = io.stop.aborted ? 'interrupted' : `GET /ping did not answer 200 within --wait ${options.waitMs! / 1000} s (last: ${waited.last})`
+      startup = {name: STARTUP, status: 'failed', durationMs: performance.now() - start, message}
+      later = skippedCases(io.stop.aborted ? 'interrupted' : 'the server did not get ready', cases)
     } else {
-      startup = {name: STARTUP, status: 'skipped', durationMs: 0, message: `--url: checking a running server, nothing started`}
+      startup = waited
+        ? {name: STARTUP, status: 'passed', durationMs: performance.now() - start, message: `--url: ready (GET /ping 200) after ${formatDuration(performance.now() - start)}`}
+        : {name: STARTUP, status: 'skipped', durationMs: 0, message: '--url: checking a running server, nothing started'}
       later = await runChecks({
         url: options.url,
         model: model ? await factsOf(model, log) : undefined,

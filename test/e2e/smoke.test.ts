@@ -9,7 +9,7 @@ import path from 'node:path'
 
 import t, {type Test} from 'tap'
 
-import {isAlive, MLSERVE_BIN, runMlserve, spawnProc, startMlserve} from '../helpers/servers.js'
+import {freePort, isAlive, MLSERVE_BIN, runMlserve, spawnProc, startMlserve} from '../helpers/servers.js'
 import {REPO_ROOT, fixtureModel, toolchainEnv, toolchainPython} from '../helpers/toolchain.js'
 
 const IRIS = path.join(REPO_ROOT, 'examples/sklearn-iris')
@@ -239,12 +239,40 @@ t.test('--url checks a running mlserve serve and starts nothing', async (t) => {
   t.match(bare.stderr, /With --url, pass -m to read the model's example and signature/)
 })
 
+t.test('--url --wait waits for a server that is still starting; one that never answers fails start-up', async (t) => {
+  const server = await startMlserve(['-m', fixtureModel('slowload')], {waitReady: false})
+  t.teardown(() => server.stop())
+  const result = await runMlserve(['smoke', '--url', server.url, '--wait', '120', '-m', fixtureModel('slowload'), '--json'])
+  t.equal(result.code, 0, result.stderr)
+  const report = JSON.parse(result.stdout) as {cases: Array<{name: string; status: string; message?: string}>}
+  t.match(report.cases[0], {name: 'start-up', status: 'passed', message: /^--url: ready \(GET \/ping 200\) after /})
+  t.match(server.stdout(), /"GET \/ping" 503/, 'it asked while the model was loading')
+  t.same(
+    report.cases.slice(1).map((c) => [c.name, c.status]),
+    [
+      ['health', 'passed'],
+      ['input example', 'passed'],
+      ['bad input is refused', 'passed'],
+      ['output schema', 'passed'],
+    ],
+    'a model with a signature and no example: the example is built from the signature',
+  )
+
+  const nobody = await runMlserve(['smoke', '--url', `http://127.0.0.1:${await freePort()}`, '--wait', '1'])
+  t.equal(nobody.code, 85)
+  t.match(nobody.stderr, /FAIL {2}start-up +\S+ \S+\n +GET \/ping did not answer 200 within --wait 1 s \(last: .*ECONNREFUSED/)
+  t.match(nobody.stderr, /\n0 passed, 1 failed, 4 skipped\n/)
+})
+
 t.test('usage errors exit 2', async (t) => {
   const none = await runMlserve(['smoke'])
   t.equal(none.code, 2)
   t.match(none.stderr, /Missing required flag --model-uri \(or --url/)
   const badUrl = await runMlserve(['smoke', '--url', 'localhost:5000'])
   t.equal(badUrl.code, 2)
+  const waitAlone = await runMlserve(['smoke', '-m', IRIS, '--wait', '5'])
+  t.equal(waitAlone.code, 2)
+  t.match(waitAlone.stderr, /--wait applies to --url only/)
   const badCases = await runMlserve(['smoke', '-m', IRIS, ...LOCAL, '--cases', path.join(work, 'missing.yaml')])
   t.equal(badCases.code, 86, 'a cases file that cannot be read: its own code, before anything starts')
   t.notMatch(badCases.stderr, /resolve model/)
