@@ -65,7 +65,7 @@ A summary goes to stderr, ending with "N passed, N failed, N skipped"; --json pr
       throw new MlserveError('INVALID_ARGUMENT', `--url ${url} is not http(s)://host:port`)
     }
 
-    const {checkWritable, runSmoke, writeReports, outcomeError} = await import('../smoke/smoke.js')
+    const [{runSmoke, outcomeError}, {checkWritable, writeReports}] = await Promise.all([import('../smoke/smoke.js'), import('../smoke/write.js')])
     if (flags.junit) await checkWritable(flags.junit)
     const log = createLogger(process.stderr, {tty: process.stderr.isTTY})
     const outcome = await withStopSignals(log, ({stop, force}) =>

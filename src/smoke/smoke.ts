@@ -1,9 +1,5 @@
 // The orchestrator of `mlserve smoke`: starts the model through serve() (or takes --url), runs the checks,
 // stops everything, and returns the report whatever happened.
-import {constants} from 'node:fs'
-import {access, writeFile} from 'node:fs/promises'
-import path from 'node:path'
-
 import type {ServeOptions} from '../config.js'
 import {MlserveError, isMlserveError, messageOf} from '../errors.js'
 import {formatDuration, type Logger, type Phase} from '../log.js'
@@ -12,8 +8,7 @@ import {loadModel, readWarmup, serve, type ResolvedModel} from '../serve.js'
 
 import {readCases, type SmokeCase} from './cases.js'
 import {runChecks, type ModelFacts} from './checks.js'
-import {toJunit} from './junit.js'
-import {formatSummary, summarize, toJson, type CaseResult, type PhaseTiming, type SmokeReport} from './report.js'
+import {summarize, type CaseResult, type PhaseTiming, type SmokeReport} from './report.js'
 import {readSignature} from './signature.js'
 import {waitForReady} from './wait.js'
 
@@ -89,127 +84,121 @@ const skippedCases = (reason: string, cases: readonly SmokeCase[]): CaseResult[]
     message: reason,
   }))
 
+/** What one way of running (start the model, or --url) found. */
+interface Run {
+  readonly startup: CaseResult
+  readonly later: readonly CaseResult[]
+  readonly startupError?: unknown
+  readonly url?: string
+  readonly modelDir?: string
+}
+
+interface RunContext {
+  readonly cases: readonly SmokeCase[]
+  readonly log: Logger
+  readonly phases: PhaseTiming[]
+  readonly onCase: (result: CaseResult) => void
+}
+
 export async function runSmoke(options: SmokeOptions, io: SmokeIo): Promise<SmokeOutcome> {
   const startedAt = performance.now()
   // A bad cases file is found before anything starts (and is not a smoke failure: it throws).
   const cases = options.casesFile ? await readCases(options.casesFile) : []
   const facts: {version?: string; envKey?: string; envDetail?: string} = {}
-  const log = observingLogger(io.log, facts)
-  const phases: PhaseTiming[] = []
-  const progress = (result: CaseResult) => io.log.info(`smoke: ${result.name}: ${result.status}`)
-  let startup: CaseResult
-  let later: CaseResult[]
-  let startupError: unknown
-  let url = options.url
-  let modelDir: string | undefined
-
-  if (options.url) {
-    let model: ResolvedModel | undefined
-    const start = performance.now()
-    try {
-      if (options.serve.modelUri) model = await loadModel(options.serve.modelUri, options.serve.cwd, log, {env: options.serve.env, signal: io.stop, python: options.serve.python})
-    } catch (error) {
-      startupError = error
-    }
-
-    modelDir = model?.ref.localDir
-    const waited = !startupError && options.waitMs ? await waitForReady(options.url, options.waitMs, io.stop) : undefined
-    if (startupError) {
-      startup = {name: STARTUP, status: 'failed', durationMs: performance.now() - start, message: describeError(startupError)}
-      later = skippedCases('the model could not be read', cases)
-    } else if (waited && !waited.ready) {
-      const message = io.stop.aborted ? 'interrupted' : `GET /ping did not answer 200 within --wait ${options.waitMs! / 1000} s (last: ${waited.last})`
-      startup = {name: STARTUP, status: 'failed', durationMs: performance.now() - start, message}
-      later = skippedCases(io.stop.aborted ? 'interrupted' : 'the server did not get ready', cases)
-    } else {
-      startup = waited
-        ? {name: STARTUP, status: 'passed', durationMs: performance.now() - start, message: `--url: ready (GET /ping 200) after ${formatDuration(performance.now() - start)}`}
-        : {name: STARTUP, status: 'skipped', durationMs: 0, message: '--url: checking a running server, nothing started'}
-      later = await runChecks({
-        url: options.url,
-        model: model ? await factsOf(model, log) : undefined,
-        cases,
-        timeoutMs: options.timeoutMs,
-        signal: io.stop,
-        onCase: progress,
-      })
-    }
-  } else {
-    const done = new AbortController()
-    let checks: Promise<CaseResult[]> | undefined
-    try {
-      await serve(
-        {...options.serve, host: '127.0.0.1', port: 0},
-        {
-          log,
-          stdout: io.stderr,
-          stderr: io.stderr,
-          stop: AbortSignal.any([io.stop, done.signal]),
-          force: io.force,
-          onPhase: (name, ms) => phases.push({name, ms}),
-          onReady(ready) {
-            url = ready.url
-            modelDir = ready.model.ref.localDir
-            checks = factsOf(ready.model, log)
-              .then((model) => runChecks({url: ready.url, model, cases, timeoutMs: options.timeoutMs, signal: io.stop, onCase: progress}))
-              .catch((error: unknown): CaseResult[] => [{name: 'checks', status: 'failed', durationMs: 0, message: `the checks could not run: ${messageOf(error)}`}])
-              .finally(() => done.abort())
-          },
-        },
-      )
-    } catch (error) {
-      startupError = checks ? undefined : error
-    }
-
-    const total = phases.find((phase) => phase.name === 'total')
-    const timings = phases.filter((phase) => phase.name !== 'total').map((phase) => `${phase.name} ${formatDuration(phase.ms)}`).join(', ')
-    if (checks) {
-      startup = {name: STARTUP, status: 'passed', durationMs: total?.ms ?? 0, message: timings}
-      later = await checks
-    } else {
-      const reason = startupError ? describeError(startupError) : 'interrupted before the model was ready'
-      const message = timings ? `${reason}\nphases done before: ${timings}` : reason
-      startup = {name: STARTUP, status: 'failed', durationMs: performance.now() - startedAt, message}
-      later = skippedCases(startupError ? 'the model did not start' : 'interrupted', cases)
-    }
+  const context: RunContext = {
+    cases,
+    log: observingLogger(io.log, facts),
+    phases: [],
+    onCase: (result) => io.log.info(`smoke: ${result.name}: ${result.status}`),
   }
+  const run = options.url ? await checkRunningServer(options.url, options, io, context) : await startAndCheck(options, io, context)
 
-  const all = [startup, ...later]
+  const all = [run.startup, ...run.later]
   const report: SmokeReport = {
     modelUri: options.serve.modelUri || undefined,
-    modelDir,
+    modelDir: run.modelDir,
     modelVersion: facts.version ?? /^models:\/[^/@]+\/(\d+)$/.exec(options.serve.modelUri)?.[1],
-    url,
+    url: run.url,
     environment: options.url ? undefined : {manager: options.serve.envManager, key: facts.envKey, detail: facts.envDetail},
-    phases,
+    phases: context.phases,
     cases: all,
     durationMs: performance.now() - startedAt,
     summary: summarize(all),
   }
-  return {report, startupError, interrupted: io.stop.aborted}
+  return {report, startupError: run.startupError, interrupted: io.stop.aborted}
 }
 
-export interface ReportTargets {
-  readonly stderr: {write(chunk: string): unknown}
-  readonly stdout: {write(chunk: string): unknown}
-  readonly json: boolean
-  readonly junitFile?: string
-}
-
-/** Writes the summary (stderr), the --json document (stdout) and the --junit file. */
-export async function writeReports(report: SmokeReport, targets: ReportTargets): Promise<void> {
-  targets.stderr.write(formatSummary(report))
-  if (targets.json) targets.stdout.write(toJson(report) + '\n')
-  if (targets.junitFile) await writeFile(targets.junitFile, toJunit(report))
-}
-
-/** Fails fast (before anything starts) when the --junit file could not be written at the end. */
-export async function checkWritable(file: string): Promise<void> {
+/** --url: reads the model (when -m is given) for its signature and example, waits if asked, checks. */
+async function checkRunningServer(url: string, options: SmokeOptions, io: SmokeIo, context: RunContext): Promise<Run> {
+  const {cases, log} = context
+  const start = performance.now()
+  let model: ResolvedModel | undefined
   try {
-    await access(path.dirname(path.resolve(file)), constants.W_OK)
+    if (options.serve.modelUri) model = await loadModel(options.serve.modelUri, options.serve.cwd, log, {env: options.serve.env, signal: io.stop, python: options.serve.python})
   } catch (error) {
-    throw new MlserveError('INVALID_ARGUMENT', `--junit ${file}: cannot write there (${messageOf(error)})`, {cause: error})
+    const startup: CaseResult = {name: STARTUP, status: 'failed', durationMs: performance.now() - start, message: describeError(error)}
+    return {startup, later: skippedCases('the model could not be read', cases), startupError: error, url}
   }
+
+  const modelDir = model?.ref.localDir
+  const waited = options.waitMs ? await waitForReady(url, options.waitMs, io.stop) : undefined
+  if (waited && !waited.ready) {
+    const message = io.stop.aborted ? 'interrupted' : `GET /ping did not answer 200 within --wait ${options.waitMs! / 1000} s (last: ${waited.last})`
+    const startup: CaseResult = {name: STARTUP, status: 'failed', durationMs: performance.now() - start, message}
+    return {startup, later: skippedCases(io.stop.aborted ? 'interrupted' : 'the server did not get ready', cases), url, modelDir}
+  }
+
+  const startup: CaseResult = waited
+    ? {name: STARTUP, status: 'passed', durationMs: performance.now() - start, message: `--url: ready (GET /ping 200) after ${formatDuration(performance.now() - start)}`}
+    : {name: STARTUP, status: 'skipped', durationMs: 0, message: '--url: checking a running server, nothing started'}
+  const facts = model ? await factsOf(model, log) : undefined
+  const later = await runChecks({url, model: facts, cases, timeoutMs: options.timeoutMs, signal: io.stop, onCase: context.onCase})
+  return {startup, later, url, modelDir}
+}
+
+/** Starts the model through serve() on 127.0.0.1:0, runs the checks once it is ready, then stops it. */
+async function startAndCheck(options: SmokeOptions, io: SmokeIo, context: RunContext): Promise<Run> {
+  const {cases, log, phases} = context
+  const startedAt = performance.now()
+  const done = new AbortController()
+  let checks: Promise<CaseResult[]> | undefined
+  let url: string | undefined
+  let modelDir: string | undefined
+  let startupError: unknown
+  try {
+    await serve(
+      {...options.serve, host: '127.0.0.1', port: 0},
+      {
+        log,
+        stdout: io.stderr,
+        stderr: io.stderr,
+        stop: AbortSignal.any([io.stop, done.signal]),
+        force: io.force,
+        onPhase: (name, ms) => phases.push({name, ms}),
+        onReady(ready) {
+          url = ready.url
+          modelDir = ready.model.ref.localDir
+          checks = factsOf(ready.model, log)
+            .then((model) => runChecks({url: ready.url, model, cases, timeoutMs: options.timeoutMs, signal: io.stop, onCase: context.onCase}))
+            .catch((error: unknown): CaseResult[] => [{name: 'checks', status: 'failed', durationMs: 0, message: `the checks could not run: ${messageOf(error)}`}])
+            .finally(() => done.abort())
+        },
+      },
+    )
+  } catch (error) {
+    // After ready, serve only throws when a second signal cut the stop short: the checks say what ran.
+    if (!checks) startupError = error
+  }
+
+  const timings = phases.filter((phase) => phase.name !== 'total').map((phase) => `${phase.name} ${formatDuration(phase.ms)}`).join(', ')
+  if (checks) {
+    const total = phases.find((phase) => phase.name === 'total')
+    return {startup: {name: STARTUP, status: 'passed', durationMs: total?.ms ?? 0, message: timings}, later: await checks, url, modelDir}
+  }
+
+  const reason = startupError ? describeError(startupError) : 'interrupted before the model was ready'
+  const startup: CaseResult = {name: STARTUP, status: 'failed', durationMs: performance.now() - startedAt, message: timings ? `${reason}\nphases done before: ${timings}` : reason}
+  return {startup, later: skippedCases(startupError ? 'the model did not start' : 'interrupted', cases), startupError, url, modelDir}
 }
 
 /** The error the command ends with: start-up's own, an interruption, failed checks; undefined when all passed. */
