@@ -80,6 +80,10 @@ export const ERROR_CODES = {
   BUILD_TIMEOUT: 71,
   /** A cache directory could not be written (disk full, quota, read-only, permissions): the directory is named. */
   CACHE_IO_FAILED: 72,
+  /** `mlserve smoke`: the model started (or --url answered) but at least one check failed; the report says which. */
+  SMOKE_CHECKS_FAILED: 85,
+  /** `mlserve smoke --cases`: the cases file cannot be read, is not YAML/JSON, or a case is malformed. */
+  SMOKE_CASES_INVALID: 86,
   /** Stopped by a signal before the work was done: an environment build, or a drain cut short by a second signal. */
   INTERRUPTED: 130,
 } as const

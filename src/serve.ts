@@ -7,7 +7,7 @@ import type {ServeOptions} from './config.js'
 import {prepareEnv} from './env/env.js'
 import {MlserveError, messageOf} from './errors.js'
 import {formatDuration, type Logger} from './log.js'
-import {loadModel} from './load-model.js'
+import {loadModel, type ResolvedModel} from './load-model.js'
 import type {FlavorKind, Mlmodel} from './model/mlmodel.js'
 import type {ServerState} from './proxy/app.js'
 import type {Backend} from './scorer/backend.js'
@@ -30,7 +30,13 @@ export interface ServeIo {
   readonly force: AbortSignal
   /** Called once the proxy is listening, with its URL. */
   readonly onListening?: (url: string) => void
+  /** Called with each start-up phase's duration as it ends (the phases /metrics reports). */
+  readonly onPhase?: (phase: StartupPhase, ms: number) => void
+  /** Called once the first scorer is ready, with the URL and the model it serves. */
+  readonly onReady?: (ready: {readonly url: string; readonly model: ResolvedModel}) => void
 }
+
+export type StartupPhase = 'resolve' | 'env' | 'spawn' | 'load' | 'warmup' | 'total'
 
 /** How long a scorer may take to exit after SIGTERM before its process group gets SIGKILL. */
 const SCORER_STOP_GRACE_MS = 10_000
@@ -47,11 +53,12 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
   const startedAt = performance.now()
 
   try {
-    const {ref, mlmodel, flavor: kind} = await loadModel(options.modelUri, options.cwd, log, {
+    const model = await loadModel(options.modelUri, options.cwd, log, {
       env: options.env,
       signal: io.stop,
       python: options.python,
     })
+    const {ref, mlmodel, flavor: kind} = model
     const resolvedAt = performance.now()
     const backend = await backendFor(kind, ref.localDir, mlmodel, options, io, cleanup)
     const envReadyAt = performance.now()
@@ -80,8 +87,13 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
       accessLog: options.accessLog ? (io.accessLog ?? io.stdout) : undefined,
       logFormat: options.logFormat,
     })
-    observer.recordPhase('resolve', resolvedAt - startedAt)
-    observer.recordPhase('env', envReadyAt - resolvedAt)
+    const recordPhase = (phase: StartupPhase, ms: number) => {
+      observer.recordPhase(phase, ms)
+      io.onPhase?.(phase, ms)
+    }
+
+    recordPhase('resolve', resolvedAt - startedAt)
+    recordPhase('env', envReadyAt - resolvedAt)
     supervisor = new Supervisor({
       backend,
       workers: options.workers,
@@ -100,7 +112,7 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
       stopGraceMs: SCORER_STOP_GRACE_MS,
       events: {
         onRestart: (reason) => observer.recordRestart(reason),
-        onPhase: (phase, ms) => observer.recordPhase(phase, ms),
+        onPhase: recordPhase,
       },
     })
     const scorers = supervisor
@@ -150,8 +162,9 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
     const ready = await scorers.start(io.stop)
     if (!ready) return
     state = 'ready'
-    observer.recordPhase('total', performance.now() - startedAt)
+    recordPhase('total', performance.now() - startedAt)
     log.info(`ready: serving ${options.modelUri} on ${url} (started in ${formatDuration(performance.now() - startedAt)})`)
+    io.onReady?.({url, model})
 
     await new Promise<void>((resolve) => {
       if (io.stop.aborted) resolve()

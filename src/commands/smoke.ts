@@ -1,0 +1,106 @@
+// `mlserve smoke`: start the model as `serve` does, check it answers and keeps its contract, report, stop.
+import {Flags} from '@oclif/core'
+
+import {BaseCommand} from '../cli/base-command.js'
+import {modelFlags, modelOptionsFrom} from '../cli/flags.js'
+import {withStopSignals} from '../cli/signals.js'
+import {MlserveError} from '../errors.js'
+import {createLogger} from '../log.js'
+
+export default class Smoke extends BaseCommand {
+  static override summary = 'Smoke-test a model for CI: start it as `serve` does, check it, report, stop.'
+
+  static override description = `Starts the model exactly as \`mlserve serve\` would (same resolution, environment, scorer and proxy) on a free port of 127.0.0.1, waits until it is ready, runs the checks, stops everything and exits. With --url it checks a server that is already running instead and starts nothing.
+
+Checks, one test case each: start-up (with the time of each phase), health (/ping and /version), input example (the model's serving_input_example.json, else one row built from its signature, must get a 200), each case of --cases, bad input is refused (a body without a required column gets a 4xx with MLflow's error envelope and the server still answers /ping), and output schema (the predictions of every successful case conform to the signature's outputs).
+
+A summary goes to stderr, ending with "N passed, N failed, N skipped"; --json prints the report on stdout and --junit writes JUnit XML, also when start-up fails. Exit 0 when every check passed (skips allowed), 85 when a check failed; start-up failures exit with serve's codes.`
+
+  static override examples = [
+    '<%= config.bin %> smoke -m models:/iris@champion --junit smoke.xml',
+    '<%= config.bin %> smoke -m ./my-model --env-manager local --cases smoke-cases.yaml --json',
+    '<%= config.bin %> smoke --url http://127.0.0.1:8080 -m ./my-model',
+  ]
+
+  static override flags = {
+    ...modelFlags,
+    'model-uri': Flags.string({
+      ...modelFlags['model-uri'],
+      required: false,
+      summary: 'The model (required unless --url): a directory, file:, runs:/, models:/ or another artifact URI, as for serve.',
+    }),
+    url: Flags.string({
+      summary: 'Check the server already running at this URL (http://host:port) instead of starting one.',
+      description: 'Nothing is started. The model (-m), when given, is still read for its signature and input example.',
+    }),
+    wait: Flags.integer({
+      default: 0,
+      min: 0,
+      summary: 'With --url: seconds to wait for GET /ping to answer 200 (a server still starting) before the checks.',
+    }),
+    cases: Flags.string({
+      summary: 'A YAML or JSON file of extra cases: [{name, body | body_file, content_type, expect: {status, predictions, tolerance, contains}}].',
+    }),
+    junit: Flags.string({summary: 'Write the report as JUnit XML to this file (also when start-up fails).'}),
+    json: Flags.boolean({default: false, summary: 'Print the report as one JSON document on stdout.'}),
+    timeout: Flags.integer({
+      char: 't',
+      env: 'MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT',
+      default: 60,
+      min: 1,
+      summary: 'Seconds each request may take (as serve\'s --timeout).',
+    }),
+    'enable-mlserver': Flags.boolean({default: false, summary: "Serve with Seldon MLServer instead of MLflow's scoring server (as serve)."}),
+  }
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(Smoke)
+    const url = flags.url
+    if (!flags['model-uri'] && !url) {
+      throw new MlserveError('INVALID_ARGUMENT', 'Missing required flag --model-uri (or --url to check a running server).')
+    }
+
+    if (flags.wait > 0 && !url) throw new MlserveError('INVALID_ARGUMENT', '--wait applies to --url only (a server mlserve starts is waited for anyway).')
+    if (url !== undefined && !/^https?:\/\/[^/]+\/?$/.test(url)) {
+      throw new MlserveError('INVALID_ARGUMENT', `--url ${url} is not http(s)://host:port`)
+    }
+
+    const [{runSmoke, outcomeError}, {checkWritable, writeReports}] = await Promise.all([import('../smoke/smoke.js'), import('../smoke/write.js')])
+    if (flags.junit) await checkWritable(flags.junit)
+    const log = createLogger(process.stderr, {tty: process.stderr.isTTY})
+    const outcome = await withStopSignals(log, ({stop, force}) =>
+      runSmoke(
+        {
+          serve: {
+            ...modelOptionsFrom({...flags, 'model-uri': flags['model-uri'] ?? ''}),
+            host: '127.0.0.1',
+            port: 0,
+            timeoutSeconds: flags.timeout,
+            workers: 1,
+            enableMlserver: flags['enable-mlserver'],
+            gracePeriodMs: 5000,
+            maxBodyBytes: 100 * 1024 * 1024,
+            maxConcurrency: 16,
+            maxQueue: 256,
+            headerTimeoutMs: 10_000,
+            bodyTimeoutMs: 60_000,
+            timeoutGraceMs: 10_000,
+            livenessIntervalMs: 5000,
+            warmup: true,
+            accessLog: false,
+            logFormat: 'text',
+            rScorer: 'mlserve',
+          },
+          url,
+          casesFile: flags.cases,
+          timeoutMs: flags.timeout * 1000,
+          waitMs: flags.wait * 1000,
+        },
+        {log, stderr: process.stderr, stop, force},
+      ),
+    )
+    await writeReports(outcome.report, {stderr: process.stderr, stdout: process.stdout, json: flags.json, junitFile: flags.junit})
+    const error = outcomeError(outcome)
+    if (error) throw error
+  }
+}

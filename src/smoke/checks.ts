@@ -1,0 +1,263 @@
+// The checks of `mlserve smoke` against a ready server: health, the input example, the user's cases, bad
+// input, and the output schema; each becomes one CaseResult with its duration.
+import {Agent} from 'undici'
+
+import {messageOf} from '../errors.js'
+
+import type {SmokeCase} from './cases.js'
+import {checkPredictions, show} from './conform.js'
+import {parseScorerJson} from './json.js'
+import type {CaseResult} from './report.js'
+import {missingColumnBody, sampleBody} from './sample.js'
+import type {Signature} from './signature.js'
+
+/** What the checks know about the model: its signature and serving input example, when it has them. */
+export interface ModelFacts {
+  readonly signature?: Signature
+  readonly example?: {readonly body: Buffer; readonly source: string}
+}
+
+export interface CheckOptions {
+  readonly url: string
+  /** Undefined with --url and no -m. */
+  readonly model?: ModelFacts
+  readonly cases: readonly SmokeCase[]
+  /** Per request. */
+  readonly timeoutMs: number
+  /** Aborts the checks (Ctrl-C): the running one fails, the rest are skipped. */
+  readonly signal: AbortSignal
+  /** Called as each case ends (for progress on stderr). */
+  readonly onCase?: (result: CaseResult) => void
+}
+
+interface Response {
+  readonly status: number
+  readonly text: string
+}
+
+/**
+ * The start of a response body, for messages. MLflow's error envelope becomes its code and message and
+ * the last line of its stack trace (the model's own exception), instead of 500 characters of traceback.
+ */
+export function excerptOf(text: string, max = 500): string {
+  let envelope: unknown
+  try {
+    envelope = JSON.parse(text)
+  } catch {}
+
+  if (typeof envelope === 'object' && envelope !== null && 'error_code' in envelope && 'message' in envelope) {
+    const {error_code: code, message, stack_trace: trace} = envelope as Record<string, unknown>
+    const exception = typeof trace === 'string' ? trace.trimEnd().split('\n').at(-1)?.trim() : undefined
+    text = `${String(code)}: ${String(message)}${exception ? `\n  ${exception}` : ''}`
+  }
+
+  return text.length > max ? `${text.slice(0, max)}... (${text.length} characters)` : text
+}
+
+class CheckFailure extends Error {
+  constructor(
+    message: string,
+    readonly excerpt?: string,
+  ) {
+    super(message)
+  }
+}
+
+class CheckSkipped extends Error {}
+
+/** The predictions in a response body: MLflow's {"predictions": ...}, else the whole JSON body. */
+export function predictionsOf(text: string): unknown {
+  const body = parseScorerJson(text)
+  return typeof body === 'object' && body !== null && !Array.isArray(body) && 'predictions' in body ? body.predictions : body
+}
+
+/** Deep equality where numbers may differ by `tolerance` (NaN equals NaN). */
+export function sameValue(expected: unknown, got: unknown, tolerance = 0): boolean {
+  if (typeof expected === 'number' && typeof got === 'number') {
+    if (Number.isNaN(expected) || Number.isNaN(got)) return Number.isNaN(expected) && Number.isNaN(got)
+    return expected === got || Math.abs(expected - got) <= tolerance
+  }
+
+  if (Array.isArray(expected) || Array.isArray(got)) {
+    return Array.isArray(expected) && Array.isArray(got) && expected.length === got.length && expected.every((item, index) => sameValue(item, got[index], tolerance))
+  }
+
+  if (typeof expected === 'object' && expected !== null && typeof got === 'object' && got !== null) {
+    const keys = Object.keys(expected)
+    return (
+      keys.length === Object.keys(got).length &&
+      keys.every((key) => key in got && sameValue((expected as Record<string, unknown>)[key], (got as Record<string, unknown>)[key], tolerance))
+    )
+  }
+
+  return expected === got
+}
+
+const NO_EXAMPLE_HINT = [
+  'The model has no serving input example and no signature, and no --cases were given: this smoke test would never call predict.',
+  'Log the model with an input example (mlflow.<flavor>.log_model(..., input_example=...)), which also gives it a signature,',
+  'or pass --cases FILE with at least one request.',
+].join('\n')
+
+export async function runChecks(options: CheckOptions): Promise<CaseResult[]> {
+  // A little longer than the server's own --timeout, so that its 504 arrives first.
+  const limit = options.timeoutMs + 5000
+  const agent = new Agent({headersTimeout: limit, bodyTimeout: limit, pipelining: 0})
+  const origin = new URL(options.url).origin
+  const results: CaseResult[] = []
+  /** The predictions of every case that got a 200, for the output schema check. */
+  const predicted: Array<{readonly name: string; readonly text: string}> = []
+
+  const call = async (method: 'GET' | 'POST', path: string, body?: {readonly data: Buffer | string; readonly contentType: string}): Promise<Response> => {
+    try {
+      const response = await agent.request({
+        origin,
+        path,
+        method,
+        headers: body ? {'content-type': body.contentType} : {},
+        body: body?.data,
+        signal: options.signal,
+      })
+      return {status: response.statusCode, text: await response.body.text()}
+    } catch (error) {
+      if (options.signal.aborted) throw error
+      throw new CheckFailure(`${method} ${path} got no response: ${messageOf(error)}`)
+    }
+  }
+
+  const run = async (name: string, check: () => Promise<string | void>) => {
+    if (options.signal.aborted) {
+      results.push({name, status: 'skipped', durationMs: 0, message: 'interrupted'})
+      options.onCase?.(results.at(-1)!)
+      return
+    }
+
+    const start = performance.now()
+    let result: CaseResult
+    try {
+      const detail = await check()
+      result = {name, status: 'passed', durationMs: performance.now() - start, message: detail || undefined}
+    } catch (error) {
+      const durationMs = performance.now() - start
+      if (error instanceof CheckSkipped) result = {name, status: 'skipped', durationMs: 0, message: error.message}
+      else if (options.signal.aborted) result = {name, status: 'failed', durationMs, message: 'interrupted'}
+      else if (error instanceof CheckFailure) result = {name, status: 'failed', durationMs, message: error.message, excerpt: error.excerpt}
+      else result = {name, status: 'failed', durationMs, message: messageOf(error)}
+    }
+
+    results.push(result)
+    options.onCase?.(result)
+  }
+
+  const expectStatus = (what: string, response: Response, status: number) => {
+    if (response.status !== status) throw new CheckFailure(`${what}: expected status ${status}, got ${response.status}`, excerptOf(response.text))
+  }
+
+  const predict = async (what: string, data: Buffer | string, contentType = 'application/json') => {
+    const response = await call('POST', '/invocations', {data, contentType})
+    expectStatus(what, response, 200)
+    predicted.push({name: what, text: response.text})
+    return response
+  }
+
+  const {model, cases} = options
+  const inputs = model?.signature?.inputs
+  const outputs = model?.signature?.outputs
+
+  try {
+    await run('health', async () => {
+      expectStatus('GET /ping', await call('GET', '/ping'), 200)
+      expectStatus('GET /version', await call('GET', '/version'), 200)
+    })
+
+    await run('input example', async () => {
+      if (model?.example) {
+        await predict('input example', model.example.body)
+        return model.example.source
+      }
+
+      const body = inputs ? sampleBody(inputs) : undefined
+      if (body) {
+        await predict('input example', body)
+        return 'one row built from the signature (the model has no serving input example)'
+      }
+
+      if (cases.length > 0) throw new CheckSkipped('the model has no serving input example and no signature; the --cases call predict')
+      throw new CheckFailure(model ? NO_EXAMPLE_HINT : `${NO_EXAMPLE_HINT}\nWith --url, pass -m to read the model's example and signature.`)
+    })
+
+    for (const smokeCase of cases) {
+      // eslint-disable-next-line no-await-in-loop
+      await run(smokeCase.name, async () => {
+        const response = await call('POST', '/invocations', {data: smokeCase.body, contentType: smokeCase.contentType})
+        const {expect} = smokeCase
+        expectStatus(smokeCase.name, response, expect.status)
+        if (response.status === 200) predicted.push({name: smokeCase.name, text: response.text})
+        if (expect.predictions !== undefined) {
+          let got: unknown
+          try {
+            got = predictionsOf(response.text)
+          } catch {
+            throw new CheckFailure(`expected predictions ${show(expect.predictions, 400)}, got a body that is not JSON`, excerptOf(response.text))
+          }
+
+          if (!sameValue(expect.predictions, got, expect.tolerance)) {
+            const within = expect.tolerance ? ` (tolerance ${expect.tolerance})` : ''
+            throw new CheckFailure(`expected predictions ${show(expect.predictions, 400)}${within}\n     got predictions ${show(got, 400)}`)
+          }
+        }
+
+        if (expect.contains !== undefined && !response.text.includes(expect.contains)) {
+          throw new CheckFailure(`expected the body to contain ${JSON.stringify(expect.contains)}`, excerptOf(response.text))
+        }
+      })
+    }
+
+    await run('bad input is refused', async () => {
+      const bad = inputs ? missingColumnBody(inputs) : undefined
+      if (!bad) throw new CheckSkipped(model ? 'the model has no signature with a required named input column' : 'no model (-m) to read a signature from')
+      const response = await call('POST', '/invocations', {data: bad.body, contentType: 'application/json'})
+      if (response.status < 400 || response.status > 499) {
+        throw new CheckFailure(`a body without the column '${bad.column}': expected a 4xx status, got ${response.status}`, excerptOf(response.text))
+      }
+
+      let envelope: unknown
+      try {
+        envelope = JSON.parse(response.text)
+      } catch {}
+
+      const {error_code: code, message} = (typeof envelope === 'object' && envelope !== null ? envelope : {}) as Record<string, unknown>
+      if (typeof code !== 'string' || typeof message !== 'string') {
+        throw new CheckFailure(`a body without the column '${bad.column}': expected MLflow's error envelope {"error_code", "message"}`, excerptOf(response.text))
+      }
+
+      const ping = await call('GET', '/ping')
+      if (ping.status !== 200) throw new CheckFailure(`the server stopped answering after bad input: GET /ping got ${ping.status}`, excerptOf(ping.text))
+      return `${response.status} ${code} without column '${bad.column}'; /ping still 200`
+    })
+
+    await run('output schema', async () => {
+      if (!outputs) throw new CheckSkipped(model ? "the model's signature has no outputs" : 'no model (-m) to read a signature from')
+      if (predicted.length === 0) throw new CheckSkipped('no case got predictions to check')
+      const problems: string[] = []
+      for (const {name, text} of predicted) {
+        let predictions: unknown
+        try {
+          predictions = predictionsOf(text)
+        } catch {
+          problems.push(`${name}: the response is not JSON: ${excerptOf(text, 80)}`)
+          continue
+        }
+
+        for (const violation of checkPredictions(outputs, predictions)) problems.push(`${name}: ${violation}`)
+      }
+
+      if (problems.length > 0) throw new CheckFailure(`the predictions do not conform to the signature's outputs:\n${problems.join('\n')}`)
+      return `${predicted.length} response${predicted.length === 1 ? '' : 's'} checked`
+    })
+  } finally {
+    await agent.close().catch(() => {})
+  }
+
+  return results
+}
