@@ -8,6 +8,7 @@ import {lockTimeoutMs} from '../cache/lock.js'
 import {MlserveError} from '../errors.js'
 import type {Logger} from '../log.js'
 import type {Mlmodel} from '../model/mlmodel.js'
+import {describeFailure, run, tailLines} from '../util/exec.js'
 import {which} from '../util/which.js'
 import {ENV_KIND, contentKey, envRoot} from './cache.js'
 import {installerRunFor, runInstaller, type InstallerRun} from './installer.js'
@@ -32,13 +33,12 @@ export function condaExecutable(name: string, env: Env): string {
 
 export async function findConda(env: Env): Promise<CondaTools> {
   const tools = {conda: condaExecutable('conda', env), creator: condaExecutable(env.MLFLOW_CONDA_CREATE_ENV_CMD ?? 'conda', env)}
-  const {execa} = await import('execa')
   for (const [file, variable] of [
     [tools.conda, 'MLFLOW_CONDA_HOME'],
     [tools.creator, 'MLFLOW_CONDA_CREATE_ENV_CMD'],
   ] as const) {
     // eslint-disable-next-line no-await-in-loop
-    const result = await execa(file, ['--version'], {env: {...env}, extendEnv: false, reject: false, stdin: 'ignore', timeout: 60_000})
+    const result = await run(file, ['--version'], {env, timeoutMs: 60_000})
     if (result.exitCode !== 0) {
       throw new MlserveError(
         'CONDA_NOT_FOUND',
@@ -53,10 +53,12 @@ export async function findConda(env: Env): Promise<CondaTools> {
 
 /** The prefixes `conda env list --json` reports. */
 async function condaPrefixes(tools: CondaTools, env: Env): Promise<string[]> {
-  const {execa} = await import('execa')
-  const result = await execa(tools.conda, ['env', 'list', '--json'], {env: {...env}, extendEnv: false, reject: false, stdin: 'ignore'})
-  if (result.exitCode !== 0) throw new MlserveError('ENV_BUILD_FAILED', `\`conda env list --json\` failed: ${String(result.stderr).trim()}`)
-  return (JSON.parse(String(result.stdout)) as {envs?: string[]}).envs ?? []
+  const result = await run(tools.conda, ['env', 'list', '--json'], {env})
+  if (result.exitCode !== 0) {
+    throw new MlserveError('ENV_BUILD_FAILED', `\`conda env list --json\` failed (${describeFailure(tools.conda, result)}): ${tailLines(result.stderr)}`)
+  }
+
+  return (JSON.parse(result.stdout) as {envs?: string[]}).envs ?? []
 }
 
 const prefixNamed = (prefixes: readonly string[], name: string) => prefixes.find((prefix) => path.basename(prefix) === name)

@@ -8,6 +8,7 @@ import type {EnvManager} from '../config.js'
 import {MlserveError} from '../errors.js'
 import type {Logger} from '../log.js'
 import type {Mlmodel} from '../model/mlmodel.js'
+import {describeFailure, run, tailLines} from '../util/exec.js'
 import {ENV_KIND, contentKey, envRoot} from './cache.js'
 import {installerRunFor, runInstaller, type InstallerRun} from './installer.js'
 import {findInterpreter, type Interpreter} from './interpreter.js'
@@ -90,10 +91,9 @@ async function interpreterFor(request: ManagedEnvRequest, wanted: string): Promi
     const downloads = (request.env.UV_PYTHON_DOWNLOADS ?? 'automatic') !== 'never'
     if (!(error instanceof MlserveError) || error.code !== 'PYTHON_VERSION_NOT_FOUND' || !request.uv || !downloads) throw error
     const phase = log.phase(`installing Python ${wanted} with uv`, {live: true})
-    const {execa} = await import('execa')
-    const result = await execa(request.uv, ['python', 'install', wanted], {env: {...request.env}, extendEnv: false, reject: false, cancelSignal: request.signal})
+    const result = await run(request.uv, ['python', 'install', wanted], {env: request.env, signal: request.signal, group: true})
     if (result.exitCode !== 0) {
-      throw new MlserveError('PYTHON_VERSION_NOT_FOUND', `${error.message} \`uv python install ${wanted}\` failed too: ${String(result.stderr).trim().split('\n').pop()}`, {
+      throw new MlserveError('PYTHON_VERSION_NOT_FOUND', `${error.message} \`uv python install ${wanted}\` failed too: ${tailLines(result.stderr, 1) || describeFailure(request.uv, result)}`, {
         suggestions: error.suggestions,
       })
     }

@@ -5,6 +5,7 @@ import {ensureBuilt, missingFile, parseBaseRecord, type CacheKind, type CacheRec
 import {lockTimeoutMs} from '../cache/lock.js'
 import {MlserveError, messageOf} from '../errors.js'
 import type {Logger} from '../log.js'
+import {describeFailure, run, tailLines} from '../util/exec.js'
 import {which} from '../util/which.js'
 import {envRoot} from './cache.js'
 
@@ -59,7 +60,6 @@ export async function ensureUv(
   if (env.MLSERVE_UV === 'none') return undefined
   const found = findUv(env)
   if (found) return found
-  const {execa} = await import('execa')
   try {
     const tool = await ensureBuilt({
       kind: TOOL_KIND,
@@ -74,12 +74,15 @@ export async function ensureUv(
       onDamaged: (reason) => log.warn(`mlserve's uv is damaged: ${reason}; installing it again`),
       build: async (dir, context) => {
         const phase = log.phase(`installing uv ${UV_VERSION} from PyPI into mlserve's cache (once)`, {live: true})
-        await execa(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', dir, `uv==${UV_VERSION}`], {
+        const result = await run(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', dir, `uv==${UV_VERSION}`], {
           env: {...env, PIP_NO_INPUT: '1'},
-          extendEnv: false,
-          stdin: 'ignore',
-          cancelSignal: context.signal,
+          signal: context.signal,
+          group: true,
         })
+        if (result.exitCode !== 0) {
+          throw new MlserveError('ENV_BUILD_FAILED', `pip install uv==${UV_VERSION} failed (${describeFailure(python, result)}): ${tailLines(result.stderr)}`)
+        }
+
         phase.done()
       },
     })
