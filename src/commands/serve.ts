@@ -107,6 +107,12 @@ SIGINT or SIGTERM makes /readyz 503, stops accepting connections, lets requests 
       min: 0,
       summary: 'Seconds between pings of idle scorers; one that misses 3 in a row is restarted (0: never ping).',
     }),
+    'load-timeout': Flags.integer({
+      env: 'MLSERVE_LOAD_TIMEOUT',
+      default: 600,
+      min: 0,
+      summary: 'Seconds a new scorer may take to load the model (answer /ping); past it the start fails (exit 44), or a later scorer is restarted (0: no bound).',
+    }),
     warmup: Flags.boolean({
       default: true,
       allowNo: true,
@@ -154,6 +160,7 @@ SIGINT or SIGTERM makes /readyz 503, stops accepting connections, lets requests 
           bodyTimeoutMs: flags['body-timeout'] * 1000,
           timeoutGraceMs: flags['timeout-grace'] * 1000,
           livenessIntervalMs: flags['liveness-interval'] * 1000,
+          loadTimeoutMs: flags['load-timeout'] * 1000,
           warmup: flags.warmup,
           accessLog: flags['access-log'],
           logFormat: flags['log-format'],

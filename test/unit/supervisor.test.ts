@@ -7,10 +7,9 @@ import path from 'node:path'
 
 import t, {type Test} from 'tap'
 
-import type {Lease} from '../../src/proxy/forward.js'
-import type {PlainResponse} from '../../src/proxy/responses.js'
 import type {Backend} from '../../src/scorer/backend.js'
 import {Supervisor, summarizeError, type SupervisorOptions} from '../../src/scorer/supervisor.js'
+import {isLease, type Acquired, type Lease, type Refusal} from '../../src/upstream.js'
 
 /** Answers /ping with 200; `EXIT_AFTER_MS` makes it exit with code 3 that long after it starts. */
 const SCORER = `
@@ -33,8 +32,6 @@ const backend = (env: Record<string, string> = {}): Backend => ({
     }
   },
 })
-
-const isLease = (value: Lease | PlainResponse): value is Lease => 'dispatcher' in value
 
 async function supervisor(t: Test, options: Partial<SupervisorOptions> & {backend: Backend}) {
   const socketDir = await mkdtemp(path.join(tmpdir(), 'mlserve-supervisor-'))
@@ -76,18 +73,15 @@ t.test('one lease per scorer at --max-concurrency 1, then a queue of --max-queue
   const queued = s.acquire()
   t.ok(queued instanceof Promise, 'the next one waits')
   t.equal(s.queueDepth, 1)
-  const refused = s.acquire() as PlainResponse
-  t.equal(refused.status, 503)
-  t.equal(refused.refusal, 'queue_full')
-  t.equal(refused.headers?.['retry-after'], '1')
+  t.same(s.acquire(), {refused: 'queue_full', detail: '1 requests are already queued'}, 'a full queue refuses')
 
   s.release(first as Lease, 'ok')
-  const lent = await (queued as Promise<Lease | PlainResponse>)
+  const lent = await (queued as Promise<Acquired>)
   t.ok(isLease(lent), 'releasing hands the scorer to the queued request')
   t.equal(s.queueDepth, 0)
 
   // A queued request that goes away is withdrawn: it takes no capacity when the scorer frees up.
-  const abandoned = s.acquire() as Promise<Lease | PlainResponse>
+  const abandoned = s.acquire() as Promise<Acquired>
   s.cancel(abandoned)
   t.equal(s.queueDepth, 0)
   s.release(lent as Lease, 'ok')
@@ -114,9 +108,9 @@ t.test('a scorer that keeps exiting is restarted with doubling delays until the 
   )
   t.match(s.unhealthy, /^4 scorer failures within 60 s$/)
   t.equal(s.restarts, 4)
-  const refusal = s.acquire() as PlainResponse
-  t.equal(refusal.status, 503)
-  t.match(refusal.body, /not restarting any more/)
+  const refusal = s.acquire() as Refusal
+  t.equal(refusal.refused, 'unavailable')
+  t.match(refusal.detail, /not restarting any more/)
 })
 
 t.test("MLflow's error envelope in one line, for a failed warm-up", async (t) => {
