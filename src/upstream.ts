@@ -1,4 +1,5 @@
-// What the proxy and the scorers share: a lease on a scorer, a refusal, and how an exchange ended.
+// What the proxy and the scorers share: a lease on a scorer, a refusal, how an exchange ended, and a
+// fixed response (the routes a scorer kind lacks, answered by the proxy).
 import type {Dispatcher} from 'undici'
 
 /** One scorer, lent to one request by acquire() and given back by release(). */
@@ -39,3 +40,13 @@ export interface Upstreams {
 }
 
 export const isLease = (value: Acquired): value is Lease => 'dispatcher' in value
+
+/** A whole response the proxy writes itself. */
+export interface PlainResponse {
+  readonly status: number
+  readonly contentType: string
+  readonly body: string
+  readonly headers?: Readonly<Record<string, string>>
+  /** Why the proxy refused the request itself, for metrics (e.g. "queue_full"). */
+  readonly refusal?: string
+}

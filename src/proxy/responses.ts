@@ -1,16 +1,9 @@
 // The responses the proxy produces itself, shaped exactly like the MLflow scoring server's.
 import type {ServerResponse} from 'node:http'
 
-import type {Refusal} from '../upstream.js'
+import type {PlainResponse, Refusal} from '../upstream.js'
 
-export interface PlainResponse {
-  readonly status: number
-  readonly contentType: string
-  readonly body: string
-  readonly headers?: Readonly<Record<string, string>>
-  /** Why the proxy refused the request itself, for metrics (e.g. "queue_full"). */
-  readonly refusal?: string
-}
+export type {PlainResponse} from '../upstream.js'
 
 /** MLflow's 504 from its timeout middleware: a plain-text body under a JSON media type. */
 export const TIMEOUT_RESPONSE: PlainResponse = {

@@ -53,27 +53,3 @@ export function poolFor(endpoint: Endpoint): Pool {
     ? new Pool('http://localhost', {socketPath: endpoint.socketPath, ...keepAlive})
     : new Pool(`http://127.0.0.1:${endpoint.port}`, keepAlive)
 }
-
-/** One GET; true on 200. Connection errors (not listening yet) and timeouts are false. */
-export async function ping(dispatcher: Pool, path: string, timeoutMs: number): Promise<boolean> {
-  try {
-    const {statusCode, body} = await dispatcher.request({path, method: 'GET', headersTimeout: timeoutMs, bodyTimeout: timeoutMs})
-    await body.dump()
-    return statusCode === 200
-  } catch {
-    return false
-  }
-}
-
-/** MLflow's error envelope in one line: its message and the exception that ended its stack trace. */
-export function summarizeError(body: string): string {
-  try {
-    const {message, stack_trace: trace} = JSON.parse(body) as {message?: unknown; stack_trace?: unknown} // eslint-disable-line camelcase
-    if (typeof message === 'string') {
-      const last = typeof trace === 'string' ? trace.trim().split('\n').at(-1)!.trim() : ''
-      return last ? `${message} (${last})` : message
-    }
-  } catch {}
-
-  return body.length > 500 ? `${body.slice(0, 500)}...` : body
-}

@@ -8,20 +8,15 @@ import type {Acquired, ExchangeOutcome, Lease, Upstreams} from '../upstream.js'
 import {createDeferred} from '../util/deferred.js'
 import {freePort} from '../util/net.js'
 import type {Backend} from './backend.js'
-import {Scorer, ping, poolFor, summarizeError, type RestartReason} from './generation.js'
+import {Scorer, poolFor, type RestartReason} from './generation.js'
+import {ping, waitUntilAnswering, warmUp, type WarmupRequest} from './probe.js'
 import {ScorerProcess, describeExit, type ExitInfo, type OutputSink} from './process.js'
 import {DEFAULT_RESTART_POLICY, decideRestart, type RestartPolicy} from './restart-policy.js'
 import {Scheduler} from './scheduler.js'
 
 export {DEFAULT_RESTART_POLICY, type RestartPolicy} from './restart-policy.js'
-export {summarizeError, type RestartReason} from './generation.js'
-
-export interface WarmupRequest {
-  readonly body: Buffer
-  readonly contentType: string
-  /** Where it came from, for logs. */
-  readonly source: string
-}
+export {type RestartReason} from './generation.js'
+export {summarizeError, type WarmupRequest} from './probe.js'
 
 export interface SupervisorOptions {
   readonly backend: Backend
@@ -208,7 +203,9 @@ export class Supervisor implements Upstreams {
     })
 
     const loading = log.phase(`load model in ${label}`)
-    const loaded = await this.waitForPing(scorer)
+    const bound = this.options.loadTimeoutMs ?? 0
+    const deadline = bound > 0 ? performance.now() + bound : Number.POSITIVE_INFINITY
+    const loaded = await waitUntilAnswering(scorer, backend.readyPath, deadline, () => this.stopping)
     if (loaded === 'timeout') {
       this.onLoadTimeout(scorer)
       return
@@ -220,7 +217,7 @@ export class Supervisor implements Upstreams {
 
     if (this.options.warmup) {
       const warming = log.phase(`warm-up prediction in ${label} (${this.options.warmup.source})`)
-      const failure = await this.warmUp(scorer)
+      const failure = await warmUp(scorer, this.options.warmup, this.options.timeoutMs)
       if (scorer.state !== 'starting') return
       if (failure) {
         log.warn(`${label}: the warm-up prediction failed: ${failure}`)
@@ -257,26 +254,6 @@ export class Supervisor implements Upstreams {
     this.scheduler.drain()
   }
 
-  /**
-   * Polls the ready path until 200: 'ready'; 'gone' when the process exited (or mlserve stops) first;
-   * 'timeout' when --load-timeout passed since the spawn.
-   */
-  private async waitForPing(scorer: Scorer): Promise<'ready' | 'gone' | 'timeout'> {
-    const path = this.options.backend.readyPath
-    const bound = this.options.loadTimeoutMs ?? 0
-    const deadline = bound > 0 ? performance.now() + bound : Number.POSITIVE_INFINITY
-    while (scorer.state === 'starting' && scorer.process.running && !this.stopping) {
-      const left = deadline - performance.now()
-      if (left <= 0) return 'timeout'
-      // eslint-disable-next-line no-await-in-loop
-      if (await ping(scorer.dispatcher, path, Math.min(5000, Math.max(100, left)))) return 'ready'
-      // eslint-disable-next-line no-await-in-loop
-      await Promise.race([new Promise((resolve) => setTimeout(resolve, Math.min(100, Math.max(0, deadline - performance.now())))), scorer.process.exited])
-    }
-
-    return 'gone'
-  }
-
   /** A scorer that did not load within --load-timeout: the first one ends the start, later ones are restarted. */
   private onLoadTimeout(scorer: Scorer): void {
     const seconds = Math.round((this.options.loadTimeoutMs ?? 0) / 1000)
@@ -295,26 +272,6 @@ export class Supervisor implements Upstreams {
     }
 
     void this.end(scorer, 'load-timeout')
-  }
-
-  /** Sends the warm-up request; undefined on a 200, else why not. */
-  private async warmUp(scorer: Scorer): Promise<string | undefined> {
-    const {body, contentType} = this.options.warmup!
-    try {
-      const response = await scorer.dispatcher.request({
-        path: '/invocations',
-        method: 'POST',
-        headers: {'content-type': contentType},
-        body,
-        headersTimeout: this.options.timeoutMs,
-        bodyTimeout: this.options.timeoutMs,
-      })
-      const text = await response.body.text()
-      if (response.statusCode === 200) return undefined
-      return `HTTP ${response.statusCode}: ${summarizeError(text)}`
-    } catch (error) {
-      return scorer.process.running ? (error as Error).message : 'the scorer exited during the warm-up.'
-    }
   }
 
   /** Takes a scorer out of the rotation; it ends once its requests are done (or at once if idle). */

@@ -17,6 +17,9 @@ import type {ExchangeOutcome} from '../../src/upstream.js'
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void
 
+/** Node's own, before any proxy was created in this process. */
+const GLOBALS = {Request: globalThis.Request, Response: globalThis.Response}
+
 interface Harness {
   url: string
   received: Array<{method?: string; url?: string; headers: IncomingMessage['headers']; body: Buffer}>
@@ -455,13 +458,12 @@ t.test('through the server: 503 until ready and while stopping, forwarded in bet
 
 t.test("mlserve's own Hono app leaves the global Request and Response alone", async (t) => {
   const h = await harness(t)
-  const {Request: request, Response: response} = globalThis
   h.setState('starting')
   const res = await post(`${h.url}/invocations`)
   t.equal(res.status, 503)
   await res.text()
-  t.equal(globalThis.Request, request)
-  t.equal(globalThis.Response, response)
+  t.equal(globalThis.Request, GLOBALS.Request)
+  t.equal(globalThis.Response, GLOBALS.Response)
 })
 
 t.test('an onResponse hook that throws is logged and the proxy carries on', async (t) => {
