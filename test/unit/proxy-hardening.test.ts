@@ -30,6 +30,12 @@ async function harness(t: Test, deps: Partial<ProxyDeps> = {}) {
     req.on('data', (chunk: Buffer) => chunks.push(chunk))
     req.on('end', () => {
       received.push({url: req.url, headers: req.headers, body: Buffer.concat(chunks)})
+      if (req.url === '/big') {
+        res.writeHead(200, {'content-type': 'application/octet-stream'})
+        res.end(Buffer.alloc(64 * 1024 * 1024))
+        return
+      }
+
       res.writeHead(200, {'content-type': 'application/json'})
       res.end(`{"bytes": ${Buffer.concat(chunks).length}}`)
     })
@@ -118,6 +124,18 @@ t.test('a stalled large upload takes no scorer, and its deadline is not the scor
   t.equal(h.received.at(-1)!.body.length, size)
   t.ok(h.received.at(-1)!.body.subarray(size / 2 - 1, size / 2 + 1).equals(Buffer.from('ab')))
   client.socket.destroy()
+})
+
+t.test('a client too slow to read its answer past the deadline is not charged to the scorer', async (t) => {
+  const h = await harness(t, {timeoutMs: 1000})
+  // A socket nobody reads from: the answer backs up in the kernel and in the proxy.
+  const socket = connect(h.port, '127.0.0.1')
+  socket.on('error', () => {})
+  t.teardown(() => socket.destroy())
+  socket.write('GET /big HTTP/1.1\r\nHost: x\r\n\r\n')
+  for (let i = 0; i < 1000 && h.leases.released.length === 0; i++) await sleep(20) // eslint-disable-line no-await-in-loop
+  t.equal(h.leases.acquired, 1)
+  t.same(h.leases.released, ['client-timeout'], 'the scorer had answered; the client was not reading')
 })
 
 t.test('a body beyond the memory budget waits in a file, which is removed once it is sent', async (t) => {
