@@ -42,6 +42,8 @@ export interface ServeOptions extends ModelOptions {
   readonly timeoutGraceMs: number
   /** How often idle scorers are pinged (0: never). */
   readonly livenessIntervalMs: number
+  /** A new scorer must answer its ready path within this long of its start (0: no bound). */
+  readonly loadTimeoutMs: number
   /** Run the model's serving_input_example.json before declaring a scorer ready. */
   readonly warmup: boolean
   readonly accessLog: boolean

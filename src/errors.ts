@@ -40,10 +40,12 @@ export const ERROR_CODES = {
   R_PACKAGE_MISSING: 28,
   /** The proxy cannot listen on host:port (in use, permission, bad address). */
   LISTEN_FAILED: 30,
-  /** The scorer exited before it became ready (exit code: the scorer's own, when it has one). */
+  /** The scorer exited before it became ready (its own exit code is in the message, never mlserve's exit code). */
   SCORER_START_FAILED: 40,
   /** The warm-up prediction with the model's serving_input_example.json failed, so the scorer never became ready. */
   WARMUP_FAILED: 43,
+  /** The first scorer did not answer its ready path within --load-timeout (the model never finished loading). */
+  LOAD_TIMEOUT: 44,
   /** `mlserve predict`: the prediction process failed (exit code: its own, when it has one). */
   PREDICT_FAILED: 42,
   /** The tracking or registry URI cannot serve this model URI (e.g. mlflow-artifacts: without an http(s) tracking URI). */

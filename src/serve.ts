@@ -65,7 +65,7 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
     const warmup = options.warmup && kind === 'pyfunc' ? await readWarmup(ref.localDir, mlmodel) : undefined
     if (options.warmup && kind === 'pyfunc' && !warmup) log.info('no serving_input_example.json in the model: ready as soon as /ping answers')
 
-    const [{createProxyApp}, {ProxyServer}, {Observer}] = await Promise.all([
+    const [{createProxyHandler}, {ProxyServer}, {Observer}] = await Promise.all([
       import('./proxy/app.js'),
       import('./proxy/server.js'),
       import('./proxy/observe.js'),
@@ -108,6 +108,7 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
       timeoutMs: options.timeoutSeconds * 1000,
       stuckGraceMs: options.timeoutGraceMs,
       livenessIntervalMs: options.livenessIntervalMs,
+      loadTimeoutMs: options.loadTimeoutMs,
       warmup,
       stopGraceMs: SCORER_STOP_GRACE_MS,
       events: {
@@ -118,7 +119,7 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
     const scorers = supervisor
 
     // The proxy binds first: a port in use fails in milliseconds, before any scorer starts.
-    const app = createProxyApp({
+    const handler = createProxyHandler({
       upstreams: scorers,
       state: () => state,
       timeoutMs: options.timeoutSeconds * 1000,
@@ -126,8 +127,10 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
       operational: observer.routes(),
       ownRoutes: backend.ownRoutes,
       rewrites: backend.rewrites,
+      // Request bodies too big to hold in memory wait here for a scorer (removed with the directory).
+      spillDir: socketDir,
     })
-    server = new ProxyServer(app, {
+    server = new ProxyServer(handler, {
       onResponse: observer.onResponse,
       headersTimeoutMs: options.headerTimeoutMs,
       requestTimeoutMs: options.headerTimeoutMs + options.bodyTimeoutMs,

@@ -2,7 +2,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
-import {modelFlags, modelOptionsFrom} from '../cli/flags.js'
+import {loadTimeoutFlag, modelFlags, modelOptionsFrom} from '../cli/flags.js'
 import {withStopSignals} from '../cli/signals.js'
 import {LOG_FORMATS, R_SCORERS, type LogFormat, type RScorer} from '../config.js'
 import {createLogger, jsonLines} from '../log.js'
@@ -107,6 +107,7 @@ SIGINT or SIGTERM makes /readyz 503, stops accepting connections, lets requests 
       min: 0,
       summary: 'Seconds between pings of idle scorers; one that misses 3 in a row is restarted (0: never ping).',
     }),
+    'load-timeout': loadTimeoutFlag,
     warmup: Flags.boolean({
       default: true,
       allowNo: true,
@@ -154,6 +155,7 @@ SIGINT or SIGTERM makes /readyz 503, stops accepting connections, lets requests 
           bodyTimeoutMs: flags['body-timeout'] * 1000,
           timeoutGraceMs: flags['timeout-grace'] * 1000,
           livenessIntervalMs: flags['liveness-interval'] * 1000,
+          loadTimeoutMs: flags['load-timeout'] * 1000,
           warmup: flags.warmup,
           accessLog: flags['access-log'],
           logFormat: flags['log-format'],

@@ -2,7 +2,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
-import {modelFlags, modelOptionsFrom} from '../cli/flags.js'
+import {loadTimeoutFlag, modelFlags, modelOptionsFrom} from '../cli/flags.js'
 import {withStopSignals} from '../cli/signals.js'
 import {MlserveError} from '../errors.js'
 import {createLogger} from '../log.js'
@@ -50,6 +50,7 @@ A summary goes to stderr, ending with "N passed, N failed, N skipped"; --json pr
       min: 1,
       summary: 'Seconds each request may take (as serve\'s --timeout).',
     }),
+    'load-timeout': loadTimeoutFlag,
     'enable-mlserver': Flags.boolean({default: false, summary: "Serve with Seldon MLServer instead of MLflow's scoring server (as serve)."}),
   }
 
@@ -86,6 +87,7 @@ A summary goes to stderr, ending with "N passed, N failed, N skipped"; --json pr
             bodyTimeoutMs: 60_000,
             timeoutGraceMs: 10_000,
             livenessIntervalMs: 5000,
+            loadTimeoutMs: flags['load-timeout'] * 1000,
             warmup: true,
             accessLog: false,
             logFormat: 'text',

@@ -14,7 +14,7 @@ export interface AccessEntry {
   readonly bytesOut?: number
   /** The slot index of the scorer that answered; absent when the proxy answered itself. */
   readonly scorer?: number
-  /** A ForwardOutcome ('ok', 'timeout', 'upstream-error', 'client-closed') or the proxy's own reason. */
+  /** An ExchangeOutcome ('ok', 'timeout', 'client-timeout', 'upstream-error', 'client-closed', 'refused') or 'local'. */
   readonly outcome: string
 }
 

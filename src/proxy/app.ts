@@ -1,12 +1,14 @@
-// The Hono app in front of the scorers: a pure value built from its dependencies, plus its fast path.
+// The proxy's request handler: mlserve's own routes in a pure Hono app, every scorer route forwarded.
 import type {IncomingMessage, ServerResponse} from 'node:http'
 
-import type {HttpBindings} from '@hono/node-server'
-import {RESPONSE_ALREADY_SENT} from '@hono/node-server/utils/response'
+import {getRequestListener} from '@hono/node-server'
 import {Hono} from 'hono'
 
-import {forward, type ForwardOptions, type ForwardOutcome, type Upstreams} from './forward.js'
-import {notReadyResponse, toWebResponse, type PlainResponse} from './responses.js'
+import type {Upstreams} from '../upstream.js'
+import {MEMORY_BODY_BUDGET, MemoryBudget} from './body.js'
+import {forward, type ForwardOptions} from './forward.js'
+import {badTargetResponse, notReadyResponse, sendPlain, toWebResponse, type PlainResponse} from './responses.js'
+import type {RequestHandler, RequestRecord} from './server.js'
 
 export type ServerState = 'starting' | 'ready' | 'stopping'
 
@@ -17,8 +19,6 @@ export interface ProxyDeps {
   readonly timeoutMs: number
   /** Request bodies above this many bytes get a 413 envelope (default: no limit). */
   readonly maxBodyBytes?: number
-  /** Called after every forwarded exchange. */
-  readonly onForwarded?: (outcome: ForwardOutcome) => void
   /**
    * mlserve's own GET routes (/livez, /readyz, /metrics), answered in every state and never forwarded.
    * Each is called per request for its current response.
@@ -28,63 +28,69 @@ export interface ProxyDeps {
   readonly ownRoutes?: Readonly<Record<string, PlainResponse>>
   /** Paths forwarded to another path of the scorer (e.g. /health to /ping). */
   readonly rewrites?: Readonly<Record<string, string>>
+  /** Request bodies held in memory by all requests together (default MEMORY_BODY_BUDGET); the rest spill to files. */
+  readonly bodyBudgetBytes?: number
+  /** Where spilled request bodies go (default: the system's temporary directory). */
+  readonly spillDir?: string
 }
 
 /**
- * Takes a raw Node request before Hono sees it: forwards it to the scorer and returns true when the
- * server is ready and the route is the scorer's, returns false (and touches nothing) otherwise.
+ * mlserve's own answers, a pure value: the operational routes in every state, the 503 before ready and
+ * while draining, and the routes the scorer lacks. Scorer routes never get here once ready.
  */
-export type FastPath = (req: IncomingMessage, res: ServerResponse) => boolean
-
-/** The app, carrying the fast path that ProxyServer installs in front of it. */
-export type ProxyApp = Hono<{Bindings: HttpBindings}> & {readonly fastPath: FastPath}
-
-export function createProxyApp(deps: ProxyDeps): ProxyApp {
-  const app = new Hono<{Bindings: HttpBindings}>()
-  const options: ForwardOptions = {
-    timeoutMs: deps.timeoutMs,
-    maxBodyBytes: deps.maxBodyBytes,
-    rewrites: deps.rewrites ? new Map(Object.entries(deps.rewrites)) : undefined,
-  }
-  /** Paths that never take the fast path. */
-  const local = new Set([...Object.keys(deps.operational ?? {}), ...Object.keys(deps.ownRoutes ?? {})])
-
+export function createProxyApp(deps: ProxyDeps): Hono {
+  const app = new Hono()
   for (const [route, respond] of Object.entries(deps.operational ?? {})) {
     app.get(route, () => toWebResponse(respond()))
   }
 
-  // Until the first scorer is ready (warm-up included), and while draining, every other route answers
-  // 503. Once ready, every route (/ping, /health, /version, /invocations, unknown ones) is the scorer's
-  // to answer; the server hands those to the fast path, so this route forwards only what reaches Hono
-  // anyway (and answers mlserve's own routes for scorers that lack them).
-  app.all('*', async (c) => {
+  app.all('*', (c) => {
     const state = deps.state()
-    if (state !== 'ready') return toWebResponse(notReadyResponse(state))
-    const own = deps.ownRoutes?.[c.req.path]
-    if (own) return toWebResponse(own)
-    const outcome = await forward(deps.upstreams, c.env.incoming, c.env.outgoing, options)
-    deps.onForwarded?.(outcome)
-    return RESPONSE_ALREADY_SENT
+    const own = state === 'ready' ? deps.ownRoutes?.[c.req.path] : undefined
+    return toWebResponse(own ?? notReadyResponse(state))
   })
+  return app
+}
 
-  const fastPath: FastPath = (req, res) => {
-    if (deps.state() !== 'ready') return false
-    if (local.size > 0 && local.has(pathOf(req.url ?? '/'))) return false
-    const forwarding = forward(deps.upstreams, req, res, options)
-    if (deps.onForwarded) forwarding.then(deps.onForwarded).catch(reportHookError)
-    return true
+/**
+ * The server's handler: a request target that is not a path gets a 400; once ready, every route but
+ * mlserve's own is forwarded to a scorer from the raw Node request; the rest goes to the Hono app.
+ */
+export function createProxyHandler(deps: ProxyDeps): RequestHandler {
+  const viaHono = getRequestListener(createProxyApp(deps).fetch, {overrideGlobalObjects: false})
+  const options: ForwardOptions = {
+    timeoutMs: deps.timeoutMs,
+    maxBodyBytes: deps.maxBodyBytes,
+    rewrites: deps.rewrites ? new Map(Object.entries(deps.rewrites)) : undefined,
+    bodyBudget: new MemoryBudget(deps.bodyBudgetBytes ?? MEMORY_BODY_BUDGET),
+    spillDir: deps.spillDir,
   }
+  /** Paths that are never forwarded. */
+  const local = new Set([...Object.keys(deps.operational ?? {}), ...Object.keys(deps.ownRoutes ?? {})])
 
-  return Object.assign(app, {fastPath})
+  return (req: IncomingMessage, res: ServerResponse, record: RequestRecord) => {
+    const url = req.url ?? '/'
+    if (!url.startsWith('/')) {
+      // `OPTIONS *` and absolute targets: no scorer route can answer them; the body (if any) is dropped.
+      req.resume()
+      sendPlain(res, badTargetResponse(url))
+      return
+    }
+
+    const path = pathOf(url)
+    const state = deps.state()
+    if (state === 'ready' && !local.has(path)) {
+      void forward(deps.upstreams, req, res, record, options)
+      return
+    }
+
+    if (state !== 'ready' && !deps.operational?.[path]) record.refusal = 'not_ready'
+    void viaHono(req, res)
+  }
 }
 
 /** The path of a request target, without its query. */
 export function pathOf(url: string): string {
   const query = url.indexOf('?')
   return query < 0 ? url : url.slice(0, query)
-}
-
-/** What Hono does with an error thrown by a handler (here, by onForwarded): log it and carry on. */
-function reportHookError(error: unknown): void {
-  console.error(error)
 }

@@ -1,15 +1,18 @@
-// The fast path: streams a raw Node request to the scorer through an undici pool and the answer back.
+// The fast path: sends a raw Node request, its body read whole first, to a leased scorer through an
+// undici pool, and streams the answer back.
 import type {IncomingHttpHeaders, IncomingMessage, ServerResponse} from 'node:http'
-
-import {Transform, type Readable} from 'node:stream'
 
 import type {Dispatcher} from 'undici'
 
-import {TIMEOUT_RESPONSE, bodyTooLargeResponse, sendPlain, upstreamFailedResponse, type PlainResponse} from './responses.js'
+import {isLease, type Acquired, type ExchangeOutcome, type Lease, type Upstreams} from '../upstream.js'
+import {BodyTooLarge, readBody, type MemoryBudget, type RequestBody} from './body.js'
+import {TIMEOUT_RESPONSE, bodyTooLargeResponse, refusalResponse, sendPlain, upstreamFailedResponse, type PlainResponse} from './responses.js'
+import type {RequestRecord} from './server.js'
 
 /**
  * Headers that describe one connection, not the message: never forwarded in either direction. `expect`
- * is answered by Node's server itself (100 Continue), and undici refuses to send it.
+ * is answered by the proxy itself (100 Continue once it wants the body), and undici refuses to send it.
+ * `host` is forwarded: the scorer builds its redirects from it, as it does behind mlflow.
  */
 const HOP_BY_HOP = new Set([
   'connection',
@@ -22,7 +25,6 @@ const HOP_BY_HOP = new Set([
   'trailer',
   'transfer-encoding',
   'upgrade',
-  'host',
 ])
 
 /** Request headers in Node's flat rawHeaders form, without hop-by-hop ones (original case kept). */
@@ -47,86 +49,6 @@ export function forwardedResponseHeaders(headers: IncomingHttpHeaders): Record<s
   return out
 }
 
-/** Bodies up to this size are read whole first, so a failed attempt can be replayed; bigger ones stream. */
-export const REPLAYABLE_BODY_LIMIT = 16 * 1024 * 1024
-
-/** The body to send upstream: none, a whole Buffer (replayable), or a stream (not). */
-export type UpstreamBody = null | Buffer | Readable
-
-/** Thrown (or streamed) when a request body is bigger than --max-body-size. */
-export class BodyTooLarge extends Error {
-  constructor(readonly limit: number) {
-    super(`The request body is larger than ${limit} bytes.`)
-  }
-}
-
-/**
- * Reads the request body as far as needed: a declared length over `maxBytes` is refused before a byte
- * is read; bodies up to REPLAYABLE_BODY_LIMIT are read whole; bigger or undeclared ones stream on, counted,
- * and the stream fails with BodyTooLarge once it passes `maxBytes`.
- */
-export function readBody(req: IncomingMessage, maxBytes = Number.POSITIVE_INFINITY, replayable = REPLAYABLE_BODY_LIMIT): Promise<UpstreamBody> {
-  const length = req.headers['content-length']
-  if (length === undefined && req.headers['transfer-encoding'] === undefined) return Promise.resolve(null)
-  if (length === '0') return Promise.resolve(null)
-  if (length !== undefined && Number(length) > maxBytes) return Promise.reject(new BodyTooLarge(maxBytes))
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let size = 0
-    const onData = (chunk: Buffer) => {
-      size += chunk.length
-      if (size > maxBytes) {
-        detach()
-        reject(new BodyTooLarge(maxBytes))
-        return
-      }
-
-      chunks.push(chunk)
-      if (size > replayable) {
-        // Too big to hold: stream the rest, still counted.
-        detach()
-        req.pause()
-        resolve(countedStream(req, chunks, size, maxBytes))
-      }
-    }
-
-    const onEnd = () => {
-      detach()
-      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))
-    }
-
-    const onError = (error: Error) => {
-      detach()
-      reject(error)
-    }
-
-    const detach = () => {
-      req.off('data', onData)
-      req.off('end', onEnd)
-      req.off('error', onError)
-    }
-
-    req.on('data', onData)
-    req.once('end', onEnd)
-    req.once('error', onError)
-  })
-}
-
-/** The chunks read so far, then the rest of `req`, failing with BodyTooLarge past `maxBytes`. */
-function countedStream(req: IncomingMessage, head: Buffer[], size: number, maxBytes: number): Readable {
-  let total = size
-  const counted = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      total += chunk.length
-      callback(total > maxBytes ? new BodyTooLarge(maxBytes) : null, chunk)
-    },
-  })
-  for (const chunk of head) counted.push(chunk)
-  req.once('error', (error) => counted.destroy(error))
-  req.pipe(counted)
-  return counted
-}
-
 /**
  * A connection the scorer closed before answering: uvicorn closes a kept-alive connection after its own
  * 500 without saying so, and one left idle too long; a fresh connection gets an answer.
@@ -134,77 +56,46 @@ function countedStream(req: IncomingMessage, head: Buffer[], size: number, maxBy
 const STALE_CONNECTION = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE'])
 const isStaleConnection = (error: Error): boolean => STALE_CONNECTION.has((error as NodeJS.ErrnoException).code ?? '')
 
-/** One scorer, lent to one request by acquire() and given back by release(). */
-export interface Lease {
-  readonly dispatcher: Dispatcher
-  /** The scorer's slot, for access logs. */
-  readonly slot: number
-}
-
-/**
- * Where requests go: acquire() lends a scorer now, later (queued), or refuses with the response to send
- * (503 when none is ready or the queue is full). Every lease comes back through release() exactly once.
- */
-export interface Upstreams {
-  acquire(): Lease | PlainResponse | Promise<Lease | PlainResponse>
-  /** Gives the lease back; a request that was queued and is no longer wanted is withdrawn with `cancel`. */
-  release(lease: Lease, outcome: ForwardOutcome): void
-  /** Withdraws a pending acquire() whose request went away or timed out (a no-op once it resolved). */
-  cancel?(pending: Promise<Lease | PlainResponse>): void
-}
-
-/** Upstreams that is one dispatcher (or none: every request refused with `refusal`). */
-export function singleUpstream(dispatcher: Dispatcher | undefined, refusal?: PlainResponse): Upstreams {
+/** Upstreams that is one dispatcher (or none: every request refused as unavailable). */
+export function singleUpstream(dispatcher: Dispatcher | undefined): Upstreams {
   const lease: Lease | undefined = dispatcher && {dispatcher, slot: 0}
   return {
-    acquire: () => lease ?? refusal ?? upstreamFailedResponse('no scorer is running'),
+    acquire: () => lease ?? {refused: 'unavailable', detail: 'no scorer is running.'},
     release() {},
   }
 }
 
-const isLease = (value: Lease | PlainResponse): value is Lease => 'dispatcher' in value
-
 export interface ForwardOptions {
   /**
-   * The deadline for the whole exchange, queueing included: without a response head by then the client
-   * gets MLflow's 504, with one its connection is destroyed. 0 disables.
+   * The deadline from the whole request body having arrived to the end of the answer, queueing
+   * included: without a response head by then the client gets MLflow's 504, with one its connection is
+   * destroyed. 0 disables. (The client's own slowness is bounded by the server's body timeout.)
    */
   readonly timeoutMs: number
   /** Request bodies above this many bytes get a 413 envelope. */
   readonly maxBodyBytes?: number
   /** Paths sent to another path of the scorer (e.g. /health to /ping for a scorer without /health). */
   readonly rewrites?: ReadonlyMap<string, string>
+  /** Shared by every request: request bodies held in memory stay within it, the rest go to files. */
+  readonly bodyBudget?: MemoryBudget
+  /** Where bodies that do not fit in memory are kept until they are sent (default: the temp directory). */
+  readonly spillDir?: string
 }
 
 /**
- * How an exchange ended. 'timeout' also covers the scorer's own 504: either way its work goes on past
- * the deadline. 'refused' is a request the proxy answered itself (413, 503 queue full or no scorer).
- */
-export type ForwardOutcome = 'ok' | 'timeout' | 'upstream-error' | 'client-closed' | 'refused'
-
-/** What the exchange learned, for access logs and metrics: read by ProxyServer when the response closes. */
-export interface ExchangeRecord {
-  outcome?: ForwardOutcome
-  slot?: number
-  /** For 'refused': why (PlainResponse.refusal). */
-  refusal?: string
-}
-
-/** The record of each response the fast path handled. */
-export const exchangeRecords = new WeakMap<ServerResponse, ExchangeRecord>()
-
-/**
- * Forwards one request. Never rejects: every failure becomes a response (504, 502, 413, 503) or, when
- * the response has already started, a destroyed connection. Resolves when the exchange is over.
+ * Forwards one request, filling `record` (outcome, scorer, refusal) for the access log and metrics.
+ * Never rejects: every failure becomes a response (504, 502, 413, 503) or, when the response has
+ * already started, a destroyed connection. Resolves when the exchange is over.
  */
 export function forward(
   upstreams: Upstreams,
   req: IncomingMessage,
   res: ServerResponse,
+  record: RequestRecord,
   options: ForwardOptions,
-): Promise<ForwardOutcome> {
+): Promise<ExchangeOutcome> {
   return new Promise((resolve) => {
-    new Exchange(upstreams, req, res, options, resolve).start()
+    new Exchange(upstreams, req, res, record, options, resolve).start()
   })
 }
 
@@ -212,57 +103,58 @@ export function forward(
 const CANCELLED = new Error('The proxy cancelled the request to the scorer.')
 
 /**
- * One forwarded request, from the client's request to the end of the scorer's answer. It is the undici
- * dispatch handler, so the client going away and the timeout cancel the upstream request through the
- * controller undici hands it, with no AbortSignal. The deadline covers the whole exchange: a 504 when
- * no response head came in time, a destroyed connection when the body was still streaming.
+ * One forwarded request, from the client's request to the end of the scorer's answer. The body is read
+ * whole before a scorer is leased, so a slow client never holds one. It is the undici dispatch handler,
+ * so the client going away and the timeout cancel the upstream request through the controller undici
+ * hands it, with no AbortSignal. The lease goes back as soon as the scorer's answer has ended.
  */
 class Exchange implements Dispatcher.DispatchHandler {
   private settled = false
   private timer: NodeJS.Timeout | undefined
   private request: Dispatcher.DispatchOptions | undefined
+  private body: RequestBody | undefined
   /** The current attempt's controller: undefined until the request is on a connection. */
   private controller: Dispatcher.DispatchController | undefined
-  private replaysLeft = 0
+  private replaysLeft = 1
   private lease: Lease | undefined
-  private pending: Promise<Lease | PlainResponse> | undefined
+  private pending: Promise<Acquired> | undefined
   private scorerTimedOut = false
-  private bodyTooLarge = false
-  private readonly record: ExchangeRecord = {}
+  /** The scorer's answer has ended: what remains is the client's to read. */
+  private upstreamDone = false
+  /** The client is not reading fast enough: the scorer's answer waits on it. */
+  private waitingOnClient = false
 
   constructor(
     private readonly upstreams: Upstreams,
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
+    private readonly record: RequestRecord,
     private readonly options: ForwardOptions,
-    private readonly resolve: (outcome: ForwardOutcome) => void,
-  ) {
-    exchangeRecords.set(res, this.record)
-  }
+    private readonly resolve: (outcome: ExchangeOutcome) => void,
+  ) {}
 
   start(): void {
-    const {timeoutMs} = this.options
     // 'close' also comes after a complete response: that is when the exchange is over.
     this.res.on('close', this.onClose)
-    if (timeoutMs > 0) this.timer = setTimeout(this.onTimeout, timeoutMs)
-    readBody(this.req, this.options.maxBodyBytes).then(
+    const {maxBodyBytes} = this.options
+    const declared = this.req.headers['content-length']
+    if (maxBodyBytes !== undefined && declared !== undefined && Number(declared) > maxBodyBytes) {
+      this.refuseBody(maxBodyBytes)
+      return
+    }
+
+    // The client waits for this before it sends the body (the server does not send it on its own).
+    if (this.record.expectsContinue) this.res.writeContinue()
+    readBody(this.req, {maxBytes: maxBodyBytes, budget: this.options.bodyBudget, spillDir: this.options.spillDir}).then(
       (body) => {
-        if (this.settled) return
-        const url = this.req.url ?? '/'
-        const rewritten = this.options.rewrites?.get(url)
-        const headers = forwardedRequestHeaders(this.req.rawHeaders)
-        const requestId = this.res.getHeader('x-request-id')
-        if (typeof requestId === 'string') withRequestId(headers, requestId)
-        this.request = {
-          path: rewritten ?? url,
-          method: this.req.method as Dispatcher.HttpMethod,
-          headers,
-          body,
-          // Our own deadline decides, not the pool's (300 s by default, less than a long --timeout).
-          headersTimeout: timeoutMs > 0 ? 0 : undefined,
+        if (this.settled) {
+          body.discard()
+          return
         }
-        if (body !== null && !Buffer.isBuffer(body)) body.once('error', this.onBodyError)
-        this.replaysLeft = body === null || Buffer.isBuffer(body) ? 1 : 0
+
+        this.body = body
+        this.prepare(body)
+        if (this.options.timeoutMs > 0) this.timer = setTimeout(this.onTimeout, this.options.timeoutMs)
         this.acquire()
       },
       (error: unknown) => {
@@ -270,6 +162,23 @@ class Exchange implements Dispatcher.DispatchHandler {
         else this.finish('client-closed')
       },
     )
+  }
+
+  private prepare(body: RequestBody): void {
+    const url = this.req.url ?? '/'
+    const headers = forwardedRequestHeaders(this.req.rawHeaders)
+    setHeader(headers, 'x-request-id', this.record.id)
+    withForwardedFor(headers, this.req)
+    // A chunked body was read whole: it goes on with its length.
+    if (body.size > 0 && this.req.headers['content-length'] === undefined) headers.push('content-length', String(body.size))
+    this.request = {
+      path: this.options.rewrites?.get(url) ?? url,
+      method: this.req.method as Dispatcher.HttpMethod,
+      headers,
+      body: null,
+      // Our own deadline decides, not the pool's (300 s by default, less than a long --timeout).
+      headersTimeout: this.options.timeoutMs > 0 ? 0 : undefined,
+    }
   }
 
   private acquire(): void {
@@ -280,7 +189,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
 
     this.pending = got
-    got.then((value) => {
+    void got.then((value) => {
       this.pending = undefined
       if (this.settled) {
         if (isLease(value)) this.upstreams.release(value, this.record.outcome ?? 'client-closed')
@@ -291,14 +200,14 @@ class Exchange implements Dispatcher.DispatchHandler {
     })
   }
 
-  private onAcquired(value: Lease | PlainResponse): void {
+  private onAcquired(value: Acquired): void {
     if (!isLease(value)) {
-      this.refuse(value)
+      this.refuse(refusalResponse(value))
       return
     }
 
     this.lease = value
-    this.record.slot = value.slot
+    this.record.scorer = value.slot
     this.send()
   }
 
@@ -318,8 +227,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.refuse(bodyTooLargeResponse(limit))
   }
 
+  /** One attempt: each gets a fresh view of the body (a file is read again). */
   private send(): void {
-    if (!this.settled) this.lease!.dispatcher.dispatch(this.request!, this)
+    if (!this.settled) this.lease!.dispatcher.dispatch({...this.request!, body: this.body!.open()}, this)
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -337,20 +247,21 @@ class Exchange implements Dispatcher.DispatchHandler {
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.res.write(chunk) || controller.paused) return
     controller.pause()
-    this.res.once('drain', () => controller.resume())
+    this.waitingOnClient = true
+    this.res.once('drain', () => {
+      this.waitingOnClient = false
+      controller.resume()
+    })
   }
 
   onResponseEnd(): void {
+    this.upstreamDone = true
+    this.releaseLease(this.scorerTimedOut ? 'timeout' : 'ok')
     this.res.end()
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     if (this.settled) return
-    if (this.bodyTooLarge && !this.res.headersSent) {
-      this.refuseBody(this.options.maxBodyBytes ?? 0)
-      return
-    }
-
     if (this.replaysLeft > 0 && !this.res.headersSent && isStaleConnection(error)) {
       this.replaysLeft--
       // Once undici is done tearing down the connection that failed.
@@ -363,18 +274,15 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.finish('upstream-error')
   }
 
-  private readonly onBodyError = (error: Error) => {
-    if (error instanceof BodyTooLarge) this.bodyTooLarge = true
-  }
-
   /** The client's response closed: after the whole answer went out, or because the client went away. */
   private readonly onClose = () => {
     if (this.res.writableFinished) this.finish(this.scorerTimedOut ? 'timeout' : 'ok')
     else this.cancel('client-closed')
   }
 
+  /** The deadline passed: the scorer's fault unless its answer was done or waiting for the client to read. */
   private readonly onTimeout = () => {
-    this.cancel('timeout')
+    this.cancel(this.upstreamDone || this.waitingOnClient ? 'client-timeout' : 'timeout')
     if (this.res.headersSent) this.res.destroy()
     else sendPlain(this.res, TIMEOUT_RESPONSE)
   }
@@ -383,31 +291,49 @@ class Exchange implements Dispatcher.DispatchHandler {
    * Settles first, so the error undici reports for the cancelled request is ignored. A request still
    * queued in the pool has no controller yet: onRequestStart cancels it.
    */
-  private cancel(outcome: ForwardOutcome): void {
+  private cancel(outcome: ExchangeOutcome): void {
     this.finish(outcome)
     this.controller?.abort(CANCELLED)
   }
 
-  /** The first outcome wins; the lease goes back (a pending acquire is withdrawn). */
-  private finish(outcome: ForwardOutcome): void {
+  /** Gives the lease back, once: when the scorer's answer ended, else when the exchange does. */
+  private releaseLease(outcome: ExchangeOutcome): void {
+    const {lease} = this
+    if (!lease) return
+    this.lease = undefined
+    this.upstreams.release(lease, outcome)
+  }
+
+  /** The first outcome wins; the lease goes back (a pending acquire is withdrawn), the body is freed. */
+  private finish(outcome: ExchangeOutcome): void {
     if (this.settled) return
     this.settled = true
     clearTimeout(this.timer)
     this.record.outcome = outcome
-    if (this.lease) this.upstreams.release(this.lease, outcome)
-    else if (this.pending) this.upstreams.cancel?.(this.pending)
+    this.releaseLease(outcome)
+    if (this.pending) this.upstreams.cancel?.(this.pending)
+    this.body?.discard()
     this.resolve(outcome)
   }
 }
 
-/** Sets x-request-id in a flat header list: the one the client sent is replaced by the validated one. */
-function withRequestId(headers: string[], id: string): void {
+/** Sets a header in a flat header list, replacing any the client sent under that name. */
+function setHeader(headers: string[], name: string, value: string): void {
   for (let i = 0; i < headers.length; i += 2) {
-    if (headers[i]!.length === 12 && headers[i]!.toLowerCase() === 'x-request-id') {
-      headers[i + 1] = id
+    if (headers[i]!.length === name.length && headers[i]!.toLowerCase() === name) {
+      headers[i + 1] = value
       return
     }
   }
 
-  headers.push('x-request-id', id)
+  headers.push(name, value)
+}
+
+/** X-Forwarded-For (the client's address appended), -Proto and -Host, as a reverse proxy sets them. */
+function withForwardedFor(headers: string[], req: IncomingMessage): void {
+  const remote = req.socket.remoteAddress
+  const before = req.headers['x-forwarded-for']
+  if (remote) setHeader(headers, 'x-forwarded-for', before ? `${String(before)}, ${remote}` : remote)
+  setHeader(headers, 'x-forwarded-proto', 'http')
+  if (req.headers.host !== undefined) setHeader(headers, 'x-forwarded-host', req.headers.host)
 }

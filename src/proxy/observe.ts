@@ -1,10 +1,10 @@
 // What mlserve tells about itself: the Prometheus metrics, the access log, and /livez, /readyz, /metrics.
 import {formatAccessLog, type AccessLogFormat} from './access-log.js'
 import {pathOf, type ServerState} from './app.js'
-import {exchangeRecords, type ForwardOutcome} from './forward.js'
 import {PROMETHEUS_CONTENT_TYPE, Registry} from './metrics.js'
 import type {PlainResponse} from './responses.js'
 import type {RequestRecord} from './server.js'
+import type {ExchangeOutcome} from '../upstream.js'
 
 /** Routes get their own label value; anything else is "other", so clients cannot blow up the series. */
 const ROUTES = new Set(['/invocations', '/ping', '/health', '/version', '/metrics', '/livez', '/readyz'])
@@ -69,7 +69,7 @@ export class Observer {
     })
     registry.gauge('mlserve_scorers_configured', 'Scorer processes asked for (-w).').set(undefined, options.workers)
     registry.gauge('mlserve_healthy', '1 unless a crash loop made mlserve stop restarting scorers.').collect(() => (options.scorers()?.unhealthy ? 0 : 1))
-    for (const reason of ['exited', 'unresponsive', 'stuck', 'warmup-failed']) this.restarts.inc({reason}, 0)
+    for (const reason of ['exited', 'unresponsive', 'stuck', 'warmup-failed', 'load-timeout']) this.restarts.inc({reason}, 0)
     for (const reason of ['body_too_large', 'queue_full', 'unavailable', 'not_ready']) this.rejected.inc({reason}, 0)
     this.timeouts.inc(undefined, 0)
   }
@@ -88,25 +88,23 @@ export class Observer {
     const seconds = (performance.now() - record.start) / 1000
     const route = routeOf(req.url ?? '/')
     const status = res.headersSent ? res.statusCode : 0
-    const exchange = exchangeRecords.get(res)
-    const outcome: ForwardOutcome | 'local' = exchange?.outcome ?? (res.writableFinished ? 'local' : 'client-closed')
+    const outcome: ExchangeOutcome | 'local' = record.outcome ?? (res.writableFinished ? 'local' : 'client-closed')
     this.requests.inc({route, method: req.method ?? '', status: String(status)})
     this.latency.observe({route}, seconds)
     if (outcome === 'timeout') this.timeouts.inc()
-    if (exchange?.refusal) this.rejected.inc({reason: exchange.refusal})
-    else if (status === 503 && outcome === 'local') this.rejected.inc({reason: 'not_ready'})
+    if (record.refusal) this.rejected.inc({reason: record.refusal})
     this.options.accessLog?.write(
       formatAccessLog(
         {
           time: new Date(),
-          requestId: record.requestId,
+          requestId: record.id,
           remote: req.socket.remoteAddress ?? '',
           method: req.method ?? '',
           path: req.url ?? '',
           status,
           durationMs: seconds * 1000,
           bytesOut: Number(res.getHeader('content-length') ?? Number.NaN) || undefined,
-          scorer: exchange?.slot,
+          scorer: record.scorer,
           outcome,
         },
         this.options.logFormat,

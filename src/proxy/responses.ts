@@ -1,14 +1,9 @@
 // The responses the proxy produces itself, shaped exactly like the MLflow scoring server's.
 import type {ServerResponse} from 'node:http'
 
-export interface PlainResponse {
-  readonly status: number
-  readonly contentType: string
-  readonly body: string
-  readonly headers?: Readonly<Record<string, string>>
-  /** Why the proxy refused the request itself, for metrics (e.g. "queue_full"). */
-  readonly refusal?: string
-}
+import type {PlainResponse, Refusal} from '../upstream.js'
+
+export type {PlainResponse} from '../upstream.js'
 
 /** MLflow's 504 from its timeout middleware: a plain-text body under a JSON media type. */
 export const TIMEOUT_RESPONSE: PlainResponse = {
@@ -76,12 +71,30 @@ export const noScorerResponse = (why: string): PlainResponse => ({
   refusal: 'unavailable',
 })
 
-export const queueFullResponse = (queued: number): PlainResponse => ({
+/** Every scorer is busy and the queue is full; `queued` says how many wait. */
+export const queueFullResponse = (queued: string): PlainResponse => ({
   ...errorEnvelope(
     503,
     'TEMPORARILY_UNAVAILABLE',
-    `The model server is at capacity: every scorer is busy and ${queued} requests are already queued (--max-queue).`,
+    `The model server is at capacity: every scorer is busy and ${queued} (--max-queue).`,
     {'retry-after': '1'},
   ),
   refusal: 'queue_full',
 })
+
+/** The response for acquire()'s refusal. */
+export const refusalResponse = (refusal: Refusal): PlainResponse =>
+  refusal.refused === 'queue_full' ? queueFullResponse(refusal.detail) : noScorerResponse(refusal.detail)
+
+/**
+ * A request target that is not a path (`OPTIONS *`, an absolute URI): no scorer route can answer it.
+ * mlflow has no envelope for it: BAD_REQUEST, as its other input errors.
+ */
+export const badTargetResponse = (target: string): PlainResponse =>
+  errorEnvelope(400, 'BAD_REQUEST', `The request target must be a path starting with "/", not ${JSON.stringify(target.slice(0, 100))}.`)
+
+/** The raw bytes answering a CONNECT request (a tunnel): the proxy is not a forward proxy. */
+export function connectRefusal(): string {
+  const {body} = errorEnvelope(405, 'BAD_REQUEST', 'CONNECT is not supported by this server.')
+  return `HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, POST\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+}

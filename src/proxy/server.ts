@@ -1,23 +1,37 @@
 // The listening HTTP server that owns host:port: binds, names and counts requests, drains on close.
 import type {AddressInfo} from 'node:net'
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
-
-import {getRequestListener} from '@hono/node-server'
-import type {Hono} from 'hono'
+import type {Duplex} from 'node:stream'
 
 import {MlserveError} from '../errors.js'
+import type {ExchangeOutcome} from '../upstream.js'
 import {sleep} from '../util/abort.js'
 import {isValidRequestId, newRequestId} from './access-log.js'
-import type {FastPath} from './app.js'
+import {connectRefusal} from './responses.js'
 
-/** One request as the server saw it, handed to onResponse when its response has closed. */
+/**
+ * One request as the server saw it: created by the server, filled by the handler (how the exchange
+ * ended, which scorer, why it was refused), read by onResponse when the response has closed.
+ */
 export interface RequestRecord {
   readonly req: IncomingMessage
   readonly res: ServerResponse
-  readonly requestId: string
+  /** The X-Request-ID of the response: the client's own when it is sane, else a new one. */
+  readonly id: string
   /** performance.now() when the request arrived. */
   readonly start: number
+  /** The client sent `Expect: 100-continue`: the handler sends 100 Continue once it wants the body. */
+  readonly expectsContinue: boolean
+  /** How a forwarded exchange ended; unset for a response the proxy wrote itself. */
+  outcome?: ExchangeOutcome
+  /** The slot of the scorer that was lent to the request. */
+  scorer?: number
+  /** Why the proxy refused the request itself (a metrics reason, e.g. "queue_full"). */
+  refusal?: string
 }
+
+/** Handles one request; the server has set its X-Request-ID already. */
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse, record: RequestRecord) => void
 
 export interface ProxyServerOptions {
   /** Called once per request when its response has closed (completed or cut off): access logs, metrics. */
@@ -33,15 +47,30 @@ export class ProxyServer {
   private inFlight = 0
   private idleWaiters: Array<() => void> = []
 
-  /**
-   * Each request goes to the app's fast path first (when it has one), and to Hono when that declines.
-   * Every response carries an X-Request-ID: the client's own when it is sane, else a new one.
-   */
-  constructor(app: Hono<any> & {readonly fastPath?: FastPath}, options: ProxyServerOptions = {}) {
-    const viaHono = getRequestListener(app.fetch)
-    const {fastPath} = app
+  /** Every response carries an X-Request-ID: the client's own when it is sane, else a new one. */
+  constructor(handler: RequestHandler, options: ProxyServerOptions = {}) {
     const {onResponse} = options
     const headersTimeout = options.headersTimeoutMs ?? 60_000
+    const handle = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean) => {
+      this.inFlight++
+      const sent = req.headers['x-request-id']
+      const id = typeof sent === 'string' && isValidRequestId(sent) ? sent : newRequestId()
+      res.setHeader('x-request-id', id)
+      const record: RequestRecord = {req, res, id, start: onResponse ? performance.now() : 0, expectsContinue}
+      res.once('close', this.onResponseClosed)
+      handler(req, res, record)
+      // After the handler's own 'close' listener, so the record is complete by then.
+      if (onResponse) {
+        res.once('close', () => {
+          try {
+            onResponse(record)
+          } catch (error) {
+            console.error(error)
+          }
+        })
+      }
+    }
+
     this.server = createServer(
       {
         headersTimeout,
@@ -49,27 +78,16 @@ export class ProxyServer {
         // How often Node checks those two deadlines (default 30 s, too coarse for a 10 s limit).
         connectionsCheckingInterval: Math.min(1000, headersTimeout),
       },
-      (req, res) => {
-        this.inFlight++
-        const sent = req.headers['x-request-id']
-        const requestId = typeof sent === 'string' && isValidRequestId(sent) ? sent : newRequestId()
-        res.setHeader('x-request-id', requestId)
-        const start = onResponse ? performance.now() : 0
-        res.once('close', this.onResponseClosed)
-        if (fastPath === undefined || !fastPath(req, res)) void viaHono(req, res)
-        // After the exchange's own 'close' listener, so the record it keeps is complete by then.
-        if (onResponse) {
-          const record: RequestRecord = {req, res, requestId, start}
-          res.once('close', () => {
-            try {
-              onResponse(record)
-            } catch (error) {
-              console.error(error)
-            }
-          })
-        }
-      },
+      (req, res) => handle(req, res, false),
     )
+    // Node would answer 100 Continue at once; the handler does it only once it wants the body (a
+    // declared length over the limit gets its 413 straight away).
+    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handle(req, res, true))
+    // Without a listener Node closes the socket without a word.
+    this.server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+      socket.on('error', () => {})
+      socket.end(connectRefusal())
+    })
   }
 
   private readonly onResponseClosed = () => {

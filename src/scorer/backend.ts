@@ -1,6 +1,6 @@
 // What the supervisor needs from a kind of scorer (MLflow's pyfunc server, the R crate scorer, MLServer):
 // how to start one process of it, where it listens, and how to tell that it is ready.
-import type {PlainResponse} from '../proxy/responses.js'
+import type {PlainResponse} from '../upstream.js'
 import type {ScorerCommand} from './command.js'
 
 /** Where one scorer process listens: a Unix socket (preferred: no port to pick) or a port on 127.0.0.1. */

@@ -1,40 +1,22 @@
-// Runs N scorer processes behind the proxy: starts them, lends them to requests (least outstanding
-// first, a bounded queue behind), restarts the ones that exit or stop answering, replaces the ones
-// whose timed-out work runs on, and gives up on a crash loop.
+// Runs N scorer processes behind the proxy through their lifecycle: spawn, ping until loaded, warm-up,
+// ready, retire, exit. Lending them to requests is the scheduler's; when to restart, the restart policy's.
 import {rm} from 'node:fs/promises'
-
-import {Pool} from 'undici'
 
 import {MlserveError} from '../errors.js'
 import type {Logger} from '../log.js'
-import type {ForwardOutcome, Lease, Upstreams} from '../proxy/forward.js'
-import {noScorerResponse, queueFullResponse, type PlainResponse} from '../proxy/responses.js'
+import type {Acquired, ExchangeOutcome, Lease, Upstreams} from '../upstream.js'
+import {createDeferred} from '../util/deferred.js'
 import {freePort} from '../util/net.js'
-import type {Backend, Endpoint} from './backend.js'
+import type {Backend} from './backend.js'
+import {Scorer, poolFor, type RestartReason} from './generation.js'
+import {ping, waitUntilAnswering, warmUp, type WarmupRequest} from './probe.js'
 import {ScorerProcess, describeExit, type ExitInfo, type OutputSink} from './process.js'
+import {DEFAULT_RESTART_POLICY, decideRestart, type RestartPolicy} from './restart-policy.js'
+import {Scheduler} from './scheduler.js'
 
-export interface WarmupRequest {
-  readonly body: Buffer
-  readonly contentType: string
-  /** Where it came from, for logs. */
-  readonly source: string
-}
-
-export interface RestartPolicy {
-  /** The first restart waits this long; each further consecutive failure of a slot doubles it. */
-  readonly initialDelayMs: number
-  readonly maxDelayMs: number
-  /** This many failures (exits, unanswered pings, failed warm-ups) within crashWindowMs: stop restarting. */
-  readonly crashLimit: number
-  readonly crashWindowMs: number
-}
-
-export const DEFAULT_RESTART_POLICY: RestartPolicy = {
-  initialDelayMs: 500,
-  maxDelayMs: 30_000,
-  crashLimit: 5,
-  crashWindowMs: 60_000,
-}
+export {DEFAULT_RESTART_POLICY, type RestartPolicy} from './restart-policy.js'
+export {type RestartReason} from './generation.js'
+export {summarizeError, type WarmupRequest} from './probe.js'
 
 export interface SupervisorOptions {
   readonly backend: Backend
@@ -56,14 +38,14 @@ export interface SupervisorOptions {
   readonly stuckGraceMs: number
   /** An idle scorer is pinged this often; 3 unanswered pings in a row and it is restarted. 0: never. */
   readonly livenessIntervalMs: number
+  /** A new scorer must answer its ready path within this long of its spawn, else it is killed. 0: no bound. */
+  readonly loadTimeoutMs?: number
   readonly warmup?: WarmupRequest
   readonly restart?: RestartPolicy
   /** How long a stopping scorer may take after SIGTERM before SIGKILL. */
   readonly stopGraceMs: number
   readonly events?: SupervisorEvents
 }
-
-export type RestartReason = 'exited' | 'unresponsive' | 'stuck' | 'warmup-failed'
 
 /** Hooks for metrics. */
 export interface SupervisorEvents {
@@ -72,47 +54,6 @@ export interface SupervisorEvents {
 }
 
 const LIVENESS_FAILURES = 3
-
-type ScorerState = 'starting' | 'ready' | 'retiring' | 'gone'
-
-/** One process of one slot: a generation. Lent to requests as their Lease. */
-class Scorer implements Lease {
-  state: ScorerState = 'starting'
-  /** Requests lent and not yet given back. */
-  outstanding = 0
-  /** Timed-out requests whose work may still run in the process: they hold capacity until it is replaced. */
-  stuck = 0
-  pingFailures = 0
-  pinging = false
-  readyAt = 0
-  /** Why mlserve itself ended this process, when it did. */
-  endedBy: RestartReason | 'stop' | undefined
-  stuckTimer: NodeJS.Timeout | undefined
-  /** A fresh scorer for this slot is starting because this one's timed-out work runs on. */
-  replacing = false
-
-  constructor(
-    readonly slot: number,
-    readonly generation: number,
-    readonly process: ScorerProcess,
-    readonly dispatcher: Pool,
-    /** "scorer" (-w 1) or "scorer <slot>", as its output lines are prefixed. */
-    private readonly name: string,
-  ) {}
-
-  get load(): number {
-    return this.outstanding + this.stuck
-  }
-
-  get label(): string {
-    return `${this.name} (pid ${this.process.pid})`
-  }
-}
-
-interface Waiter {
-  readonly resolve: (value: Lease | PlainResponse) => void
-  readonly promise: Promise<Lease | PlainResponse>
-}
 
 interface SlotState {
   generation: number
@@ -124,41 +65,41 @@ interface SlotState {
 export class Supervisor implements Upstreams {
   private readonly scorers: Scorer[] = []
   private readonly slots: SlotState[]
-  private readonly queue: Waiter[] = []
-  private readonly failures: number[] = []
+  private readonly scheduler: Scheduler<Scorer>
+  /** Recent failures of any slot, for the crash-loop cut-off. */
+  private failures: readonly number[] = []
   private readonly policy: RestartPolicy
   private stopping = false
   private everReady = false
   private unhealthyReason: string | undefined
-  private next = 0
   private livenessTimer: NodeJS.Timeout | undefined
-  private startFailed: ((error: Error) => void) | undefined
-  private firstReady: (() => void) | undefined
+  /** Settles once: true when the first scorer is ready, rejected when one fails before that. */
+  private readonly firstReady = createDeferred<boolean>()
   private restartCount = 0
-
-  private readonly limit: number
 
   constructor(private readonly options: SupervisorOptions) {
     this.policy = options.restart ?? DEFAULT_RESTART_POLICY
-    this.limit = Math.min(options.maxConcurrency, options.backend.maxConcurrency ?? Number.POSITIVE_INFINITY)
     this.slots = Array.from({length: options.workers}, () => ({generation: 0, consecutiveFailures: 0, restartTimer: undefined}))
+    this.scheduler = new Scheduler({
+      members: () => this.scorers,
+      limit: Math.min(options.maxConcurrency, options.backend.maxConcurrency ?? Number.POSITIVE_INFINITY),
+      maxQueue: options.maxQueue,
+      unavailable: () => this.unavailableReason(),
+    })
   }
 
   /**
    * Starts every slot; resolves when the first scorer is ready (warm-up included), the others join as
-   * they get there. Rejects (SCORER_START_FAILED, WARMUP_FAILED) when a scorer fails before any was
-   * ready: a model that cannot load once will not load on a retry. Resolves false if `signal` aborts.
+   * they get there. Rejects (SCORER_START_FAILED, WARMUP_FAILED, LOAD_TIMEOUT) when a scorer fails before
+   * any was ready: a model that cannot load once will not load on a retry. Resolves false if `signal` aborts.
    */
   async start(signal: AbortSignal): Promise<boolean> {
-    const ready = new Promise<boolean>((resolve, reject) => {
-      this.firstReady = () => resolve(true)
-      this.startFailed = reject
+    const aborted = new Promise<boolean>((resolve) => {
+      if (signal.aborted) resolve(false)
       signal.addEventListener('abort', () => resolve(false), {once: true})
     })
     for (let index = 0; index < this.options.workers; index++) void this.spawn(index, true)
-    const result = await ready
-    this.firstReady = undefined
-    this.startFailed = undefined
+    const result = await Promise.race([this.firstReady.promise, aborted])
     if (result && this.options.livenessIntervalMs > 0) {
       this.livenessTimer = setInterval(() => this.checkLiveness(), this.options.livenessIntervalMs)
       this.livenessTimer.unref()
@@ -167,64 +108,21 @@ export class Supervisor implements Upstreams {
     return result
   }
 
-  // ---- lending scorers to requests (the hot path) ----
+  // ---- lending scorers to requests: the scheduler's ----
 
-  acquire(): Lease | PlainResponse | Promise<Lease | PlainResponse> {
-    const scorer = this.pick()
-    if (scorer) {
-      scorer.outstanding++
-      return scorer
-    }
-
-    if (!this.scorers.some((s) => s.state === 'ready')) return noScorerResponse(this.unavailableReason())
-    if (this.queue.length >= this.options.maxQueue) return queueFullResponse(this.queue.length)
-    let resolve!: Waiter['resolve']
-    const promise = new Promise<Lease | PlainResponse>((r) => {
-      resolve = r
-    })
-    this.queue.push({resolve, promise})
-    return promise
+  acquire(): Acquired | Promise<Acquired> {
+    return this.scheduler.acquire()
   }
 
-  release(lease: Lease, outcome: ForwardOutcome): void {
+  release(lease: Lease, outcome: ExchangeOutcome): void {
     const scorer = lease as Scorer
-    scorer.outstanding--
+    this.scheduler.release(scorer)
     if (outcome === 'timeout') this.onTimeout(scorer)
     if (scorer.state === 'retiring' && scorer.outstanding === 0) void this.end(scorer, undefined)
-    this.drainQueue()
   }
 
-  cancel(pending: Promise<Lease | PlainResponse>): void {
-    const at = this.queue.findIndex((w) => w.promise === pending)
-    if (at >= 0) this.queue.splice(at, 1)
-  }
-
-  /** The ready scorer with the fewest requests (timed-out ones included) under the limit; ties rotate. */
-  private pick(): Scorer | undefined {
-    const {scorers} = this
-    const count = scorers.length
-    let best: Scorer | undefined
-    for (let i = 0; i < count; i++) {
-      const scorer = scorers[(this.next + i) % count]!
-      if (scorer.state === 'ready' && scorer.load < this.limit && (!best || scorer.load < best.load)) best = scorer
-    }
-
-    this.next = count > 0 ? (this.next + 1) % count : 0
-    return best
-  }
-
-  private drainQueue(): void {
-    while (this.queue.length > 0) {
-      const scorer = this.pick()
-      if (!scorer) break
-      scorer.outstanding++
-      this.queue.shift()!.resolve(scorer)
-    }
-
-    if (this.queue.length > 0 && !this.scorers.some((s) => s.state === 'ready')) {
-      const refusal = noScorerResponse(this.unavailableReason())
-      for (const waiter of this.queue.splice(0)) waiter.resolve(refusal)
-    }
+  cancel(pending: Promise<Acquired>): void {
+    this.scheduler.cancel(pending)
   }
 
   private unavailableReason(): string {
@@ -240,7 +138,7 @@ export class Supervisor implements Upstreams {
   }
 
   get queueDepth(): number {
-    return this.queue.length
+    return this.scheduler.queueDepth
   }
 
   get restarts(): number {
@@ -305,14 +203,21 @@ export class Supervisor implements Upstreams {
     })
 
     const loading = log.phase(`load model in ${label}`)
-    const answered = await this.waitForPing(scorer)
-    if (!answered) return
+    const bound = this.options.loadTimeoutMs ?? 0
+    const deadline = bound > 0 ? performance.now() + bound : Number.POSITIVE_INFINITY
+    const loaded = await waitUntilAnswering(scorer, backend.readyPath, deadline, () => this.stopping)
+    if (loaded === 'timeout') {
+      this.onLoadTimeout(scorer)
+      return
+    }
+
+    if (loaded === 'gone') return
     const loadMs = loading.done()
     if (first) this.options.events?.onPhase?.('load', loadMs)
 
     if (this.options.warmup) {
       const warming = log.phase(`warm-up prediction in ${label} (${this.options.warmup.source})`)
-      const failure = await this.warmUp(scorer)
+      const failure = await warmUp(scorer, this.options.warmup, this.options.timeoutMs)
       if (scorer.state !== 'starting') return
       if (failure) {
         log.warn(`${label}: the warm-up prediction failed: ${failure}`)
@@ -345,41 +250,28 @@ export class Supervisor implements Upstreams {
       if (other !== scorer && other.slot === index && other.state === 'ready') this.retire(other)
     }
 
-    this.firstReady?.()
-    this.drainQueue()
+    this.firstReady.resolve(true)
+    this.scheduler.drain()
   }
 
-  /** Polls the ready path until 200; false when the process exited (or mlserve stops) first. */
-  private async waitForPing(scorer: Scorer): Promise<boolean> {
-    const path = this.options.backend.readyPath
-    while (scorer.state === 'starting' && scorer.process.running && !this.stopping) {
-      // eslint-disable-next-line no-await-in-loop
-      if (await ping(scorer.dispatcher, path, 5000)) return true
-      // eslint-disable-next-line no-await-in-loop
-      await Promise.race([new Promise((resolve) => setTimeout(resolve, 100)), scorer.process.exited])
+  /** A scorer that did not load within --load-timeout: the first one ends the start, later ones are restarted. */
+  private onLoadTimeout(scorer: Scorer): void {
+    const seconds = Math.round((this.options.loadTimeoutMs ?? 0) / 1000)
+    const what = `${scorer.label} did not answer ${this.options.backend.readyPath} within ${seconds} s of its start (--load-timeout)`
+    if (this.everReady) {
+      this.options.log.warn(`${what}: restarting it.`)
+    } else {
+      this.failStart(
+        new MlserveError('LOAD_TIMEOUT', `The model did not load: ${what}.`, {
+          suggestions: [
+            "Read the scorer's output above, prefixed [scorer]: a load that hangs (a download, a lock) shows there.",
+            'A model that takes longer to load needs a larger --load-timeout (MLSERVE_LOAD_TIMEOUT; 0: no bound).',
+          ],
+        }),
+      )
     }
 
-    return false
-  }
-
-  /** Sends the warm-up request; undefined on a 200, else why not. */
-  private async warmUp(scorer: Scorer): Promise<string | undefined> {
-    const {body, contentType} = this.options.warmup!
-    try {
-      const response = await scorer.dispatcher.request({
-        path: '/invocations',
-        method: 'POST',
-        headers: {'content-type': contentType},
-        body,
-        headersTimeout: this.options.timeoutMs,
-        bodyTimeout: this.options.timeoutMs,
-      })
-      const text = await response.body.text()
-      if (response.statusCode === 200) return undefined
-      return `HTTP ${response.statusCode}: ${summarizeError(text)}`
-    } catch (error) {
-      return scorer.process.running ? (error as Error).message : 'the scorer exited during the warm-up.'
-    }
+    void this.end(scorer, 'load-timeout')
   }
 
   /** Takes a scorer out of the rotation; it ends once its requests are done (or at once if idle). */
@@ -408,7 +300,7 @@ export class Supervisor implements Upstreams {
     // Requests still on it fail at once (502 envelopes), never hang.
     void scorer.dispatcher.destroy()
     if (this.stopping || endedBy === 'stop') {
-      this.drainQueue()
+      this.scheduler.drain()
       return
     }
 
@@ -418,7 +310,6 @@ export class Supervisor implements Upstreams {
       const lastLine = scorer.process.stderrTail(1).trim()
       this.failStart(
         new MlserveError('SCORER_START_FAILED', `The scoring server ${describeExit(exit)} before it was ready${lastLine ? `: ${lastLine}` : '.'}`, {
-          exitCode: exit.exitCode && exit.exitCode > 0 ? exit.exitCode : undefined,
           suggestions: ['Its full output is above, prefixed [scorer]: a failed model load (a missing package, a corrupt file) shows there.'],
         }),
       )
@@ -427,47 +318,41 @@ export class Supervisor implements Upstreams {
 
     if (reason === 'exited') this.options.log.warn(`${scorer.label} ${describeExit(exit)}${wasReady ? ' while serving' : ' while starting'}.`)
     this.options.events?.onRestart?.(reason)
-    this.drainQueue()
+    this.scheduler.drain()
     this.slotFailed(scorer.slot, scorer.readyAt, scorer.label)
   }
 
   /** Counts a failure of a slot and restarts it with backoff, unless this makes a crash loop. */
   private slotFailed(index: number, readyAt: number, label: string): void {
-    const now = performance.now()
-    const {crashLimit, crashWindowMs, initialDelayMs, maxDelayMs} = this.policy
+    const slot = this.slots[index]!
+    const decision = decideRestart(this.policy, {failures: this.failures, consecutive: slot.consecutiveFailures, readyAt}, performance.now())
     this.restartCount++
-    this.failures.push(now)
-    while (this.failures.length > 0 && now - this.failures[0]! > crashWindowMs) this.failures.shift()
-    if (this.failures.length >= crashLimit) {
+    this.failures = decision.failures
+    if (decision.action === 'give-up') {
       if (this.unhealthyReason === undefined) {
-        this.unhealthyReason = `${this.failures.length} scorer failures within ${Math.round(crashWindowMs / 1000)} s`
+        this.unhealthyReason = `${decision.failures.length} scorer failures within ${Math.round(this.policy.crashWindowMs / 1000)} s`
         this.options.log.warn(
           `${this.unhealthyReason}: a crash loop. Not restarting any more; /livez answers 503 (the last one: ${label}, see its output above).`,
         )
       }
 
-      for (const slot of this.slots) clearTimeout(slot.restartTimer)
-      this.drainQueue()
+      for (const other of this.slots) clearTimeout(other.restartTimer)
+      this.scheduler.drain()
       return
     }
 
-    const slot = this.slots[index]!
-    if (readyAt > 0 && now - readyAt > crashWindowMs) slot.consecutiveFailures = 0
     // A replacement already on its way covers this slot.
     if (slot.restartTimer || this.scorers.some((s) => s.slot === index && s.state === 'starting')) return
-    const delay = Math.min(maxDelayMs, initialDelayMs * 2 ** slot.consecutiveFailures)
-    slot.consecutiveFailures++
-    this.options.log.info(`restarting scorer ${index} in ${delay} ms (failure ${slot.consecutiveFailures} in a row)`)
-    slot.restartTimer = setTimeout(() => void this.spawn(index, false), delay)
+    slot.consecutiveFailures = decision.consecutive
+    this.options.log.info(`restarting scorer ${index} in ${decision.delayMs} ms (failure ${slot.consecutiveFailures} in a row)`)
+    slot.restartTimer = setTimeout(() => void this.spawn(index, false), decision.delayMs)
   }
 
   private onStartError(error: unknown, index: number): void {
     const wrapped =
       error instanceof MlserveError
         ? error
-        : new MlserveError('SCORER_START_FAILED', `Cannot start scorer ${index}: ${(error as Error).message}`, {
-            exitCode: (error as {exitCode?: number}).exitCode,
-          })
+        : new MlserveError('SCORER_START_FAILED', `Cannot start scorer ${index}: ${(error as Error).message}`, {cause: error})
     if (!this.everReady) {
       this.failStart(wrapped)
       return
@@ -479,8 +364,7 @@ export class Supervisor implements Upstreams {
   }
 
   private failStart(error: Error): void {
-    this.startFailed?.(error)
-    this.startFailed = undefined
+    this.firstReady.reject(error)
   }
 
   /** A request on `scorer` timed out: its work runs on. Unless it ends within the grace, replace the scorer. */
@@ -525,7 +409,7 @@ export class Supervisor implements Upstreams {
           this.options.log.warn(`${scorer.label} did not answer ${this.options.backend.readyPath} ${LIVENESS_FAILURES} times in a row: restarting it.`)
           scorer.state = 'retiring'
           void this.end(scorer, 'unresponsive')
-          this.drainQueue()
+          this.scheduler.drain()
         }
       })
     }
@@ -536,7 +420,7 @@ export class Supervisor implements Upstreams {
     this.stopping = true
     clearInterval(this.livenessTimer)
     for (const slot of this.slots) clearTimeout(slot.restartTimer)
-    this.drainQueue()
+    this.scheduler.drain()
     const scorers = [...this.scorers]
     for (const scorer of scorers) {
       scorer.endedBy ??= 'stop'
@@ -551,37 +435,5 @@ export class Supervisor implements Upstreams {
   /** Synchronous last resort (process 'exit'): SIGKILL every scorer's process group. */
   killNow(): void {
     for (const scorer of this.scorers) scorer.process.killNow()
-  }
-}
-
-/** MLflow's error envelope in one line: its message and the exception that ended its stack trace. */
-export function summarizeError(body: string): string {
-  try {
-    const {message, stack_trace: trace} = JSON.parse(body) as {message?: unknown; stack_trace?: unknown} // eslint-disable-line camelcase
-    if (typeof message === 'string') {
-      const last = typeof trace === 'string' ? trace.trim().split('\n').at(-1)!.trim() : ''
-      return last ? `${message} (${last})` : message
-    }
-  } catch {}
-
-  return body.length > 500 ? `${body.slice(0, 500)}...` : body
-}
-
-function poolFor(endpoint: Endpoint): Pool {
-  // uvicorn closes idle keep-alive connections after 5 s: let ours go first.
-  const keepAlive = {keepAliveTimeout: 4000, keepAliveMaxTimeout: 4000}
-  return endpoint.kind === 'unix'
-    ? new Pool('http://localhost', {socketPath: endpoint.socketPath, ...keepAlive})
-    : new Pool(`http://127.0.0.1:${endpoint.port}`, keepAlive)
-}
-
-/** One GET; true on 200. Connection errors (not listening yet) and timeouts are false. */
-export async function ping(dispatcher: Pool, path: string, timeoutMs: number): Promise<boolean> {
-  try {
-    const {statusCode, body} = await dispatcher.request({path, method: 'GET', headersTimeout: timeoutMs, bodyTimeout: timeoutMs})
-    await body.dump()
-    return statusCode === 200
-  } catch {
-    return false
   }
 }

@@ -79,7 +79,7 @@ t.test('model errors: each its own message and exit code', async (t) => {
   t.match(malformed.stderr, "Error: Not a proper models:/ URI: models:/a/b/c. Models URIs must be of the form 'models:/name/suffix'")
 
   const crate = await serve('-m', modelDir('crate', 'flavors:\n  crate: {version: 0.1.0, model: crate.bin}\n'), ...local, '-p', '0')
-  t.equal(crate.code, 1, "a crate model without crate.bin: the R scorer's exit code (SCORER_START_FAILED)")
+  t.equal(crate.code, 40, "a crate model without crate.bin: SCORER_START_FAILED, not the R scorer's own exit code")
   t.match(crate.stderr, /mlserve R scorer: cannot load the crate model in[\s\S]*crate\.bin/)
 })
 

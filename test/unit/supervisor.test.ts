@@ -7,34 +7,39 @@ import path from 'node:path'
 
 import t, {type Test} from 'tap'
 
-import type {Lease} from '../../src/proxy/forward.js'
-import type {PlainResponse} from '../../src/proxy/responses.js'
 import type {Backend} from '../../src/scorer/backend.js'
 import {Supervisor, summarizeError, type SupervisorOptions} from '../../src/scorer/supervisor.js'
+import {isLease, type Acquired, type Lease, type Refusal} from '../../src/upstream.js'
 
-/** Answers /ping with 200; `EXIT_AFTER_MS` makes it exit with code 3 that long after it starts. */
+/**
+ * Answers /ping with 200; `EXIT_AFTER_MS` makes it exit with code 3 that long after it starts,
+ * `EXIT_CODE` exit with that code at once, `NEVER_LOADS` never listen (a model load that hangs);
+ * a request to /exit makes it exit with code 3.
+ */
 const SCORER = `
 const http = require('node:http')
-const server = http.createServer((req, res) => { res.writeHead(200, {'content-type': 'application/json'}); res.end(String(process.pid)) })
-server.listen(process.argv[1], () => console.log('listening'))
+if (process.env.EXIT_CODE) process.exit(Number(process.env.EXIT_CODE))
+const server = http.createServer((req, res) => { if (req.url === '/exit') process.exit(3); res.writeHead(200, {'content-type': 'application/json'}); res.end(String(process.pid)) })
+if (!process.env.NEVER_LOADS) server.listen(process.argv[1], () => console.log('listening'))
+else setInterval(() => {}, 1000)
 const exitAfter = Number(process.env.EXIT_AFTER_MS || 0)
 if (exitAfter > 0) setTimeout(() => process.exit(3), exitAfter)
 process.on('SIGTERM', () => process.exit(0))
 `
 
-const backend = (env: Record<string, string> = {}): Backend => ({
+/** The stand-in with `env`; from generation `laterFrom` on, with `later` added. */
+const backend = (env: Record<string, string> = {}, later: Record<string, string> = {}, laterFrom = 2): Backend => ({
   kind: 'pyfunc',
   server: 'node stand-in',
   readyPath: '/ping',
   async launch(slot) {
+    const vars = slot.generation >= laterFrom ? {...env, ...later} : env
     return {
-      command: {file: process.execPath, args: ['-e', SCORER, slot.socketPath], env, server: 'node stand-in'},
+      command: {file: process.execPath, args: ['-e', SCORER, slot.socketPath], env: vars, server: 'node stand-in'},
       endpoint: {kind: 'unix', socketPath: slot.socketPath},
     }
   },
 })
-
-const isLease = (value: Lease | PlainResponse): value is Lease => 'dispatcher' in value
 
 async function supervisor(t: Test, options: Partial<SupervisorOptions> & {backend: Backend}) {
   const socketDir = await mkdtemp(path.join(tmpdir(), 'mlserve-supervisor-'))
@@ -76,18 +81,15 @@ t.test('one lease per scorer at --max-concurrency 1, then a queue of --max-queue
   const queued = s.acquire()
   t.ok(queued instanceof Promise, 'the next one waits')
   t.equal(s.queueDepth, 1)
-  const refused = s.acquire() as PlainResponse
-  t.equal(refused.status, 503)
-  t.equal(refused.refusal, 'queue_full')
-  t.equal(refused.headers?.['retry-after'], '1')
+  t.same(s.acquire(), {refused: 'queue_full', detail: '1 requests are already queued'}, 'a full queue refuses')
 
   s.release(first as Lease, 'ok')
-  const lent = await (queued as Promise<Lease | PlainResponse>)
+  const lent = await (queued as Promise<Acquired>)
   t.ok(isLease(lent), 'releasing hands the scorer to the queued request')
   t.equal(s.queueDepth, 0)
 
   // A queued request that goes away is withdrawn: it takes no capacity when the scorer frees up.
-  const abandoned = s.acquire() as Promise<Lease | PlainResponse>
+  const abandoned = s.acquire() as Promise<Acquired>
   s.cancel(abandoned)
   t.equal(s.queueDepth, 0)
   s.release(lent as Lease, 'ok')
@@ -114,9 +116,56 @@ t.test('a scorer that keeps exiting is restarted with doubling delays until the 
   )
   t.match(s.unhealthy, /^4 scorer failures within 60 s$/)
   t.equal(s.restarts, 4)
-  const refusal = s.acquire() as PlainResponse
-  t.equal(refusal.status, 503)
-  t.match(refusal.body, /not restarting any more/)
+  const refusal = s.acquire() as Refusal
+  t.equal(refusal.refused, 'unavailable')
+  t.match(refusal.detail, /not restarting any more/)
+})
+
+t.test("a scorer that exits before it is ready fails the start with mlserve's own exit code, the scorer's in the message", async (t) => {
+  const {supervisor: s} = await supervisor(t, {backend: backend({EXIT_CODE: '2'})})
+  await t.rejects(s.start(new AbortController().signal), {
+    code: 'SCORER_START_FAILED',
+    exitCode: 40,
+    message: /^The scoring server exited with code 2 before it was ready/,
+  })
+})
+
+t.test('a first scorer that never loads fails the start after --load-timeout (LOAD_TIMEOUT, exit 44)', async (t) => {
+  const {supervisor: s} = await supervisor(t, {backend: backend({NEVER_LOADS: '1'}), loadTimeoutMs: 600})
+  await t.rejects(s.start(new AbortController().signal), {
+    code: 'LOAD_TIMEOUT',
+    exitCode: 44,
+    message: /^The model did not load: scorer \(pid \d+\) did not answer \/ping within 1 s of its start \(--load-timeout\)\.$/,
+  })
+})
+
+t.test('a later scorer that never loads is killed after --load-timeout and restarted, with a log line', async (t) => {
+  const restarts: string[] = []
+  const {supervisor: s, lines} = await supervisor(t, {
+    // Generation 1 serves until told to exit; generation 2 hangs in its load; generation 3 serves again.
+    backend: {
+      ...backend(),
+      async launch(slot) {
+        const env: Record<string, string> = slot.generation === 2 ? {NEVER_LOADS: '1'} : {}
+        return {
+          command: {file: process.execPath, args: ['-e', SCORER, slot.socketPath], env, server: 'node stand-in'},
+          endpoint: {kind: 'unix', socketPath: slot.socketPath},
+        }
+      },
+    },
+    loadTimeoutMs: 3000,
+    restart: {initialDelayMs: 50, maxDelayMs: 1000, crashLimit: 10, crashWindowMs: 60_000},
+    events: {onRestart: (reason) => restarts.push(reason)},
+  })
+  t.equal(await s.start(new AbortController().signal), true)
+  const lease = s.acquire() as Lease
+  await lease.dispatcher.request({path: '/exit', method: 'GET'}).catch(() => undefined)
+  s.release(lease, 'upstream-error')
+  while (s.counts().ready === 0 || restarts.length < 2) await new Promise((resolve) => setTimeout(resolve, 50)) // eslint-disable-line no-await-in-loop
+  t.same(restarts, ['exited', 'load-timeout'])
+  t.ok(lines.some((line) => /^warning: scorer \(pid \d+\) did not answer \/ping within 3 s of its start \(--load-timeout\): restarting it\.$/.test(line)))
+  t.ok(lines.includes('restarting scorer 0 in 100 ms (failure 2 in a row)'), 'the hung one counts as a failure of its slot')
+  t.same(s.counts(), {starting: 0, ready: 1, retiring: 0}, 'generation 3 serves')
 })
 
 t.test("MLflow's error envelope in one line, for a failed warm-up", async (t) => {
