@@ -4,7 +4,7 @@ import {tmpdir} from 'node:os'
 import path from 'node:path'
 
 import type {ServeOptions} from './config.js'
-import {prepareEnv} from './env/env.js'
+import {diagnoseEnv, prepareEnv} from './env/env.js'
 import {MlserveError, messageOf} from './errors.js'
 import {formatDuration, type Logger} from './log.js'
 import {loadModel, type ResolvedModel} from './load-model.js'
@@ -213,11 +213,10 @@ async function backendFor(
   const mlserver = options.enableMlserver ? await import('./scorer/mlserver.js') : undefined
   const env = await prepareEnv({options, modelDir, mlmodel, log, signal: io.stop, serverPackages: mlserver?.MLSERVER_PACKAGES})
   cleanup.defer('release the environment', env.release)
-  if (mlserver) {
-    return mlserver.mlserverBackend({env, modelDir, workers: options.workers, timeoutSeconds: options.timeoutSeconds, baseEnv: options.env})
-  }
-
-  return pyfuncBackend({env, modelDir, timeoutSeconds: options.timeoutSeconds})
+  const backend = mlserver
+    ? mlserver.mlserverBackend({env, modelDir, workers: options.workers, timeoutSeconds: options.timeoutSeconds, baseEnv: options.env})
+    : pyfuncBackend({env, modelDir, timeoutSeconds: options.timeoutSeconds})
+  return {...backend, diagnoseExit: async () => diagnoseEnv(env)}
 }
 
 /** The model's serving input example (MLmodel's serving_input_path, else the usual file name), if any. */

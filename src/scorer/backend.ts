@@ -35,4 +35,9 @@ export interface Backend {
   readonly maxConcurrency?: number
   /** Paths forwarded to another path of the scorer (e.g. /health to /ping for crate). */
   readonly rewrites?: Readonly<Record<string, string>>
+  /**
+   * Why this kind's scorers cannot start any more, when a scorer exited 127 (command not found): e.g. the
+   * model's environment was removed while serving. undefined when nothing is wrong with it.
+   */
+  readonly diagnoseExit?: () => Promise<string | undefined>
 }

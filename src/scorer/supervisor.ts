@@ -76,6 +76,8 @@ export class Supervisor implements Upstreams {
   /** Settles once: true when the first scorer is ready, rejected when one fails before that. */
   private readonly firstReady = createDeferred<boolean>()
   private restartCount = 0
+  /** The backend said why scorers exit 127 (once is enough). */
+  private explained = false
 
   constructor(private readonly options: SupervisorOptions) {
     this.policy = options.restart ?? DEFAULT_RESTART_POLICY
@@ -317,9 +319,20 @@ export class Supervisor implements Upstreams {
     }
 
     if (reason === 'exited') this.options.log.warn(`${scorer.label} ${describeExit(exit)}${wasReady ? ' while serving' : ' while starting'}.`)
+    if (exit.exitCode === 127) void this.explainMissingCommand()
     this.options.events?.onRestart?.(reason)
     this.scheduler.drain()
     this.slotFailed(scorer.slot, scorer.readyAt, scorer.label)
+  }
+
+  /** Says once why scorers exit 127, when the backend can tell (its environment is gone). */
+  private async explainMissingCommand(): Promise<void> {
+    if (this.explained) return
+    const why = await this.options.backend.diagnoseExit?.().catch(() => undefined)
+    if (why && !this.explained) {
+      this.explained = true
+      this.options.log.warn(why)
+    }
   }
 
   /** Counts a failure of a slot and restarts it with backoff, unless this makes a crash loop. */

@@ -8,7 +8,7 @@ import path from 'node:path'
 
 import t from 'tap'
 
-import {MLSERVE_BIN, isAlive, spawnProc, type CliResult} from '../helpers/servers.js'
+import {MLSERVE_BIN, isAlive, spawnProc, startMlserve, type CliResult} from '../helpers/servers.js'
 import {fixtureModel, toolchainEnv} from '../helpers/toolchain.js'
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'mlserve-hardening-cache-'))
@@ -194,4 +194,18 @@ t.test('a full disk (ENOSPC) is a clear error naming the directory, and leaves n
   t.match(result.stderr, /code: CACHE_IO_FAILED \(exit 72\)/)
   t.notMatch(result.stderr, /^\s+at /m, 'no stack trace')
   t.notMatch(result.stdout, /\.lock$/m, 'no lock with an empty owner is left for the next start to wait on')
+})
+
+t.test('an environment removed while serving: the scorer restarts exit 127 and the log says why', async (t) => {
+  const server = await startMlserve(['-m', model, '--env-manager', 'virtualenv'], {env: envFor(root)})
+  t.teardown(() => server.stop('SIGKILL'))
+  const scorerPid = execFileSync('pgrep', ['-P', String(server.child.pid)], {encoding: 'utf8'})
+    .split('\n')
+    .map(Number)
+    .find((pid) => pid > 0 && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('uvicorn'))
+  t.ok(scorerPid, 'the scorer is a child of mlserve')
+  rmSync(envDir, {recursive: true, force: true})
+  process.kill(scorerPid!, 'SIGKILL')
+  await server.waitForOutput(/environment \S+ was removed or damaged while mlserve was serving \(.*\): restarts of the scorer cannot succeed; restart mlserve/, 60_000)
+  t.match(server.stderr(), /exited with code 127/)
 })
