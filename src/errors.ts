@@ -74,6 +74,8 @@ export const ERROR_CODES = {
   MLFLOW_DOWNLOAD_FAILED: 62,
   /** An artifact listing named a path outside the download directory (.., absolute): refused. */
   UNSAFE_ARTIFACT_PATH: 63,
+  /** No directory for the scorers' Unix sockets: TMPDIR too long for socket paths, missing, not writable or full, and /tmp too. */
+  SOCKET_DIR_FAILED: 75,
   /** Stopped by a signal before the work was done: an environment build, or a drain cut short by a second signal. */
   INTERRUPTED: 130,
 } as const

@@ -71,7 +71,7 @@ t.test('-r and -c expand recursively, relative to the including file', async (t)
     req('scipy'),
     req('cloudpickle'),
   ])
-  t.same(await expandRequirements([`-r ${path.join(dir, 'sub/in-constraints.txt')}`], '/elsewhere'), [req('scipy')], 'absolute paths')
+  t.same(await expandRequirements([`-r ${path.join(dir, 'sub/in-constraints.txt')}`], dir), [req('scipy')], 'absolute paths inside the model directory')
   t.same(await expandRequirements(['-c   pins.txt'], dir), [req('pandas==2.1.4', true), req('scipy')], 'any whitespace after -c')
 })
 
@@ -291,5 +291,5 @@ t.test('readEnvSpec: invalid files are reported with their path', async (t) => {
     message: 'Invalid dependency for python: python. It must be pinned (e.g. python=3.8.13).',
   })
   const unreadable = t.testdir({'python_env.yaml': {}})
-  await t.rejects(readEnvSpec(unreadable, undefined, '3.12.1'), {code: 'ENV_SPEC_INVALID', message: /^Could not read .*python_env\.yaml: /})
+  await t.rejects(readEnvSpec(unreadable, undefined, '3.12.1'), {code: 'ENV_SPEC_INVALID', message: /python_env\.yaml is a directory: mlserve reads only regular files/})
 })
