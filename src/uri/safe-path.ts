@@ -22,14 +22,14 @@ export function safeJoin(dest: string, relative: string): string {
   return joined
 }
 
-/** Whether a path segment is `.` or `..`, also percent-encoded (`%2e%2e`, which URL parsers treat as `..`). */
+/** Whether a path segment is `.` or `..`, also percent-encoded (`%2e%2e`, which URL parsers treat as `..`, or `..%2F..`). */
 function isDotSegment(segment: string): boolean {
   let decoded = segment
   try {
     decoded = decodeURIComponent(segment)
   } catch {}
 
-  return decoded === '.' || decoded === '..'
+  return decoded === '.' || decoded.split(/[\\/]/).includes('..')
 }
 
 /** An artifact path inside a run or model (`runs:/<id>/<path>`): `..` would climb out of what the store owns. */
