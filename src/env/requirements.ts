@@ -60,8 +60,17 @@ function optionOf(line: string): string | undefined {
   return line.slice(0, 2)
 }
 
+/** Include options: a line that starts with one but was not read as an include (`-rfile`, `-r<TAB>file`) is refused. */
+const INCLUDE_OPTIONS = new Set(['-r', '--requirement', '-c', '--constraint'])
+
 function checkOption(line: string, origin: Origin): void {
   const option = optionOf(line)
+  if (option !== undefined && INCLUDE_OPTIONS.has(option)) {
+    throw new MlserveError('ENV_SPEC_INVALID', `"${line.slice(0, 200)}" in ${origin.label}: mlserve reads includes written as "${option} FILE" (one space), and checks the file they name.`, {
+      suggestions: [`Write it as ${option} <file>, with the file inside the model directory.`],
+    })
+  }
+
   if (option === undefined || REQUIREMENT_FILE_OPTIONS.has(option)) return
   throw new MlserveError(
     'ENV_SPEC_INVALID',

@@ -9,7 +9,7 @@ import path from 'node:path'
 import t from 'tap'
 
 import {MLSERVE_BIN, runMlserve, spawnProc, startMlserve} from '../helpers/servers.js'
-import {fixtureModel, toolchainEnv, toolchainPython} from '../helpers/toolchain.js'
+import {REPO_ROOT, fixtureModel, toolchainEnv, toolchainPython} from '../helpers/toolchain.js'
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'mlserve-inputs-'))
 t.teardown(() => rmSync(scratch, {recursive: true, force: true}))
@@ -40,6 +40,19 @@ t.test('a FIFO as MLmodel: a clear error at once, not a hang deaf to SIGTERM', a
   t.equal(exit.code, 11)
   t.match(proc.stderr(), /Error: .*fifo-model\/MLmodel is a FIFO \(named pipe\): mlserve reads only regular files/)
   t.match(proc.stderr(), /code: MLMODEL_INVALID \(exit 11\)/)
+})
+
+t.test('a FIFO as conda.yaml (conda manager): refused at once', async (t) => {
+  const model = variant('sum', 'fifo-conda', {'conda.yaml': null})
+  execFileSync('mkfifo', [path.join(model, 'conda.yaml')])
+  const env = toolchainEnv({
+    MLSERVE_ENV_ROOT: path.join(scratch, 'roots', 'fifo-conda'),
+    MLFLOW_CONDA_HOME: path.join(REPO_ROOT, 'test', 'conda-standin'),
+    CONDA_ENVS_PATH: path.join(scratch, 'conda-envs'),
+  })
+  const result = await runMlserve(['prepare-env', '-m', model, '--env-manager', 'conda'], {env})
+  t.equal(result.code, 17)
+  t.match(result.stderr, /Error: .*fifo-conda\/conda\.yaml is a FIFO \(named pipe\): mlserve reads only regular files/)
 })
 
 t.test('a warm-up example linked to a file outside the model is reported and not posted', async (t) => {

@@ -115,6 +115,11 @@ t.test('requirements: an include that leaves the model directory is refused, als
     message: /"-r \.\.\/outside\.txt" in .*requirements\.txt includes .*outside\.txt, which is outside the model directory/,
   })
   await t.rejects(expandRequirements(['-r ../../../../../../../etc/hostname'], dir), {code: 'ENV_SPEC_INVALID', message: /outside the model directory/})
+  for (const line of ['-r../outside.txt', '-r\t../outside.txt', '--constraint\t../outside.txt', '-c../outside.txt']) {
+    // eslint-disable-next-line no-await-in-loop
+    await t.rejects(expandRequirements([line], dir), {code: 'ENV_SPEC_INVALID', message: /mlserve reads includes written as "-(r|c|-constraint) FILE"/}, JSON.stringify(line))
+  }
+
   symlinkSync('/etc/hostname', path.join(dir, 'linked.txt'))
   await t.rejects(expandRequirements(['-r linked.txt'], dir), {code: 'ENV_SPEC_INVALID', message: /linked\.txt \(\/etc\/hostname\), which is outside/})
   t.same(await expandRequirements(['-r sub.txt', `-r ${path.join(dir, 'sub.txt')}`, '-r nested/../sub.txt'], dir).then((r) => r.map((x) => x.line)), ['ok', 'ok', 'ok'])
