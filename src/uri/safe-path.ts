@@ -43,7 +43,7 @@ export function checkArtifactSubpath(relative: string, uri: string): void {
 /**
  * A local artifact location (file: or a plain path) a tracking store handed back must be one mlflow makes:
  * `<experiment location>/<run id>/artifacts` for a run, `.../models/<model id>/artifacts` for a logged
- * model (`owner`: that id), below them for a registered version's source, and never with `.`/`..` segments.
+ * model (`owner`: that id), below them for a registered version's source, and never with `..` segments.
  * Anything else (`file:///`, `/etc`) would copy a directory the store does not own into the model cache.
  */
 export function checkLocalArtifactLocation(uri: string, what: string, owner?: string): void {
@@ -52,7 +52,7 @@ export function checkLocalArtifactLocation(uri: string, what: string, owner?: st
   const segments = uri.replace(/^file:(\/\/[^/]*)?/i, '').split('/').filter((segment) => segment !== '')
   const at = segments.lastIndexOf('artifacts')
   const owned = owner === undefined ? at >= 2 : at === segments.length - 1 && segments[at - 1] === owner
-  if (owned && !segments.some((segment) => isDotSegment(segment))) return
+  if (owned && !segments.some((segment) => segment !== '.' && isDotSegment(segment))) return
   throw new MlserveError('UNSAFE_ARTIFACT_PATH', `Refusing to copy ${uri}, the local artifact location the tracking store gave for ${what}: it is not inside a run's or a model's artifacts directory.`, {
     suggestions: [
       `mlflow stores artifacts under <artifact root>/${owner ?? '<run or model id>'}/artifacts; check the tracking server (MLFLOW_TRACKING_URI) and the run's artifact_uri.`,

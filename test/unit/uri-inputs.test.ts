@@ -26,6 +26,7 @@ t.test('a local artifact location must be a run or model artifacts directory mlf
   const ok: Array<[string, string?]> = [
     [`file:///srv/mlruns/0/${RUN}/artifacts`, RUN],
     [`/srv/mlruns/0/${RUN}/artifacts`, RUN],
+    [`./mlruns/0/${RUN}/artifacts`, RUN],
     ['file:///srv/mlruns/0/models/m-abc/artifacts', 'm-abc'],
     [`file:///srv/mlruns/0/${RUN}/artifacts/model`],
     ['s3://bucket/anything', RUN],
