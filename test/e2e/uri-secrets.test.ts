@@ -1,6 +1,6 @@
 // Credentials in an artifact URI (`http://user:password@host/...`): sent as Basic auth, never printed,
 // logged or written into the model cache. The artifact proxy is a small server in the test that checks them.
-import {mkdtemp, readFile, readdir, stat} from 'node:fs/promises'
+import {mkdtemp, readFile, readdir, rm, stat} from 'node:fs/promises'
 import {createServer} from 'node:http'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
@@ -63,6 +63,7 @@ async function cacheRecords(dir: string): Promise<string[]> {
 
 t.test('user:password in an artifact URI is sent as Basic auth and never printed or stored', async (t) => {
   const root = await mkdtemp(path.join(tmpdir(), 'mlserve-secrets-'))
+  t.teardown(() => rm(root, {recursive: true, force: true}))
   const env = toolchainEnv({MLSERVE_MODEL_ROOT: root})
   const server = await startMlserve(['-m', uriWith(PASSWORD)], {env})
   t.teardown(() => server.stop())
@@ -82,6 +83,7 @@ t.test('user:password in an artifact URI is sent as Basic auth and never printed
 
 t.test('errors about a URI with credentials never show them', async (t) => {
   const root = await mkdtemp(path.join(tmpdir(), 'mlserve-secrets-err-'))
+  t.teardown(() => rm(root, {recursive: true, force: true}))
   const env = toolchainEnv({MLSERVE_MODEL_ROOT: root, MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0'})
   const args = ['serve', '-p', '0', '--env-manager', 'local', '--python', toolchainPython(), '-m']
   const missing = await runMlserve([...args, uriWith(PASSWORD, 'models/nothing')], {env})
