@@ -82,6 +82,8 @@ export const ERROR_CODES = {
   BUILD_TIMEOUT: 71,
   /** A cache directory could not be written (disk full, quota, read-only, permissions): the directory is named. */
   CACHE_IO_FAILED: 72,
+  /** No directory for the scorers' Unix sockets: TMPDIR too long for socket paths, missing, not writable or full, and /tmp too. */
+  SOCKET_DIR_FAILED: 75,
   /** `mlserve smoke`: the model started (or --url answered) but at least one check failed; the report says which. */
   SMOKE_CHECKS_FAILED: 85,
   /** `mlserve smoke --cases`: the cases file cannot be read, is not YAML/JSON, or a case is malformed. */

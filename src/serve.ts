@@ -1,6 +1,5 @@
 // The one orchestrator of `mlserve serve`: runs each stage, and undoes them in reverse order on any exit.
-import {mkdtemp, readFile, rm} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
+import {realpath, rm} from 'node:fs/promises'
 import path from 'node:path'
 
 import type {ServeOptions} from './config.js'
@@ -14,9 +13,12 @@ import type {Backend} from './scorer/backend.js'
 import {pyfuncBackend} from './scorer/command.js'
 import type {OutputSink} from './scorer/process.js'
 import {Supervisor, type WarmupRequest} from './scorer/supervisor.js'
+import {redactUri} from './uri/tracking.js'
 import {CleanupStack} from './util/cleanup.js'
 import {guardPath} from './util/exit-guard.js'
 import {isInsideDir} from './util/fs.js'
+import {readBounded} from './util/read-bounded.js'
+import {createSocketDir} from './util/socket-dir.js'
 
 export interface ServeIo {
   readonly log: Logger
@@ -62,15 +64,15 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
     const resolvedAt = performance.now()
     const backend = await backendFor(kind, ref.localDir, mlmodel, options, io, cleanup)
     const envReadyAt = performance.now()
-    const warmup = options.warmup && kind === 'pyfunc' ? await readWarmup(ref.localDir, mlmodel) : undefined
-    if (options.warmup && kind === 'pyfunc' && !warmup) log.info('no serving_input_example.json in the model: ready as soon as /ping answers')
+    const warmup = options.warmup && kind === 'pyfunc' ? await readWarmup(ref.localDir, mlmodel, {maxBytes: options.maxBodyBytes, log}) : undefined
 
     const [{createProxyHandler}, {ProxyServer}, {Observer}] = await Promise.all([
       import('./proxy/app.js'),
       import('./proxy/server.js'),
       import('./proxy/observe.js'),
     ])
-    const socketDir = await mkdtemp(path.join(tmpdir(), 'mlserve-'))
+    const {dir: socketDir, fallbackReason} = await createSocketDir()
+    if (fallbackReason) log.warn(`the scorers' sockets are in ${socketDir}: ${fallbackReason} (set TMPDIR to a short writable directory)`)
     // Removed by the exit guard's watchdog if mlserve dies without running its cleanup (SIGKILL).
     const releaseSocketDir = guardPath(socketDir)
     cleanup.defer('remove the scorer socket directory', async () => {
@@ -166,7 +168,7 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
     if (!ready) return
     state = 'ready'
     recordPhase('total', performance.now() - startedAt)
-    log.info(`ready: serving ${options.modelUri} on ${url} (started in ${formatDuration(performance.now() - startedAt)})`)
+    log.info(`ready: serving ${redactUri(options.modelUri)} on ${url} (started in ${formatDuration(performance.now() - startedAt)})`)
     io.onReady?.({url, model})
 
     await new Promise<void>((resolve) => {
@@ -219,14 +221,42 @@ async function backendFor(
   return {...backend, diagnoseExit: async () => diagnoseEnv(env)}
 }
 
-/** The model's serving input example (MLmodel's serving_input_path, else the usual file name), if any. */
-export async function readWarmup(modelDir: string, mlmodel: Mlmodel): Promise<WarmupRequest | undefined> {
+/** The largest warm-up example read when --max-body-size is 0 (no limit). */
+const WARMUP_MAX_BYTES = 1024 * 1024 * 1024
+
+/**
+ * The model's serving input example (MLmodel's serving_input_path, else the usual file name), if any. It
+ * must be a regular file inside the model directory once symlinks are resolved, and no larger than a
+ * request may be (--max-body-size): anything else is reported and the warm-up skipped, never read.
+ */
+export async function readWarmup(
+  modelDir: string,
+  mlmodel: Mlmodel,
+  options: {readonly maxBytes?: number; readonly log?: Logger} = {},
+): Promise<WarmupRequest | undefined> {
   const name = mlmodel.servingInputPath ?? 'serving_input_example.json'
   const file = path.resolve(modelDir, name)
-  if (!isInsideDir(modelDir, file)) return undefined
-  try {
-    return {body: await readFile(file), contentType: 'application/json', source: name}
-  } catch {
+  const skip = (why: string) => {
+    options.log?.warn(`not warming up with ${name}: ${why}; ready as soon as /ping answers`)
     return undefined
+  }
+
+  const real = await realpath(file).catch(() => undefined)
+  const realDir = await realpath(modelDir).catch(() => path.resolve(modelDir))
+  if (!isInsideDir(modelDir, file) || (real !== undefined && !isInsideDir(realDir, real))) {
+    return skip(`it is outside the model directory (${real ?? file})`)
+  }
+
+  if (real === undefined) {
+    options.log?.info(`no ${name} in the model: ready as soon as /ping answers`)
+    return undefined
+  }
+
+  const maxBytes = options.maxBytes && options.maxBytes > 0 ? options.maxBytes : WARMUP_MAX_BYTES
+  try {
+    const body = await readBounded(real, {maxBytes, code: 'WARMUP_FAILED', what: name})
+    return {body, contentType: 'application/json', source: name}
+  } catch (error) {
+    return skip(messageOf(error).replace(/: mlserve reads only .*$/, `: the warm-up reads only a regular file of at most --max-body-size (${maxBytes} bytes)`))
   }
 }

@@ -1,14 +1,14 @@
 // The conda manager: conda env create from the model's conda.yaml, recorded in mlserve's cache, and the
 // scorer started with the env's own python (not `conda run`).
-import {readFile} from 'node:fs/promises'
 import path from 'node:path'
 
 import {ensureBuilt} from '../cache/build-once.js'
 import {lockTimeoutMs} from '../cache/lock.js'
-import {MlserveError} from '../errors.js'
+import {MlserveError, isMlserveError} from '../errors.js'
 import type {Logger} from '../log.js'
 import type {Mlmodel} from '../model/mlmodel.js'
 import {describeFailure, run, tailLines} from '../util/exec.js'
+import {MODEL_TEXT_MAX_BYTES, readBoundedText} from '../util/read-bounded.js'
 import {which} from '../util/which.js'
 import {ENV_KIND, contentKey, envRoot} from './cache.js'
 import {installerRunFor, runInstaller, type InstallerRun} from './installer.js'
@@ -89,7 +89,11 @@ export async function ensureCondaEnv(request: CondaEnvRequest): Promise<{python:
 
   const tools = await findConda(env)
   const condaFile = path.join(request.modelDir, envFiles(request.mlmodel.pyfunc?.env).conda)
-  const condaYaml = await readFile(condaFile, 'utf8').catch(() => undefined)
+  // A FIFO, a device or a huge file is refused (ENV_SPEC_INVALID) instead of read; a missing file is conda's to report.
+  const condaYaml = await readBoundedText(condaFile, {maxBytes: MODEL_TEXT_MAX_BYTES, code: 'ENV_SPEC_INVALID'}).catch((error: unknown) => {
+    if (isMlserveError(error)) throw error
+    return undefined
+  })
   const serverPackages = request.serverPackages ?? []
   const key = contentKey({
     v: 1,

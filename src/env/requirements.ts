@@ -1,8 +1,10 @@
 // Expands pip requirement lines (-r / -c includes, comments, continuations) as mlflow's _parse_requirements does.
-import {readFile} from 'node:fs/promises'
+import {realpath} from 'node:fs/promises'
 import path from 'node:path'
 
 import {MlserveError, messageOf} from '../errors.js'
+import {isInsideDir} from '../util/fs.js'
+import {MODEL_TEXT_MAX_BYTES, readBoundedText} from '../util/read-bounded.js'
 
 /** One parsed requirement line, as mlflow's `_Requirement(req_str, is_constraint)`. */
 export interface Requirement {
@@ -17,9 +19,87 @@ interface Origin {
   readonly label: string
   readonly baseDir: string
   readonly chain: readonly string[]
+  /** The model directory (as given, and with symlinks resolved): no include may leave it. */
+  readonly root: {readonly dir: string; readonly real: string}
 }
 
-const readUtf8: ReadText = (file) => readFile(file, 'utf8')
+/** Regular files only, bounded: a FIFO or a device named by `-r` is refused instead of read. */
+const readUtf8: ReadText = (file) => readBoundedText(file, {maxBytes: MODEL_TEXT_MAX_BYTES, code: 'ENV_SPEC_INVALID'})
+
+/**
+ * The options pip accepts at the start of a line of a requirements file (its SUPPORTED_OPTIONS). Any other
+ * line that starts with `-` is an installer option (`--target=DIR`, `--prefix=DIR`, `--user`, ...): pip
+ * refuses it in the requirements file mlflow installs from, and mlserve refuses it before any installer runs.
+ */
+const REQUIREMENT_FILE_OPTIONS = new Set([
+  '-i',
+  '--index-url',
+  '--extra-index-url',
+  '--no-index',
+  '-c',
+  '--constraint',
+  '-r',
+  '--requirement',
+  '-e',
+  '--editable',
+  '-f',
+  '--find-links',
+  '--no-binary',
+  '--only-binary',
+  '--prefer-binary',
+  '--require-hashes',
+  '--pre',
+  '--trusted-host',
+  '--use-feature',
+])
+
+/** The option a line starts with (`-e` of `-e./pkg`, `--index-url` of `--index-url=...`), or undefined. */
+function optionOf(line: string): string | undefined {
+  if (!line.startsWith('-')) return undefined
+  if (line.startsWith('--')) return /^--[^\s=]*/.exec(line)![0]
+  return line.slice(0, 2)
+}
+
+/** Include options: a line that starts with one but was not read as an include (`-rfile`, `-r<TAB>file`) is refused. */
+const INCLUDE_OPTIONS = new Set(['-r', '--requirement', '-c', '--constraint'])
+
+function checkOption(line: string, origin: Origin): void {
+  const option = optionOf(line)
+  if (option !== undefined && INCLUDE_OPTIONS.has(option)) {
+    throw new MlserveError('ENV_SPEC_INVALID', `"${line.slice(0, 200)}" in ${origin.label}: mlserve reads includes written as "${option} FILE" (one space), and checks the file they name.`, {
+      suggestions: [`Write it as ${option} <file>, with the file inside the model directory.`],
+    })
+  }
+
+  if (option === undefined || REQUIREMENT_FILE_OPTIONS.has(option)) return
+  throw new MlserveError(
+    'ENV_SPEC_INVALID',
+    `"${line.slice(0, 200)}" in ${origin.label} is an installer option, not a requirement: a requirements file cannot carry ${option} (pip refuses it there too).`,
+    {
+      suggestions: [
+        'Remove the line: where packages are installed is decided by the environment manager, not by the model.',
+        `Options a requirements file may hold: ${[...REQUIREMENT_FILE_OPTIONS].filter((name) => name.startsWith('--')).join(', ')}.`,
+      ],
+    },
+  )
+}
+
+/** An include must stay inside the model directory, also once symlinks are resolved. */
+async function checkInside(file: string, line: string, origin: Origin): Promise<void> {
+  const real = await realpath(file).catch(() => undefined)
+  const inside = isInsideDir(origin.root.dir, file) && (real === undefined || isInsideDir(origin.root.real, real))
+  if (inside) return
+  throw new MlserveError(
+    'ENV_SPEC_INVALID',
+    `"${line.slice(0, 200)}" in ${origin.label} includes ${real && real !== file ? `${file} (${real})` : file}, which is outside the model directory ${origin.root.dir}.`,
+    {
+      suggestions: [
+        'A model brings its requirements files with it: copy the file into the model directory and include it from there.',
+        'mlserve refuses includes that leave the model directory (pip would read any file they name).',
+      ],
+    },
+  )
+}
 
 /** Python's str.splitlines separators. */
 const LINE_BREAK = /\r\n|[\n\r\v\f\u001C-\u001E\u0085\u2028\u2029]/
@@ -61,6 +141,7 @@ async function readIncluded(file: string, line: string, origin: Origin, readText
     )
   }
 
+  await checkInside(file, line, origin)
   try {
     return await readText(file)
   } catch (error) {
@@ -80,6 +161,7 @@ async function expand(lines: readonly string[], isConstraint: boolean, origin: O
     const constraints = requirements === undefined ? includedFile(line, '-c', '--constraint') : undefined
     const included = requirements ?? constraints
     if (included === undefined) {
+      checkOption(line, origin)
       result.push({line, isConstraint})
       continue
     }
@@ -87,7 +169,7 @@ async function expand(lines: readonly string[], isConstraint: boolean, origin: O
     // As in mlflow (and pip), a nested file's kind comes from the line that includes it: `-r` inside a constraints file yields requirements.
     const file = path.resolve(origin.baseDir, included)
     const text = await readIncluded(file, line, origin, readText)
-    const nested = {label: file, baseDir: path.dirname(file), chain: [...origin.chain, file]}
+    const nested = {label: file, baseDir: path.dirname(file), chain: [...origin.chain, file], root: origin.root}
     result.push(...(await expand(text.split(LINE_BREAK), constraints !== undefined, nested, readText)))
   }
 
@@ -96,14 +178,18 @@ async function expand(lines: readonly string[], isConstraint: boolean, origin: O
 
 /**
  * mlflow's `_parse_requirements(lines, is_constraint=False, base_dir=baseDir)`: the lines are read as if they
- * were a requirements file in `baseDir`; includes resolve against the including file's directory.
+ * were a requirements file in `baseDir` (the model directory); includes resolve against the including file's
+ * directory and must stay inside `baseDir`; a line that is an installer option is refused.
  */
 export async function expandRequirements(
   lines: readonly string[],
   baseDir: string,
   readText: ReadText = readUtf8,
+  label = `the requirement lines given for ${baseDir}`,
 ): Promise<Requirement[]> {
-  return expand(lines, false, {label: `the requirement lines given for ${baseDir}`, baseDir, chain: []}, readText)
+  const dir = path.resolve(baseDir)
+  const root = {dir, real: await realpath(dir).catch(() => dir)}
+  return expand(lines, false, {label, baseDir: dir, chain: [], root}, readText)
 }
 
 /** Sorted as Python sorts `_Requirement` tuples: by line, then constraints after requirements. */

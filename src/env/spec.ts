@@ -1,10 +1,11 @@
 // Reads a model's environment spec (python_env.yaml, else conda.yaml [+ requirements.txt]) as mlflow's _get_python_env does.
-import {readFile, stat} from 'node:fs/promises'
+import {stat} from 'node:fs/promises'
 import path from 'node:path'
 
-import {load} from 'js-yaml'
-
-import {MlserveError, messageOf} from '../errors.js'
+import {MlserveError, isMlserveError, messageOf} from '../errors.js'
+import {MODEL_TEXT_MAX_BYTES, readBoundedText} from '../util/read-bounded.js'
+import {loadBoundedYaml} from '../util/yaml-bounded.js'
+import {expandRequirements} from './requirements.js'
 
 export interface EnvSpec {
   /** The Python version asked for: "3.11.7", or "3.11" (as written, a string). */
@@ -48,29 +49,61 @@ function pyType(value: unknown): string {
   return value instanceof Date ? 'datetime.date' : 'dict'
 }
 
-/** Python's repr of a YAML value, for messages that print one. */
-function pyRepr(value: unknown): string {
-  if (typeof value === 'string') {
-    const quote = value.includes("'") && !value.includes('"') ? '"' : "'"
-    const escaped = value
-      .replaceAll('\\', '\\\\')
-      .replaceAll(quote, `\\${quote}`)
-      .replaceAll('\n', '\\n')
-      .replaceAll('\r', '\\r')
-      .replaceAll('\t', '\\t')
-    return quote + escaped + quote
+/** The longest repr a message prints of a value from a model file; longer ones end in "...". */
+const REPR_MAX = 2000
+
+/** Python's repr of a YAML value, for messages that print one: at most REPR_MAX characters, whatever the value expands to. */
+function pyRepr(value: unknown, max = REPR_MAX): string {
+  const out: string[] = []
+  let length = 0
+  const emit = (text: string) => {
+    out.push(text)
+    length += text.length
   }
 
-  if (typeof value === 'boolean') return value ? 'True' : 'False'
-  if (value === null || value === undefined) return 'None'
-  if (Array.isArray(value)) return `[${value.map(pyRepr).join(', ')}]`
-  if (isRecord(value)) return `{${Object.entries(value).map(([k, v]) => `${pyRepr(k)}: ${pyRepr(v)}`).join(', ')}}`
-  return String(value)
+  const visit = (item: unknown): void => {
+    if (length > max) return
+    if (typeof item === 'string') {
+      const cut = item.slice(0, max + 1)
+      const quote = cut.includes("'") && !cut.includes('"') ? '"' : "'"
+      const escaped = cut
+        .replaceAll('\\', '\\\\')
+        .replaceAll(quote, `\\${quote}`)
+        .replaceAll('\n', '\\n')
+        .replaceAll('\r', '\\r')
+        .replaceAll('\t', '\\t')
+      emit(quote + escaped + quote)
+    } else if (typeof item === 'boolean') emit(item ? 'True' : 'False')
+    else if (item === null || item === undefined) emit('None')
+    else if (Array.isArray(item)) {
+      emit('[')
+      item.forEach((child, index) => {
+        if (length > max) return
+        if (index > 0) emit(', ')
+        visit(child)
+      })
+      emit(']')
+    } else if (isRecord(item)) {
+      emit('{')
+      Object.entries(item).forEach(([key, child], index) => {
+        if (length > max) return
+        if (index > 0) emit(', ')
+        visit(key)
+        emit(': ')
+        visit(child)
+      })
+      emit('}')
+    } else emit(String(item))
+  }
+
+  visit(value)
+  const text = out.join('')
+  return text.length > max ? `${text.slice(0, max)}...` : text
 }
 
 function loadYaml(text: string, file: string): unknown {
   try {
-    return load(text)
+    return loadBoundedYaml(text)
   } catch (error) {
     throw invalid(`Could not parse ${file}: ${messageOf(error)}`, [`Fix the YAML syntax of ${file}.`], error)
   }
@@ -114,7 +147,7 @@ export function parsePythonEnv(text: string, file: string): PythonEnv {
   const {python} = doc
   if (python !== null && python !== undefined && typeof python !== 'string') {
     throw invalid(`\`python\` must be a string but got <class '${pyType(python)}'>`, [
-      `Quote the version in ${file} (python: "${String(python)}"): unquoted, YAML reads a number, and 3.10 becomes 3.1.`,
+      `Quote the version in ${file} (python: "${pyRepr(python, 40)}"): unquoted, YAML reads a number, and 3.10 becomes 3.1.`,
     ])
   }
 
@@ -208,9 +241,10 @@ export function envFiles(env: string | Readonly<Record<string, string>> | undefi
 
 async function readIfExists(file: string): Promise<string | undefined> {
   try {
-    return await readFile(file, 'utf8')
+    return await readBoundedText(file, {maxBytes: MODEL_TEXT_MAX_BYTES, code: 'ENV_SPEC_INVALID'})
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    if (isMlserveError(error)) throw error
     throw invalid(`Could not read ${file}: ${messageOf(error)}`, [`Make ${file} a readable file.`], error)
   }
 }
@@ -233,6 +267,18 @@ function pythonOrDefault(python: string | undefined, file: string, defaultPython
  * dependencies from conda.yaml with `-r requirements.txt` when requirements.txt exists; else all of it from conda.yaml.
  */
 export async function readEnvSpec(
+  modelDir: string,
+  pyfuncEnv: string | Readonly<Record<string, string>> | undefined,
+  defaultPython: string,
+): Promise<EnvSpec> {
+  const spec = await readSpecFiles(modelDir, pyfuncEnv, defaultPython)
+  // Build dependencies are installed from a requirements file too: the same checks as the dependencies
+  // (no installer options such as --target, no include that leaves the model directory).
+  await expandRequirements(spec.buildDependencies, modelDir, undefined, `the build dependencies of ${spec.source}`)
+  return spec
+}
+
+async function readSpecFiles(
   modelDir: string,
   pyfuncEnv: string | Readonly<Record<string, string>> | undefined,
   defaultPython: string,

@@ -56,6 +56,19 @@ async function stageRequirements(modelDir: string, lines: readonly string[]): Pr
   return {dir, file}
 }
 
+/** Installs requirement lines from a staged requirements file, in a directory that mirrors the model's. */
+async function installFromFile(what: string, modelDir: string, lines: readonly string[], install: readonly string[], run: InstallerRun): Promise<void> {
+  const staged = await stageRequirements(modelDir, lines)
+  // Removed by the exit guard's watchdog if mlserve dies without running this cleanup (SIGKILL).
+  const releaseStaged = guardPath(staged.dir)
+  try {
+    await runInstaller(what, [...install, '-r', staged.file], run, staged.dir)
+  } finally {
+    await rm(staged.dir, {recursive: true, force: true})
+    releaseStaged()
+  }
+}
+
 /** Builds the env into dir (a temporary directory that is renamed to finalDir afterwards). */
 export async function buildVirtualenv(plan: VirtualenvPlan, dir: string, finalDir: string, run: InstallerRun, log: Logger): Promise<void> {
   const creating = log.phase(`creating the virtualenv (${plan.uv ? 'uv' : 'venv + pip'})`, {live: true})
@@ -63,24 +76,18 @@ export async function buildVirtualenv(plan: VirtualenvPlan, dir: string, finalDi
   creating.done()
 
   const install = installCommand(plan, dir)
-
+  // The model's lines (build dependencies, then dependencies) reach the installer only through a
+  // requirements file, as in mlflow: never as argv, where `--target=DIR` would be read as an option.
   if (plan.buildDependencies.length > 0) {
     const phase = log.phase(`installing ${plan.buildDependencies.length} build dependencies`, {live: true})
-    await runInstaller('Installing the build dependencies', [...install, ...plan.buildDependencies], run)
+    await installFromFile('Installing the build dependencies', plan.modelDir, plan.buildDependencies, install, run)
     phase.done()
   }
 
   if (plan.dependencies.length > 0) {
-    const staged = await stageRequirements(plan.modelDir, plan.dependencies)
-    const releaseStaged = guardPath(staged.dir)
-    try {
-      const phase = log.phase(`installing ${plan.requirementCount} requirements (${plan.dependencies.join(', ')})`, {live: true})
-      await runInstaller("Installing the model's requirements", [...install, '-r', staged.file], run, staged.dir)
-      phase.done()
-    } finally {
-      await rm(staged.dir, {recursive: true, force: true})
-      releaseStaged()
-    }
+    const phase = log.phase(`installing ${plan.requirementCount} requirements (${plan.dependencies.join(', ')})`, {live: true})
+    await installFromFile("Installing the model's requirements", plan.modelDir, plan.dependencies, install, run)
+    phase.done()
   }
 
   if (plan.extraRequirements.length > 0) {

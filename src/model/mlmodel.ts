@@ -1,10 +1,9 @@
 // Reads a model directory's MLmodel file and picks the flavor backend that serves it.
-import {readFile} from 'node:fs/promises'
 import path from 'node:path'
 
-import {load} from 'js-yaml'
-
-import {MlserveError, messageOf} from '../errors.js'
+import {MlserveError, isMlserveError, messageOf} from '../errors.js'
+import {MODEL_TEXT_MAX_BYTES, readBoundedText} from '../util/read-bounded.js'
+import {loadBoundedYaml} from '../util/yaml-bounded.js'
 
 export interface PyfuncFlavor {
   readonly loaderModule: string
@@ -37,7 +36,7 @@ const optionalString = (value: unknown): string | undefined =>
 export function parseMlmodel(text: string, file: string): Mlmodel {
   let doc: unknown
   try {
-    doc = load(text)
+    doc = loadBoundedYaml(text)
   } catch (error) {
     throw new MlserveError('MLMODEL_INVALID', `Could not parse ${file}: ${messageOf(error)}`, {
       cause: error,
@@ -95,8 +94,9 @@ export async function readMlmodel(modelDir: string): Promise<Mlmodel> {
   const file = path.join(modelDir, 'MLmodel')
   let text: string
   try {
-    text = await readFile(file, 'utf8')
+    text = await readBoundedText(file, {maxBytes: MODEL_TEXT_MAX_BYTES, code: 'MLMODEL_INVALID', what: file})
   } catch (error) {
+    if (isMlserveError(error)) throw error
     throw new MlserveError('MODEL_NOT_FOUND', `Could not find an "MLmodel" configuration file at "${modelDir}"`, {
       cause: error,
       suggestions: ['Pass the directory that mlflow saved the model to (the one that contains MLmodel).'],

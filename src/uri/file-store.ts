@@ -3,8 +3,7 @@ import {readFile, readdir} from 'node:fs/promises'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 
-import yaml from 'js-yaml'
-
+import {loadBoundedYaml} from '../util/yaml-bounded.js'
 import {
   aliasNotFound,
   loggedModelNotFound,
@@ -26,7 +25,7 @@ type Meta = Readonly<Record<string, unknown>>
 
 async function readMeta(file: string): Promise<Meta | undefined> {
   try {
-    const parsed = yaml.load(await readFile(file, 'utf8'))
+    const parsed = loadBoundedYaml(await readFile(file, 'utf8'))
     return parsed && typeof parsed === 'object' ? (parsed as Meta) : undefined
   } catch {
     return undefined

@@ -1,5 +1,6 @@
 // Model URIs as data: parses every form `mlflow models serve` accepts, with mlflow's messages for malformed ones.
 import {MlserveError} from '../errors.js'
+import {checkArtifactSubpath} from './safe-path.js'
 
 /** What a model URI names, before any lookup. */
 export type ModelUri =
@@ -63,8 +64,10 @@ export function parseRunsUri(uri: string): {runId: string; path: string} {
   const stripped = path.replace(/^\/+/, '')
   if (netloc !== '' || stripped === '') throw new MlserveError('INVALID_MODEL_URI', runsMessage(uri))
   const [runId, ...rest] = stripped.split('/')
-  if (!runId) throw new MlserveError('INVALID_MODEL_URI', runsMessage(uri))
-  return {runId, path: rest.join('/').replace(/\/+$/, '')}
+  if (!runId || runId === '.' || runId === '..') throw new MlserveError('INVALID_MODEL_URI', runsMessage(uri))
+  const relative = rest.join('/').replace(/\/+$/, '')
+  checkArtifactSubpath(relative, uri)
+  return {runId, path: relative}
 }
 
 /** Parses `models:/…` as mlflow's `_parse_model_uri` does (spec 4.3). */

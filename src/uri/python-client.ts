@@ -5,7 +5,7 @@ import path from 'node:path'
 
 import {MlserveError, type ErrorCode} from '../errors.js'
 import {run} from '../util/exec.js'
-import type {Tracking, Env} from './tracking.js'
+import {redactText, type Tracking, type Env} from './tracking.js'
 
 export interface PythonClient {
   readonly python: string
@@ -31,7 +31,7 @@ const KNOWN_FAILURES: ReadonlyArray<readonly [RegExp, ErrorCode]> = [
 ]
 
 function failureOf(stderr: string, what: string, python: string): MlserveError {
-  const lines = stderr.trim().split('\n')
+  const lines = redactText(stderr).trim().split('\n')
   const tail = lines.slice(-12).join('\n')
   // mlflow's last line is the exception: "mlflow.exceptions.MlflowException: <message>".
   const last = lines.at(-1)?.replace(/^[\w.]*(Exception|Error): /, '') ?? ''
@@ -79,7 +79,7 @@ async function runPython(client: PythonClient, args: readonly string[], what: st
 export async function downloadWithMlflow(client: PythonClient, uri: string, dest: string): Promise<void> {
   const scratch = await mkdtemp(path.join(dest, '.mlflow-download-'))
   try {
-    const stdout = await runPython(client, ['-m', 'mlflow', 'artifacts', 'download', '-u', uri, '-d', scratch], `Downloading ${uri}`)
+    const stdout = await runPython(client, ['-m', 'mlflow', 'artifacts', 'download', '-u', uri, '-d', scratch], `Downloading ${redactText(uri)}`)
     const downloaded = path.resolve(stdout.trim().split('\n').at(-1)?.trim() || scratch)
     const info = await stat(downloaded)
     if (!info.isDirectory()) {

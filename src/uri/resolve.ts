@@ -13,6 +13,7 @@ import {cachedModel} from './model-cache.js'
 import {parseModelUri, parseRunsUri, parseModelsUri, uriScheme, versionUri, joinArtifactUri, type ModelUri} from './parse.js'
 import {clientPython, downloadWithMlflow, versionWithMlflow, type PythonClient} from './python-client.js'
 import {RestClient} from './rest.js'
+import {checkLocalArtifactLocation} from './safe-path.js'
 import {restStore, type ModelStore} from './store.js'
 import {redactUri, storeKind, trackingFrom, type Env, type Tracking} from './tracking.js'
 
@@ -165,9 +166,10 @@ class Resolver {
 
   async cached(source: string, download: (dir: string) => Promise<void>): Promise<string> {
     const phase = this.log.phase(`fetch ${redactUri(source)}`, {live: true})
+    // The cache keys and records the source without its credentials (they are not part of what is cached).
     const model = await cachedModel({
       env: this.env,
-      source,
+      source: redactUri(source),
       stores: this.storeKey,
       download,
       signal: this.signal,
@@ -183,6 +185,7 @@ class Resolver {
       await downloadWithMlflow(this.python, versionUri(name, version), dir)
     } else {
       const source = await store.versionDownloadUri(name, version)
+      checkLocalArtifactLocation(source, `version ${version} of ${name}`)
       await this.downloadSource(source, dir)
     }
 
@@ -210,7 +213,9 @@ class Resolver {
   async downloadLoggedModel(modelId: string, dir: string): Promise<void> {
     const store = this.store('tracking')
     if (!store) return downloadWithMlflow(this.python, `models:/${modelId}`, dir)
-    return this.downloadArtifactUri(await store.loggedModel(modelId), dir)
+    const location = await store.loggedModel(modelId)
+    checkLocalArtifactLocation(location, `the logged model ${modelId}`, modelId)
+    return this.downloadArtifactUri(location, dir)
   }
 
   /** runs:/ with MLflow 3's fallback: the run's artifacts at `path`, overlaid by the run's logged model of that name. */
@@ -218,10 +223,12 @@ class Resolver {
     const store = this.store('tracking')
     if (!store) return downloadWithMlflow(this.python, `runs:/${runId}/${runPath}`, dir)
     const run = await store.run(runId)
+    checkLocalArtifactLocation(run.artifactUri, `the run ${runId}`, runId)
     let found = await this.downloadArtifactUriIfAny(joinArtifactUri(run.artifactUri, runPath), dir)
     const [name, ...rest] = runPath.split('/')
     if (name) {
       const model = await store.loggedModelOfRun(run.experimentId, name, runId)
+      if (model) checkLocalArtifactLocation(model, `the logged model '${name}' of the run ${runId}`)
       if (model) found = (await this.downloadArtifactUriIfAny(joinArtifactUri(model, rest.join('/')), dir)) || found
     }
 

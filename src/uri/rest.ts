@@ -7,7 +7,7 @@ import {Agent, request} from 'undici'
 import {MlserveError, messageOf} from '../errors.js'
 import {sleep} from '../util/abort.js'
 import {isRetryableStatus, parseRetryAfter, retryDelayMs} from './retry.js'
-import {redactUri, type Tracking} from './tracking.js'
+import {credentialsOf, redactUri, type Tracking} from './tracking.js'
 
 /** What a non-2xx JSON answer said; kept as the `cause` of TRACKING_REQUEST_FAILED. */
 export interface RestFailure {
@@ -85,8 +85,12 @@ export class RestClient {
     const policy = this.#tracking.retry
     const headers: Record<string, string> = {'user-agent': 'mlserve'}
     if (body !== undefined) headers['content-type'] = 'application/json'
-    if (this.#tracking.authorization) headers.authorization = this.#tracking.authorization
+    // user:password@ in an artifact URI is sent as Basic auth (what the user meant), never in the URL itself.
+    const own = credentialsOf(url)
+    const authorization = own.authorization ?? this.#tracking.authorization
+    if (authorization) headers.authorization = authorization
     const shown = redactUri(url.split('?')[0]!)
+    url = own.url
     for (let attempt = 0; ; attempt++) {
       this.#signal?.throwIfAborted()
       let retryAfter: number | undefined

@@ -67,3 +67,26 @@ export async function trackingFrom(env: Env, cwd: string): Promise<Tracking> {
 
 /** A URI with any user:password@ removed, for messages and logs. */
 export const redactUri = (uri: string): string => uri.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1***@')
+
+/** Text (a child's stderr, a message) with the userinfo of every URI in it replaced by ***. */
+export const redactText = (text: string): string => text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/@\s'"]*@/gi, '$1***@')
+
+/**
+ * A URL's own credentials (`https://user:password@host/...`): the URL without them, and the Basic
+ * Authorization header they stand for (undefined when the URL has none).
+ */
+export function credentialsOf(url: string): {url: string; authorization?: string} {
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    return {url}
+  }
+
+  if (parsed.username === '' && parsed.password === '') return {url}
+  const user = decodeURIComponent(parsed.username)
+  const password = decodeURIComponent(parsed.password)
+  parsed.username = ''
+  parsed.password = ''
+  return {url: parsed.href, authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`}
+}
