@@ -37,7 +37,9 @@ export const envHome = (dir: string, metadata: Pick<EnvMetadata, 'prefix'>): str
 
 /** A conda prefix mlserve may delete: absolute and named after the entry's key (never what a forged marker names). */
 export const ownedPrefix = (metadata: Pick<EnvMetadata, 'key' | 'prefix'>): string | undefined =>
-  metadata.prefix && path.isAbsolute(metadata.prefix) && path.basename(metadata.prefix) === `mlserve-${metadata.key}` ? metadata.prefix : undefined
+  metadata.prefix && path.isAbsolute(metadata.prefix) && path.basename(metadata.prefix) === `mlserve-${metadata.key}`
+    ? metadata.prefix
+    : undefined
 
 /**
  * Why an environment cannot run the scorer, checked cheaply (no Python started): its interpreter is gone

@@ -43,7 +43,11 @@ export async function findConda(env: Env): Promise<CondaTools> {
       throw new MlserveError(
         'CONDA_NOT_FOUND',
         `Could not find Conda executable at ${file}. Ensure Conda is installed as per the instructions at https://conda.io/projects/conda/en/latest/user-guide/install/index.html.`,
-        {suggestions: [`Point ${variable === 'MLFLOW_CONDA_HOME' ? 'MLFLOW_CONDA_HOME at the conda installation' : 'MLFLOW_CONDA_CREATE_ENV_CMD at the executable (conda or mamba)'}, or use --env-manager virtualenv.`]},
+        {
+          suggestions: [
+            `Point ${variable === 'MLFLOW_CONDA_HOME' ? 'MLFLOW_CONDA_HOME at the conda installation' : 'MLFLOW_CONDA_CREATE_ENV_CMD at the executable (conda or mamba)'}, or use --env-manager virtualenv.`,
+          ],
+        },
       )
     }
   }
@@ -55,7 +59,10 @@ export async function findConda(env: Env): Promise<CondaTools> {
 async function condaPrefixes(tools: CondaTools, env: Env): Promise<string[]> {
   const result = await run(tools.conda, ['env', 'list', '--json'], {env})
   if (result.exitCode !== 0) {
-    throw new MlserveError('ENV_BUILD_FAILED', `\`conda env list --json\` failed (${describeFailure(tools.conda, result)}): ${tailLines(result.stderr)}`)
+    throw new MlserveError(
+      'ENV_BUILD_FAILED',
+      `\`conda env list --json\` failed (${describeFailure(tools.conda, result)}): ${tailLines(result.stderr)}`,
+    )
   }
 
   return (JSON.parse(result.stdout) as {envs?: string[]}).envs ?? []
@@ -138,7 +145,10 @@ async function buildCondaEnv(
   const {tools, name, log, env} = request
   const run = await installerRunFor(request.root, request.key, env, request.signal)
   const remove = () =>
-    runInstaller(`Removing the conda environment ${name}`, [tools.conda, 'remove', '--yes', '--name', name, '--all'], {...run, signal: undefined})
+    runInstaller(`Removing the conda environment ${name}`, [tools.conda, 'remove', '--yes', '--name', name, '--all'], {
+      ...run,
+      signal: undefined,
+    })
 
   // A prefix without mlserve's record is a build that was interrupted: never reuse it.
   if (prefixNamed(await condaPrefixes(tools, env), name)) await remove()

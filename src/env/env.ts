@@ -131,20 +131,23 @@ export async function prepareEnv(request: PrepareRequest): Promise<Env> {
   const defaultPython = mlmodel.pyfunc?.pythonVersion ?? (await pythonVersionOf(options.python, options.env)) ?? '3'
   const spec = await readEnvSpec(request.modelDir, mlmodel.pyfunc?.env, defaultPython)
   for (const warning of spec.warnings) log.warn(warning)
-  const managed = await interruptible(request.signal, ensureManagedEnv({
-    manager,
-    modelDir: request.modelDir,
-    mlmodel,
-    spec,
-    installMlflow: options.installMlflow,
-    serverPackages,
-    env: options.env,
-    log,
-    signal: request.signal,
-    buildTimeoutMs: options.buildTimeoutMs,
-    uv: await ensureUv(options.python, options.env, log, request.signal, options.buildTimeoutMs),
-    versionOf: (python) => pythonVersionOf(python, options.env),
-  }))
+  const managed = await interruptible(
+    request.signal,
+    ensureManagedEnv({
+      manager,
+      modelDir: request.modelDir,
+      mlmodel,
+      spec,
+      installMlflow: options.installMlflow,
+      serverPackages,
+      env: options.env,
+      log,
+      signal: request.signal,
+      buildTimeoutMs: options.buildTimeoutMs,
+      uv: await ensureUv(options.python, options.env, log, request.signal, options.buildTimeoutMs),
+      versionOf: (python) => pythonVersionOf(python, options.env),
+    }),
+  )
   return readyEnv(managed, manager, options, phase)
 }
 

@@ -37,12 +37,7 @@ export async function tailOf(file: string, lines = 15): Promise<string> {
  * runs in its own process group (uv and pip start build backends of their own): a cancel, or mlserve's
  * exit by any path, SIGKILL included, ends the whole tree.
  */
-export async function runInstaller(
-  what: string,
-  argv: readonly string[],
-  run: InstallerRun,
-  cwd?: string,
-): Promise<void> {
+export async function runInstaller(what: string, argv: readonly string[], run: InstallerRun, cwd?: string): Promise<void> {
   await appendFile(run.logFile, `\n$ ${argv.join(' ')}${cwd ? `   (in ${cwd})` : ''}\n`)
   const result = await runChild(argv[0]!, argv.slice(1), {
     cwd,

@@ -68,9 +68,7 @@ export function managedEnvKey(parts: {
   mlflow: string | null
   serverPackages?: readonly string[]
 }): string {
-  const requirements = [...parts.requirements]
-    .map((r) => `${r.isConstraint ? 'c' : 'r'} ${r.line}`)
-    .sort()
+  const requirements = [...parts.requirements].map((r) => `${r.isConstraint ? 'c' : 'r'} ${r.line}`).sort()
   return contentKey({
     v: 1,
     manager: parts.manager,
@@ -93,9 +91,13 @@ async function interpreterFor(request: ManagedEnvRequest, wanted: string): Promi
     const phase = log.phase(`installing Python ${wanted} with uv`, {live: true})
     const result = await run(request.uv, ['python', 'install', wanted], {env: request.env, signal: request.signal, group: true})
     if (result.exitCode !== 0) {
-      throw new MlserveError('PYTHON_VERSION_NOT_FOUND', `${error.message} \`uv python install ${wanted}\` failed too: ${tailLines(result.stderr, 1) || describeFailure(request.uv, result)}`, {
-        suggestions: error.suggestions,
-      })
+      throw new MlserveError(
+        'PYTHON_VERSION_NOT_FOUND',
+        `${error.message} \`uv python install ${wanted}\` failed too: ${tailLines(result.stderr, 1) || describeFailure(request.uv, result)}`,
+        {
+          suggestions: error.suggestions,
+        },
+      )
     }
 
     phase.done()

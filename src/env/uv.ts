@@ -74,13 +74,20 @@ export async function ensureUv(
       onDamaged: (reason) => log.warn(`mlserve's uv is damaged: ${reason}; installing it again`),
       build: async (dir, context) => {
         const phase = log.phase(`installing uv ${UV_VERSION} from PyPI into mlserve's cache (once)`, {live: true})
-        const result = await run(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', dir, `uv==${UV_VERSION}`], {
-          env: {...env, PIP_NO_INPUT: '1'},
-          signal: context.signal,
-          group: true,
-        })
+        const result = await run(
+          python,
+          ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', dir, `uv==${UV_VERSION}`],
+          {
+            env: {...env, PIP_NO_INPUT: '1'},
+            signal: context.signal,
+            group: true,
+          },
+        )
         if (result.exitCode !== 0) {
-          throw new MlserveError('ENV_BUILD_FAILED', `pip install uv==${UV_VERSION} failed (${describeFailure(python, result)}): ${tailLines(result.stderr)}`)
+          throw new MlserveError(
+            'ENV_BUILD_FAILED',
+            `pip install uv==${UV_VERSION} failed (${describeFailure(python, result)}): ${tailLines(result.stderr)}`,
+          )
         }
 
         phase.done()

@@ -30,7 +30,6 @@ export const FASTAPI_SCORER_SINCE = '2.21.0'
 /** The variables mlflow's own launcher sets for the scoring server. */
 export function scorerEnv(modelDir: string, timeoutSeconds: number): Record<string, string> {
   return {
-    // eslint-disable-next-line camelcase
     __pyfunc_model_path__: pathToFileURL(modelDir).href,
     MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT: String(timeoutSeconds),
   }

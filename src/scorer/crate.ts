@@ -108,11 +108,7 @@ export async function crateBackend(input: CrateBackendInput): Promise<Backend> {
 }
 
 /** One quick Rscript run: which of the scorer's packages can R not load? */
-async function checkRPackages(
-  rscript: string,
-  env: Readonly<Record<string, string | undefined>>,
-  rScorer: RScorer,
-): Promise<void> {
+async function checkRPackages(rscript: string, env: Readonly<Record<string, string | undefined>>, rScorer: RScorer): Promise<void> {
   const wanted = requiredRPackages(rScorer)
   const code = [
     `wanted <- c(${wanted.map((name) => `'${name}'`).join(', ')})`,
@@ -137,7 +133,7 @@ async function checkRPackages(
   const suggestions = debian.length > 0 ? [`Debian/Ubuntu: \`apt-get install -y --no-install-recommends ${debian.join(' ')}\`.`] : []
   if (missing.includes('mlflow')) {
     suggestions.push(
-      "The R mlflow package is not packaged by Debian: install it from CRAN (`Rscript -e \"install.packages('mlflow')\"`), " +
+      'The R mlflow package is not packaged by Debian: install it from CRAN (`Rscript -e "install.packages(\'mlflow\')"`), ' +
         'or serve with --r-scorer mlserve, which needs only httpuv and jsonlite.',
     )
   } else {

@@ -11,11 +11,7 @@ import type {ScorerCommand} from './command.js'
  * image. uvloop 0.22 broke MLServer's inference workers ("There is no current event loop"); mlflow pins
  * it below that too.
  */
-export const MLSERVER_PACKAGES: readonly string[] = [
-  'mlserver>=1.2.0,!=1.3.1,<2.0.0',
-  'mlserver-mlflow>=1.2.0,!=1.3.1,<2.0.0',
-  'uvloop<0.22',
-]
+export const MLSERVER_PACKAGES: readonly string[] = ['mlserver>=1.2.0,!=1.3.1,<2.0.0', 'mlserver-mlflow>=1.2.0,!=1.3.1,<2.0.0', 'uvloop<0.22']
 
 /** The model name MLServer serves under when MLSERVER_MODEL_NAME is not set (as in mlflow). */
 export const DEFAULT_MODEL_NAME = 'mlflow-model'

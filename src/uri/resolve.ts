@@ -128,7 +128,11 @@ class Resolver {
   /** The stores a source is read from, normalised for the cache key (relative paths made absolute). */
   get storeKey(): string[] {
     const norm = (uri: string) =>
-      storeKind(uri) === 'file' ? fileStoreRoot(uri, this.tracking.cwd) : /^sqlite:\/\/\/(?!\/)/.test(uri) ? `${uri} @ ${this.tracking.cwd}` : uri
+      storeKind(uri) === 'file'
+        ? fileStoreRoot(uri, this.tracking.cwd)
+        : /^sqlite:\/\/\/(?!\/)/.test(uri)
+          ? `${uri} @ ${this.tracking.cwd}`
+          : uri
     return [norm(this.tracking.trackingUri), norm(this.tracking.registryUri)]
   }
 
