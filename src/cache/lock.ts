@@ -5,6 +5,7 @@ import {mkdir, readFile, rename, rm, stat, utimes, writeFile} from 'node:fs/prom
 import {hostname} from 'node:os'
 import path from 'node:path'
 
+import type {EnvVars} from '../config.js'
 import {MlserveError} from '../errors.js'
 import {sleep} from '../util/abort.js'
 import {cacheIoError} from './io-error.js'
@@ -64,7 +65,7 @@ export interface HeldLock {
 const held = new Set<string>()
 
 /** MLSERVE_LOCK_TIMEOUT (seconds; 0: wait forever) in milliseconds. */
-export function lockTimeoutMs(env: Readonly<Record<string, string | undefined>>): number {
+export function lockTimeoutMs(env: EnvVars): number {
   const text = env.MLSERVE_LOCK_TIMEOUT
   if (text === undefined || text.trim() === '') return DEFAULT_LOCK_TIMEOUT_S * 1000
   const seconds = Number(text)

@@ -4,6 +4,7 @@ import {mkdir, readdir, rm, stat, utimes, writeFile} from 'node:fs/promises'
 import {homedir} from 'node:os'
 import path from 'node:path'
 
+import type {EnvVars} from '../config.js'
 import {MARKER, parseBaseRecord, type CacheKind} from '../cache/build-once.js'
 import {isAlive} from '../cache/lock.js'
 import {pathExists} from '../util/fs.js'
@@ -26,7 +27,7 @@ export interface EnvMetadata {
   readonly prefix?: string
 }
 
-export function envRoot(env: Readonly<Record<string, string | undefined>>): string {
+export function envRoot(env: EnvVars): string {
   if (env.MLSERVE_ENV_ROOT) return path.resolve(env.MLSERVE_ENV_ROOT)
   const cache = env.XDG_CACHE_HOME ?? path.join(env.HOME ?? homedir(), '.cache')
   return path.join(cache, 'mlserve', 'envs')

@@ -4,6 +4,7 @@ import {readdir} from 'node:fs/promises'
 import {homedir} from 'node:os'
 import path from 'node:path'
 
+import type {EnvVars} from '../config.js'
 import {MlserveError} from '../errors.js'
 import {pathExists} from '../util/fs.js'
 import {compareVersions, releaseParts} from '../util/version.js'
@@ -16,7 +17,7 @@ export interface Interpreter {
 }
 
 export interface InterpreterSearch {
-  readonly env: Readonly<Record<string, string | undefined>>
+  readonly env: EnvVars
   /** Runs `python` and returns its X.Y.Z version, or undefined if it does not run. */
   readonly versionOf: (python: string) => Promise<string | undefined>
 }

@@ -4,7 +4,7 @@ import path from 'node:path'
 
 import {ensureBuilt} from '../cache/build-once.js'
 import {lockTimeoutMs, type LockWait} from '../cache/lock.js'
-import type {EnvManager} from '../config.js'
+import type {EnvManager, EnvVars} from '../config.js'
 import {MlserveError} from '../errors.js'
 import type {Logger} from '../log.js'
 import type {Mlmodel} from '../model/mlmodel.js'
@@ -25,7 +25,7 @@ export interface ManagedEnvRequest {
   readonly installMlflow: boolean
   /** Requirement specs of the server that runs the model (e.g. mlserver), installed after the model's. */
   readonly serverPackages?: readonly string[]
-  readonly env: Readonly<Record<string, string | undefined>>
+  readonly env: EnvVars
   readonly log: Logger
   readonly signal?: AbortSignal
   /** How long a build may take (0: no limit): then BUILD_TIMEOUT, the installer killed, nothing kept. */

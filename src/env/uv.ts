@@ -1,6 +1,7 @@
 // Finds uv, or installs a pinned uv from PyPI into mlserve's cache once, so model environments build fast.
 import path from 'node:path'
 
+import type {EnvVars} from '../config.js'
 import {ensureBuilt, missingFile, parseBaseRecord, type CacheKind, type CacheRecord} from '../cache/build-once.js'
 import {lockTimeoutMs} from '../cache/lock.js'
 import {MlserveError, messageOf} from '../errors.js'
@@ -11,8 +12,6 @@ import {envRoot} from './cache.js'
 
 /** The uv mlserve installs for itself when none is found. */
 export const UV_VERSION = '0.13.9'
-
-type Env = Readonly<Record<string, string | undefined>>
 
 export interface ToolRecord extends CacheRecord {
   readonly tool: string
@@ -32,7 +31,7 @@ export const TOOL_KIND: CacheKind<ToolRecord> = {
 }
 
 /** uv from MLSERVE_UV (a path or a name; `none` disables it), else `uv` on PATH. */
-export function findUv(env: Env): string | undefined {
+export function findUv(env: EnvVars): string | undefined {
   const wanted = env.MLSERVE_UV ?? 'uv'
   if (wanted === 'none') return undefined
   const found = which(wanted, env.PATH)
@@ -52,7 +51,7 @@ export function findUv(env: Env): string | undefined {
  */
 export async function ensureUv(
   python: string,
-  env: Env,
+  env: EnvVars,
   log: Logger,
   signal?: AbortSignal,
   buildTimeoutMs?: number,

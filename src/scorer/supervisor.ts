@@ -2,6 +2,7 @@
 // ready, retire, exit. Lending them to requests is the scheduler's; when to restart, the restart policy's.
 import {rm} from 'node:fs/promises'
 
+import type {EnvVars} from '../config.js'
 import {MlserveError} from '../errors.js'
 import type {Logger} from '../log.js'
 import type {Acquired, ExchangeOutcome, Lease, Upstreams} from '../upstream.js'
@@ -23,7 +24,7 @@ export interface SupervisorOptions {
   readonly workers: number
   /** A private directory for the scorers' Unix sockets. */
   readonly socketDir: string
-  readonly baseEnv: Readonly<Record<string, string | undefined>>
+  readonly baseEnv: EnvVars
   readonly cwd?: string
   readonly stdout: OutputSink
   readonly stderr: OutputSink
