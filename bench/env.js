@@ -14,7 +14,7 @@
 //   node bench/env.js [--rounds 3] [--build-rounds 1] [--timeout 900] [--model <dir>]
 //                     [--contenders mlserve-uv,mlserve-pip,mlflow-uv,mlflow-virtualenv]
 //                     [--launcher venv|toolchain] [--dont-write-bytecode] [--settle 60] [--pyenv-root <dir>]
-import {execFileSync, spawn} from 'node:child_process'
+import {execFileSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {once} from 'node:events'
 import {cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
@@ -67,7 +67,8 @@ function options() {
     },
   })
   const contenders = values.contenders.split(',').filter(Boolean)
-  for (const id of contenders) if (!CONTENDER_IDS.includes(id)) throw new Error(`--contenders: unknown '${id}' (known: ${CONTENDER_IDS.join(', ')})`)
+  for (const id of contenders)
+    if (!CONTENDER_IDS.includes(id)) throw new Error(`--contenders: unknown '${id}' (known: ${CONTENDER_IDS.join(', ')})`)
   if (!['venv', 'toolchain'].includes(values.launcher)) throw new Error(`--launcher must be venv or toolchain, not ${values.launcher}`)
   return {
     model: values.model ? path.resolve(values.model) : undefined,
@@ -85,7 +86,9 @@ function options() {
 /** A command's first output line, or undefined when it does not run. */
 function versionOf(file, args = ['--version']) {
   try {
-    return execFileSync(file, args, {encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']}).trim().split('\n')[0]
+    return execFileSync(file, args, {encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']})
+      .trim()
+      .split('\n')[0]
   } catch {
     return undefined
   }
@@ -157,7 +160,11 @@ function gitRevision() {
  * and marked complete; a half-built one is rebuilt. Returns its bin directory.
  */
 function ensureLauncherVenv() {
-  const hash = createHash('sha256').update(readFileSync(TOOLCHAIN_REQUIREMENTS)).update(`${VIRTUALENV_PINS.join('\n')}\ncompile-bytecode`).digest('hex').slice(0, 12)
+  const hash = createHash('sha256')
+    .update(readFileSync(TOOLCHAIN_REQUIREMENTS))
+    .update(`${VIRTUALENV_PINS.join('\n')}\ncompile-bytecode`)
+    .digest('hex')
+    .slice(0, 12)
   const dir = path.join(cacheRoot(), `bench-launcher-${hash}`)
   const marker = path.join(dir, '.mlserve-complete')
   if (!existsSync(marker)) {
@@ -167,7 +174,15 @@ function ensureLauncherVenv() {
       const run = (file, args) => execFileSync(file, args, {stdio: ['ignore', 'inherit', 'inherit']})
       run(process.env.MLSERVE_TEST_BASE_PYTHON ?? 'python3', ['-m', 'venv', dir])
       const requirements = ['-r', TOOLCHAIN_REQUIREMENTS, ...VIRTUALENV_PINS]
-      run(path.join(toolchainBin(), 'uv'), ['pip', 'install', '--quiet', '--compile-bytecode', '--python', path.join(dir, 'bin/python'), ...requirements])
+      run(path.join(toolchainBin(), 'uv'), [
+        'pip',
+        'install',
+        '--quiet',
+        '--compile-bytecode',
+        '--python',
+        path.join(dir, 'bin/python'),
+        ...requirements,
+      ])
       execFileSync(path.join(dir, 'bin/python'), ['-m', 'virtualenv', '--version'], {stdio: 'ignore'})
       writeFileSync(marker, new Date().toISOString())
     } catch (error) {
@@ -208,7 +223,10 @@ function contenders(ids, {runJs, model, launcherBin, pyenvRoot, dontWriteBytecod
   }
   // mlflow runs from the launcher venv, uv (for --env-manager uv) from the toolchain, pyenv from its root.
   const mlflowPath = [launcherBin, path.join(pyenvRoot, 'bin'), toolchainBin(), process.env.PATH ?? ''].join(path.delimiter)
-  const mlserve = (port) => [process.execPath, [runJs, 'serve', '-m', model, '--env-manager', 'virtualenv', '-h', '127.0.0.1', '-p', String(port)]]
+  const mlserve = (port) => [
+    process.execPath,
+    [runJs, 'serve', '-m', model, '--env-manager', 'virtualenv', '-h', '127.0.0.1', '-p', String(port)],
+  ]
   const all = {
     'mlserve-uv': {
       label: 'mlserve, virtualenv with uv',
@@ -222,7 +240,10 @@ function contenders(ids, {runJs, model, launcherBin, pyenvRoot, dontWriteBytecod
     },
     'mlflow-uv': {
       label: 'mlflow models serve --env-manager uv',
-      command: (port) => [path.join(launcherBin, 'mlflow'), ['models', 'serve', '-m', model, '--env-manager', 'uv', '-h', '127.0.0.1', '-p', String(port)]],
+      command: (port) => [
+        path.join(launcherBin, 'mlflow'),
+        ['models', 'serve', '-m', model, '--env-manager', 'uv', '-h', '127.0.0.1', '-p', String(port)],
+      ],
       env: (dirs) => common(dirs, {MLFLOW_ENV_ROOT: dirs.envRoot, PATH: mlflowPath}),
     },
     'mlflow-virtualenv': {
@@ -276,14 +297,27 @@ async function timeToReady(contender, dirs, {timeoutMs, settleMs}) {
     const deadline = start + timeoutMs
     for (;;) {
       if (hasExited(child)) {
-        Object.assign(result, {status: 'failed', seconds: (performance.now() - start) / 1000, error: `exited (${child.exitCode ?? child.signalCode}) before /ping answered 200`})
+        Object.assign(result, {
+          status: 'failed',
+          seconds: (performance.now() - start) / 1000,
+          error: `exited (${child.exitCode ?? child.signalCode}) before /ping answered 200`,
+        })
         break
       }
 
-      const status = await fetch(url, {signal: AbortSignal.timeout(PING_TIMEOUT_MS)}).then((res) => res.arrayBuffer().then(() => res.status), () => 0)
+      const status = await fetch(url, {signal: AbortSignal.timeout(PING_TIMEOUT_MS)}).then(
+        (res) => res.arrayBuffer().then(() => res.status),
+        () => 0,
+      )
       const now = performance.now()
       if (status === 200) {
-        Object.assign(result, {status: 'ok', seconds: (now - start) / 1000, cpuSeconds: treeCpuSeconds(child.pid), otherLoad: backgroundCores(before, cpuSnapshot()), loadBefore: settled})
+        Object.assign(result, {
+          status: 'ok',
+          seconds: (now - start) / 1000,
+          cpuSeconds: treeCpuSeconds(child.pid),
+          otherLoad: backgroundCores(before, cpuSnapshot()),
+          loadBefore: settled,
+        })
         break
       }
 
@@ -299,7 +333,10 @@ async function timeToReady(contender, dirs, {timeoutMs, settleMs}) {
   }
 
   if (result.status !== 'ok') {
-    result.tail = lines.slice(-40).map((l) => l.line).join('\n')
+    result.tail = lines
+      .slice(-40)
+      .map((l) => l.line)
+      .join('\n')
     console.error(`! ${contender.id}: ${result.error}; last output:\n${result.tail}`)
     for (const [pattern, hint] of [
       [/Could not find the virtualenv binary/, 'this mlflow needs the virtualenv package beside it: use --launcher venv'],
@@ -345,7 +382,12 @@ const stopAll = () => Promise.all([...running].map(stopServer))
 /** Clock ticks: the machine's busy time (steal included) and that of this process and its descendants. */
 function cpuSnapshot() {
   if (!existsSync('/proc/stat')) return undefined
-  const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
+  const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8')
+    .split('\n')[0]
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number)
   return {at: performance.now(), busy: user + nice + system + irq + softirq + steal, ours: (treeCpuSeconds(process.pid) ?? 0) * 100}
 }
 
@@ -410,7 +452,12 @@ function installerSummary(envRoot) {
     return entry.isDirectory() && existsSync(file) ? [readFileSync(file, 'utf8')] : []
   })
   const wanted = /^\$ |^(Resolved|Prepared|Installed|Uninstalled|Audited|Downloaded) \d+ packages? in |^Successfully installed /
-  return logs.flatMap((log) => log.split('\n').filter((line) => wanted.test(line)).map((line) => line.slice(0, 200)))
+  return logs.flatMap((log) =>
+    log
+      .split('\n')
+      .filter((line) => wanted.test(line))
+      .map((line) => line.slice(0, 200)),
+  )
 }
 
 // ---- the benchmark ----------------------------------------------------------------------------------------
@@ -557,18 +604,32 @@ async function main() {
     '',
     '| ratio | value | target |',
     '|---|---:|---:|',
-    ...ratios.map((r) => `| ${r.name} | ${r.value === undefined ? 'n/a' : r.value.toFixed(2)} | ${r.target === undefined ? '' : `<= ${r.target}${r.value === undefined ? '' : r.value <= r.target ? ' (met)' : ' (missed)'}`} |`),
+    ...ratios.map(
+      (r) =>
+        `| ${r.name} | ${r.value === undefined ? 'n/a' : r.value.toFixed(2)} | ${r.target === undefined ? '' : `<= ${r.target}${r.value === undefined ? '' : r.value <= r.target ? ' (met)' : ' (missed)'}`} |`,
+    ),
   ]
   console.log(`\n${lines.join('\n')}\n`)
-  console.log(`CPU seconds until ready (cold / warm / cached): ${rows.map((r) => `${r.id} ${[r.cold, r.warm, r.cached].map((s) => (s.status === 'ok' ? s.cpuSeconds.toFixed(1) : '-')).join(' / ')}`).join('; ')}.`)
-  console.log(`Machine: ${machine.nproc} CPUs (${machine.cpu}), ${machine.memoryGb} GB, Node ${machine.node}, ${machine.uv}, mlflow ${machine.mlflow}${machine.pyenv ? `, ${machine.pyenv}` : ''}; mlserve ${machine.mlserve ?? '?'}.`)
-  console.log(`PYTHONDONTWRITEBYTECODE ${opts.dontWriteBytecode ? '=1: no server writes bytecode (as in many container images)' : 'unset: Python writes bytecode on first import (its default)'}; mlflow runs from ${opts.launcher === 'venv' ? 'a byte-compiled venv with the toolchain\'s pins' : 'the toolchain'}.`)
-  const loads = rows.flatMap((r) => [r.cold, r.warm, r.cached]).filter((s) => s.status === 'ok').map((s) => s.maxOtherLoad)
+  console.log(
+    `CPU seconds until ready (cold / warm / cached): ${rows.map((r) => `${r.id} ${[r.cold, r.warm, r.cached].map((s) => (s.status === 'ok' ? s.cpuSeconds.toFixed(1) : '-')).join(' / ')}`).join('; ')}.`,
+  )
+  console.log(
+    `Machine: ${machine.nproc} CPUs (${machine.cpu}), ${machine.memoryGb} GB, Node ${machine.node}, ${machine.uv}, mlflow ${machine.mlflow}${machine.pyenv ? `, ${machine.pyenv}` : ''}; mlserve ${machine.mlserve ?? '?'}.`,
+  )
+  console.log(
+    `PYTHONDONTWRITEBYTECODE ${opts.dontWriteBytecode ? '=1: no server writes bytecode (as in many container images)' : 'unset: Python writes bytecode on first import (its default)'}; mlflow runs from ${opts.launcher === 'venv' ? "a byte-compiled venv with the toolchain's pins" : 'the toolchain'}.`,
+  )
+  const loads = rows
+    .flatMap((r) => [r.cold, r.warm, r.cached])
+    .filter((s) => s.status === 'ok')
+    .map((s) => s.maxOtherLoad)
   console.log(`Other load: up to ${Math.max(0, ...loads).toFixed(2)} CPU cores used by processes outside the benchmark during a timed run.`)
   if (loads.some((load) => load > QUIET_CORES)) {
     console.log(`Warning: other processes competed for the CPUs during some runs (see "otherLoad" in the JSON); those numbers are noisy.`)
   }
-  console.log(`Seconds from spawn to the first 200 on /ping (polled every ${POLL_MS} ms); builds ${opts.buildRounds} round(s) each, cached start the median of ${opts.rounds} (contenders alternating).`)
+  console.log(
+    `Seconds from spawn to the first 200 on /ping (polled every ${POLL_MS} ms); builds ${opts.buildRounds} round(s) each, cached start the median of ${opts.rounds} (contenders alternating).`,
+  )
 
   for (const c of list.filter((c) => c.id.startsWith('mlserve'))) {
     const cold = built.get(c.id).cold.find((r) => r.status === 'ok')
@@ -584,7 +645,10 @@ async function main() {
     const cold = built.get(c.id).cold.find((r) => r.status === 'ok')
     if (!cold) continue
     console.log(`\n${c.id}, cold build, milestones in mlflow's output (s since spawn):`)
-    for (const m of milestones(cold.lines)) console.log(`  ${m.t.toFixed(1).padStart(6)}  ${m.milestone}${/^(installer|downloads) done$/.test(m.milestone) ? `: ${m.line.slice(0, 60)}` : ''}`)
+    for (const m of milestones(cold.lines))
+      console.log(
+        `  ${m.t.toFixed(1).padStart(6)}  ${m.milestone}${/^(installer|downloads) done$/.test(m.milestone) ? `: ${m.line.slice(0, 60)}` : ''}`,
+      )
     console.log(`  ${cold.seconds.toFixed(1).padStart(6)}  /ping 200`)
   }
 
@@ -597,12 +661,20 @@ async function main() {
   mkdirSync(resultsDir, {recursive: true})
   const file = path.join(resultsDir, `env-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
   const detail = (r) => ({...r, phases: mlservePhases(r.lines), milestones: milestones(r.lines)})
-  const raw = Object.fromEntries(list.map((c) => [c.id, {
-    cold: built.get(c.id).cold.map(detail),
-    warm: built.get(c.id).warm.map(detail),
-    cached: cached.get(c.id).map(detail),
-  }]))
-  writeFileSync(file, `${JSON.stringify({date: new Date().toISOString(), machine, settings: {...opts, model, python}, rows, ratios, raw}, null, 2)}\n`)
+  const raw = Object.fromEntries(
+    list.map((c) => [
+      c.id,
+      {
+        cold: built.get(c.id).cold.map(detail),
+        warm: built.get(c.id).warm.map(detail),
+        cached: cached.get(c.id).map(detail),
+      },
+    ]),
+  )
+  writeFileSync(
+    file,
+    `${JSON.stringify({date: new Date().toISOString(), machine, settings: {...opts, model, python}, rows, ratios, raw}, null, 2)}\n`,
+  )
   console.error(`# results written to ${path.relative(REPO_ROOT, file)}`)
 }
 

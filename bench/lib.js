@@ -43,7 +43,9 @@ export function processes() {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      return [{pid: Number(pid), state: fields[0], ppid: Number(fields[1]), pgrp: Number(fields[2]), ticks: sum(fields.slice(11, 15).map(Number))}]
+      return [
+        {pid: Number(pid), state: fields[0], ppid: Number(fields[1]), pgrp: Number(fields[2]), ticks: sum(fields.slice(11, 15).map(Number))},
+      ]
     } catch {
       return [] // not a process, or gone
     }

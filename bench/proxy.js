@@ -70,7 +70,11 @@ function wrkVersion() {
   try {
     return execFileSync('wrk', ['--version'], {encoding: 'utf8'}).split('\n')[0]
   } catch (error) {
-    return error.code === 'ENOENT' ? undefined : String(error.stdout).split('\n')[0].replace(/ Copyright.*/, '')
+    return error.code === 'ENOENT'
+      ? undefined
+      : String(error.stdout)
+          .split('\n')[0]
+          .replace(/ Copyright.*/, '')
   }
 }
 
@@ -94,7 +98,13 @@ async function startServer(name, file, args) {
   const out = openSync(logFile, 'w')
   const child = spawnTied(file, args(port), {env: toolchainEnv(), stdio: ['ignore', out, out]})
   closeSync(out)
-  const server = {name, url: `http://127.0.0.1:${port}`, child, exited: once(child, 'close'), log: () => readFileSync(logFile, 'utf8').slice(-20_000)}
+  const server = {
+    name,
+    url: `http://127.0.0.1:${port}`,
+    child,
+    exited: once(child, 'close'),
+    log: () => readFileSync(logFile, 'utf8').slice(-20_000),
+  }
   running.add(server)
   await waitForPing(server)
   return server
@@ -103,7 +113,10 @@ async function startServer(name, file, args) {
 async function waitForPing(server) {
   const deadline = Date.now() + READY_TIMEOUT_MS
   while (Date.now() < deadline && !hasExited(server.child)) {
-    const status = await fetch(`${server.url}/ping`).then((res) => res.arrayBuffer().then(() => res.status), () => 0)
+    const status = await fetch(`${server.url}/ping`).then(
+      (res) => res.arrayBuffer().then(() => res.status),
+      () => 0,
+    )
     if (status === 200) return
     await sleep(250)
   }
@@ -134,7 +147,12 @@ process.on('exit', () => {
 /** Clock ticks: the machine's busy time (steal included) and that of this process and its descendants. */
 function cpuSnapshot() {
   if (!existsSync('/proc/stat')) return undefined
-  const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
+  const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8')
+    .split('\n')[0]
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number)
   const all = processes()
   const parent = new Map(all.map((p) => [p.pid, p.ppid]))
   const isOurs = (pid) => {
@@ -152,7 +170,9 @@ const backgroundCores = (a, b, seconds) => (a && b ? Math.max(0, b.busy - a.busy
 /** wrk with one thread (enough for these rates, and it leaves the cores to the servers). */
 function wrkLoad(bodyFile) {
   const script = path.join(WORK_DIR, 'post.lua')
-  writeFileSync(script, `local f = assert(io.open(${JSON.stringify(bodyFile)}, "rb"))
+  writeFileSync(
+    script,
+    `local f = assert(io.open(${JSON.stringify(bodyFile)}, "rb"))
 wrk.method = "POST"
 wrk.body = f:read("*a")
 f:close()
@@ -162,7 +182,8 @@ function done(s, latency)
   io.write(string.format("\\nRESULT %d %d %d %d %d\\n", s.requests, s.duration, latency:percentile(50),
     latency:percentile(99), e.connect + e.read + e.write + e.status + e.timeout))
 end
-`)
+`,
+  )
   return async (url, connections, seconds) => {
     const args = ['-t', '1', '-c', String(connections), '-d', `${seconds}s`, '--timeout', '10s', '-s', script, `${url}/invocations`]
     const child = spawnTied('wrk', args, {stdio: ['ignore', 'pipe', 'inherit']})
@@ -179,7 +200,14 @@ end
 function autocannonLoad(bodyFile) {
   const body = readFileSync(bodyFile)
   return async (url, connections, seconds) => {
-    const result = await autocannon({url: `${url}/invocations`, method: 'POST', headers: {'content-type': 'application/json'}, body, connections, duration: seconds})
+    const result = await autocannon({
+      url: `${url}/invocations`,
+      method: 'POST',
+      headers: {'content-type': 'application/json'},
+      body,
+      connections,
+      duration: seconds,
+    })
     const errors = result.errors + result.timeouts + result.non2xx
     return {requests: result.requests.total, seconds: result.duration, p50: result.latency.p50, p99: result.latency.p99, errors}
   }
@@ -232,10 +260,36 @@ function summarize(rounds) {
 }
 
 async function benchWorkers(workers, opts, model, load) {
-  const mlflow = await startServer('mlflow', path.join(toolchainBin(), 'mlflow'), (port) =>
-    ['models', 'serve', '-m', model, '--env-manager', 'local', '-h', '127.0.0.1', '-p', String(port), '-w', String(workers)])
-  const mlserve = await startServer('mlserve', process.execPath, (port) =>
-    [path.join(REPO_ROOT, 'bin/run.js'), 'serve', '-m', model, '--env-manager', 'local', '--python', opts.mlservePython, '-h', '127.0.0.1', '-p', String(port), '-w', String(workers)])
+  const mlflow = await startServer('mlflow', path.join(toolchainBin(), 'mlflow'), (port) => [
+    'models',
+    'serve',
+    '-m',
+    model,
+    '--env-manager',
+    'local',
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(port),
+    '-w',
+    String(workers),
+  ])
+  const mlserve = await startServer('mlserve', process.execPath, (port) => [
+    path.join(REPO_ROOT, 'bin/run.js'),
+    'serve',
+    '-m',
+    model,
+    '--env-manager',
+    'local',
+    '--python',
+    opts.mlservePython,
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(port),
+    '-w',
+    String(workers),
+  ])
   try {
     const answer = await checkSameAnswer(mlflow, mlserve, opts.body)
     const mlflowVersion = await fetch(`${mlflow.url}/version`).then((res) => res.text())
@@ -254,7 +308,19 @@ function table(rows) {
     '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ]
   for (const {workers, connections, mlflow: a, mlserve: b} of rows) {
-    const cells = [workers, connections, fmt(a.rps, 0), fmt(b.rps, 0), `${fmt(b.rps / a.rps, 3)}x`, fmt(a.p50, 2), fmt(b.p50, 2), fmt(b.p50 - a.p50, 2), fmt(a.p99, 2), fmt(b.p99, 2), fmt(Math.max(a.maxBackgroundCores, b.maxBackgroundCores), 2)]
+    const cells = [
+      workers,
+      connections,
+      fmt(a.rps, 0),
+      fmt(b.rps, 0),
+      `${fmt(b.rps / a.rps, 3)}x`,
+      fmt(a.p50, 2),
+      fmt(b.p50, 2),
+      fmt(b.p50 - a.p50, 2),
+      fmt(a.p99, 2),
+      fmt(b.p99, 2),
+      fmt(Math.max(a.maxBackgroundCores, b.maxBackgroundCores), 2),
+    ]
     lines.push(`| ${cells.join(' | ')} |`)
   }
   return lines.join('\n')
@@ -276,10 +342,18 @@ async function main() {
     rows.push(...result.rows)
   }
 
-  const machine = {nproc: os.availableParallelism(), cpu: os.cpus()[0]?.model, node: process.version, mlflow: mlflowVersion, tool: toolVersion(opts.tool)}
+  const machine = {
+    nproc: os.availableParallelism(),
+    cpu: os.cpus()[0]?.model,
+    node: process.version,
+    mlflow: mlflowVersion,
+    tool: toolVersion(opts.tool),
+  }
   console.log(`\n${table(rows)}\n`)
   console.log(`Machine: ${machine.nproc} CPUs (${machine.cpu}), Node ${machine.node}, mlflow ${machine.mlflow}, ${machine.tool}.`)
-  console.log(`req/s = total requests / total time over ${opts.rounds} rounds of ${opts.duration} s per server (ABBA order); p50/p99 = median of the per-round percentiles;`)
+  console.log(
+    `req/s = total requests / total time over ${opts.rounds} rounds of ${opts.duration} s per server (ABBA order); p50/p99 = median of the per-round percentiles;`,
+  )
   console.log(`other load = most CPU cores used by processes outside this benchmark during one round (0 on a quiet machine).`)
   // The targets of the supervision issue: throughput at least 0.95x mlflow's, and at most 0.2 ms added to p50 one request at a time.
   for (const {workers, connections, mlflow: a, mlserve: b} of rows) {
@@ -290,7 +364,9 @@ async function main() {
     console.log(`Target, -w ${workers}, ${connections} connection(s): ${checks.join('; ')}.`)
   }
   if (rows.some((row) => Math.max(row.mlflow.maxBackgroundCores, row.mlserve.maxBackgroundCores) > 0.2)) {
-    console.log(`Warning: other processes competed for the CPUs during the run; the numbers are noisy (rerun on a quiet machine, or with more --rounds).`)
+    console.log(
+      `Warning: other processes competed for the CPUs during the run; the numbers are noisy (rerun on a quiet machine, or with more --rounds).`,
+    )
   }
 
   const resultsDir = path.join(REPO_ROOT, 'bench/results')

@@ -1,5 +1,8 @@
 // The options object that flows from the CLI flags down through every stage.
 
+/** Environment variables: what a child process gets, what MLFLOW_* / MLSERVE_* defaults are read from. */
+export type EnvVars = Readonly<Record<string, string | undefined>>
+
 export const ENV_MANAGERS = ['local', 'virtualenv', 'uv', 'conda'] as const
 export type EnvManager = (typeof ENV_MANAGERS)[number]
 
@@ -13,7 +16,7 @@ export interface ModelOptions {
   /** The directory relative model paths are resolved against. */
   readonly cwd: string
   /** The environment children inherit (before mlserve adds its own variables). */
-  readonly env: Readonly<Record<string, string | undefined>>
+  readonly env: EnvVars
   /** Install uvicorn's speedups (uvloop, httptools) into environments mlserve builds. */
   readonly speedups: boolean
   /** How long building an environment may take (0: no limit); then BUILD_TIMEOUT and nothing is kept. */

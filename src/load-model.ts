@@ -1,4 +1,5 @@
 // Stages 1 and 2 of every command that runs a model: the model URI becomes a model directory with a servable MLmodel.
+import type {EnvVars} from './config.js'
 import type {Logger} from './log.js'
 import {pickBackend, readMlmodel, type FlavorKind, type Mlmodel} from './model/mlmodel.js'
 import {resolveModelUri, type ModelRef} from './uri/resolve.js'
@@ -11,7 +12,7 @@ export interface ResolvedModel {
 }
 
 export interface LoadModelContext {
-  readonly env?: Readonly<Record<string, string | undefined>>
+  readonly env?: EnvVars
   readonly signal?: AbortSignal
   /** The interpreter the mlflow client fallback runs with (--python). */
   readonly python?: string

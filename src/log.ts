@@ -84,7 +84,7 @@ function jsonLogger(sink: LogSink, now: () => number): Logger {
       return {
         done(detail) {
           const ms = now() - start
-          line('info', detail ? `${name}: ${detail}` : name, {phase: name, duration_ms: Math.round(ms)}) // eslint-disable-line camelcase
+          line('info', detail ? `${name}: ${detail}` : name, {phase: name, duration_ms: Math.round(ms)})
           return ms
         },
       }

@@ -43,8 +43,7 @@ export type StartupPhase = 'resolve' | 'env' | 'spawn' | 'load' | 'warmup' | 'to
 /** How long a scorer may take to exit after SIGTERM before its process group gets SIGKILL. */
 const SCORER_STOP_GRACE_MS = 10_000
 
-export const urlOf = (host: string, port: number): string =>
-  `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+export const urlOf = (host: string, port: number): string => `http://${host.includes(':') ? `[${host}]` : host}:${port}`
 
 export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
   const {log} = io
@@ -64,7 +63,8 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
     const resolvedAt = performance.now()
     const backend = await backendFor(kind, ref.localDir, mlmodel, options, io, cleanup)
     const envReadyAt = performance.now()
-    const warmup = options.warmup && kind === 'pyfunc' ? await readWarmup(ref.localDir, mlmodel, {maxBytes: options.maxBodyBytes, log}) : undefined
+    const warmup =
+      options.warmup && kind === 'pyfunc' ? await readWarmup(ref.localDir, mlmodel, {maxBytes: options.maxBodyBytes, log}) : undefined
 
     const [{createProxyHandler}, {ProxyServer}, {Observer}] = await Promise.all([
       import('./proxy/app.js'),
@@ -204,9 +204,12 @@ async function backendFor(
       })
     }
 
-    if (options.envManager !== 'local') log.info(`--env-manager ${options.envManager} does not apply to R crate models: they run with the system's R (as in mlflow)`)
+    if (options.envManager !== 'local')
+      log.info(`--env-manager ${options.envManager} does not apply to R crate models: they run with the system's R (as in mlflow)`)
     const {crateBackend} = await import('./scorer/crate.js')
-    const phase = log.phase(`prepare R scorer (${options.rScorer === 'mlflow' ? "the R mlflow package's mlflow_rfunc_serve" : "mlserve's R scorer"})`)
+    const phase = log.phase(
+      `prepare R scorer (${options.rScorer === 'mlflow' ? "the R mlflow package's mlflow_rfunc_serve" : "mlserve's R scorer"})`,
+    )
     const backend = await crateBackend({modelDir, mlmodel, env: options.env, rScorer: options.rScorer, mlflowVersion: mlmodel.mlflowVersion})
     phase.done()
     return backend
@@ -257,6 +260,11 @@ export async function readWarmup(
     const body = await readBounded(real, {maxBytes, code: 'WARMUP_FAILED', what: name})
     return {body, contentType: 'application/json', source: name}
   } catch (error) {
-    return skip(messageOf(error).replace(/: mlserve reads only .*$/, `: the warm-up reads only a regular file of at most --max-body-size (${maxBytes} bytes)`))
+    return skip(
+      messageOf(error).replace(
+        /: mlserve reads only .*$/,
+        `: the warm-up reads only a regular file of at most --max-body-size (${maxBytes} bytes)`,
+      ),
+    )
   }
 }

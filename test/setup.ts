@@ -9,7 +9,9 @@ const R_PACKAGES = ['r-base-core', 'r-cran-httpuv', 'r-cran-jsonlite']
 
 function hasR(): boolean {
   try {
-    execFileSync('Rscript', ['-e', 'quit(status = !all(vapply(c("httpuv", "jsonlite"), requireNamespace, logical(1), quietly = TRUE)))'], {stdio: 'ignore'})
+    execFileSync('Rscript', ['-e', 'quit(status = !all(vapply(c("httpuv", "jsonlite"), requireNamespace, logical(1), quietly = TRUE)))'], {
+      stdio: 'ignore',
+    })
     return true
   } catch {
     return false
@@ -19,7 +21,9 @@ function hasR(): boolean {
 function ensureR(): void {
   if (hasR()) return
   if (process.getuid?.() !== 0) {
-    throw new Error(`The crate-model tests need R: run \`apt-get install -y --no-install-recommends ${R_PACKAGES.join(' ')}\` as root, then the tests again.`)
+    throw new Error(
+      `The crate-model tests need R: run \`apt-get install -y --no-install-recommends ${R_PACKAGES.join(' ')}\` as root, then the tests again.`,
+    )
   }
 
   const env = {...process.env, DEBIAN_FRONTEND: 'noninteractive'}

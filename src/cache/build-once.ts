@@ -40,7 +40,9 @@ const isRecord = (value: unknown): value is Record<string, unknown> => typeof va
 
 /** The base check every kind's parse starts with: an object with a string key and creation time. */
 export function parseBaseRecord(value: unknown): (CacheRecord & Record<string, unknown>) | undefined {
-  return isRecord(value) && typeof value.key === 'string' && typeof value.created === 'string' ? (value as CacheRecord & Record<string, unknown>) : undefined
+  return isRecord(value) && typeof value.key === 'string' && typeof value.created === 'string'
+    ? (value as CacheRecord & Record<string, unknown>)
+    : undefined
 }
 
 /** The entry's marker: the record, `damaged` when the marker exists but is not a record, or undefined when absent. */
@@ -176,7 +178,9 @@ function buildTimeoutError(kind: string, request: {root: string; key: string; bu
     `Building the ${kind} ${request.key} took longer than the build timeout (${seconds} s): the installer was stopped and nothing was kept. Installer logs: ${path.join(request.root, 'logs')}.`,
     {
       cause,
-      suggestions: ['Allow more time with --build-timeout SECONDS (MLSERVE_BUILD_TIMEOUT; 0: no limit), or check why the installer is slow (its log).'],
+      suggestions: [
+        'Allow more time with --build-timeout SECONDS (MLSERVE_BUILD_TIMEOUT; 0: no limit), or check why the installer is slow (its log).',
+      ],
     },
   )
 }

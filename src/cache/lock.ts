@@ -5,6 +5,7 @@ import {mkdir, readFile, rename, rm, stat, utimes, writeFile} from 'node:fs/prom
 import {hostname} from 'node:os'
 import path from 'node:path'
 
+import type {EnvVars} from '../config.js'
 import {MlserveError} from '../errors.js'
 import {sleep} from '../util/abort.js'
 import {cacheIoError} from './io-error.js'
@@ -64,7 +65,7 @@ export interface HeldLock {
 const held = new Set<string>()
 
 /** MLSERVE_LOCK_TIMEOUT (seconds; 0: wait forever) in milliseconds. */
-export function lockTimeoutMs(env: Readonly<Record<string, string | undefined>>): number {
+export function lockTimeoutMs(env: EnvVars): number {
   const text = env.MLSERVE_LOCK_TIMEOUT
   if (text === undefined || text.trim() === '') return DEFAULT_LOCK_TIMEOUT_S * 1000
   const seconds = Number(text)
@@ -122,12 +123,18 @@ export async function staleReason(
   const owner = text === undefined ? undefined : parseOwner(text)
   if (!owner) {
     const age = now - dirInfo.mtimeMs
-    return age > (options.ownerlessGraceMs ?? OWNERLESS_GRACE_MS) ? {reason: `its owner record is ${text === undefined ? 'missing' : 'unreadable'}`} : {}
+    return age > (options.ownerlessGraceMs ?? OWNERLESS_GRACE_MS)
+      ? {reason: `its owner record is ${text === undefined ? 'missing' : 'unreadable'}`}
+      : {}
   }
 
   const heartbeatMs = now - (info?.mtimeMs ?? dirInfo.mtimeMs)
   if (owner.pid === process.pid && owner.host === hostname() && !(owner.token && held.has(owner.token))) {
-    return {owner, heartbeatMs, reason: `it names this very process (pid ${owner.pid}), which does not hold it: a previous process with the same pid`}
+    return {
+      owner,
+      heartbeatMs,
+      reason: `it names this very process (pid ${owner.pid}), which does not hold it: a previous process with the same pid`,
+    }
   }
 
   if (owner.host === hostname() && !isAlive(owner.pid)) return {owner, heartbeatMs, reason: `its owner (pid ${owner.pid}) is gone`}
@@ -199,19 +206,25 @@ export async function acquireLock(root: string, key: string, options: LockOption
     if (owner && Date.now() - lastTold >= REMIND_MS) {
       lastTold = Date.now()
       const held = owner.since ? `, holding it since ${owner.since}` : ''
-      const limit = Number.isFinite(timeoutMs) ? `giving up after ${seconds(timeoutMs)} (MLSERVE_LOCK_TIMEOUT)` : 'waiting without a limit (MLSERVE_LOCK_TIMEOUT=0)'
+      const limit = Number.isFinite(timeoutMs)
+        ? `giving up after ${seconds(timeoutMs)} (MLSERVE_LOCK_TIMEOUT)`
+        : 'waiting without a limit (MLSERVE_LOCK_TIMEOUT=0)'
       const detail = `pid ${owner.pid} on ${owner.host === hostname() ? 'this host' : owner.host}${held}, last heartbeat ${seconds(heartbeatMs ?? 0)} ago; waited ${seconds(waitedMs)} so far, ${limit}`
       options.onWait?.({owner, waitedMs, timeoutMs, detail})
     }
 
     if (waitedMs >= timeoutMs) {
       const who = owner ? `pid ${owner.pid} on ${owner.host}` : 'another process'
-      throw new MlserveError('LOCK_TIMEOUT', `Gave up after ${seconds(waitedMs)} waiting for ${who} to finish building ${options.what ?? key} (lock ${lock}).`, {
-        suggestions: [
-          `If that process is stuck or gone, stop it or remove ${lock}; it is also taken over by itself once its heartbeat is ${seconds(options.staleMs ?? STALE_MS)} old.`,
-          'Or wait longer: MLSERVE_LOCK_TIMEOUT=<seconds> (0: without a limit).',
-        ],
-      })
+      throw new MlserveError(
+        'LOCK_TIMEOUT',
+        `Gave up after ${seconds(waitedMs)} waiting for ${who} to finish building ${options.what ?? key} (lock ${lock}).`,
+        {
+          suggestions: [
+            `If that process is stuck or gone, stop it or remove ${lock}; it is also taken over by itself once its heartbeat is ${seconds(options.staleMs ?? STALE_MS)} old.`,
+            'Or wait longer: MLSERVE_LOCK_TIMEOUT=<seconds> (0: without a limit).',
+          ],
+        },
+      )
     }
 
     // eslint-disable-next-line no-await-in-loop

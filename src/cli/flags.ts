@@ -17,7 +17,7 @@ export const modelFlags = {
     summary: 'How to provide the Python environment the model runs in.',
     description:
       "local: use --python as it is (mlflow and the model's dependencies must be installed there). " +
-      'virtualenv (mlflow\'s default), uv and conda: build the model\'s own environment from its python_env.yaml / conda.yaml (R crate models run with the system R: the manager does not apply).',
+      "virtualenv (mlflow's default), uv and conda: build the model's own environment from its python_env.yaml / conda.yaml (R crate models run with the system R: the manager does not apply).",
   })(),
   'no-conda': Flags.boolean({
     default: false,
@@ -33,7 +33,7 @@ export const modelFlags = {
     env: 'MLSERVE_SPEEDUPS',
     summary: "Install uvloop and httptools into the environments mlserve builds, so the scorer's uvicorn uses them.",
     description:
-      'mlflow depends on plain uvicorn, which parses HTTP in pure Python; with its C event loop and parser the same scorer answers sooner. Part of the environment cache key. --no-speedups builds exactly the model\'s requirements (plus mlflow with --install-mlflow). Never applies to --env-manager local.',
+      "mlflow depends on plain uvicorn, which parses HTTP in pure Python; with its C event loop and parser the same scorer answers sooner. Part of the environment cache key. --no-speedups builds exactly the model's requirements (plus mlflow with --install-mlflow). Never applies to --env-manager local.",
   }),
   'build-timeout': Flags.integer({
     env: 'MLSERVE_BUILD_TIMEOUT',
@@ -66,7 +66,8 @@ export const loadTimeoutFlag = Flags.integer({
   env: 'MLSERVE_LOAD_TIMEOUT',
   default: 600,
   min: 0,
-  summary: 'Seconds a new scorer may take to load the model (answer /ping); past it the start fails (exit 44), or a later scorer is restarted (0: no bound).',
+  summary:
+    'Seconds a new scorer may take to load the model (answer /ping); past it the start fails (exit 44), or a later scorer is restarted (0: no bound).',
 })
 
 export function modelOptionsFrom(flags: ModelFlagValues): ModelOptions {

@@ -18,7 +18,7 @@ SIGINT or SIGTERM makes /readyz 503, stops accepting connections, lets requests 
 
   static override examples = [
     '<%= config.bin %> serve -m ./my-model --env-manager local -p 5000',
-    "curl -H 'Content-Type: application/json' -d '{\"dataframe_split\": {\"columns\": [\"a\", \"b\"], \"data\": [[1, 2]]}}' http://127.0.0.1:5000/invocations",
+    'curl -H \'Content-Type: application/json\' -d \'{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2]]}}\' http://127.0.0.1:5000/invocations',
   ]
 
   static override flags = {
@@ -67,7 +67,7 @@ SIGINT or SIGTERM makes /readyz 503, stops accepting connections, lets requests 
       env: 'MLSERVE_MAX_BODY_SIZE',
       default: 100,
       min: 0,
-      summary: 'Largest request body in MiB; bigger ones get 413 in MLflow\'s error envelope (0: no limit).',
+      summary: "Largest request body in MiB; bigger ones get 413 in MLflow's error envelope (0: no limit).",
     }),
     'max-concurrency': Flags.integer({
       env: 'MLSERVE_MAX_CONCURRENCY',

@@ -39,7 +39,8 @@ A summary goes to stderr, ending with "N passed, N failed, N skipped"; --json pr
       summary: 'With --url: seconds to wait for GET /ping to answer 200 (a server still starting) before the checks.',
     }),
     cases: Flags.string({
-      summary: 'A YAML or JSON file of extra cases: [{name, body | body_file, content_type, expect: {status, predictions, tolerance, contains}}].',
+      summary:
+        'A YAML or JSON file of extra cases: [{name, body | body_file, content_type, expect: {status, predictions, tolerance, contains}}].',
     }),
     junit: Flags.string({summary: 'Write the report as JUnit XML to this file (also when start-up fails).'}),
     json: Flags.boolean({default: false, summary: 'Print the report as one JSON document on stdout.'}),
@@ -48,7 +49,7 @@ A summary goes to stderr, ending with "N passed, N failed, N skipped"; --json pr
       env: 'MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT',
       default: 60,
       min: 1,
-      summary: 'Seconds each request may take (as serve\'s --timeout).',
+      summary: "Seconds each request may take (as serve's --timeout).",
     }),
     'load-timeout': loadTimeoutFlag,
     'enable-mlserver': Flags.boolean({default: false, summary: "Serve with Seldon MLServer instead of MLflow's scoring server (as serve)."}),
@@ -61,12 +62,16 @@ A summary goes to stderr, ending with "N passed, N failed, N skipped"; --json pr
       throw new MlserveError('INVALID_ARGUMENT', 'Missing required flag --model-uri (or --url to check a running server).')
     }
 
-    if (flags.wait > 0 && !url) throw new MlserveError('INVALID_ARGUMENT', '--wait applies to --url only (a server mlserve starts is waited for anyway).')
+    if (flags.wait > 0 && !url)
+      throw new MlserveError('INVALID_ARGUMENT', '--wait applies to --url only (a server mlserve starts is waited for anyway).')
     if (url !== undefined && !/^https?:\/\/[^/]+\/?$/.test(url)) {
       throw new MlserveError('INVALID_ARGUMENT', `--url ${url} is not http(s)://host:port`)
     }
 
-    const [{runSmoke, outcomeError}, {checkWritable, writeReports}] = await Promise.all([import('../smoke/smoke.js'), import('../smoke/write.js')])
+    const [{runSmoke, outcomeError}, {checkWritable, writeReports}] = await Promise.all([
+      import('../smoke/smoke.js'),
+      import('../smoke/write.js'),
+    ])
     if (flags.junit) await checkWritable(flags.junit)
     const log = createLogger(process.stderr, {tty: process.stderr.isTTY})
     const outcome = await withStopSignals(log, ({stop, force}) =>

@@ -4,6 +4,7 @@ import {mkdir, readdir, rm, stat, utimes, writeFile} from 'node:fs/promises'
 import {homedir} from 'node:os'
 import path from 'node:path'
 
+import type {EnvVars} from '../config.js'
 import {MARKER, parseBaseRecord, type CacheKind} from '../cache/build-once.js'
 import {isAlive} from '../cache/lock.js'
 import {pathExists} from '../util/fs.js'
@@ -26,7 +27,7 @@ export interface EnvMetadata {
   readonly prefix?: string
 }
 
-export function envRoot(env: Readonly<Record<string, string | undefined>>): string {
+export function envRoot(env: EnvVars): string {
   if (env.MLSERVE_ENV_ROOT) return path.resolve(env.MLSERVE_ENV_ROOT)
   const cache = env.XDG_CACHE_HOME ?? path.join(env.HOME ?? homedir(), '.cache')
   return path.join(cache, 'mlserve', 'envs')
@@ -37,7 +38,9 @@ export const envHome = (dir: string, metadata: Pick<EnvMetadata, 'prefix'>): str
 
 /** A conda prefix mlserve may delete: absolute and named after the entry's key (never what a forged marker names). */
 export const ownedPrefix = (metadata: Pick<EnvMetadata, 'key' | 'prefix'>): string | undefined =>
-  metadata.prefix && path.isAbsolute(metadata.prefix) && path.basename(metadata.prefix) === `mlserve-${metadata.key}` ? metadata.prefix : undefined
+  metadata.prefix && path.isAbsolute(metadata.prefix) && path.basename(metadata.prefix) === `mlserve-${metadata.key}`
+    ? metadata.prefix
+    : undefined
 
 /**
  * Why an environment cannot run the scorer, checked cheaply (no Python started): its interpreter is gone

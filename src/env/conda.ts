@@ -2,6 +2,7 @@
 // scorer started with the env's own python (not `conda run`).
 import path from 'node:path'
 
+import type {EnvVars} from '../config.js'
 import {ensureBuilt} from '../cache/build-once.js'
 import {lockTimeoutMs} from '../cache/lock.js'
 import {MlserveError, isMlserveError} from '../errors.js'
@@ -16,8 +17,6 @@ import {waitingMessage} from './managed.js'
 import {serverKeyPart} from './server-packages.js'
 import {envFiles} from './spec.js'
 
-type Env = Readonly<Record<string, string | undefined>>
-
 export interface CondaTools {
   readonly conda: string
   /** The executable that runs `env create` (MLFLOW_CONDA_CREATE_ENV_CMD, e.g. mamba). */
@@ -25,13 +24,13 @@ export interface CondaTools {
 }
 
 /** Where mlflow looks for an executable: $MLFLOW_CONDA_HOME/bin, else beside $CONDA_EXE, else PATH. */
-export function condaExecutable(name: string, env: Env): string {
+export function condaExecutable(name: string, env: EnvVars): string {
   if (env.MLFLOW_CONDA_HOME) return path.join(env.MLFLOW_CONDA_HOME, 'bin', name)
   if (env.CONDA_EXE) return path.join(path.dirname(env.CONDA_EXE), name)
   return which(name, env.PATH) ?? name
 }
 
-export async function findConda(env: Env): Promise<CondaTools> {
+export async function findConda(env: EnvVars): Promise<CondaTools> {
   const tools = {conda: condaExecutable('conda', env), creator: condaExecutable(env.MLFLOW_CONDA_CREATE_ENV_CMD ?? 'conda', env)}
   for (const [file, variable] of [
     [tools.conda, 'MLFLOW_CONDA_HOME'],
@@ -43,7 +42,11 @@ export async function findConda(env: Env): Promise<CondaTools> {
       throw new MlserveError(
         'CONDA_NOT_FOUND',
         `Could not find Conda executable at ${file}. Ensure Conda is installed as per the instructions at https://conda.io/projects/conda/en/latest/user-guide/install/index.html.`,
-        {suggestions: [`Point ${variable === 'MLFLOW_CONDA_HOME' ? 'MLFLOW_CONDA_HOME at the conda installation' : 'MLFLOW_CONDA_CREATE_ENV_CMD at the executable (conda or mamba)'}, or use --env-manager virtualenv.`]},
+        {
+          suggestions: [
+            `Point ${variable === 'MLFLOW_CONDA_HOME' ? 'MLFLOW_CONDA_HOME at the conda installation' : 'MLFLOW_CONDA_CREATE_ENV_CMD at the executable (conda or mamba)'}, or use --env-manager virtualenv.`,
+          ],
+        },
       )
     }
   }
@@ -52,10 +55,13 @@ export async function findConda(env: Env): Promise<CondaTools> {
 }
 
 /** The prefixes `conda env list --json` reports. */
-async function condaPrefixes(tools: CondaTools, env: Env): Promise<string[]> {
+async function condaPrefixes(tools: CondaTools, env: EnvVars): Promise<string[]> {
   const result = await run(tools.conda, ['env', 'list', '--json'], {env})
   if (result.exitCode !== 0) {
-    throw new MlserveError('ENV_BUILD_FAILED', `\`conda env list --json\` failed (${describeFailure(tools.conda, result)}): ${tailLines(result.stderr)}`)
+    throw new MlserveError(
+      'ENV_BUILD_FAILED',
+      `\`conda env list --json\` failed (${describeFailure(tools.conda, result)}): ${tailLines(result.stderr)}`,
+    )
   }
 
   return (JSON.parse(result.stdout) as {envs?: string[]}).envs ?? []
@@ -70,7 +76,7 @@ export interface CondaEnvRequest {
   readonly mlflow?: string
   /** Requirement specs of the server that runs the model (e.g. mlserver), pip-installed after the env is created. */
   readonly serverPackages?: readonly string[]
-  readonly env: Env
+  readonly env: EnvVars
   readonly log: Logger
   readonly signal?: AbortSignal
   /** How long a build may take (0: no limit). */
@@ -138,7 +144,10 @@ async function buildCondaEnv(
   const {tools, name, log, env} = request
   const run = await installerRunFor(request.root, request.key, env, request.signal)
   const remove = () =>
-    runInstaller(`Removing the conda environment ${name}`, [tools.conda, 'remove', '--yes', '--name', name, '--all'], {...run, signal: undefined})
+    runInstaller(`Removing the conda environment ${name}`, [tools.conda, 'remove', '--yes', '--name', name, '--all'], {
+      ...run,
+      signal: undefined,
+    })
 
   // A prefix without mlserve's record is a build that was interrupted: never reuse it.
   if (prefixNamed(await condaPrefixes(tools, env), name)) await remove()

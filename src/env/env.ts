@@ -14,7 +14,7 @@ import {readEnvSpec} from './spec.js'
 import {ensureUv} from './uv.js'
 
 /** A ready environment: the interpreter that runs the scorer, and what it has. */
-export interface Env extends PythonInfo {
+export interface PythonEnv extends PythonInfo {
   readonly manager: ModelOptions['envManager']
   /** The mlflow version, known to be present. */
   readonly mlflowVersion: string
@@ -29,7 +29,7 @@ export interface Env extends PythonInfo {
  * removed while mlserve was serving (so every restart exits 127, command not found). A line for the log
  * when a scorer exits, or undefined while the env is sound (and always for the local manager).
  */
-export async function diagnoseEnv(env: Pick<Env, 'home'>): Promise<string | undefined> {
+export async function diagnoseEnv(env: Pick<PythonEnv, 'home'>): Promise<string | undefined> {
   if (!env.home) return undefined
   const damage = await envDamage(env.home)
   return damage
@@ -37,7 +37,7 @@ export async function diagnoseEnv(env: Pick<Env, 'home'>): Promise<string | unde
     : undefined
 }
 
-function requireMlflow(info: PythonInfo, manager: Env['manager'], release: Env['release']): Env {
+function requireMlflow(info: PythonInfo, manager: PythonEnv['manager'], release: PythonEnv['release']): PythonEnv {
   if (info.mlflowVersion === null) {
     throw new MlserveError('MLFLOW_NOT_FOUND', `mlflow is not installed in the Python interpreter ${info.executable}.`, {
       suggestions: [
@@ -51,7 +51,7 @@ function requireMlflow(info: PythonInfo, manager: Env['manager'], release: Env['
 }
 
 /** The `local` manager: the given interpreter as it is (mlflow must already be installed there). */
-export async function localEnv(python: string, env: ModelOptions['env']): Promise<Env> {
+export async function localEnv(python: string, env: ModelOptions['env']): Promise<PythonEnv> {
   return requireMlflow(await probePython(python, env), 'local', async () => {})
 }
 
@@ -70,7 +70,7 @@ export interface PrepareRequest {
 }
 
 /** The local interpreter must already have the server packages' modules (mlserve installs nothing there). */
-export function requireServerPackages(env: Pick<Env, 'executable' | 'mlserver'>, serverPackages: readonly string[]): void {
+export function requireServerPackages(env: Pick<PythonEnv, 'executable' | 'mlserver'>, serverPackages: readonly string[]): void {
   const modules = serverModules(serverPackages)
   if (modules.length === 0 || env.mlserver) return
   const quoted = serverPackages.map((spec) => `'${spec}'`).join(' ')
@@ -87,7 +87,7 @@ export function requireServerPackages(env: Pick<Env, 'executable' | 'mlserver'>,
 }
 
 /** Prepares the environment the options ask for, and marks it in use until `release`. */
-export async function prepareEnv(request: PrepareRequest): Promise<Env> {
+export async function prepareEnv(request: PrepareRequest): Promise<PythonEnv> {
   const {options, log, mlmodel} = request
   let manager = options.envManager
   if (manager === 'conda' && mlmodel.pyfunc?.env === undefined) {
@@ -131,30 +131,33 @@ export async function prepareEnv(request: PrepareRequest): Promise<Env> {
   const defaultPython = mlmodel.pyfunc?.pythonVersion ?? (await pythonVersionOf(options.python, options.env)) ?? '3'
   const spec = await readEnvSpec(request.modelDir, mlmodel.pyfunc?.env, defaultPython)
   for (const warning of spec.warnings) log.warn(warning)
-  const managed = await interruptible(request.signal, ensureManagedEnv({
-    manager,
-    modelDir: request.modelDir,
-    mlmodel,
-    spec,
-    installMlflow: options.installMlflow,
-    serverPackages,
-    env: options.env,
-    log,
-    signal: request.signal,
-    buildTimeoutMs: options.buildTimeoutMs,
-    uv: await ensureUv(options.python, options.env, log, request.signal, options.buildTimeoutMs),
-    versionOf: (python) => pythonVersionOf(python, options.env),
-  }))
+  const managed = await interruptible(
+    request.signal,
+    ensureManagedEnv({
+      manager,
+      modelDir: request.modelDir,
+      mlmodel,
+      spec,
+      installMlflow: options.installMlflow,
+      serverPackages,
+      env: options.env,
+      log,
+      signal: request.signal,
+      buildTimeoutMs: options.buildTimeoutMs,
+      uv: await ensureUv(options.python, options.env, log, request.signal, options.buildTimeoutMs),
+      versionOf: (python) => pythonVersionOf(python, options.env),
+    }),
+  )
   return readyEnv(managed, manager, options, phase)
 }
 
 /** A built or cached env, probed and marked in use. */
 async function readyEnv(
   built: {python: string; dir: string; built: boolean},
-  manager: Env['manager'],
+  manager: PythonEnv['manager'],
   options: ModelOptions,
   phase: Phase,
-): Promise<Env> {
+): Promise<PythonEnv> {
   const release = await markInUse(built.dir)
   const env = {...requireMlflow(await probePython(built.python, options.env), manager, release), home: path.dirname(path.dirname(built.python))}
   phase.done(`${built.built ? 'built' : 'cached'} ${built.dir}: python ${env.pythonVersion} at ${env.executable}, mlflow ${env.mlflowVersion}`)

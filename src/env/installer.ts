@@ -2,12 +2,13 @@
 import {appendFile, mkdir, readFile} from 'node:fs/promises'
 import path from 'node:path'
 
+import type {EnvVars} from '../config.js'
 import {MlserveError} from '../errors.js'
 import {describeFailure, run as runChild, tailLines} from '../util/exec.js'
 
 export interface InstallerRun {
   readonly logFile: string
-  readonly env: Readonly<Record<string, string | undefined>>
+  readonly env: EnvVars
   readonly signal?: AbortSignal
 }
 
@@ -15,12 +16,7 @@ export interface InstallerRun {
  * The installer run for one build of a cache key: its log file is `<root>/logs/<key>-<time>.log` (kept
  * when the build fails, and named by the error), and pip never prompts.
  */
-export async function installerRunFor(
-  root: string,
-  key: string,
-  env: Readonly<Record<string, string | undefined>>,
-  signal?: AbortSignal,
-): Promise<InstallerRun> {
+export async function installerRunFor(root: string, key: string, env: EnvVars, signal?: AbortSignal): Promise<InstallerRun> {
   const logFile = path.join(root, 'logs', `${key}-${Date.now()}.log`)
   await mkdir(path.dirname(logFile), {recursive: true})
   return {logFile, env: {...env, PIP_NO_INPUT: '1'}, signal}
@@ -37,12 +33,7 @@ export async function tailOf(file: string, lines = 15): Promise<string> {
  * runs in its own process group (uv and pip start build backends of their own): a cancel, or mlserve's
  * exit by any path, SIGKILL included, ends the whole tree.
  */
-export async function runInstaller(
-  what: string,
-  argv: readonly string[],
-  run: InstallerRun,
-  cwd?: string,
-): Promise<void> {
+export async function runInstaller(what: string, argv: readonly string[], run: InstallerRun, cwd?: string): Promise<void> {
   await appendFile(run.logFile, `\n$ ${argv.join(' ')}${cwd ? `   (in ${cwd})` : ''}\n`)
   const result = await runChild(argv[0]!, argv.slice(1), {
     cwd,

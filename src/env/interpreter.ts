@@ -4,6 +4,7 @@ import {readdir} from 'node:fs/promises'
 import {homedir} from 'node:os'
 import path from 'node:path'
 
+import type {EnvVars} from '../config.js'
 import {MlserveError} from '../errors.js'
 import {pathExists} from '../util/fs.js'
 import {compareVersions, releaseParts} from '../util/version.js'
@@ -16,7 +17,7 @@ export interface Interpreter {
 }
 
 export interface InterpreterSearch {
-  readonly env: Readonly<Record<string, string | undefined>>
+  readonly env: EnvVars
   /** Runs `python` and returns its X.Y.Z version, or undefined if it does not run. */
   readonly versionOf: (python: string) => Promise<string | undefined>
 }
@@ -31,9 +32,7 @@ export async function candidateInterpreters(wanted: string, env: InterpreterSear
     if (name.startsWith(`${major}.${minor}`)) found.push(path.join(pyenvRoot, 'versions', name, 'bin', 'python'))
   }
 
-  const uvRoot =
-    env.UV_PYTHON_INSTALL_DIR ??
-    path.join(env.XDG_DATA_HOME ?? path.join(env.HOME ?? homedir(), '.local', 'share'), 'uv', 'python')
+  const uvRoot = env.UV_PYTHON_INSTALL_DIR ?? path.join(env.XDG_DATA_HOME ?? path.join(env.HOME ?? homedir(), '.local', 'share'), 'uv', 'python')
   const uvPythons = await readdir(uvRoot).catch(() => [] as string[])
   for (const name of uvPythons) {
     if (name.startsWith(`cpython-${major}.${minor}.`)) found.push(path.join(uvRoot, name, 'bin', 'python3'))
@@ -50,10 +49,7 @@ export async function candidateInterpreters(wanted: string, env: InterpreterSear
 }
 
 /** Picks the best match among probed interpreters, or undefined. */
-export function pickInterpreter(
-  wanted: string,
-  probed: ReadonlyArray<{path: string; version: string}>,
-): Interpreter | undefined {
+export function pickInterpreter(wanted: string, probed: ReadonlyArray<{path: string; version: string}>): Interpreter | undefined {
   const wantParts = releaseParts(wanted)
   const sameMinor = probed.filter((p) => {
     const parts = releaseParts(p.version)
@@ -83,9 +79,7 @@ export async function findInterpreter(wanted: string, search: InterpreterSearch)
   const picked = pickInterpreter(wanted, probed)
   if (picked) return picked
 
-  const seen = [...new Map(probed.map((p) => [p.version, p.path])).entries()]
-    .map(([version, file]) => `${version} (${file})`)
-    .join(', ')
+  const seen = [...new Map(probed.map((p) => [p.version, p.path])).entries()].map(([version, file]) => `${version} (${file})`).join(', ')
   const [major, minor] = releaseParts(wanted)
   throw new MlserveError(
     'PYTHON_VERSION_NOT_FOUND',

@@ -18,7 +18,10 @@ export async function directorySize(dir: string): Promise<number> {
   const entries = await readdir(dir, {withFileTypes: true}).catch(() => [])
   for (const entry of entries) {
     const file = path.join(dir, entry.name)
+    // One file at a time: an environment has tens of thousands, and a Promise.all would open them all at once.
+    // eslint-disable-next-line no-await-in-loop
     if (entry.isDirectory()) total += await directorySize(file)
+    // eslint-disable-next-line no-await-in-loop
     else total += (await lstat(file).catch(() => undefined))?.size ?? 0
   }
 
@@ -29,10 +32,14 @@ export async function directorySize(dir: string): Promise<number> {
 export async function listEnvs(root: string): Promise<EnvEntry[]> {
   const names = await readdir(root).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return [] as string[]
-    throw new MlserveError('INVALID_ARGUMENT', `The environment cache ${root} is not a directory mlserve can read (${error.code ?? error.message}).`, {
-      cause: error,
-      suggestions: ['Point --root (or MLSERVE_ENV_ROOT) at the environment cache directory.'],
-    })
+    throw new MlserveError(
+      'INVALID_ARGUMENT',
+      `The environment cache ${root} is not a directory mlserve can read (${error.code ?? error.message}).`,
+      {
+        cause: error,
+        suggestions: ['Point --root (or MLSERVE_ENV_ROOT) at the environment cache directory.'],
+      },
+    )
   })
   const entries: EnvEntry[] = []
   for (const name of names) {

@@ -4,7 +4,7 @@ import path from 'node:path'
 
 import {ensureBuilt} from '../cache/build-once.js'
 import {lockTimeoutMs, type LockWait} from '../cache/lock.js'
-import type {EnvManager} from '../config.js'
+import type {EnvManager, EnvVars} from '../config.js'
 import {MlserveError} from '../errors.js'
 import type {Logger} from '../log.js'
 import type {Mlmodel} from '../model/mlmodel.js'
@@ -25,7 +25,7 @@ export interface ManagedEnvRequest {
   readonly installMlflow: boolean
   /** Requirement specs of the server that runs the model (e.g. mlserver), installed after the model's. */
   readonly serverPackages?: readonly string[]
-  readonly env: Readonly<Record<string, string | undefined>>
+  readonly env: EnvVars
   readonly log: Logger
   readonly signal?: AbortSignal
   /** How long a build may take (0: no limit): then BUILD_TIMEOUT, the installer killed, nothing kept. */
@@ -68,9 +68,7 @@ export function managedEnvKey(parts: {
   mlflow: string | null
   serverPackages?: readonly string[]
 }): string {
-  const requirements = [...parts.requirements]
-    .map((r) => `${r.isConstraint ? 'c' : 'r'} ${r.line}`)
-    .sort()
+  const requirements = [...parts.requirements].map((r) => `${r.isConstraint ? 'c' : 'r'} ${r.line}`).sort()
   return contentKey({
     v: 1,
     manager: parts.manager,
@@ -93,9 +91,13 @@ async function interpreterFor(request: ManagedEnvRequest, wanted: string): Promi
     const phase = log.phase(`installing Python ${wanted} with uv`, {live: true})
     const result = await run(request.uv, ['python', 'install', wanted], {env: request.env, signal: request.signal, group: true})
     if (result.exitCode !== 0) {
-      throw new MlserveError('PYTHON_VERSION_NOT_FOUND', `${error.message} \`uv python install ${wanted}\` failed too: ${tailLines(result.stderr, 1) || describeFailure(request.uv, result)}`, {
-        suggestions: error.suggestions,
-      })
+      throw new MlserveError(
+        'PYTHON_VERSION_NOT_FOUND',
+        `${error.message} \`uv python install ${wanted}\` failed too: ${tailLines(result.stderr, 1) || describeFailure(request.uv, result)}`,
+        {
+          suggestions: error.suggestions,
+        },
+      )
     }
 
     phase.done()

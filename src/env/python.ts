@@ -1,4 +1,5 @@
 // Asks a Python interpreter what it is and what it can serve (mlflow version, uvicorn, gunicorn, mlserver).
+import type {EnvVars} from '../config.js'
 import {MlserveError, messageOf} from '../errors.js'
 import {templatePath} from '../paths.js'
 import {run, tailLines} from '../util/exec.js'
@@ -33,10 +34,7 @@ export function parseProbeOutput(stdout: string): PythonInfo {
 }
 
 /** Runs the probe with `python`; a missing or broken interpreter is a PYTHON_NOT_FOUND error. */
-export async function probePython(
-  python: string,
-  env: Readonly<Record<string, string | undefined>>,
-): Promise<PythonInfo> {
+export async function probePython(python: string, env: EnvVars): Promise<PythonInfo> {
   const result = await run(python, [templatePath('python', 'probe.py')], {env, timeoutMs: 60_000})
   const notFound = result.spawnError === 'ENOENT' || result.spawnError === 'EACCES'
   if (result.exitCode !== 0 || notFound) {
@@ -57,10 +55,7 @@ export async function probePython(
 }
 
 /** The X.Y.Z version of an interpreter, or undefined when it does not run. */
-export async function pythonVersionOf(
-  python: string,
-  env: Readonly<Record<string, string | undefined>>,
-): Promise<string | undefined> {
+export async function pythonVersionOf(python: string, env: EnvVars): Promise<string | undefined> {
   const result = await run(python, ['-c', 'import platform; print(platform.python_version())'], {env, timeoutMs: 30_000})
   const version = result.stdout.trim()
   return result.exitCode === 0 && /^\d+\.\d+\.\d+/.test(version) ? version : undefined

@@ -66,9 +66,13 @@ const INCLUDE_OPTIONS = new Set(['-r', '--requirement', '-c', '--constraint'])
 function checkOption(line: string, origin: Origin): void {
   const option = optionOf(line)
   if (option !== undefined && INCLUDE_OPTIONS.has(option)) {
-    throw new MlserveError('ENV_SPEC_INVALID', `"${line.slice(0, 200)}" in ${origin.label}: mlserve reads includes written as "${option} FILE" (one space), and checks the file they name.`, {
-      suggestions: [`Write it as ${option} <file>, with the file inside the model directory.`],
-    })
+    throw new MlserveError(
+      'ENV_SPEC_INVALID',
+      `"${line.slice(0, 200)}" in ${origin.label}: mlserve reads includes written as "${option} FILE" (one space), and checks the file they name.`,
+      {
+        suggestions: [`Write it as ${option} <file>, with the file inside the model directory.`],
+      },
+    )
   }
 
   if (option === undefined || REQUIREMENT_FILE_OPTIONS.has(option)) return
@@ -101,7 +105,8 @@ async function checkInside(file: string, line: string, origin: Origin): Promise<
   )
 }
 
-/** Python's str.splitlines separators. */
+/** Python's str.splitlines separators (the file, group and record separators are control characters). */
+// eslint-disable-next-line no-control-regex
 const LINE_BREAK = /\r\n|[\n\r\v\f\u001C-\u001E\u0085\u2028\u2029]/
 
 /** `-r FILE`, `--requirement FILE`, `--requirement=FILE` (and the same for -c / --constraint): the file, or undefined. */
@@ -168,8 +173,11 @@ async function expand(lines: readonly string[], isConstraint: boolean, origin: O
 
     // As in mlflow (and pip), a nested file's kind comes from the line that includes it: `-r` inside a constraints file yields requirements.
     const file = path.resolve(origin.baseDir, included)
+    // In order, one include at a time: the expanded lines keep the files' order, as pip reads them.
+    // eslint-disable-next-line no-await-in-loop
     const text = await readIncluded(file, line, origin, readText)
     const nested = {label: file, baseDir: path.dirname(file), chain: [...origin.chain, file], root: origin.root}
+    // eslint-disable-next-line no-await-in-loop
     result.push(...(await expand(text.split(LINE_BREAK), constraints !== undefined, nested, readText)))
   }
 
@@ -194,7 +202,5 @@ export async function expandRequirements(
 
 /** Sorted as Python sorts `_Requirement` tuples: by line, then constraints after requirements. */
 export function sortedRequirements(requirements: readonly Requirement[]): Requirement[] {
-  return [...requirements].sort((a, b) =>
-    a.line === b.line ? Number(a.isConstraint) - Number(b.isConstraint) : a.line < b.line ? -1 : 1,
-  )
+  return [...requirements].sort((a, b) => (a.line === b.line ? Number(a.isConstraint) - Number(b.isConstraint) : a.line < b.line ? -1 : 1))
 }

@@ -132,9 +132,7 @@ function requirementList(value: unknown, key: string, file: string): string[] {
 export function parsePythonEnv(text: string, file: string): PythonEnv {
   const doc = loadYaml(text, file)
   if (!isRecord(doc)) {
-    throw invalid(`${file} is not a YAML mapping.`, [
-      'python_env.yaml is a mapping with the keys python, build_dependencies and dependencies.',
-    ])
+    throw invalid(`${file} is not a YAML mapping.`, ['python_env.yaml is a mapping with the keys python, build_dependencies and dependencies.'])
   }
 
   const unknown = Object.keys(doc).find((key) => !PYTHON_ENV_KEYS.has(key))
@@ -198,9 +196,7 @@ export function pythonEnvFromConda(text: string, file: string): PythonEnv & {war
   }
 
   const warnings =
-    unmatched.length > 0
-      ? [`The following conda dependencies will not be installed in the resulting environment: ${pyRepr(unmatched)}`]
-      : []
+    unmatched.length > 0 ? [`The following conda dependencies will not be installed in the resulting environment: ${pyRepr(unmatched)}`] : []
   return {python, buildDependencies, dependencies: requirementList(pip, 'dependencies', file), warnings}
 }
 

@@ -1,6 +1,7 @@
 // Finds uv, or installs a pinned uv from PyPI into mlserve's cache once, so model environments build fast.
 import path from 'node:path'
 
+import type {EnvVars} from '../config.js'
 import {ensureBuilt, missingFile, parseBaseRecord, type CacheKind, type CacheRecord} from '../cache/build-once.js'
 import {lockTimeoutMs} from '../cache/lock.js'
 import {MlserveError, messageOf} from '../errors.js'
@@ -11,8 +12,6 @@ import {envRoot} from './cache.js'
 
 /** The uv mlserve installs for itself when none is found. */
 export const UV_VERSION = '0.13.9'
-
-type Env = Readonly<Record<string, string | undefined>>
 
 export interface ToolRecord extends CacheRecord {
   readonly tool: string
@@ -32,7 +31,7 @@ export const TOOL_KIND: CacheKind<ToolRecord> = {
 }
 
 /** uv from MLSERVE_UV (a path or a name; `none` disables it), else `uv` on PATH. */
-export function findUv(env: Env): string | undefined {
+export function findUv(env: EnvVars): string | undefined {
   const wanted = env.MLSERVE_UV ?? 'uv'
   if (wanted === 'none') return undefined
   const found = which(wanted, env.PATH)
@@ -52,7 +51,7 @@ export function findUv(env: Env): string | undefined {
  */
 export async function ensureUv(
   python: string,
-  env: Env,
+  env: EnvVars,
   log: Logger,
   signal?: AbortSignal,
   buildTimeoutMs?: number,
@@ -74,13 +73,20 @@ export async function ensureUv(
       onDamaged: (reason) => log.warn(`mlserve's uv is damaged: ${reason}; installing it again`),
       build: async (dir, context) => {
         const phase = log.phase(`installing uv ${UV_VERSION} from PyPI into mlserve's cache (once)`, {live: true})
-        const result = await run(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', dir, `uv==${UV_VERSION}`], {
-          env: {...env, PIP_NO_INPUT: '1'},
-          signal: context.signal,
-          group: true,
-        })
+        const result = await run(
+          python,
+          ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', dir, `uv==${UV_VERSION}`],
+          {
+            env: {...env, PIP_NO_INPUT: '1'},
+            signal: context.signal,
+            group: true,
+          },
+        )
         if (result.exitCode !== 0) {
-          throw new MlserveError('ENV_BUILD_FAILED', `pip install uv==${UV_VERSION} failed (${describeFailure(python, result)}): ${tailLines(result.stderr)}`)
+          throw new MlserveError(
+            'ENV_BUILD_FAILED',
+            `pip install uv==${UV_VERSION} failed (${describeFailure(python, result)}): ${tailLines(result.stderr)}`,
+          )
         }
 
         phase.done()

@@ -27,9 +27,7 @@ export const envPython = (dir: string): string => path.join(dir, 'bin', 'python'
 
 /** The argv that creates the env in dir. uv's envs are relocatable, so the rename into the cache keeps them working. */
 export function createCommand(plan: VirtualenvPlan, dir: string): string[] {
-  return plan.uv
-    ? [plan.uv, 'venv', dir, '--python', plan.python, '--relocatable', '--no-config']
-    : [plan.python, '-m', 'venv', dir]
+  return plan.uv ? [plan.uv, 'venv', dir, '--python', plan.python, '--relocatable', '--no-config'] : [plan.python, '-m', 'venv', dir]
 }
 
 /** The argv prefix that installs into the env. pip skips byte-compiling (most of its time); Python compiles on first import. */
@@ -57,7 +55,13 @@ async function stageRequirements(modelDir: string, lines: readonly string[]): Pr
 }
 
 /** Installs requirement lines from a staged requirements file, in a directory that mirrors the model's. */
-async function installFromFile(what: string, modelDir: string, lines: readonly string[], install: readonly string[], run: InstallerRun): Promise<void> {
+async function installFromFile(
+  what: string,
+  modelDir: string,
+  lines: readonly string[],
+  install: readonly string[],
+  run: InstallerRun,
+): Promise<void> {
   const staged = await stageRequirements(modelDir, lines)
   // Removed by the exit guard's watchdog if mlserve dies without running this cleanup (SIGKILL).
   const releaseStaged = guardPath(staged.dir)

@@ -26,8 +26,7 @@ export interface Mlmodel {
 /** The flavor a model is served by (not to be confused with the scorer backend of scorer/backend.ts). */
 export type FlavorKind = 'pyfunc' | 'crate'
 
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value)
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
 
 const optionalString = (value: unknown): string | undefined =>
   typeof value === 'string' ? value : typeof value === 'number' ? String(value) : undefined
@@ -70,20 +69,16 @@ export function parseMlmodel(text: string, file: string): Mlmodel {
 
 function parsePyfunc(flavor: unknown, file: string): PyfuncFlavor {
   if (!isRecord(flavor) || typeof flavor.loader_module !== 'string' || flavor.loader_module === '') {
-    throw new MlserveError(
-      'MLMODEL_INVALID',
-      `${file}: the python_function flavor has no \`loader_module\`.`,
-      {suggestions: ['Save the model again with mlflow.pyfunc.save_model or log_model.']},
-    )
+    throw new MlserveError('MLMODEL_INVALID', `${file}: the python_function flavor has no \`loader_module\`.`, {
+      suggestions: ['Save the model again with mlflow.pyfunc.save_model or log_model.'],
+    })
   }
 
   const {env} = flavor
   let parsedEnv: PyfuncFlavor['env']
   if (typeof env === 'string') parsedEnv = env
   else if (isRecord(env)) {
-    parsedEnv = Object.fromEntries(
-      Object.entries(env).flatMap(([key, value]) => (typeof value === 'string' ? [[key, value]] : [])),
-    )
+    parsedEnv = Object.fromEntries(Object.entries(env).flatMap(([key, value]) => (typeof value === 'string' ? [[key, value]] : [])))
   }
 
   return {loaderModule: flavor.loader_module, pythonVersion: optionalString(flavor.python_version), env: parsedEnv}

@@ -3,9 +3,7 @@
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
 
 /** Latency buckets in seconds for model serving: from a cached 1 ms answer up to a minute-long batch. */
-export const DEFAULT_BUCKETS: readonly number[] = [
-  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
-]
+export const DEFAULT_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
 
 /** Label values by label name. Keys beyond the metric's label names are ignored. */
 export type Labels = Readonly<Record<string, string>>
@@ -117,8 +115,7 @@ function labelPairs(metric: string, names: readonly string[], labels: Labels | u
 
 const braces = (pairs: string): string => (pairs === '' ? '' : `{${pairs}}`)
 
-const escapeLabelValue = (value: string): string =>
-  value.replaceAll('\\', '\\\\').replaceAll('"', '\\"').replaceAll('\n', '\\n')
+const escapeLabelValue = (value: string): string => value.replaceAll('\\', '\\\\').replaceAll('"', '\\"').replaceAll('\n', '\\n')
 
 const escapeHelp = (help: string): string => help.replaceAll('\\', '\\\\').replaceAll('\n', '\\n')
 

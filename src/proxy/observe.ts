@@ -52,8 +52,13 @@ export class Observer {
     ['reason'],
   )
 
-  private readonly timeouts = this.registry.counter('mlserve_request_timeouts_total', 'Requests that got a 504 (the proxy\'s deadline or the scorer\'s).')
-  private readonly restarts = this.registry.counter('mlserve_scorer_restarts_total', 'Scorer processes restarted or replaced, by reason.', ['reason'])
+  private readonly timeouts = this.registry.counter(
+    'mlserve_request_timeouts_total',
+    "Requests that got a 504 (the proxy's deadline or the scorer's).",
+  )
+  private readonly restarts = this.registry.counter('mlserve_scorer_restarts_total', 'Scorer processes restarted or replaced, by reason.', [
+    'reason',
+  ])
   private readonly phases = this.registry.gauge('mlserve_startup_phase_seconds', 'How long each start-up phase took.', ['phase'])
 
   constructor(private readonly options: ObserverOptions) {
@@ -68,7 +73,9 @@ export class Observer {
       return Object.entries(counts).map(([state, n]) => [{state}, n] as const)
     })
     registry.gauge('mlserve_scorers_configured', 'Scorer processes asked for (-w).').set(undefined, options.workers)
-    registry.gauge('mlserve_healthy', '1 unless a crash loop made mlserve stop restarting scorers.').collect(() => (options.scorers()?.unhealthy ? 0 : 1))
+    registry
+      .gauge('mlserve_healthy', '1 unless a crash loop made mlserve stop restarting scorers.')
+      .collect(() => (options.scorers()?.unhealthy ? 0 : 1))
     for (const reason of ['exited', 'unresponsive', 'stuck', 'warmup-failed', 'load-timeout']) this.restarts.inc({reason}, 0)
     for (const reason of ['body_too_large', 'queue_full', 'unavailable', 'not_ready']) this.rejected.inc({reason}, 0)
     this.timeouts.inc(undefined, 0)
@@ -133,4 +140,3 @@ export class Observer {
 }
 
 const json = (status: number, value: unknown): PlainResponse => ({status, contentType: 'application/json', body: JSON.stringify(value)})
-

@@ -18,12 +18,7 @@ export function pythonJsonString(value: string): string {
 }
 
 /** MlflowException.serialize_as_json(): {"error_code": ..., "message": ...} with Python's separators. */
-export function errorEnvelope(
-  status: number,
-  errorCode: string,
-  message: string,
-  headers?: Readonly<Record<string, string>>,
-): PlainResponse {
+export function errorEnvelope(status: number, errorCode: string, message: string, headers?: Readonly<Record<string, string>>): PlainResponse {
   return {
     status,
     contentType: 'application/json',
@@ -73,12 +68,9 @@ export const noScorerResponse = (why: string): PlainResponse => ({
 
 /** Every scorer is busy and the queue is full; `queued` says how many wait. */
 export const queueFullResponse = (queued: string): PlainResponse => ({
-  ...errorEnvelope(
-    503,
-    'TEMPORARILY_UNAVAILABLE',
-    `The model server is at capacity: every scorer is busy and ${queued} (--max-queue).`,
-    {'retry-after': '1'},
-  ),
+  ...errorEnvelope(503, 'TEMPORARILY_UNAVAILABLE', `The model server is at capacity: every scorer is busy and ${queued} (--max-queue).`, {
+    'retry-after': '1',
+  }),
   refusal: 'queue_full',
 })
 

@@ -65,6 +65,8 @@ export class ProxyServer {
           try {
             onResponse(record)
           } catch (error) {
+            // The observer (metrics, access log) failing must not take the server down: report it and go on.
+            // eslint-disable-next-line no-console
             console.error(error)
           }
         })
@@ -125,7 +127,10 @@ export class ProxyServer {
     this.server.closeIdleConnections()
     if (this.inFlight > 0) {
       const wait = new AbortController()
-      await Promise.race([new Promise<void>((resolve) => this.idleWaiters.push(resolve)), sleep(graceMs, AbortSignal.any([wait.signal, ...(cutShort ? [cutShort] : [])]))])
+      await Promise.race([
+        new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
+        sleep(graceMs, AbortSignal.any([wait.signal, ...(cutShort ? [cutShort] : [])])),
+      ])
       wait.abort()
     }
 

@@ -2,7 +2,7 @@
 import {pathToFileURL} from 'node:url'
 
 import {MlserveError} from '../errors.js'
-import type {Env} from '../env/env.js'
+import type {PythonEnv} from '../env/env.js'
 import type {Backend} from './backend.js'
 import {isAtLeast} from '../util/version.js'
 
@@ -17,7 +17,7 @@ export interface ScorerCommand {
 }
 
 export interface PyfuncScorerInput {
-  readonly env: Pick<Env, 'executable' | 'mlflowVersion' | 'uvicorn' | 'gunicorn'>
+  readonly env: Pick<PythonEnv, 'executable' | 'mlflowVersion' | 'uvicorn' | 'gunicorn'>
   readonly modelDir: string
   /** The Unix socket the scorer listens on (only the proxy talks to it). */
   readonly socketPath: string
@@ -30,7 +30,6 @@ export const FASTAPI_SCORER_SINCE = '2.21.0'
 /** The variables mlflow's own launcher sets for the scoring server. */
 export function scorerEnv(modelDir: string, timeoutSeconds: number): Record<string, string> {
   return {
-    // eslint-disable-next-line camelcase
     __pyfunc_model_path__: pathToFileURL(modelDir).href,
     MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT: String(timeoutSeconds),
   }

@@ -3,7 +3,7 @@
 import {readFile} from 'node:fs/promises'
 import path from 'node:path'
 
-import type {RScorer} from '../config.js'
+import type {RScorer, EnvVars} from '../config.js'
 import {MlserveError, messageOf} from '../errors.js'
 import type {Mlmodel} from '../model/mlmodel.js'
 import {templatePath} from '../paths.js'
@@ -17,7 +17,7 @@ export interface CrateBackendInput {
   readonly modelDir: string
   readonly mlmodel: Mlmodel
   /** The environment R runs with (PATH finds Rscript; R_LIBS and friends find packages). */
-  readonly env: Readonly<Record<string, string | undefined>>
+  readonly env: EnvVars
   readonly rScorer: RScorer
   /** What GET /version answers; defaults to MLmodel's mlflow_version, then mlserve's own version. */
   readonly mlflowVersion?: string
@@ -108,11 +108,7 @@ export async function crateBackend(input: CrateBackendInput): Promise<Backend> {
 }
 
 /** One quick Rscript run: which of the scorer's packages can R not load? */
-async function checkRPackages(
-  rscript: string,
-  env: Readonly<Record<string, string | undefined>>,
-  rScorer: RScorer,
-): Promise<void> {
+async function checkRPackages(rscript: string, env: EnvVars, rScorer: RScorer): Promise<void> {
   const wanted = requiredRPackages(rScorer)
   const code = [
     `wanted <- c(${wanted.map((name) => `'${name}'`).join(', ')})`,
@@ -137,7 +133,7 @@ async function checkRPackages(
   const suggestions = debian.length > 0 ? [`Debian/Ubuntu: \`apt-get install -y --no-install-recommends ${debian.join(' ')}\`.`] : []
   if (missing.includes('mlflow')) {
     suggestions.push(
-      "The R mlflow package is not packaged by Debian: install it from CRAN (`Rscript -e \"install.packages('mlflow')\"`), " +
+      'The R mlflow package is not packaged by Debian: install it from CRAN (`Rscript -e "install.packages(\'mlflow\')"`), ' +
         'or serve with --r-scorer mlserve, which needs only httpuv and jsonlite.',
     )
   } else {

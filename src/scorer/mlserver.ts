@@ -2,7 +2,8 @@
 // runtime, on its own ports of 127.0.0.1, configured through MLSERVER_* variables as mlflow does.
 import path from 'node:path'
 
-import type {Env} from '../env/env.js'
+import type {EnvVars} from '../config.js'
+import type {PythonEnv} from '../env/env.js'
 import type {Backend, SlotInfo} from './backend.js'
 import type {ScorerCommand} from './command.js'
 
@@ -11,11 +12,7 @@ import type {ScorerCommand} from './command.js'
  * image. uvloop 0.22 broke MLServer's inference workers ("There is no current event loop"); mlflow pins
  * it below that too.
  */
-export const MLSERVER_PACKAGES: readonly string[] = [
-  'mlserver>=1.2.0,!=1.3.1,<2.0.0',
-  'mlserver-mlflow>=1.2.0,!=1.3.1,<2.0.0',
-  'uvloop<0.22',
-]
+export const MLSERVER_PACKAGES: readonly string[] = ['mlserver>=1.2.0,!=1.3.1,<2.0.0', 'mlserver-mlflow>=1.2.0,!=1.3.1,<2.0.0', 'uvloop<0.22']
 
 /** The model name MLServer serves under when MLSERVER_MODEL_NAME is not set (as in mlflow). */
 export const DEFAULT_MODEL_NAME = 'mlflow-model'
@@ -32,18 +29,18 @@ export const MLSERVER_PARALLEL_WORKERS = 0
 const MLSERVER_MAIN = 'import sys; from mlserver.cli import main; sys.argv[0] = "mlserver"; sys.exit(main())'
 
 export interface MlserverBackendInput {
-  readonly env: Pick<Env, 'executable'>
+  readonly env: Pick<PythonEnv, 'executable'>
   readonly modelDir: string
   /** The number of slots (each one MLServer process); MLServer's own workers stay at MLSERVER_PARALLEL_WORKERS. */
   readonly workers: number
   /** Enforced by mlserve's proxy: MLServer has no request timeout. */
   readonly timeoutSeconds: number
   /** The environment the scorers inherit (MLSERVER_MODEL_NAME, MLSERVER_MODEL_VERSION and other settings are read there). */
-  readonly baseEnv: Readonly<Record<string, string | undefined>>
+  readonly baseEnv: EnvVars
 }
 
 /** The model name MLServer serves: MLSERVER_MODEL_NAME when set, else mlflow's default. */
-export function mlserverModelName(baseEnv: Readonly<Record<string, string | undefined>>): string {
+export function mlserverModelName(baseEnv: EnvVars): string {
   return baseEnv.MLSERVER_MODEL_NAME || DEFAULT_MODEL_NAME
 }
 

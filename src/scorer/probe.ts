@@ -26,7 +26,10 @@ export async function waitUntilAnswering(
     // eslint-disable-next-line no-await-in-loop
     if (await ping(scorer.dispatcher, path, Math.min(5000, Math.max(100, left)))) return 'ready'
     // eslint-disable-next-line no-await-in-loop
-    await Promise.race([new Promise((resolve) => setTimeout(resolve, Math.min(100, Math.max(0, deadline - performance.now())))), scorer.process.exited])
+    await Promise.race([
+      new Promise((resolve) => setTimeout(resolve, Math.min(100, Math.max(0, deadline - performance.now())))),
+      scorer.process.exited,
+    ])
   }
 
   return 'gone'
@@ -65,7 +68,7 @@ export async function ping(dispatcher: Pool, path: string, timeoutMs: number): P
 /** MLflow's error envelope in one line: its message and the exception that ended its stack trace. */
 export function summarizeError(body: string): string {
   try {
-    const {message, stack_trace: trace} = JSON.parse(body) as {message?: unknown; stack_trace?: unknown} // eslint-disable-line camelcase
+    const {message, stack_trace: trace} = JSON.parse(body) as {message?: unknown; stack_trace?: unknown}
     if (typeof message === 'string') {
       const last = typeof trace === 'string' ? trace.trim().split('\n').at(-1)!.trim() : ''
       return last ? `${message} (${last})` : message

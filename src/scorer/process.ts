@@ -2,6 +2,7 @@
 import {createInterface} from 'node:readline'
 import type {Readable} from 'node:stream'
 
+import type {EnvVars} from '../config.js'
 import {sleep} from '../util/abort.js'
 import {startGroup} from '../util/exec.js'
 import {which} from '../util/which.js'
@@ -23,7 +24,7 @@ export interface OutputSink {
 export interface StartOptions {
   readonly command: ScorerCommand
   /** The environment the child inherits, before command.env is added. */
-  readonly baseEnv: Readonly<Record<string, string | undefined>>
+  readonly baseEnv: EnvVars
   /** Prefix of every output line, e.g. "scorer". */
   readonly label: string
   readonly stdout: OutputSink

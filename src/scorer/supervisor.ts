@@ -2,6 +2,7 @@
 // ready, retire, exit. Lending them to requests is the scheduler's; when to restart, the restart policy's.
 import {rm} from 'node:fs/promises'
 
+import type {EnvVars} from '../config.js'
 import {MlserveError} from '../errors.js'
 import type {Logger} from '../log.js'
 import type {Acquired, ExchangeOutcome, Lease, Upstreams} from '../upstream.js'
@@ -23,7 +24,7 @@ export interface SupervisorOptions {
   readonly workers: number
   /** A private directory for the scorers' Unix sockets. */
   readonly socketDir: string
-  readonly baseEnv: Readonly<Record<string, string | undefined>>
+  readonly baseEnv: EnvVars
   readonly cwd?: string
   readonly stdout: OutputSink
   readonly stderr: OutputSink
@@ -170,7 +171,9 @@ export class Supervisor implements Upstreams {
     const label = this.options.workers === 1 ? 'scorer' : `scorer ${index}`
     const socketPath = `${this.options.socketDir}/s${index}-${generation}.sock`
     const first = initial && index === 0
-    const spawning = first ? log.phase(`start scorer (${backend.server}, ${this.options.workers} process${this.options.workers === 1 ? '' : 'es'})`) : undefined
+    const spawning = first
+      ? log.phase(`start scorer (${backend.server}, ${this.options.workers} process${this.options.workers === 1 ? '' : 'es'})`)
+      : undefined
 
     let scorer: Scorer
     try {
@@ -311,9 +314,13 @@ export class Supervisor implements Upstreams {
       // Before anything was ready a failure ends the start (a warm-up failure has already said why).
       const lastLine = scorer.process.stderrTail(1).trim()
       this.failStart(
-        new MlserveError('SCORER_START_FAILED', `The scoring server ${describeExit(exit)} before it was ready${lastLine ? `: ${lastLine}` : '.'}`, {
-          suggestions: ['Its full output is above, prefixed [scorer]: a failed model load (a missing package, a corrupt file) shows there.'],
-        }),
+        new MlserveError(
+          'SCORER_START_FAILED',
+          `The scoring server ${describeExit(exit)} before it was ready${lastLine ? `: ${lastLine}` : '.'}`,
+          {
+            suggestions: ['Its full output is above, prefixed [scorer]: a failed model load (a missing package, a corrupt file) shows there.'],
+          },
+        ),
       )
       return
     }
@@ -419,7 +426,9 @@ export class Supervisor implements Upstreams {
 
         scorer.pingFailures++
         if (scorer.pingFailures >= LIVENESS_FAILURES) {
-          this.options.log.warn(`${scorer.label} did not answer ${this.options.backend.readyPath} ${LIVENESS_FAILURES} times in a row: restarting it.`)
+          this.options.log.warn(
+            `${scorer.label} did not answer ${this.options.backend.readyPath} ${LIVENESS_FAILURES} times in a row: restarting it.`,
+          )
           scorer.state = 'retiring'
           void this.end(scorer, 'unresponsive')
           this.scheduler.drain()

@@ -22,8 +22,7 @@ export interface SmokeCase {
   readonly expect: Expectation
 }
 
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value)
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
 
 const CASE_KEYS = new Set(['name', 'body', 'body_file', 'content_type', 'expect'])
 const EXPECT_KEYS = new Set(['status', 'predictions', 'tolerance', 'contains'])
@@ -95,9 +94,16 @@ function parseExpect(raw: unknown, where: string, file: string): Expectation {
   if (!isRecord(raw)) throw invalid(file, `${where}: expect is not a mapping`)
   for (const key of Object.keys(raw)) if (!EXPECT_KEYS.has(key)) throw invalid(file, `${where}: unknown key 'expect.${key}'`)
   const {status = 200, tolerance, contains} = raw
-  if (!Number.isInteger(status) || (status as number) < 100 || (status as number) > 599) throw invalid(file, `${where}: expect.status is not an HTTP status`)
-  if (tolerance !== undefined && (typeof tolerance !== 'number' || tolerance < 0)) throw invalid(file, `${where}: expect.tolerance is not a number >= 0`)
+  if (!Number.isInteger(status) || (status as number) < 100 || (status as number) > 599)
+    throw invalid(file, `${where}: expect.status is not an HTTP status`)
+  if (tolerance !== undefined && (typeof tolerance !== 'number' || tolerance < 0))
+    throw invalid(file, `${where}: expect.tolerance is not a number >= 0`)
   if (tolerance !== undefined && raw.predictions === undefined) throw invalid(file, `${where}: expect.tolerance needs expect.predictions`)
   if (contains !== undefined && typeof contains !== 'string') throw invalid(file, `${where}: expect.contains is not a string`)
-  return {status: status as number, predictions: raw.predictions, tolerance: tolerance as number | undefined, contains: contains as string | undefined}
+  return {
+    status: status as number,
+    predictions: raw.predictions,
+    tolerance: tolerance as number | undefined,
+    contains: contains as string | undefined,
+  }
 }

@@ -79,7 +79,12 @@ export function sameValue(expected: unknown, got: unknown, tolerance = 0): boole
   }
 
   if (Array.isArray(expected) || Array.isArray(got)) {
-    return Array.isArray(expected) && Array.isArray(got) && expected.length === got.length && expected.every((item, index) => sameValue(item, got[index], tolerance))
+    return (
+      Array.isArray(expected) &&
+      Array.isArray(got) &&
+      expected.length === got.length &&
+      expected.every((item, index) => sameValue(item, got[index], tolerance))
+    )
   }
 
   if (typeof expected === 'object' && expected !== null && typeof got === 'object' && got !== null) {
@@ -108,7 +113,11 @@ export async function runChecks(options: CheckOptions): Promise<CaseResult[]> {
   /** The predictions of every case that got a 200, for the output schema check. */
   const predicted: Array<{readonly name: string; readonly text: string}> = []
 
-  const call = async (method: 'GET' | 'POST', path: string, body?: {readonly data: Buffer | string; readonly contentType: string}): Promise<Response> => {
+  const call = async (
+    method: 'GET' | 'POST',
+    path: string,
+    body?: {readonly data: Buffer | string; readonly contentType: string},
+  ): Promise<Response> => {
     try {
       const response = await agent.request({
         origin,
@@ -150,7 +159,8 @@ export async function runChecks(options: CheckOptions): Promise<CaseResult[]> {
   }
 
   const expectStatus = (what: string, response: Response, status: number) => {
-    if (response.status !== status) throw new CheckFailure(`${what}: expected status ${status}, got ${response.status}`, excerptOf(response.text))
+    if (response.status !== status)
+      throw new CheckFailure(`${what}: expected status ${status}, got ${response.status}`, excerptOf(response.text))
   }
 
   const predict = async (what: string, data: Buffer | string, contentType = 'application/json') => {
@@ -198,7 +208,10 @@ export async function runChecks(options: CheckOptions): Promise<CaseResult[]> {
           try {
             got = predictionsOf(response.text)
           } catch {
-            throw new CheckFailure(`expected predictions ${show(expect.predictions, 400)}, got a body that is not JSON`, excerptOf(response.text))
+            throw new CheckFailure(
+              `expected predictions ${show(expect.predictions, 400)}, got a body that is not JSON`,
+              excerptOf(response.text),
+            )
           }
 
           if (!sameValue(expect.predictions, got, expect.tolerance)) {
@@ -215,10 +228,16 @@ export async function runChecks(options: CheckOptions): Promise<CaseResult[]> {
 
     await run('bad input is refused', async () => {
       const bad = inputs ? missingColumnBody(inputs) : undefined
-      if (!bad) throw new CheckSkipped(model ? 'the model has no signature with a required named input column' : 'no model (-m) to read a signature from')
+      if (!bad)
+        throw new CheckSkipped(
+          model ? 'the model has no signature with a required named input column' : 'no model (-m) to read a signature from',
+        )
       const response = await call('POST', '/invocations', {data: bad.body, contentType: 'application/json'})
       if (response.status < 400 || response.status > 499) {
-        throw new CheckFailure(`a body without the column '${bad.column}': expected a 4xx status, got ${response.status}`, excerptOf(response.text))
+        throw new CheckFailure(
+          `a body without the column '${bad.column}': expected a 4xx status, got ${response.status}`,
+          excerptOf(response.text),
+        )
       }
 
       let envelope: unknown
@@ -228,11 +247,15 @@ export async function runChecks(options: CheckOptions): Promise<CaseResult[]> {
 
       const {error_code: code, message} = (typeof envelope === 'object' && envelope !== null ? envelope : {}) as Record<string, unknown>
       if (typeof code !== 'string' || typeof message !== 'string') {
-        throw new CheckFailure(`a body without the column '${bad.column}': expected MLflow's error envelope {"error_code", "message"}`, excerptOf(response.text))
+        throw new CheckFailure(
+          `a body without the column '${bad.column}': expected MLflow's error envelope {"error_code", "message"}`,
+          excerptOf(response.text),
+        )
       }
 
       const ping = await call('GET', '/ping')
-      if (ping.status !== 200) throw new CheckFailure(`the server stopped answering after bad input: GET /ping got ${ping.status}`, excerptOf(ping.text))
+      if (ping.status !== 200)
+        throw new CheckFailure(`the server stopped answering after bad input: GET /ping got ${ping.status}`, excerptOf(ping.text))
       return `${response.status} ${code} without column '${bad.column}'; /ping still 200`
     })
 

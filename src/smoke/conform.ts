@@ -4,8 +4,7 @@ import type {ColumnSpec, DataType, Schema, TensorSpec, ValueType} from './signat
 /** At most this many violations are listed: the first few say what is wrong. */
 const MAX_VIOLATIONS = 5
 
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value)
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
 
 /** A value for messages: JSON, cut short. */
 export function show(value: unknown, max = 80): string {
@@ -42,8 +41,7 @@ const columnLabel = (column: ColumnSpec, index: number) => (column.name === unde
 
 function checkColumns(columns: readonly ColumnSpec[], predictions: unknown, out: Violations): void {
   const named = columns.length > 0 && columns.every((column) => column.name !== undefined)
-  const isRow = (value: unknown): value is Record<string, unknown> =>
-    named && isRecord(value) && columns.some((column) => column.name! in value)
+  const isRow = (value: unknown): value is Record<string, unknown> => named && isRecord(value) && columns.some((column) => column.name! in value)
   const single = columns.length === 1 ? columns[0] : undefined
 
   if (Array.isArray(predictions)) {
@@ -54,7 +52,9 @@ function checkColumns(columns: readonly ColumnSpec[], predictions: unknown, out:
       else if (single) checkValue(single.type, row, single.required, `${where} (${columnLabel(single, 0)})`, out)
       else if (Array.isArray(row)) {
         if (row.length !== columns.length) out.add(`${where}: expected ${columns.length} columns, got ${row.length}: ${show(row)}`)
-        else for (const [at, column] of columns.entries()) checkValue(column.type, row[at], column.required, `${where}, ${columnLabel(column, at)}`, out)
+        else
+          for (const [at, column] of columns.entries())
+            checkValue(column.type, row[at], column.required, `${where}, ${columnLabel(column, at)}`, out)
       } else out.add(`${where}: expected a row of ${columns.length} columns, got ${show(row)}`)
     }
 
@@ -73,7 +73,8 @@ function checkColumns(columns: readonly ColumnSpec[], predictions: unknown, out:
     for (const column of columns) {
       const values = predictions[column.name!]
       if (!Array.isArray(values)) continue
-      for (const [index, value] of values.entries()) checkValue(column.type, value, column.required, `${columnLabel(column, 0)}, row ${index}`, out)
+      for (const [index, value] of values.entries())
+        checkValue(column.type, value, column.required, `${columnLabel(column, 0)}, row ${index}`, out)
     }
 
     return
@@ -227,7 +228,8 @@ function checkTensor(tensor: TensorSpec, value: unknown, where: string, out: Vio
   const walk = (node: unknown, depth: number, at: string): void => {
     if (out.full) return
     if (depth === tensor.shape.length) {
-      if (Array.isArray(node) && tensor.dtype !== 'object') out.add(`${where}${at}: expected a ${tensor.dtype} element (shape ${show(tensor.shape)}), got an array`)
+      if (Array.isArray(node) && tensor.dtype !== 'object')
+        out.add(`${where}${at}: expected a ${tensor.dtype} element (shape ${show(tensor.shape)}), got an array`)
       else if (!isOfDtype(tensor.dtype, node)) out.add(`${where}${at}: expected ${tensor.dtype}, got ${show(node)}`)
       return
     }
@@ -238,7 +240,8 @@ function checkTensor(tensor: TensorSpec, value: unknown, where: string, out: Vio
     }
 
     const size = tensor.shape[depth]!
-    if (size !== -1 && node.length !== size) out.add(`${where}${at}: dimension ${depth} has size ${node.length}, the shape ${show(tensor.shape)} says ${size}`)
+    if (size !== -1 && node.length !== size)
+      out.add(`${where}${at}: dimension ${depth} has size ${node.length}, the shape ${show(tensor.shape)} says ${size}`)
     for (const [index, child] of node.entries()) walk(child, depth + 1, `${at}[${index}]`)
   }
 

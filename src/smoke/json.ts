@@ -1,6 +1,10 @@
 // The JSON MLflow's scorer writes, read as MLflow writes it: Python's json allows NaN and Infinity.
 
-const MARKERS: Record<string, number> = {'\u0000NaN': Number.NaN, '\u0000Infinity': Number.POSITIVE_INFINITY, '\u0000-Infinity': Number.NEGATIVE_INFINITY}
+const MARKERS: Record<string, number> = {
+  '\u0000NaN': Number.NaN,
+  '\u0000Infinity': Number.POSITIVE_INFINITY,
+  '\u0000-Infinity': Number.NEGATIVE_INFINITY,
+}
 
 /** Parses JSON that may hold bare NaN, Infinity and -Infinity (outside strings); throws on anything else invalid. */
 export function parseScorerJson(text: string): unknown {

@@ -7,7 +7,12 @@ const SUITE = 'mlserve smoke'
 export function escapeXml(text: string, attribute = false): string {
   // eslint-disable-next-line no-control-regex
   const clean = text.replaceAll(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/g, '')
-  const escaped = clean.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;').replaceAll("'", '&apos;')
+  const escaped = clean
+    .replaceAll('&', '&amp;')
+    .replaceAll('<', '&lt;')
+    .replaceAll('>', '&gt;')
+    .replaceAll('"', '&quot;')
+    .replaceAll("'", '&apos;')
   return attribute ? escaped.replaceAll('\n', '&#10;').replaceAll('\r', '&#13;').replaceAll('\t', '&#9;') : escaped
 }
 
@@ -39,7 +44,11 @@ export function toJunit(report: SmokeReport, timestamp = new Date()): string {
     `<testsuites name="${SUITE}" tests="${tests}" failures="${summary.failed}" errors="0" skipped="${summary.skipped}" time="${seconds(report.durationMs)}">`,
     `  <testsuite name="${SUITE}" tests="${tests}" failures="${summary.failed}" errors="0" skipped="${summary.skipped}" time="${seconds(report.durationMs)}" timestamp="${timestamp.toISOString().replace(/\.\d+Z$/, '')}">`,
     ...(properties.length > 0
-      ? ['    <properties>', ...properties.map(([name, value]) => `      <property name="${escapeXml(name, true)}" value="${escapeXml(value, true)}"/>`), '    </properties>']
+      ? [
+          '    <properties>',
+          ...properties.map(([name, value]) => `      <property name="${escapeXml(name, true)}" value="${escapeXml(value, true)}"/>`),
+          '    </properties>',
+        ]
       : []),
     ...report.cases.map((result) => testcase(result)),
     '  </testsuite>',

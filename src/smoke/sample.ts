@@ -61,13 +61,17 @@ export function sampleBody(schema: Schema): string | undefined {
     const [first] = schema.tensors
     if (!first) return undefined
     if (schema.tensors.length === 1 && first.name === undefined) return JSON.stringify({inputs: sampleTensor(first)})
-    return JSON.stringify({inputs: Object.fromEntries(schema.tensors.map((tensor, index) => [tensor.name ?? String(index), sampleTensor(tensor)]))})
+    return JSON.stringify({
+      inputs: Object.fromEntries(schema.tensors.map((tensor, index) => [tensor.name ?? String(index), sampleTensor(tensor)])),
+    })
   }
 
   const {columns} = schema
   if (columns.length === 0) return undefined
   if (named(columns)) {
-    return JSON.stringify({dataframe_split: {columns: columns.map((column) => column.name), data: [columns.map((column) => sampleValue(column.type))]}})
+    return JSON.stringify({
+      dataframe_split: {columns: columns.map((column) => column.name), data: [columns.map((column) => sampleValue(column.type))]},
+    })
   }
 
   if (columns.length === 1) return JSON.stringify({inputs: [sampleValue(columns[0]!.type)]})
@@ -84,7 +88,9 @@ export function missingColumnBody(schema: Schema): {readonly body: string; reado
   if (!missing) return undefined
   const rest = schema.columns.filter((column) => column !== missing)
   return {
-    body: JSON.stringify({dataframe_split: {columns: rest.map((column) => column.name), data: [rest.map((column) => sampleValue(column.type))]}}),
+    body: JSON.stringify({
+      dataframe_split: {columns: rest.map((column) => column.name), data: [rest.map((column) => sampleValue(column.type))]},
+    }),
     column: missing.name!,
   }
 }

@@ -38,16 +38,14 @@ export interface TensorSpec {
 }
 
 export type Schema =
-  | {readonly kind: 'columns'; readonly columns: readonly ColumnSpec[]}
-  | {readonly kind: 'tensors'; readonly tensors: readonly TensorSpec[]}
+  {readonly kind: 'columns'; readonly columns: readonly ColumnSpec[]} | {readonly kind: 'tensors'; readonly tensors: readonly TensorSpec[]}
 
 export interface Signature {
   readonly inputs?: Schema
   readonly outputs?: Schema
 }
 
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value)
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
 
 /** Parses one schema as MLflow serializes it (a JSON list of specs, or that list already parsed). */
 export function parseSchema(raw: unknown): Schema {

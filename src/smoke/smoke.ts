@@ -135,7 +135,12 @@ async function checkRunningServer(url: string, options: SmokeOptions, io: SmokeI
   const start = performance.now()
   let model: ResolvedModel | undefined
   try {
-    if (options.serve.modelUri) model = await loadModel(options.serve.modelUri, options.serve.cwd, log, {env: options.serve.env, signal: io.stop, python: options.serve.python})
+    if (options.serve.modelUri)
+      model = await loadModel(options.serve.modelUri, options.serve.cwd, log, {
+        env: options.serve.env,
+        signal: io.stop,
+        python: options.serve.python,
+      })
   } catch (error) {
     const startup: CaseResult = {name: STARTUP, status: 'failed', durationMs: performance.now() - start, message: describeError(error)}
     return {startup, later: skippedCases('the model could not be read', cases), startupError: error, url}
@@ -144,13 +149,20 @@ async function checkRunningServer(url: string, options: SmokeOptions, io: SmokeI
   const modelDir = model?.ref.localDir
   const waited = options.waitMs ? await waitForReady(url, options.waitMs, io.stop) : undefined
   if (waited && !waited.ready) {
-    const message = io.stop.aborted ? 'interrupted' : `GET /ping did not answer 200 within --wait ${options.waitMs! / 1000} s (last: ${waited.last})`
+    const message = io.stop.aborted
+      ? 'interrupted'
+      : `GET /ping did not answer 200 within --wait ${options.waitMs! / 1000} s (last: ${waited.last})`
     const startup: CaseResult = {name: STARTUP, status: 'failed', durationMs: performance.now() - start, message}
     return {startup, later: skippedCases(io.stop.aborted ? 'interrupted' : 'the server did not get ready', cases), url, modelDir}
   }
 
   const startup: CaseResult = waited
-    ? {name: STARTUP, status: 'passed', durationMs: performance.now() - start, message: `--url: ready (GET /ping 200) after ${formatDuration(performance.now() - start)}`}
+    ? {
+        name: STARTUP,
+        status: 'passed',
+        durationMs: performance.now() - start,
+        message: `--url: ready (GET /ping 200) after ${formatDuration(performance.now() - start)}`,
+      }
     : {name: STARTUP, status: 'skipped', durationMs: 0, message: '--url: checking a running server, nothing started'}
   const facts = model ? await factsOf(model, log) : undefined
   const later = await runChecks({url, model: facts, cases, timeoutMs: options.timeoutMs, signal: io.stop, onCase: context.onCase})
@@ -181,7 +193,9 @@ async function startAndCheck(options: SmokeOptions, io: SmokeIo, context: RunCon
           modelDir = ready.model.ref.localDir
           checks = factsOf(ready.model, log)
             .then((model) => runChecks({url: ready.url, model, cases, timeoutMs: options.timeoutMs, signal: io.stop, onCase: context.onCase}))
-            .catch((error: unknown): CaseResult[] => [{name: 'checks', status: 'failed', durationMs: 0, message: `the checks could not run: ${messageOf(error)}`}])
+            .catch((error: unknown): CaseResult[] => [
+              {name: 'checks', status: 'failed', durationMs: 0, message: `the checks could not run: ${messageOf(error)}`},
+            ])
             .finally(() => done.abort())
         },
       },
@@ -191,14 +205,22 @@ async function startAndCheck(options: SmokeOptions, io: SmokeIo, context: RunCon
     if (!checks) startupError = error
   }
 
-  const timings = phases.filter((phase) => phase.name !== 'total').map((phase) => `${phase.name} ${formatDuration(phase.ms)}`).join(', ')
+  const timings = phases
+    .filter((phase) => phase.name !== 'total')
+    .map((phase) => `${phase.name} ${formatDuration(phase.ms)}`)
+    .join(', ')
   if (checks) {
     const total = phases.find((phase) => phase.name === 'total')
     return {startup: {name: STARTUP, status: 'passed', durationMs: total?.ms ?? 0, message: timings}, later: await checks, url, modelDir}
   }
 
   const reason = startupError ? describeError(startupError) : 'interrupted before the model was ready'
-  const startup: CaseResult = {name: STARTUP, status: 'failed', durationMs: performance.now() - startedAt, message: timings ? `${reason}\nphases done before: ${timings}` : reason}
+  const startup: CaseResult = {
+    name: STARTUP,
+    status: 'failed',
+    durationMs: performance.now() - startedAt,
+    message: timings ? `${reason}\nphases done before: ${timings}` : reason,
+  }
   return {startup, later: skippedCases(startupError ? 'the model did not start' : 'interrupted', cases), startupError, url, modelDir}
 }
 
@@ -208,7 +230,11 @@ export function outcomeError(outcome: SmokeOutcome): unknown {
   if (outcome.interrupted) return new MlserveError('INTERRUPTED', 'Interrupted: the smoke test did not finish.')
   const failed = outcome.report.cases.filter((result) => result.status === 'failed')
   if (failed.length === 0) return undefined
-  return new MlserveError('SMOKE_CHECKS_FAILED', `${failed.length} smoke check${failed.length === 1 ? '' : 's'} failed: ${failed.map((result) => result.name).join(', ')}`, {
-    suggestions: ['The summary above (and --junit / --json) shows what each check expected and got.'],
-  })
+  return new MlserveError(
+    'SMOKE_CHECKS_FAILED',
+    `${failed.length} smoke check${failed.length === 1 ? '' : 's'} failed: ${failed.map((result) => result.name).join(', ')}`,
+    {
+      suggestions: ['The summary above (and --junit / --json) shows what each check expected and got.'],
+    },
+  )
 }

@@ -66,6 +66,8 @@ async function downloadFromProxy(client: RestClient, base: string, root: string,
       const name = entry.path ?? ''
       const childRel = rel ? `${rel}/${name}` : name
       const target = safeJoin(dest, childRel)
+      // One download at a time, as mlflow's client does by default: the tracking server is not ours to flood.
+      /* eslint-disable no-await-in-loop */
       if (entry.is_dir) {
         await mkdir(target, {recursive: true})
         count += await walk(childRel)
@@ -74,6 +76,7 @@ async function downloadFromProxy(client: RestClient, base: string, root: string,
         await client.download(fileUrl(childRel), target)
         count++
       }
+      /* eslint-enable no-await-in-loop */
     }
 
     return count

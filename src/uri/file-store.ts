@@ -4,15 +4,7 @@ import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 import {loadBoundedYaml} from '../util/yaml-bounded.js'
-import {
-  aliasNotFound,
-  loggedModelNotFound,
-  registeredModelNotFound,
-  runNotFound,
-  stageEmpty,
-  versionNotFound,
-  type ModelStore,
-} from './store.js'
+import {aliasNotFound, loggedModelNotFound, registeredModelNotFound, runNotFound, stageEmpty, versionNotFound, type ModelStore} from './store.js'
 
 /** The directory of a file store URI (`file:///abs/mlruns`, `file:rel`, or a plain path). */
 export function fileStoreRoot(uri: string, cwd: string): string {
@@ -36,8 +28,7 @@ const text = (value: unknown): string | undefined => (value === undefined || val
 const listDir = (dir: string): Promise<string[]> => readdir(dir).catch(() => [] as string[])
 
 /** Experiment directories: every entry but the registry (`models`) and hidden ones (`.trash`). */
-const experiments = async (root: string): Promise<string[]> =>
-  (await listDir(root)).filter((name) => name !== 'models' && !name.startsWith('.'))
+const experiments = async (root: string): Promise<string[]> => (await listDir(root)).filter((name) => name !== 'models' && !name.startsWith('.'))
 
 export function fileStore(trackingRoot: string, registryRoot: string): ModelStore {
   const versionMeta = (name: string, version: string) => readMeta(path.join(registryRoot, 'models', name, `version-${version}`, 'meta.yaml'))

@@ -3,13 +3,13 @@
 import {homedir} from 'node:os'
 import path from 'node:path'
 
+import type {EnvVars} from '../config.js'
 import {contentKey, ensureBuilt, missingFile, parseBaseRecord, type CacheKind, type CacheRecord} from '../cache/build-once.js'
 import {lockTimeoutMs} from '../cache/lock.js'
 import {MlserveError} from '../errors.js'
 import {pathExists} from '../util/fs.js'
-import type {Env} from './tracking.js'
 
-export function modelRoot(env: Env): string {
+export function modelRoot(env: EnvVars): string {
   if (env.MLSERVE_MODEL_ROOT) return path.resolve(env.MLSERVE_MODEL_ROOT)
   const cache = env.XDG_CACHE_HOME ?? path.join(env.HOME ?? homedir(), '.cache')
   return path.join(cache, 'mlserve', 'models')
@@ -31,7 +31,7 @@ export const MODEL_KIND: CacheKind<ModelRecord> = {
 }
 
 export interface CacheRequest {
-  readonly env: Env
+  readonly env: EnvVars
   /** The immutable source, e.g. `models:/churn/3`, and the stores it was read from: the cache key. */
   readonly source: string
   readonly stores: readonly string[]

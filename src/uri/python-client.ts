@@ -3,19 +3,20 @@
 import {mkdtemp, readdir, rename, rm, stat} from 'node:fs/promises'
 import path from 'node:path'
 
+import type {EnvVars} from '../config.js'
 import {MlserveError, type ErrorCode} from '../errors.js'
 import {run} from '../util/exec.js'
-import {redactText, type Tracking, type Env} from './tracking.js'
+import {redactText, type Tracking} from './tracking.js'
 
 export interface PythonClient {
   readonly python: string
-  readonly env: Env
+  readonly env: EnvVars
   readonly tracking: Tracking
   readonly signal?: AbortSignal
 }
 
 /** The interpreter that runs the mlflow client: the --python one when given, else MLSERVE_PYTHON, else python3. */
-export const clientPython = (env: Env, python?: string): string => python?.trim() || env.MLSERVE_PYTHON?.trim() || 'python3'
+export const clientPython = (env: EnvVars, python?: string): string => python?.trim() || env.MLSERVE_PYTHON?.trim() || 'python3'
 
 /** Known mlflow messages → mlserve codes, so delegated failures keep distinct exit codes. */
 const KNOWN_FAILURES: ReadonlyArray<readonly [RegExp, ErrorCode]> = [

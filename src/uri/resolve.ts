@@ -5,6 +5,7 @@ import {fileURLToPath} from 'node:url'
 
 import yaml from 'js-yaml'
 
+import type {EnvVars} from '../config.js'
 import {MlserveError} from '../errors.js'
 import {silentLogger, type Logger} from '../log.js'
 import {downloadArtifacts, isNativeArtifactUri} from './artifacts.js'
@@ -15,7 +16,7 @@ import {clientPython, downloadWithMlflow, versionWithMlflow, type PythonClient} 
 import {RestClient} from './rest.js'
 import {checkLocalArtifactLocation} from './safe-path.js'
 import {restStore, type ModelStore} from './store.js'
-import {redactUri, storeKind, trackingFrom, type Env, type Tracking} from './tracking.js'
+import {redactUri, storeKind, trackingFrom, type Tracking} from './tracking.js'
 
 export {uriScheme} from './parse.js'
 
@@ -30,7 +31,7 @@ export interface ResolveContext {
   /** The directory relative paths (and mlflow's default ./mlruns and sqlite:///mlflow.db) are resolved against. */
   readonly cwd: string
   /** MLFLOW_TRACKING_URI, credentials, MLSERVE_MODEL_ROOT, MLSERVE_PYTHON, …; process.env by default. */
-  readonly env?: Env
+  readonly env?: EnvVars
   readonly log?: Logger
   readonly signal?: AbortSignal
   /** The interpreter for the mlflow-client fallback (--python); MLSERVE_PYTHON or python3 when absent. */
@@ -95,7 +96,7 @@ class Resolver {
 
   constructor(
     readonly tracking: Tracking,
-    readonly env: Env,
+    readonly env: EnvVars,
     readonly log: Logger,
     readonly signal?: AbortSignal,
     readonly pythonPath?: string,
@@ -128,7 +129,11 @@ class Resolver {
   /** The stores a source is read from, normalised for the cache key (relative paths made absolute). */
   get storeKey(): string[] {
     const norm = (uri: string) =>
-      storeKind(uri) === 'file' ? fileStoreRoot(uri, this.tracking.cwd) : /^sqlite:\/\/\/(?!\/)/.test(uri) ? `${uri} @ ${this.tracking.cwd}` : uri
+      storeKind(uri) === 'file'
+        ? fileStoreRoot(uri, this.tracking.cwd)
+        : /^sqlite:\/\/\/(?!\/)/.test(uri)
+          ? `${uri} @ ${this.tracking.cwd}`
+          : uri
     return [norm(this.tracking.trackingUri), norm(this.tracking.registryUri)]
   }
 

@@ -2,7 +2,7 @@
 import {createWriteStream} from 'node:fs'
 import {pipeline} from 'node:stream/promises'
 
-import {Agent, request} from 'undici'
+import {Agent, request, type Dispatcher} from 'undici'
 
 import {MlserveError, messageOf} from '../errors.js'
 import {sleep} from '../util/abort.js'
@@ -80,7 +80,7 @@ export class RestClient {
     url: string,
     method: 'GET' | 'POST',
     body: string | undefined,
-    read: (body: import('undici').Dispatcher.ResponseData['body']) => Promise<T>,
+    read: (body: Dispatcher.ResponseData['body']) => Promise<T>,
   ): Promise<T> {
     const policy = this.#tracking.retry
     const headers: Record<string, string> = {'user-agent': 'mlserve'}

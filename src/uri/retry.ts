@@ -1,4 +1,5 @@
 // The REST retry policy (pure): which failures are retried, how often, and how long to wait between tries.
+import type {EnvVars} from '../config.js'
 
 export interface RetryPolicy {
   /** Retries after the first try (0: one try only). */
@@ -24,7 +25,7 @@ const numberFrom = (value: string | undefined, fallback: number, min = 0): numbe
   return Number.isFinite(parsed) && parsed >= min ? parsed : fallback
 }
 
-export function retryPolicyFrom(env: Readonly<Record<string, string | undefined>>): RetryPolicy {
+export function retryPolicyFrom(env: EnvVars): RetryPolicy {
   const d = DEFAULT_RETRY_POLICY
   return {
     maxRetries: Math.floor(numberFrom(env.MLFLOW_HTTP_REQUEST_MAX_RETRIES, d.maxRetries)),

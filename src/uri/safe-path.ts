@@ -35,9 +35,13 @@ function isDotSegment(segment: string): boolean {
 /** An artifact path inside a run or model (`runs:/<id>/<path>`): `..` would climb out of what the store owns. */
 export function checkArtifactSubpath(relative: string, uri: string): void {
   if (!relative.split('/').some((segment) => segment !== '.' && isDotSegment(segment))) return
-  throw new MlserveError('UNSAFE_ARTIFACT_PATH', `Refusing ${uri}: its artifact path '${relative}' has a '..' segment, which would leave the run's artifacts.`, {
-    suggestions: ['Name the model by its path inside the run, e.g. runs:/<run_id>/model.'],
-  })
+  throw new MlserveError(
+    'UNSAFE_ARTIFACT_PATH',
+    `Refusing ${uri}: its artifact path '${relative}' has a '..' segment, which would leave the run's artifacts.`,
+    {
+      suggestions: ['Name the model by its path inside the run, e.g. runs:/<run_id>/model.'],
+    },
+  )
 }
 
 /**
@@ -49,13 +53,20 @@ export function checkArtifactSubpath(relative: string, uri: string): void {
 export function checkLocalArtifactLocation(uri: string, what: string, owner?: string): void {
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]+):/.exec(uri)?.[1]?.toLowerCase()
   if (scheme !== undefined && scheme !== 'file') return
-  const segments = uri.replace(/^file:(\/\/[^/]*)?/i, '').split('/').filter((segment) => segment !== '')
+  const segments = uri
+    .replace(/^file:(\/\/[^/]*)?/i, '')
+    .split('/')
+    .filter((segment) => segment !== '')
   const at = segments.lastIndexOf('artifacts')
   const owned = owner === undefined ? at >= 2 : at === segments.length - 1 && segments[at - 1] === owner
   if (owned && !segments.some((segment) => segment !== '.' && isDotSegment(segment))) return
-  throw new MlserveError('UNSAFE_ARTIFACT_PATH', `Refusing to copy ${uri}, the local artifact location the tracking store gave for ${what}: it is not inside a run's or a model's artifacts directory.`, {
-    suggestions: [
-      `mlflow stores artifacts under <artifact root>/${owner ?? '<run or model id>'}/artifacts; check the tracking server (MLFLOW_TRACKING_URI) and the run's artifact_uri.`,
-    ],
-  })
+  throw new MlserveError(
+    'UNSAFE_ARTIFACT_PATH',
+    `Refusing to copy ${uri}, the local artifact location the tracking store gave for ${what}: it is not inside a run's or a model's artifacts directory.`,
+    {
+      suggestions: [
+        `mlflow stores artifacts under <artifact root>/${owner ?? '<run or model id>'}/artifacts; check the tracking server (MLFLOW_TRACKING_URI) and the run's artifact_uri.`,
+      ],
+    },
+  )
 }

@@ -45,7 +45,11 @@ export const loggedModelNotFound = (modelId: string): MlserveError =>
   })
 
 const maxVersion = (versions: ReadonlyArray<{version?: string}>): string | undefined =>
-  versions.map((v) => Number(v.version)).filter((v) => Number.isInteger(v)).sort((a, b) => b - a)[0]?.toString()
+  versions
+    .map((v) => Number(v.version))
+    .filter((v) => Number.isInteger(v))
+    .sort((a, b) => b - a)[0]
+    ?.toString()
 
 /** A ModelStore that asks an MLflow server (tracking base URL and registry base URL). */
 export function restStore(client: RestClient, trackingBase: string, registryBase: string): ModelStore {

@@ -3,11 +3,10 @@ import {readdir} from 'node:fs/promises'
 import path from 'node:path'
 import {pathToFileURL} from 'node:url'
 
+import type {EnvVars} from '../config.js'
 import {pathExists} from '../util/fs.js'
 import {uriScheme} from './parse.js'
 import {retryPolicyFrom, type RetryPolicy} from './retry.js'
-
-export type Env = Readonly<Record<string, string | undefined>>
 
 export interface Tracking {
   readonly trackingUri: string
@@ -45,7 +44,7 @@ export async function defaultTrackingUri(cwd: string): Promise<string> {
 const truthy = (value: string | undefined): boolean => ['true', '1', 'yes', 'on'].includes((value ?? '').trim().toLowerCase())
 
 /** Basic (username + password) wins over Bearer (token), as in mlflow. */
-export function authorizationFrom(env: Env): string | undefined {
+export function authorizationFrom(env: EnvVars): string | undefined {
   const user = env.MLFLOW_TRACKING_USERNAME
   const password = env.MLFLOW_TRACKING_PASSWORD
   if (user && password) return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`
@@ -53,7 +52,7 @@ export function authorizationFrom(env: Env): string | undefined {
   return undefined
 }
 
-export async function trackingFrom(env: Env, cwd: string): Promise<Tracking> {
+export async function trackingFrom(env: EnvVars, cwd: string): Promise<Tracking> {
   const trackingUri = env.MLFLOW_TRACKING_URI?.trim() || (await defaultTrackingUri(cwd))
   return {
     trackingUri,

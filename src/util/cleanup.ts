@@ -11,6 +11,8 @@ export class CleanupStack {
   async runAll(onError: (name: string, error: unknown) => void = () => {}): Promise<void> {
     for (const step of this.steps.splice(0).reverse()) {
       try {
+        // In reverse order, one at a time: a step may depend on the ones deferred before it.
+        // eslint-disable-next-line no-await-in-loop
         await step.run()
       } catch (error) {
         onError(step.name, error)

@@ -3,13 +3,12 @@ import type {Readable} from 'node:stream'
 
 import type {Options, ResultPromise} from 'execa'
 
+import type {EnvVars} from '../config.js'
 import {guardProcessGroup} from './exit-guard.js'
-
-export type ChildEnv = Readonly<Record<string, string | undefined>>
 
 export interface RunOptions {
   /** Exactly the environment the child gets: mlserve's own is never added behind the caller's back. */
-  readonly env: ChildEnv
+  readonly env: EnvVars
   readonly cwd?: string
   /** Aborting it ends the child (with `group`, its whole process group, by SIGKILL). */
   readonly signal?: AbortSignal

@@ -20,7 +20,13 @@ const MIB = 1024 * 1024
 const sizeText = (bytes: number): string => (bytes >= MIB ? `${(bytes / MIB).toFixed(bytes % MIB === 0 ? 0 : 1)} MiB` : `${bytes} bytes`)
 
 /** What a stat says a non-regular file is. */
-function kindOf(info: {isDirectory(): boolean; isFIFO(): boolean; isSocket(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean}): string {
+function kindOf(info: {
+  isDirectory(): boolean
+  isFIFO(): boolean
+  isSocket(): boolean
+  isCharacterDevice(): boolean
+  isBlockDevice(): boolean
+}): string {
   if (info.isDirectory()) return 'a directory'
   if (info.isFIFO()) return 'a FIFO (named pipe)'
   if (info.isSocket()) return 'a socket'
@@ -35,9 +41,10 @@ function kindOf(info: {isDirectory(): boolean; isFIFO(): boolean; isSocket(): bo
  */
 export async function readBounded(file: string, options: BoundedRead): Promise<Buffer> {
   const what = options.what ?? file
-  const refuse = (why: string) => new MlserveError(options.code, `${what} ${why}: mlserve reads only regular files of at most ${sizeText(options.maxBytes)} from a model.`, {
-    suggestions: options.suggestions ?? ['Replace it with a regular file (save the model again with mlflow).'],
-  })
+  const refuse = (why: string) =>
+    new MlserveError(options.code, `${what} ${why}: mlserve reads only regular files of at most ${sizeText(options.maxBytes)} from a model.`, {
+      suggestions: options.suggestions ?? ['Replace it with a regular file (save the model again with mlflow).'],
+    })
   const info = await stat(file)
   if (!info.isFile()) throw refuse(`is ${kindOf(info)}`)
   if (info.size > options.maxBytes) throw refuse(`is too large (${sizeText(info.size)})`)

@@ -27,7 +27,9 @@ export async function createSocketDir(candidates: readonly string[] = [tmpdir(),
   const reasons: string[] = []
   for (const parent of [...new Set(candidates.map((candidate) => path.resolve(candidate)))]) {
     if (!fitsSocketPath(parent)) {
-      reasons.push(`${parent} is too long for Unix socket paths (${Buffer.byteLength(parent)} bytes; sockets under it would pass the ${SOCKET_PATH_MAX}-byte limit)`)
+      reasons.push(
+        `${parent} is too long for Unix socket paths (${Buffer.byteLength(parent)} bytes; sockets under it would pass the ${SOCKET_PATH_MAX}-byte limit)`,
+      )
       continue
     }
 
@@ -37,7 +39,14 @@ export async function createSocketDir(candidates: readonly string[] = [tmpdir(),
       return {dir, fallbackReason: reasons.length > 0 ? reasons.join('; ') : undefined}
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code
-      const why = code === 'ENOSPC' ? 'it is full' : code === 'ENOENT' ? 'it does not exist' : code === 'EACCES' || code === 'EROFS' ? 'it is not writable' : messageOf(error)
+      const why =
+        code === 'ENOSPC'
+          ? 'it is full'
+          : code === 'ENOENT'
+            ? 'it does not exist'
+            : code === 'EACCES' || code === 'EROFS'
+              ? 'it is not writable'
+              : messageOf(error)
       reasons.push(`cannot create a directory in ${parent}: ${why}`)
     }
   }

@@ -24,7 +24,30 @@ const local = ['--env-manager', 'local', '--python', toolchainPython()]
 t.test('--help explains every flag; -h is --host, as in mlflow', async (t) => {
   const help = await runMlserve(['serve', '--help'])
   t.equal(help.code, 0)
-  for (const flag of ['--model-uri', '--port', '--host', '--timeout', '--workers', '--env-manager', '--no-conda', '--install-mlflow', '--enable-mlserver', '--python', '--grace-period', '--max-body-size', '--max-concurrency', '--max-queue', '--header-timeout', '--body-timeout', '--timeout-grace', '--liveness-interval', '--warmup', '--access-log', '--log-format', '--r-scorer']) {
+  for (const flag of [
+    '--model-uri',
+    '--port',
+    '--host',
+    '--timeout',
+    '--workers',
+    '--env-manager',
+    '--no-conda',
+    '--install-mlflow',
+    '--enable-mlserver',
+    '--python',
+    '--grace-period',
+    '--max-body-size',
+    '--max-concurrency',
+    '--max-queue',
+    '--header-timeout',
+    '--body-timeout',
+    '--timeout-grace',
+    '--liveness-interval',
+    '--warmup',
+    '--access-log',
+    '--log-format',
+    '--r-scorer',
+  ]) {
     t.match(help.stdout, flag, `help mentions ${flag}`)
   }
 
@@ -118,7 +141,10 @@ t.test('environment errors: a clear message, a distinct exit code, no scorer sta
 t.test('env list and env prune print an mlserve error whole, with its code and hint', async (t) => {
   const notADir = path.join(scratch, 'not-a-directory')
   writeFileSync(notADir, '')
-  for (const command of [['env', 'list'], ['env', 'prune', '--older-than', '1d']]) {
+  for (const command of [
+    ['env', 'list'],
+    ['env', 'prune', '--older-than', '1d'],
+  ]) {
     // eslint-disable-next-line no-await-in-loop
     const result = await runMlserve([...command, '--root', notADir])
     t.equal(result.code, 2, `${command.join(' ')} exits with INVALID_ARGUMENT's code`)

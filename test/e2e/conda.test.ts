@@ -29,7 +29,7 @@ t.test('serves a model from a conda env built from its conda.yaml', async (t) =>
   t.teardown(() => server.stop())
   t.match(server.stderr(), /warning: Use of conda is discouraged/)
   t.match(server.stderr(), /creating conda environment mlserve-\w+/)
-  t.match(server.stderr(), new RegExp(`python 3\\.11\\.7 at ${envsDir}/mlserve-\\w+/bin/python`), 'the scorer runs with the env\'s own python')
+  t.match(server.stderr(), new RegExp(`python 3\\.11\\.7 at ${envsDir}/mlserve-\\w+/bin/python`), "the scorer runs with the env's own python")
   const res = await fetch(`${server.url}/invocations`, {
     method: 'POST',
     headers: {'content-type': 'application/json'},
@@ -38,14 +38,16 @@ t.test('serves a model from a conda env built from its conda.yaml', async (t) =>
   t.equal(await res.text(), '{"predictions": [3]}')
   t.equal(condaEnvs().length, 1)
 
-  const again = await runMlserve(['prepare-env', '-m', fixtureModel('sum'), '--env-manager', 'conda'], {env: env({MLFLOW_DISABLE_ENV_MANAGER_CONDA_WARNING: 'TRUE'})})
+  const again = await runMlserve(['prepare-env', '-m', fixtureModel('sum'), '--env-manager', 'conda'], {
+    env: env({MLFLOW_DISABLE_ENV_MANAGER_CONDA_WARNING: 'TRUE'}),
+  })
   t.equal(again.code, 0)
   t.match(again.stderr, /using cached environment|cached /)
   t.notMatch(again.stderr, /creating conda environment/)
   t.notMatch(again.stderr, /Use of conda is discouraged/, 'the warning can be turned off')
 })
 
-t.test('a conda env removed behind mlserve\'s back is built again', async (t) => {
+t.test("a conda env removed behind mlserve's back is built again", async (t) => {
   for (const name of condaEnvs()) rmSync(path.join(envsDir, name), {recursive: true, force: true})
   const result = await runMlserve(['prepare-env', '-m', fixtureModel('sum'), '--env-manager', 'conda'], {env: env()})
   t.equal(result.code, 0, result.stderr)
@@ -53,7 +55,7 @@ t.test('a conda env removed behind mlserve\'s back is built again', async (t) =>
   t.equal(condaEnvs().length, 1)
 })
 
-t.test('a conda prefix without mlserve\'s record (an interrupted build) is removed, not reused', async (t) => {
+t.test("a conda prefix without mlserve's record (an interrupted build) is removed, not reused", async (t) => {
   rmSync(root, {recursive: true, force: true})
   const result = await runMlserve(['prepare-env', '-m', fixtureModel('sum'), '--env-manager', 'conda'], {env: env()})
   t.equal(result.code, 0, result.stderr)

@@ -19,11 +19,29 @@ t.test('routes, formats, content types and input errors (sum model)', (t) =>
     // The spec (from an older FastAPI) says HEAD is implied; mlflow 3.17's FastAPI answers 405.
     {name: 'HEAD /ping', method: 'HEAD', path: '/ping'},
     {name: 'GET /version', method: 'GET', path: '/version', expect: {status: 200, body: /^\d+\.\d+\.\d+$/}},
-    {name: 'POST /ping is 405', method: 'POST', path: '/ping', contentType: JSON_TYPE, body: '{}', expect: {status: 405, body: '{"detail":"Method Not Allowed"}'}},
+    {
+      name: 'POST /ping is 405',
+      method: 'POST',
+      path: '/ping',
+      contentType: JSON_TYPE,
+      body: '{}',
+      expect: {status: 405, body: '{"detail":"Method Not Allowed"}'},
+    },
     {name: 'GET /invocations is 405', method: 'GET', expect: {status: 405}},
     {name: 'unknown route is 404', method: 'GET', path: '/nope', expect: {status: 404, body: '{"detail":"Not Found"}'}},
     {name: 'GET / is 404', method: 'GET', path: '/', expect: {status: 404}},
-    {name: 'dataframe_split', contentType: JSON_TYPE, body: split(['a', 'b'], [[1, 2], [3, 4]]), expect: SUM_OK},
+    {
+      name: 'dataframe_split',
+      contentType: JSON_TYPE,
+      body: split(
+        ['a', 'b'],
+        [
+          [1, 2],
+          [3, 4],
+        ],
+      ),
+      expect: SUM_OK,
+    },
     {name: 'dataframe_records', contentType: JSON_TYPE, body: '{"dataframe_records": [{"a": 1, "b": 2}, {"a": 3, "b": 4}]}', expect: SUM_OK},
     {name: 'csv', contentType: 'text/csv', body: 'a,b\n1,2\n3,4\n', expect: SUM_OK},
     {name: 'instances as records', contentType: JSON_TYPE, body: '{"instances": [{"a": 1, "b": 2}, {"a": 3, "b": 4}]}', expect: SUM_OK},
@@ -31,10 +49,30 @@ t.test('routes, formats, content types and input errors (sum model)', (t) =>
     {
       name: 'params',
       contentType: JSON_TYPE,
-      body: JSON.stringify({dataframe_split: {columns: ['a', 'b'], data: [[1, 2], [3, 4]]}, params: {scale: 10}}),
+      body: JSON.stringify({
+        dataframe_split: {
+          columns: ['a', 'b'],
+          data: [
+            [1, 2],
+            [3, 4],
+          ],
+        },
+        params: {scale: 10},
+      }),
       expect: {status: 200, body: '{"predictions": [30, 70]}'},
     },
-    {name: 'charset=UTF-8 is accepted', contentType: 'application/json; charset=UTF-8', body: split(['a', 'b'], [[1, 2], [3, 4]]), expect: SUM_OK},
+    {
+      name: 'charset=UTF-8 is accepted',
+      contentType: 'application/json; charset=UTF-8',
+      body: split(
+        ['a', 'b'],
+        [
+          [1, 2],
+          [3, 4],
+        ],
+      ),
+      expect: SUM_OK,
+    },
     {
       name: 'form-encoded is 415',
       contentType: 'application/x-www-form-urlencoded',
@@ -60,7 +98,10 @@ t.test('routes, formats, content types and input errors (sum model)', (t) =>
       name: 'malformed JSON',
       contentType: JSON_TYPE,
       body: '{bad',
-      expect: {status: 400, body: /^\{"error_code": "BAD_REQUEST", "message": "Invalid input\. Ensure that input is a valid JSON formatted string\. Error: 'JSONDecodeError\('Expecting property name enclosed in double quotes: line 1 column 2 \(char 1\)'\)'\\nInput: \\nb'\{bad'\\n"/},
+      expect: {
+        status: 400,
+        body: /^\{"error_code": "BAD_REQUEST", "message": "Invalid input\. Ensure that input is a valid JSON formatted string\. Error: 'JSONDecodeError\('Expecting property name enclosed in double quotes: line 1 column 2 \(char 1\)'\)'\\nInput: \\nb'\{bad'\\n"/,
+      },
     },
     {name: 'empty JSON body', contentType: JSON_TYPE, body: '', expect: {status: 400, body: /Expecting value: line 1 column 1 \(char 0\).*b''/}},
     {name: 'a JSON list', contentType: JSON_TYPE, body: '[1, 2]', expect: {status: 400, body: /Received a list\./}},
@@ -72,20 +113,46 @@ t.test('routes, formats, content types and input errors (sum model)', (t) =>
       body: '{"inputs": [1], "instances": [2]}',
       expect: {status: 400, body: /Received dictionary with input fields: \['inputs', 'instances'\]/},
     },
-    {name: 'split given as a list', contentType: JSON_TYPE, body: '{"dataframe_split": [[1, 2]]}', expect: {status: 400, body: /Dataframe split format must be a dictionary\. Got list\./}},
-    {name: 'split without data', contentType: JSON_TYPE, body: '{"dataframe_split": {"columns": ["a"]}}', expect: {status: 400, body: /must have 'data' field/}},
-    {name: 'records given as a dict', contentType: JSON_TYPE, body: '{"dataframe_records": {"a": 1}}', expect: {status: 400, body: /Dataframe records format must be a list of records\. Got dictionary\./}},
+    {
+      name: 'split given as a list',
+      contentType: JSON_TYPE,
+      body: '{"dataframe_split": [[1, 2]]}',
+      expect: {status: 400, body: /Dataframe split format must be a dictionary\. Got list\./},
+    },
+    {
+      name: 'split without data',
+      contentType: JSON_TYPE,
+      body: '{"dataframe_split": {"columns": ["a"]}}',
+      expect: {status: 400, body: /must have 'data' field/},
+    },
+    {
+      name: 'records given as a dict',
+      contentType: JSON_TYPE,
+      body: '{"dataframe_records": {"a": 1}}',
+      expect: {status: 400, body: /Dataframe records format must be a list of records\. Got dictionary\./},
+    },
     {
       name: 'schema enforcement error',
       contentType: JSON_TYPE,
       body: split(['y'], [[1]]),
-      expect: {status: 400, body: /^\{"error_code": "INVALID_PARAMETER_VALUE", "message": "Failed to predict data '.*Model is missing inputs \['a', 'b'\]/s},
+      expect: {
+        status: 400,
+        body: /^\{"error_code": "INVALID_PARAMETER_VALUE", "message": "Failed to predict data '.*Model is missing inputs \['a', 'b'\]/s,
+      },
     },
-    {name: 'empty CSV', contentType: 'text/csv', body: '', expect: {status: 400, body: /Failed to parse input as a Pandas DataFrame.*No columns to parse from file.*stack_trace/s}},
+    {
+      name: 'empty CSV',
+      contentType: 'text/csv',
+      body: '',
+      expect: {status: 400, body: /Failed to parse input as a Pandas DataFrame.*No columns to parse from file.*stack_trace/s},
+    },
     {
       name: 'a larger request (5,000 rows)',
       contentType: JSON_TYPE,
-      body: split(['a', 'b'], Array.from({length: 5000}, (_, i) => [i, i])),
+      body: split(
+        ['a', 'b'],
+        Array.from({length: 5000}, (_, i) => [i, i]),
+      ),
       expect: {status: 200, body: /^\{"predictions": \[0, 2, 4, /},
     },
   ]),
@@ -107,7 +174,12 @@ t.test('a model that raises (error envelope with stack trace)', (t) =>
 
 t.test('bare NaN and Infinity pass through unchanged', (t) =>
   compareModel(t, fixtureModel('nan'), [
-    {name: 'NaN output', contentType: JSON_TYPE, body: split(['a'], [[1]]), expect: {status: 200, body: '{"predictions": [NaN, 1.5, Infinity]}'}},
+    {
+      name: 'NaN output',
+      contentType: JSON_TYPE,
+      body: split(['a'], [[1]]),
+      expect: {status: 200, body: '{"predictions": [NaN, 1.5, Infinity]}'},
+    },
   ]),
 )
 
@@ -120,8 +192,18 @@ t.test('LLM-style inputs are answered unwrapped; tensors reach the model as arra
       expect: {status: 200, body: /^\{"type": "dict", "keys": \["messages", "temperature"\]\}$/},
     },
     {name: 'singular input', contentType: JSON_TYPE, body: '{"input": [1, 2]}', expect: {status: 200, body: /^\{"type": "dict"/}},
-    {name: 'instances as a tensor', contentType: JSON_TYPE, body: '{"instances": [[1, 2], [3, 4]]}', expect: {status: 200, body: '{"predictions": {"type": "ndarray", "shape": [2, 2]}}'}},
-    {name: 'split reaches the model as a DataFrame', contentType: JSON_TYPE, body: split(['x', 'y'], [[1, 2]]), expect: {status: 200, body: /"type": "DataFrame"/}},
+    {
+      name: 'instances as a tensor',
+      contentType: JSON_TYPE,
+      body: '{"instances": [[1, 2], [3, 4]]}',
+      expect: {status: 200, body: '{"predictions": {"type": "ndarray", "shape": [2, 2]}}'},
+    },
+    {
+      name: 'split reaches the model as a DataFrame',
+      contentType: JSON_TYPE,
+      body: split(['x', 'y'], [[1, 2]]),
+      expect: {status: 200, body: /"type": "DataFrame"/},
+    },
   ]),
 )
 
@@ -140,8 +222,18 @@ t.test('type-hinted models', (t) =>
 t.test('a real scikit-learn model with its own serving example', (t) => {
   const example = readFileSync(path.join(fixtureModel('iris'), 'serving_input_example.json'), 'utf8')
   return compareModel(t, fixtureModel('iris'), [
-    {name: 'serving_input_example.json', contentType: JSON_TYPE, body: example, expect: {status: 200, body: /^\{"predictions": \[\d, \d, \d\]\}$/}},
-    {name: 'csv', contentType: 'text/csv', body: 'sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n', expect: {status: 200}},
+    {
+      name: 'serving_input_example.json',
+      contentType: JSON_TYPE,
+      body: example,
+      expect: {status: 200, body: /^\{"predictions": \[\d, \d, \d\]\}$/},
+    },
+    {
+      name: 'csv',
+      contentType: 'text/csv',
+      body: 'sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n',
+      expect: {status: 200},
+    },
   ])
 })
 

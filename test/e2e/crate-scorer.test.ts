@@ -36,9 +36,7 @@ async function startScorer(t: Test, model: string, endpoint: (dir: string) => st
   const dir = mkdtempSync(path.join(root, 'sock-'))
   const where = await endpoint(dir)
   const proc = spawnProc('Rscript', [templatePath('r', 'scorer.R'), path.join(root, model), where], {env})
-  const pool = where.startsWith('unix:')
-    ? new Pool('http://localhost', {socketPath: where.slice('unix:'.length)})
-    : new Pool(`http://${where}`)
+  const pool = where.startsWith('unix:') ? new Pool('http://localhost', {socketPath: where.slice('unix:'.length)}) : new Pool(`http://${where}`)
   t.teardown(async () => {
     await pool.close()
     await proc.stop('SIGTERM')
@@ -77,7 +75,11 @@ t.test('the doubling model on a Unix socket: mlflow_rfunc_serve answers (spec 8.
     invalid('Unsupported input format.'),
     '60: a content-type parameter is refused',
   )
-  t.same(await post(split({columns: ['x'], data: [[3]]})), ok('6'), 'no content type is application/json; auto_unbox makes one prediction a bare number')
+  t.same(
+    await post(split({columns: ['x'], data: [[3]]})),
+    ok('6'),
+    'no content type is application/json; auto_unbox makes one prediction a bare number',
+  )
   t.same(await post('{"dataframe_records": [{"x": 1}, {"x": 5}]}', 'application/json'), ok('[2,10]'), 'dataframe_records')
   t.same(await post('x\n1\n3\n', 'text/csv'), ok('[2,6]'), 'CSV')
   t.same(await post(split({columns: ['x', 'y'], data: [[1, 2], [3]]}), 'application/json'), ok('[2,6]'), 'ragged split rows')

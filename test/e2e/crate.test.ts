@@ -45,7 +45,11 @@ t.test('the R scorer contract through the proxy, with /health and /version from 
     contentType: 'application/json; charset=UTF-8',
     body: '[6,8]',
   })
-  t.same(await call(server, '/invocations', 'x\n5\n6\n', 'text/csv'), {status: 200, contentType: 'application/json; charset=UTF-8', body: '[10,12]'})
+  t.same(await call(server, '/invocations', 'x\n5\n6\n', 'text/csv'), {
+    status: 200,
+    contentType: 'application/json; charset=UTF-8',
+    body: '[10,12]',
+  })
   t.same(await call(server, '/invocations', '{"inputs": [[1]]}'), {
     status: 404,
     contentType: 'text/plain; charset=UTF-8',
@@ -59,13 +63,13 @@ t.test('the R scorer contract through the proxy, with /health and /version from 
 
   const ping = await call(server, '/ping')
   t.same(ping, {status: 200, contentType: 'application/json; charset=UTF-8', body: ''})
-  t.same(await call(server, '/health'), ping, '/health is the R scorer\'s /ping (the R server has no /health)')
+  t.same(await call(server, '/health'), ping, "/health is the R scorer's /ping (the R server has no /health)")
   const {version} = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as {version: string}
   t.same(await call(server, '/version'), {status: 200, contentType: 'application/json', body: version}, 'R models record no mlflow version')
   t.equal((await call(server, '/a/b')).body, 'Invalid Request.  Invalid path.')
 })
 
-t.test('a model error is the R scorer\'s 404', async (t) => {
+t.test("a model error is the R scorer's 404", async (t) => {
   const server = await startMlserve(['-m', model('boom')])
   t.teardown(() => server.stop())
   t.same(await call(server, '/invocations', '{"dataframe_split": {"columns": ["x"], "data": [[1]]}}'), {

@@ -55,7 +55,11 @@ t.test('virtualenv with uv: a model pinning another scikit-learn gets its own en
   const model = fixtureModel('versions')
   const server = await startMlserve(['-m', model, '--env-manager', 'virtualenv'], {env: envWith(root)})
   t.teardown(() => server.stop())
-  t.equal(await predictVersions(server.url), '{"predictions": {"sklearn": "1.7.2", "python": "3.11.7"}}', 'served from its own env, not the toolchain (1.9.1)')
+  t.equal(
+    await predictVersions(server.url),
+    '{"predictions": {"sklearn": "1.7.2", "python": "3.11.7"}}',
+    'served from its own env, not the toolchain (1.9.1)',
+  )
   t.match(server.stderr(), /building environment \w+ in /)
   t.match(server.stderr(), /creating the virtualenv \(uv\)/)
   t.match(server.stderr(), /installing 5 requirements \(-r requirements\.txt\) \(\d/)

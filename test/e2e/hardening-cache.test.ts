@@ -67,9 +67,21 @@ t.test('a first build, to learn the key', async (t) => {
 t.test('damaged cached environments are rebuilt, saying why, instead of trusted', async (t) => {
   const site = () => path.join(envDir, 'lib', readdirSync(path.join(envDir, 'lib'))[0]!, 'site-packages')
   for (const [what, damage, reason] of [
-    ['a marker that is not an object', () => writeFileSync(path.join(envDir, '.mlserve-env.json'), '[]'), /is damaged: its marker \S+ is not a valid record; building it again/],
-    ['a removed interpreter', () => rmSync(path.join(envDir, 'bin', 'python')), /is damaged: its interpreter \S+\/bin\/python is gone; building it again/],
-    ['a removed mlflow', () => rmSync(path.join(site(), 'mlflow'), {recursive: true}), /is damaged: mlflow is no longer installed in it .*; building it again/],
+    [
+      'a marker that is not an object',
+      () => writeFileSync(path.join(envDir, '.mlserve-env.json'), '[]'),
+      /is damaged: its marker \S+ is not a valid record; building it again/,
+    ],
+    [
+      'a removed interpreter',
+      () => rmSync(path.join(envDir, 'bin', 'python')),
+      /is damaged: its interpreter \S+\/bin\/python is gone; building it again/,
+    ],
+    [
+      'a removed mlflow',
+      () => rmSync(path.join(site(), 'mlflow'), {recursive: true}),
+      /is damaged: mlflow is no longer installed in it .*; building it again/,
+    ],
   ] as const) {
     damage()
     // eslint-disable-next-line no-await-in-loop
@@ -85,7 +97,11 @@ t.test('damaged cached environments are rebuilt, saying why, instead of trusted'
 
 t.test('stale locks are taken over; nothing waits forever for a holder that is gone', async (t) => {
   const cases: Array<[string, () => void, RegExp]> = [
-    ['an empty owner file (its holder died of ENOSPC)', () => craftLock(root, key, '', 60_000), /taking over the lock \S+: its owner record is unreadable/],
+    [
+      'an empty owner file (its holder died of ENOSPC)',
+      () => craftLock(root, key, '', 60_000),
+      /taking over the lock \S+: its owner record is unreadable/,
+    ],
     [
       'another host whose heartbeat is 10 min old',
       () => craftLock(root, key, JSON.stringify({pid: 4242, host: 'build-node-7', token: 'x'}), 10 * 60_000),
@@ -110,7 +126,11 @@ t.test("an owner record with mlserve's own pid (a container restarted after an O
   mkdirSync(lock, {recursive: true})
   // The shell writes the record with its pid, then becomes mlserve with the same pid (exec).
   const script = `printf '{"pid": %d, "host": "%s", "token": "a-previous-life"}' $$ "$HOST_NAME" > "$LOCK/owner"; exec "$NODE" "$BIN" prepare-env -m "$MODEL"`
-  const result = await run('/bin/sh', ['-c', script], envFor(root, {HOST_NAME: hostname(), LOCK: lock, NODE: process.execPath, BIN: MLSERVE_BIN, MODEL: model}))
+  const result = await run(
+    '/bin/sh',
+    ['-c', script],
+    envFor(root, {HOST_NAME: hostname(), LOCK: lock, NODE: process.execPath, BIN: MLSERVE_BIN, MODEL: model}),
+  )
   t.notOk(result.hung, 'it does not wait for itself')
   t.equal(result.code, 0, result.stderr)
   t.match(result.stderr, /taking over the lock \S+: it names this very process \(pid \d+\), which does not hold it/)
@@ -131,7 +151,10 @@ t.test('a live holder that never finishes: the waiter says whom it waits for, th
     result.stderr,
     /waiting for another mlserve \(pid 4242\) that is building this environment: pid 4242 on build-node-7, holding it since 2026-11-25T10:00:00.000Z, last heartbeat \d+ s ago; waited 0 s so far, giving up after 3 s \(MLSERVE_LOCK_TIMEOUT\)/,
   )
-  t.match(result.stderr, `Error: Gave up after 3 s waiting for pid 4242 on build-node-7 to finish building the environment ${key} (lock ${lock}).`)
+  t.match(
+    result.stderr,
+    `Error: Gave up after 3 s waiting for pid 4242 on build-node-7 to finish building the environment ${key} (lock ${lock}).`,
+  )
   t.match(result.stderr, /code: LOCK_TIMEOUT \(exit 70\)/)
   t.ok(existsSync(lock), "the live holder's lock is left alone")
   rmSync(lock, {recursive: true, force: true})
@@ -148,7 +171,10 @@ t.test('--build-timeout: the installer and everything it started are killed, not
   const result = await prepare(slowRoot, {MLSERVE_UV: fakeUv, FAKE_UV_PIDS: pids}, ['--build-timeout', '2'])
   t.notOk(result.hung)
   t.equal(result.code, 71, result.stderr)
-  t.match(result.stderr, /Error: Building the environment \w+ took longer than the build timeout \(2 s\): the installer was stopped and nothing was kept\./)
+  t.match(
+    result.stderr,
+    /Error: Building the environment \w+ took longer than the build timeout \(2 s\): the installer was stopped and nothing was kept\./,
+  )
   t.match(result.stderr, /hint: Allow more time with --build-timeout SECONDS \(MLSERVE_BUILD_TIMEOUT; 0: no limit\)/)
   for (const name of ['uv', 'child']) {
     const pid = Number(readFileSync(path.join(pids, name), 'utf8'))
@@ -206,6 +232,9 @@ t.test('an environment removed while serving: the scorer restarts exit 127 and t
   t.ok(scorerPid, 'the scorer is a child of mlserve')
   rmSync(envDir, {recursive: true, force: true})
   process.kill(scorerPid!, 'SIGKILL')
-  await server.waitForOutput(/environment \S+ was removed or damaged while mlserve was serving \(.*\): restarts of the scorer cannot succeed; restart mlserve/, 60_000)
+  await server.waitForOutput(
+    /environment \S+ was removed or damaged while mlserve was serving \(.*\): restarts of the scorer cannot succeed; restart mlserve/,
+    60_000,
+  )
   t.match(server.stderr(), /exited with code 127/)
 })

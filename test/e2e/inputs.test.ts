@@ -61,7 +61,10 @@ t.test('a warm-up example linked to a file outside the model is reported and not
   symlinkSync('/etc/passwd', path.join(model, 'serving_input_example.json'))
   const server = await startMlserve(['-m', model])
   t.teardown(() => server.stop())
-  t.match(server.stderr(), /warn.*not warming up with serving_input_example\.json: it is outside the model directory \(\/etc\/passwd\); ready as soon as \/ping answers/)
+  t.match(
+    server.stderr(),
+    /warn.*not warming up with serving_input_example\.json: it is outside the model directory \(\/etc\/passwd\); ready as soon as \/ping answers/,
+  )
   t.notMatch(server.stderr(), /root:x:0:0/, 'the file was not posted (nor echoed in an error)')
   const res = await fetch(`${server.url}/invocations`, {
     method: 'POST',
@@ -76,7 +79,10 @@ t.test('a TMPDIR too long for Unix socket paths: mlserve falls back to a short d
   mkdirSync(long, {recursive: true})
   const server = await startMlserve(['-m', fixtureModel('sum')], {env: toolchainEnv({TMPDIR: long})})
   t.teardown(() => server.stop())
-  t.match(server.stderr(), /warn.*the scorers' sockets are in \/tmp\/mlserve-\w+: .* is too long for Unix socket paths \(\d+ bytes; sockets under it would pass the 107-byte limit\)/)
+  t.match(
+    server.stderr(),
+    /warn.*the scorers' sockets are in \/tmp\/mlserve-\w+: .* is too long for Unix socket paths \(\d+ bytes; sockets under it would pass the 107-byte limit\)/,
+  )
   const res = await fetch(`${server.url}/invocations`, {
     method: 'POST',
     headers: {'content-type': 'application/json'},
@@ -140,7 +146,10 @@ t.test('an include that leaves the model directory is refused before any install
   const model = variant('sum', 'escaping-include', {'requirements.txt': 'mlflow==3.17.2\n-r ../../../../../../../../etc/hostname\n'})
   const result = await prepare(model, path.join(scratch, 'roots', 'escape'))
   t.equal(result.code, 17)
-  t.match(result.stderr, /Error: "-r \.\.\/\.\.\/.*etc\/hostname" in .*requirements\.txt includes \/etc\/hostname, which is outside the model directory/)
+  t.match(
+    result.stderr,
+    /Error: "-r \.\.\/\.\.\/.*etc\/hostname" in .*requirements\.txt includes \/etc\/hostname, which is outside the model directory/,
+  )
   t.notMatch(result.stderr, /creating the virtualenv/)
 })
 

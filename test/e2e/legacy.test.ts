@@ -13,7 +13,18 @@ t.test('mlflow 2.20 models are served by gunicorn, answering as mlflow 2.20 does
     [
       {name: 'GET /ping', method: 'GET', path: '/ping', expect: {status: 200}},
       {name: 'GET /version', method: 'GET', path: '/version', expect: {status: 200, body: '2.20.4'}},
-      {name: 'dataframe_split', contentType: JSON_TYPE, body: split(['a', 'b'], [[1, 2], [3, 4]]), expect: {status: 200, body: /"predictions": \[3, 7\]/}},
+      {
+        name: 'dataframe_split',
+        contentType: JSON_TYPE,
+        body: split(
+          ['a', 'b'],
+          [
+            [1, 2],
+            [3, 4],
+          ],
+        ),
+        expect: {status: 200, body: /"predictions": \[3, 7\]/},
+      },
       {name: 'csv', contentType: 'text/csv', body: 'a,b\n1,2\n', expect: {status: 200}},
       {name: 'malformed JSON', contentType: JSON_TYPE, body: '{bad', expect: {status: 400}},
       {name: 'form-encoded', contentType: 'application/x-www-form-urlencoded', body: 'a=1', expect: {status: 415}},

@@ -72,16 +72,19 @@ t.test('answers 503 until the model has loaded, then passes the scorer through',
   t.match(server.stderr(), /load model in scorer \(\d/, 'the log says how long loading took')
 })
 
-t.test('a scorer that fails to load exits serve with SCORER_START_FAILED (40), the scorer\'s own code in the message, and leaves nothing', async (t) => {
-  const server = await startMlserve(['-m', fixtureModel('broken')], {waitReady: false})
-  const pid = await scorerPid(server)
-  const exit = await server.exited
-  t.equal(exit.code, 40, "mlserve's own exit code, not uvicorn's 1")
-  t.match(server.stderr(), /The scoring server exited with code 1 before it was ready: _pickle\.UnpicklingError/)
-  t.match(server.stderr(), /code: SCORER_START_FAILED \(exit 40\)/)
-  t.match(server.stderr(), /\[scorer\] .*Traceback/, 'the scorer output is shown with its prefix')
-  t.ok(await gone(pid), 'no scorer process is left')
-})
+t.test(
+  "a scorer that fails to load exits serve with SCORER_START_FAILED (40), the scorer's own code in the message, and leaves nothing",
+  async (t) => {
+    const server = await startMlserve(['-m', fixtureModel('broken')], {waitReady: false})
+    const pid = await scorerPid(server)
+    const exit = await server.exited
+    t.equal(exit.code, 40, "mlserve's own exit code, not uvicorn's 1")
+    t.match(server.stderr(), /The scoring server exited with code 1 before it was ready: _pickle\.UnpicklingError/)
+    t.match(server.stderr(), /code: SCORER_START_FAILED \(exit 40\)/)
+    t.match(server.stderr(), /\[scorer\] .*Traceback/, 'the scorer output is shown with its prefix')
+    t.ok(await gone(pid), 'no scorer process is left')
+  },
+)
 
 t.test('a model that does not load within MLSERVE_LOAD_TIMEOUT fails with LOAD_TIMEOUT (44) and leaves nothing', async (t) => {
   // The fixture sleeps 3 s in its load: it cannot answer /ping within 1 s.
@@ -89,7 +92,10 @@ t.test('a model that does not load within MLSERVE_LOAD_TIMEOUT fails with LOAD_T
   const pid = await scorerPid(server)
   const exit = await server.exited
   t.equal(exit.code, 44)
-  t.match(server.stderr(), /Error: The model did not load: scorer \(pid \d+\) did not answer \/ping within 1 s of its start \(--load-timeout\)\./)
+  t.match(
+    server.stderr(),
+    /Error: The model did not load: scorer \(pid \d+\) did not answer \/ping within 1 s of its start \(--load-timeout\)\./,
+  )
   t.match(server.stderr(), /code: LOAD_TIMEOUT \(exit 44\)/)
   t.ok(await gone(pid), 'no scorer process is left')
 })

@@ -45,7 +45,7 @@ async function status(url: string): Promise<number> {
   return res.status
 }
 
-t.test('an sklearn model served by MLServer in its own env: /ping waits for the model, mlflow\'s answers, V2 infer', async (t) => {
+t.test("an sklearn model served by MLServer in its own env: /ping waits for the model, mlflow's answers, V2 infer", async (t) => {
   const server = await startMlserve(serveArgs, {env, waitReady: false})
   t.teardown(() => server.stop())
 
@@ -71,7 +71,10 @@ t.test('an sklearn model served by MLServer in its own env: /ping waits for the 
 
   const stderr = server.stderr()
   t.match(stderr, /building environment \w+ in /)
-  t.match(stderr, /installing mlserver>=1\.2\.0,!=1\.3\.1,<2\.0\.0, mlserver-mlflow>=1\.2\.0,!=1\.3\.1,<2\.0\.0, uvloop<0\.22, uvloop>=0\.19, httptools>=0\.6 \(/)
+  t.match(
+    stderr,
+    /installing mlserver>=1\.2\.0,!=1\.3\.1,<2\.0\.0, mlserver-mlflow>=1\.2\.0,!=1\.3\.1,<2\.0\.0, uvloop<0\.22, uvloop>=0\.19, httptools>=0\.6 \(/,
+  )
   t.match(stderr, /start scorer \(mlserver, 1 process\)/)
   t.notMatch(stderr, /Timeout is not yet supported in MLServer/, 'the timeout is enforced by mlserve, so no such warning')
 
@@ -85,7 +88,11 @@ t.test('an sklearn model served by MLServer in its own env: /ping waits for the 
   t.equal(infer.status, 200)
   const answer = JSON.parse(infer.body) as {model_name: string; outputs: Array<{datatype: string; data: number[]}>}
   t.equal(answer.model_name, 'mlflow-model')
-  t.same(answer.outputs.map((output) => output.data), [[0, 1, 2]], 'V2 infer predicts what /invocations does')
+  t.same(
+    answer.outputs.map((output) => output.data),
+    [[0, 1, 2]],
+    'V2 infer predicts what /invocations does',
+  )
 
   const bad = await post(`${server.url}/invocations`, '{"dataframe_split": {"columns": ["nope"], "data": [[1]]}}')
   t.equal(bad.status, 400, 'a bad request is a 400 from MLServer, not a proxy error')

@@ -18,7 +18,11 @@ async function mlflowPredict(args: string[]) {
 }
 
 /** mlflow prints its own log lines on stdout around the prediction: keep the JSON line. */
-const predictionLine = (stdout: string) => stdout.split('\n').filter((line) => line.startsWith('{')).join('\n')
+const predictionLine = (stdout: string) =>
+  stdout
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .join('\n')
 
 t.test('json and csv input files give the same output as mlflow models predict', async (t) => {
   const json = path.join(scratch, 'input.json')

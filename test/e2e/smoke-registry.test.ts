@@ -19,13 +19,32 @@ const logged = await logModels(server.url, 'summer', cwd)
 
 t.test('models:/name@alias: the report names the resolved version; --cases stand in for a missing example', async (t) => {
   const casesFile = path.join(cwd, 'cases.json')
-  await writeFile(casesFile, JSON.stringify([{name: 'one plus two', body: {dataframe_split: {columns: ['a', 'b'], data: [[1, 2]]}}, expect: {predictions: [3]}}]))
+  await writeFile(
+    casesFile,
+    JSON.stringify([{name: 'one plus two', body: {dataframe_split: {columns: ['a', 'b'], data: [[1, 2]]}}, expect: {predictions: [3]}}]),
+  )
   const result = await runMlserve(
-    ['smoke', '-m', 'models:/summer@champion', '--env-manager', 'local', '--python', toolchainPython(), '--cases', casesFile, '--json', '--junit', path.join(cwd, 'smoke.xml')],
+    [
+      'smoke',
+      '-m',
+      'models:/summer@champion',
+      '--env-manager',
+      'local',
+      '--python',
+      toolchainPython(),
+      '--cases',
+      casesFile,
+      '--json',
+      '--junit',
+      path.join(cwd, 'smoke.xml'),
+    ],
     {env: toolchainEnv({MLFLOW_TRACKING_URI: server.url, MLSERVE_MODEL_ROOT: path.join(cwd, 'models')}), cwd},
   )
   t.equal(result.code, 0, result.stderr)
-  const report = JSON.parse(result.stdout) as {model: {uri: string; version: string}; cases: Array<{name: string; status: string; message?: string}>}
+  const report = JSON.parse(result.stdout) as {
+    model: {uri: string; version: string}
+    cases: Array<{name: string; status: string; message?: string}>
+  }
   t.same(report.model.uri, 'models:/summer@champion')
   t.equal(report.model.version, logged.versions[0], 'the version @champion points at')
   t.same(

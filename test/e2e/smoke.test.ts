@@ -121,7 +121,10 @@ t.test('a cases file: passing cases pass, a wrong expectation fails with expecte
   const dir = path.join(work, 'cases')
   const junitFile = path.join(work, 'cases.xml')
   execFileSync('mkdir', ['-p', dir])
-  writeFileSync(path.join(dir, 'setosa.json'), JSON.stringify({dataframe_split: {columns: ['sepal_length', 'sepal_width', 'petal_length', 'petal_width'], data: [[5.1, 3.5, 1.4, 0.2]]}}))
+  writeFileSync(
+    path.join(dir, 'setosa.json'),
+    JSON.stringify({dataframe_split: {columns: ['sepal_length', 'sepal_width', 'petal_length', 'petal_width'], data: [[5.1, 3.5, 1.4, 0.2]]}}),
+  )
   writeFileSync(
     path.join(dir, 'cases.yaml'),
     [
@@ -187,7 +190,10 @@ t.test('a model whose predict raises: the input example case fails with its erro
 t.test('a model without an example, a signature or cases fails the input example case, saying how to add one', async (t) => {
   const result = await runMlserve(['smoke', '-m', fixtureModel('raise'), ...LOCAL])
   t.equal(result.code, 85)
-  t.match(result.stderr, /FAIL {2}input example +\S+ \S+\n +The model has no serving input example and no signature, and no --cases were given[^\n]*\n +Log the model with an input example/)
+  t.match(
+    result.stderr,
+    /FAIL {2}input example +\S+ \S+\n +The model has no serving input example and no signature, and no --cases were given[^\n]*\n +Log the model with an input example/,
+  )
   t.match(result.stderr, /\n2 passed, 1 failed, 2 skipped\nError: 1 smoke check failed: input example\n/)
 })
 
@@ -215,7 +221,13 @@ t.test("a start-up failure keeps serve's error and exit code, and the report is 
   t.match(result.stderr, /code: WARMUP_FAILED \(exit 43\)/)
   t.match(result.stderr, /\n0 passed, 1 failed, 4 skipped\nError: The warm-up prediction/, 'the summary, then the error as serve prints it')
   const junit = readJunit(t, junitFile)
-  t.same(statuses(junit), {'start-up': 'failed', health: 'skipped', 'input example': 'skipped', 'bad input is refused': 'skipped', 'output schema': 'skipped'})
+  t.same(statuses(junit), {
+    'start-up': 'failed',
+    health: 'skipped',
+    'input example': 'skipped',
+    'bad input is refused': 'skipped',
+    'output schema': 'skipped',
+  })
   t.match(junit.cases[0]!.failure!.message, /^WARMUP_FAILED: The warm-up prediction with serving_input_example\.json failed/)
 })
 
@@ -286,7 +298,17 @@ t.test('Ctrl-C during a check stops everything: no process left, the report says
   const casesFile = path.join(work, 'slow.yaml')
   const junitFile = path.join(work, 'slow.xml')
   writeFileSync(casesFile, '- name: sleepy\n  body: {dataframe_split: {columns: [seconds], data: [[60]]}}\n')
-  const proc = spawnProc(process.execPath, [MLSERVE_BIN, 'smoke', '-m', fixtureModel('slow'), ...LOCAL, '--cases', casesFile, '--junit', junitFile])
+  const proc = spawnProc(process.execPath, [
+    MLSERVE_BIN,
+    'smoke',
+    '-m',
+    fixtureModel('slow'),
+    ...LOCAL,
+    '--cases',
+    casesFile,
+    '--junit',
+    junitFile,
+  ])
   t.teardown(() => proc.stop('SIGKILL'))
   const [, pid] = await proc.waitForOutput(/start scorer [^\n]*: pid (\d+)/)
   await proc.waitForOutput(/slow model: sleeping 60\.0 s/)
@@ -296,6 +318,13 @@ t.test('Ctrl-C during a check stops everything: no process left, the report says
   t.match(proc.stderr(), /received SIGINT/)
   t.ok(await gone(Number(pid)), 'the scorer is gone')
   const junit = readJunit(t, junitFile)
-  t.same(statuses(junit), {'start-up': 'passed', health: 'passed', 'input example': 'skipped', sleepy: 'failed', 'bad input is refused': 'skipped', 'output schema': 'skipped'})
+  t.same(statuses(junit), {
+    'start-up': 'passed',
+    health: 'passed',
+    'input example': 'skipped',
+    sleepy: 'failed',
+    'bad input is refused': 'skipped',
+    'output schema': 'skipped',
+  })
   t.equal(junit.cases.find((c) => c.name === 'sleepy')!.failure!.message, 'interrupted')
 })

@@ -260,7 +260,10 @@ t.test('readiness waits for the warm-up prediction; a failed warm-up never becom
   t.equal(exit.code, 43, 'WARMUP_FAILED')
   t.notOk(seen.has(200), '/ping was never 200')
   t.ok(seen.has(503))
-  t.match(failing.stderr(), /The warm-up prediction with serving_input_example\.json failed: HTTP 400: Encountered an unexpected error while evaluating the model\..* \(RuntimeError: warm-up refused on purpose\)/)
+  t.match(
+    failing.stderr(),
+    /The warm-up prediction with serving_input_example\.json failed: HTTP 400: Encountered an unexpected error while evaluating the model\..* \(RuntimeError: warm-up refused on purpose\)/,
+  )
 })
 
 t.test('a crash loop stops the restarts and marks the server unhealthy', async (t) => {

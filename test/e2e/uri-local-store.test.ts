@@ -84,5 +84,8 @@ t.test('sqlite:///mlflow.db (the default without ./mlruns) goes through the mlfl
   t.equal(flagWins.code, 61, 'the mlflow client runs with the --python interpreter')
   t.match(flagWins.stderr, /\/nonexistent\/python3 has no mlflow/)
   const names = await readdir(modelRoot)
-  t.notOk(names.some((name) => name.startsWith('.tmp-')), 'no temporary directories left')
+  t.notOk(
+    names.some((name) => name.startsWith('.tmp-')),
+    'no temporary directories left',
+  )
 })

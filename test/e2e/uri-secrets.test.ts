@@ -73,11 +73,17 @@ t.test('user:password in an artifact URI is sent as Basic auth and never printed
     body: '{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2]]}}',
   })
   t.equal(await res.text(), '{"predictions": [3]}', 'the model downloaded with the credentials serves')
-  t.ok(seen.length > 3 && seen.every((auth) => auth === `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}`), 'Basic auth on every request')
+  t.ok(
+    seen.length > 3 && seen.every((auth) => auth === `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}`),
+    'Basic auth on every request',
+  )
   t.match(server.stderr(), new RegExp(`ready: serving http://\\*\\*\\*@127\\.0\\.0\\.1:${port}/`), 'the ready line shows the URI redacted')
   t.notMatch(server.stderr() + server.stdout(), PASSWORD, 'the password is printed nowhere')
   const records = await cacheRecords(root)
-  t.ok(records.some((text) => text.includes('.mlserve-env.json')), 'the cache marker was read')
+  t.ok(
+    records.some((text) => text.includes('.mlserve-env.json')),
+    'the cache marker was read',
+  )
   t.notMatch(records.join('\n'), PASSWORD, 'the cache marker and metadata hold no password')
 })
 

@@ -16,8 +16,7 @@ const cwd = await mkdtemp(path.join(tmpdir(), 'mlserve-uri-cwd-'))
 const logged: LoggedModels = await logModels(server.url, 'summer', cwd)
 const modelRoot = await mkdtemp(path.join(tmpdir(), 'mlserve-models-'))
 
-const envFor = (extra: Record<string, string> = {}) =>
-  toolchainEnv({MLFLOW_TRACKING_URI: server.url, MLSERVE_MODEL_ROOT: modelRoot, ...extra})
+const envFor = (extra: Record<string, string> = {}) => toolchainEnv({MLFLOW_TRACKING_URI: server.url, MLSERVE_MODEL_ROOT: modelRoot, ...extra})
 
 async function predict(url: string): Promise<unknown> {
   const res = await fetch(`${url}/invocations`, {
@@ -117,7 +116,11 @@ t.test('errors: a clear message, a distinct exit code, nothing in the cache', as
   const models = await runMlserve(['serve', '-p', '0', '-m', 'models:/a/b/c'], {env: envFor(), cwd})
   t.match(models.stderr, "Error: Not a proper models:/ URI: models:/a/b/c. Models URIs must be of the form 'models:/name/suffix'")
   t.same(await cacheDebris(root), [], 'no debris')
-  t.same((await readdir(root).catch(() => [])).filter((name) => !name.endsWith('.lock')), [], 'no entries')
+  t.same(
+    (await readdir(root).catch(() => [])).filter((name) => !name.endsWith('.lock')),
+    [],
+    'no entries',
+  )
 })
 
 t.test('an unreachable server fails fast with its own exit code', async (t) => {
@@ -139,7 +142,10 @@ t.test('credentials: Basic or Bearer sent on every call, 401 and 403 reported, s
   const root = await mkdtemp(path.join(tmpdir(), 'mlserve-models-auth-'))
   const env = (extra: Record<string, string>) => envFor({MLFLOW_TRACKING_URI: front.url, MLSERVE_MODEL_ROOT: root, ...extra})
 
-  const basic = await serveAndPredict('models:/summer@champion', env({MLFLOW_TRACKING_USERNAME: 'u', MLFLOW_TRACKING_PASSWORD: 'p', MLFLOW_TRACKING_TOKEN: 'ignored'}))
+  const basic = await serveAndPredict(
+    'models:/summer@champion',
+    env({MLFLOW_TRACKING_USERNAME: 'u', MLFLOW_TRACKING_PASSWORD: 'p', MLFLOW_TRACKING_TOKEN: 'ignored'}),
+  )
   t.same(basic.predictions, {predictions: [3]})
   t.ok(front.seen.length > 2 && front.seen.every((auth) => auth === 'Basic dTpw'), 'Basic on every call (and it wins over the token)')
   t.notMatch(basic.stderr, /dTpw|ignored/)

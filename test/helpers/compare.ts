@@ -6,7 +6,6 @@ import {Agent, fetch} from 'undici'
 import {startMlflowServe, startMlserve, type Server} from './servers.js'
 import type {ToolchainName} from './toolchain.js'
 
-
 export interface Case {
   readonly name: string
   readonly method?: string

@@ -159,11 +159,7 @@ export async function startMlserve(
 }
 
 /** The reference: `mlflow models serve --env-manager local` from the test toolchain. */
-export async function startMlflowServe(
-  modelDir: string,
-  args: readonly string[] = [],
-  toolchain: ToolchainName = 'main',
-): Promise<Server> {
+export async function startMlflowServe(modelDir: string, args: readonly string[] = [], toolchain: ToolchainName = 'main'): Promise<Server> {
   const port = await freePort()
   const proc = spawnProc(
     path.join(toolchainBin(toolchain), 'mlflow'),

@@ -123,8 +123,7 @@ function isAlive(pid) {
  * @param {string[]} args
  * @param {Record<string, string>} [env]
  */
-const run = (file, args, env) =>
-  execFileSync(file, args, {stdio: ['ignore', 'inherit', 'inherit'], env: env ?? process.env})
+const run = (file, args, env) => execFileSync(file, args, {stdio: ['ignore', 'inherit', 'inherit'], env: env ?? process.env})
 
 /**
  * The venv with a pinned toolchain, built with uv from PyPI (python3 -m venv, then pip install uv).

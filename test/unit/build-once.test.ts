@@ -51,11 +51,19 @@ t.test('a cached env with a marker that is not a record, no interpreter, or no m
   t.equal((await ensureBuilt(request)).built, false, 'a sound env is reused')
 
   for (const [what, damage, reason] of [
-    ['a marker that is an array', () => writeFileSync(path.join(root, 'k', MARKER), '[]'), /its marker .*\.mlserve-env\.json is not a valid record/],
+    [
+      'a marker that is an array',
+      () => writeFileSync(path.join(root, 'k', MARKER), '[]'),
+      /its marker .*\.mlserve-env\.json is not a valid record/,
+    ],
     ['a marker that is not JSON', () => writeFileSync(path.join(root, 'k', MARKER), '{"key": '), /is not a valid record/],
     ['a marker without the fields', () => writeFileSync(path.join(root, 'k', MARKER), '{"key": "k"}'), /is not a valid record/],
     ['a removed interpreter', () => rmSync(path.join(root, 'k', 'bin', 'python')), /its interpreter .*k\/bin\/python is gone/],
-    ['a removed mlflow', () => rmSync(path.join(root, 'k', 'lib', 'python3.11', 'site-packages', 'mlflow'), {recursive: true}), /mlflow is no longer installed in it/],
+    [
+      'a removed mlflow',
+      () => rmSync(path.join(root, 'k', 'lib', 'python3.11', 'site-packages', 'mlflow'), {recursive: true}),
+      /mlflow is no longer installed in it/,
+    ],
   ] as const) {
     damage()
     const before = builds
@@ -64,6 +72,7 @@ t.test('a cached env with a marker that is not a record, no interpreter, or no m
     t.equal(entry.built, true, `${what}: rebuilt`)
     t.equal(builds, before + 1)
     t.match(damaged.at(-1), reason, `${what}: the reason is told`)
+    // eslint-disable-next-line no-await-in-loop
     t.equal(await envDamage(entry.dir), undefined)
   }
 
@@ -108,7 +117,12 @@ t.test('a build past its timeout: BUILD_TIMEOUT, its signal aborted, nothing kep
           })
         }),
     }),
-    {code: 'BUILD_TIMEOUT', exitCode: 71, message: /^Building the environment slow took longer than the build timeout \(0 s\): the installer was stopped and nothing was kept\. Installer logs: .*\/logs\.$/},
+    {
+      code: 'BUILD_TIMEOUT',
+      exitCode: 71,
+      message:
+        /^Building the environment slow took longer than the build timeout \(0 s\): the installer was stopped and nothing was kept\. Installer logs: .*\/logs\.$/,
+    },
   )
   t.ok(aborted, "the build's signal aborted (it kills the installer)")
   t.same(readdirSync(root), [], 'no temporary directory, no lock')
@@ -116,7 +130,11 @@ t.test('a build past its timeout: BUILD_TIMEOUT, its signal aborted, nothing kep
 
 t.test('a raw file-system error of a build (a full disk) becomes CACHE_IO_FAILED naming the directory', async (t) => {
   const root = newRoot()
-  const enospc = Object.assign(new Error(`ENOSPC: no space left on device, write`), {code: 'ENOSPC', syscall: 'write', path: path.join(root, 'logs', 'x.log')})
+  const enospc = Object.assign(new Error(`ENOSPC: no space left on device, write`), {
+    code: 'ENOSPC',
+    syscall: 'write',
+    path: path.join(root, 'logs', 'x.log'),
+  })
   await t.rejects(ensureBuilt({kind: ENV_KIND, root, key: 'k', record, build: async () => Promise.reject(enospc)}), {
     code: 'CACHE_IO_FAILED',
     exitCode: 72,
@@ -125,7 +143,11 @@ t.test('a raw file-system error of a build (a full disk) becomes CACHE_IO_FAILED
   })
   t.same(readdirSync(root), [])
   const other = Object.assign(new Error('ENOENT: no such file'), {code: 'ENOENT', syscall: 'open'})
-  await t.rejects(ensureBuilt({kind: ENV_KIND, root, key: 'k', record, build: async () => Promise.reject(other)}), other, 'other errors stay as they are')
+  await t.rejects(
+    ensureBuilt({kind: ENV_KIND, root, key: 'k', record, build: async () => Promise.reject(other)}),
+    other,
+    'other errors stay as they are',
+  )
 })
 
 t.test('env prune disposes of what an env owns: a conda env loses its prefix, not just its record', async (t) => {

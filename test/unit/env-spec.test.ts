@@ -9,7 +9,8 @@ const req = (line: string, isConstraint = false) => ({line, isConstraint})
 
 // The model in mlflow's tests/resources/pyfunc_models/2.8.1, as spec 2.2 describes it.
 const GOLDEN = {
-  'python_env.yaml': 'python: 3.9.13\nbuild_dependencies:\n  - pip==23.3\n  - setuptools\n  - wheel==0.41.2\ndependencies:\n  - -r requirements.txt\n',
+  'python_env.yaml':
+    'python: 3.9.13\nbuild_dependencies:\n  - pip==23.3\n  - setuptools\n  - wheel==0.41.2\ndependencies:\n  - -r requirements.txt\n',
   'requirements.txt': 'mlflow==2.8.1\ncloudpickle==2.2.1\n',
   'conda.yaml':
     'channels:\n  - conda-forge\ndependencies:\n  - python=3.9.13\n  - pip<=23.3\n  - pip:\n      - mlflow==2.8.1\n      - cloudpickle==2.2.1\nname: mlflow-env\n',
@@ -72,7 +73,11 @@ t.test('-r and -c expand recursively, relative to the including file', async (t)
     req('scipy'),
     req('cloudpickle'),
   ])
-  t.same(await expandRequirements([`-r ${path.join(dir, 'sub/in-constraints.txt')}`], dir), [req('scipy')], 'absolute paths inside the model directory')
+  t.same(
+    await expandRequirements([`-r ${path.join(dir, 'sub/in-constraints.txt')}`], dir),
+    [req('scipy')],
+    'absolute paths inside the model directory',
+  )
   t.same(await expandRequirements(['-c   pins.txt'], dir), [req('pandas==2.1.4', true), req('scipy')], 'any whitespace after -c')
 })
 
@@ -158,12 +163,16 @@ t.test('conda.yaml → python env: python pin, build packages, the pip section',
     warnings: [],
   })
   const text = 'dependencies:\n- python>=3.8\n- pip=23.3\n- setuptools\n- wheel!=0.40\n- python=3.9\n- pip:\n  - old\n- pip: [numpy==1.26]\n'
-  t.same(pythonEnvFromConda(text, 'c.yaml'), {
-    python: '3.8',
-    buildDependencies: ['pip==23.3', 'setuptools', 'wheel!=0.40', 'python==3.9'],
-    dependencies: ['numpy==1.26'],
-    warnings: [],
-  }, 'operator dropped from python; "=" becomes "=="; a second python is a build dependency; the last pip section wins')
+  t.same(
+    pythonEnvFromConda(text, 'c.yaml'),
+    {
+      python: '3.8',
+      buildDependencies: ['pip==23.3', 'setuptools', 'wheel!=0.40', 'python==3.9'],
+      dependencies: ['numpy==1.26'],
+      warnings: [],
+    },
+    'operator dropped from python; "=" becomes "=="; a second python is a build dependency; the last pip section wins',
+  )
   t.same(pythonEnvFromConda('dependencies: [python==3.10.1]', 'c'), {python: '3.10.1', buildDependencies: [], dependencies: [], warnings: []})
   t.same(pythonEnvFromConda('name: x\n', 'c'), {python: undefined, buildDependencies: [], dependencies: [], warnings: []})
 })
@@ -174,9 +183,7 @@ t.test('conda dependencies a virtualenv cannot install are warned about, not ins
     python: undefined,
     buildDependencies: [],
     dependencies: ['mlflow'],
-    warnings: [
-      `The following conda dependencies will not be installed in the resulting environment: ['python=3.8.*', 'numpy=1.26', "it's"]`,
-    ],
+    warnings: [`The following conda dependencies will not be installed in the resulting environment: ['python=3.8.*', 'numpy=1.26', "it's"]`],
   })
 })
 
@@ -186,7 +193,10 @@ t.test("conda.yaml errors carry mlflow's messages", async (t) => {
     ['dependencies: [python>3.8]', "Invalid version comparator for python: '>'. Must be one of ['<=', '>=', '=', '==']."],
     ['dependencies: [python<3.12]', "Invalid version comparator for python: '<'. Must be one of ['<=', '>=', '=', '==']."],
     ['dependencies: [python!=3.8]', "Invalid version comparator for python: '!='. Must be one of ['<=', '>=', '=', '==']."],
-    ['dependencies: [{conda-forge: [x]}]', `Invalid conda dependency: {'conda-forge': ['x']}. Must be str or dict in the form of {"pip": [...]}`],
+    [
+      'dependencies: [{conda-forge: [x]}]',
+      `Invalid conda dependency: {'conda-forge': ['x']}. Must be str or dict in the form of {"pip": [...]}`,
+    ],
     ['dependencies: [3]', 'Invalid conda dependency: 3. Must be str or dict in the form of {"pip": [...]}'],
     ['dependencies: [{pip: numpy}]', "`dependencies` must be a list but got <class 'str'>"],
     ['dependencies: numpy', /`dependencies` must be a list\.$/],
@@ -242,19 +252,23 @@ t.test('readEnvSpec: conda.yaml alone gives everything, python defaulted with it
   const conda = 'dependencies:\n- python=3.8.*\n- pip:\n  - scikit-learn==1.3\n'
   const dir = t.testdir({'my-env.yaml': conda})
   const spec = await readEnvSpec(dir, 'my-env.yaml', '3.10.4')
-  t.same(spec, {
-    python: '3.10.4',
-    buildDependencies: [],
-    dependencies: ['scikit-learn==1.3'],
-    source: 'my-env.yaml',
-    condaYaml: conda,
-    condaYamlPath: path.join(dir, 'my-env.yaml'),
-    warnings: [
-      OLD_MODEL,
-      `${path.join(dir, 'my-env.yaml')} does not include a python version specification. Using the current python version 3.10.4.`,
-      "The following conda dependencies will not be installed in the resulting environment: ['python=3.8.*']",
-    ],
-  }, "the mlflow < 2.0 string form names the conda file")
+  t.same(
+    spec,
+    {
+      python: '3.10.4',
+      buildDependencies: [],
+      dependencies: ['scikit-learn==1.3'],
+      source: 'my-env.yaml',
+      condaYaml: conda,
+      condaYamlPath: path.join(dir, 'my-env.yaml'),
+      warnings: [
+        OLD_MODEL,
+        `${path.join(dir, 'my-env.yaml')} does not include a python version specification. Using the current python version 3.10.4.`,
+        "The following conda dependencies will not be installed in the resulting environment: ['python=3.8.*']",
+      ],
+    },
+    'the mlflow < 2.0 string form names the conda file',
+  )
 })
 
 t.test('readEnvSpec: the env dict names the files', async (t) => {
@@ -287,10 +301,16 @@ t.test('readEnvSpec: no python_env.yaml and no conda.yaml is ENV_SPEC_INVALID', 
 
 t.test('readEnvSpec: invalid files are reported with their path', async (t) => {
   const dir = t.testdir({'python_env.yaml': 'python: 3.10\n', 'conda.yaml': 'dependencies: [python]\n'})
-  await t.rejects(readEnvSpec(dir, undefined, '3.12.1'), {code: 'ENV_SPEC_INVALID', message: "`python` must be a string but got <class 'float'>"})
+  await t.rejects(readEnvSpec(dir, undefined, '3.12.1'), {
+    code: 'ENV_SPEC_INVALID',
+    message: "`python` must be a string but got <class 'float'>",
+  })
   await t.rejects(readEnvSpec(dir, {conda: 'conda.yaml'}, '3.12.1'), {
     message: 'Invalid dependency for python: python. It must be pinned (e.g. python=3.8.13).',
   })
   const unreadable = t.testdir({'python_env.yaml': {}})
-  await t.rejects(readEnvSpec(unreadable, undefined, '3.12.1'), {code: 'ENV_SPEC_INVALID', message: /python_env\.yaml is a directory: mlserve reads only regular files/})
+  await t.rejects(readEnvSpec(unreadable, undefined, '3.12.1'), {
+    code: 'ENV_SPEC_INVALID',
+    message: /python_env\.yaml is a directory: mlserve reads only regular files/,
+  })
 })

@@ -26,7 +26,7 @@ t.test('interpreter choice: exact patch first, else the newest of the same X.Y, 
   t.same(pickInterpreter('3.11.2', probed), {path: '/b/python3.11', version: '3.11.7', exact: false}, 'same X.Y: flagged inexact')
   t.same(pickInterpreter('3.11', probed), {path: '/b/python3.11', version: '3.11.7', exact: true}, 'an X.Y request is met by any patch')
   t.equal(pickInterpreter('3.9.13', probed), undefined)
-  t.equal(pickInterpreter('3.1', [{path: '/x', version: '3.10.2'}]), undefined, '3.1 does not match 3.10 (mlflow\'s prefix bug)')
+  t.equal(pickInterpreter('3.1', [{path: '/x', version: '3.10.2'}]), undefined, "3.1 does not match 3.10 (mlflow's prefix bug)")
 })
 
 t.test('the cache key changes with everything that changes the env, and only that', async (t) => {
@@ -56,7 +56,13 @@ t.test('the cache key changes with everything that changes the env, and only tha
 })
 
 t.test('server packages (--enable-mlserver) make another env; without them the key is what it always was', async (t) => {
-  const base = {manager: 'uv', python: '3.11.7', buildDependencies: [], requirements: [{line: 'mlflow==3.17.2', isConstraint: false}], mlflow: null}
+  const base = {
+    manager: 'uv',
+    python: '3.11.7',
+    buildDependencies: [],
+    requirements: [{line: 'mlflow==3.17.2', isConstraint: false}],
+    mlflow: null,
+  }
   const mlserver = ['mlserver>=1.2.0,!=1.3.1,<2.0.0', 'mlserver-mlflow>=1.2.0,!=1.3.1,<2.0.0']
   const without = managedEnvKey(base)
   const withServer = managedEnvKey({...base, serverPackages: mlserver})
@@ -94,7 +100,11 @@ t.test('server packages: names, the modules a built env must import, the local i
 t.test('--install-mlflow picks the pinned version, else the saving version, else the newest', async (t) => {
   const pinned = [{line: 'mlflow[extras]==2.9.1', isConstraint: false}]
   t.same(mlflowToInstall(pinned, {mlflowVersion: '3.0.0'}), {spec: 'mlflow==2.9.1', why: "pinned by the model's requirements"})
-  t.same(mlflowToInstall([{line: 'mlflow==2.9.1', isConstraint: true}], {mlflowVersion: '3.0.0'}).spec, 'mlflow==3.0.0', 'a constraint is not a pin')
+  t.same(
+    mlflowToInstall([{line: 'mlflow==2.9.1', isConstraint: true}], {mlflowVersion: '3.0.0'}).spec,
+    'mlflow==3.0.0',
+    'a constraint is not a pin',
+  )
   t.same(mlflowToInstall([], {mlflowVersion: '3.0.0'}), {spec: 'mlflow==3.0.0', why: 'the version that saved the model'})
   t.same(mlflowToInstall([], {mlflowVersion: '3.1.0.dev0'}).spec, 'mlflow', 'a dev version is not on PyPI')
   t.same(mlflowToInstall([{line: 'mlflow>=2', isConstraint: false}], {}), {spec: 'mlflow', why: 'the newest on the package index'})
@@ -171,10 +181,7 @@ t.test('the cache: one build for concurrent requests, a marker, nothing left of 
   t.ok(existsSync(path.join(root, 'k1', '.mlserve-env.json')))
   t.same(readdirSync(root).sort(), ['k1'], 'no lock or temporary directory left')
 
-  await t.rejects(
-    ensureBuilt({...request, key: 'k2', build: async () => Promise.reject(new Error('pip failed'))}),
-    /pip failed/,
-  )
+  await t.rejects(ensureBuilt({...request, key: 'k2', build: async () => Promise.reject(new Error('pip failed'))}), /pip failed/)
   t.same(readdirSync(root).sort(), ['k1'], 'a failed build leaves nothing')
 
   // A dead builder's leftovers (an unmarked directory, a temporary directory, a lock) are never reused.

@@ -95,7 +95,10 @@ t.test('another host: waited for while its heartbeat is fresh, taken over once i
   t.equal(fresh, 'still waiting', 'a live foreign holder is waited for')
   t.equal(waits.length, 1, 'the waiter says so at once')
   t.equal(waits[0]?.owner.pid, 4242)
-  t.match(waits[0]?.detail, /^pid 4242 on build-node-7, holding it since 2026-11-25T10:00:00Z, last heartbeat \d+ s ago; waited 0 s so far, giving up after 40 min \(MLSERVE_LOCK_TIMEOUT\)$/)
+  t.match(
+    waits[0]?.detail,
+    /^pid 4242 on build-node-7, holding it since 2026-11-25T10:00:00Z, last heartbeat \d+ s ago; waited 0 s so far, giving up after 40 min \(MLSERVE_LOCK_TIMEOUT\)$/,
+  )
 })
 
 t.test('the same host: a live holder with a stale heartbeat (a pid reused after an OOM kill) is taken over', async (t) => {
@@ -160,6 +163,10 @@ t.test('MLSERVE_LOCK_TIMEOUT: seconds, 0 for no limit, 40 min by default, anythi
   t.equal(lockTimeoutMs({}), 2400 * 1000)
   t.equal(lockTimeoutMs({MLSERVE_LOCK_TIMEOUT: '90'}), 90_000)
   t.equal(lockTimeoutMs({MLSERVE_LOCK_TIMEOUT: '0'}), Number.POSITIVE_INFINITY)
-  t.throws(() => lockTimeoutMs({MLSERVE_LOCK_TIMEOUT: 'soon'}), {code: 'INVALID_ARGUMENT', exitCode: 2, message: /MLSERVE_LOCK_TIMEOUT must be a number of seconds/})
+  t.throws(() => lockTimeoutMs({MLSERVE_LOCK_TIMEOUT: 'soon'}), {
+    code: 'INVALID_ARGUMENT',
+    exitCode: 2,
+    message: /MLSERVE_LOCK_TIMEOUT must be a number of seconds/,
+  })
   t.throws(() => lockTimeoutMs({MLSERVE_LOCK_TIMEOUT: '-1'}), {code: 'INVALID_ARGUMENT'})
 })

@@ -113,7 +113,10 @@ t.test('collected gauges are read at each render, in the order returned', async 
   const registry = new Registry()
   let inFlight = 0
   registry.gauge('in_flight', 'Requests in flight.').collect(() => inFlight)
-  const perScorer: Array<[Record<string, string>, number]> = [[{scorer: '1'}, 4], [{scorer: '0'}, 2]]
+  const perScorer: Array<[Record<string, string>, number]> = [
+    [{scorer: '1'}, 4],
+    [{scorer: '0'}, 2],
+  ]
   const busy = registry.gauge('scorer_busy', 'Busy per scorer.', ['scorer']).collect(() => perScorer)
   inFlight = 7
   t.equal(

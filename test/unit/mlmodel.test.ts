@@ -1,6 +1,6 @@
 import t from 'tap'
 
-import {MlserveError} from '../../src/errors.js'
+import {type MlserveError} from '../../src/errors.js'
 import {parseMlmodel, pickBackend} from '../../src/model/mlmodel.js'
 
 const PYFUNC = `

@@ -19,11 +19,11 @@ function slot(index: number, ports: number[]): SlotInfo {
   return {index, generation: 1, socketPath: `/tmp/s/s${index}-1.sock`, freePort: async () => ports.shift()!}
 }
 
-t.test('one slot: `mlserver start <dir>` with mlflow\'s variables, its own HTTP and gRPC ports, no metrics port', async (t) => {
+t.test("one slot: `mlserver start <dir>` with mlflow's variables, its own HTTP and gRPC ports, no metrics port", async (t) => {
   const backend = mlserverBackend(input)
   t.equal(backend.kind, 'mlserver')
   t.equal(backend.server, 'mlserver')
-  t.equal(backend.readyPath, '/v2/models/mlflow-model/ready', 'the model\'s own readiness, not /v2/health/ready')
+  t.equal(backend.readyPath, '/v2/models/mlflow-model/ready', "the model's own readiness, not /v2/health/ready")
 
   const {command, endpoint} = await backend.launch(slot(0, [41001, 41002]))
   t.same(endpoint, {kind: 'tcp', port: 41001})
@@ -70,6 +70,6 @@ t.test('a relative model dir becomes absolute (the scorer runs in another workin
   t.equal(command.env.MLSERVER_MODEL_URI, path.resolve('examples/sklearn-iris'))
 })
 
-t.test('the packages installed for MLServer: mlflow\'s ranges, uvloop below 0.22', async (t) => {
+t.test("the packages installed for MLServer: mlflow's ranges, uvloop below 0.22", async (t) => {
   t.same(MLSERVER_PACKAGES, ['mlserver>=1.2.0,!=1.3.1,<2.0.0', 'mlserver-mlflow>=1.2.0,!=1.3.1,<2.0.0', 'uvloop<0.22'])
 })

@@ -51,11 +51,18 @@ t.setTimeout(60_000)
 
 t.test('a FIFO or a device is refused before it is read, whatever the name', async (t) => {
   const dir = model(t, {'big.bin': 'x'.repeat(2048)}, {fifos: ['fifo'], links: {zero: '/dev/zero'}})
-  await t.rejects(readBounded(path.join(dir, 'fifo'), {maxBytes: 1024, code: 'MLMODEL_INVALID'}), {code: 'MLMODEL_INVALID', message: /fifo is a FIFO \(named pipe\)/})
+  await t.rejects(readBounded(path.join(dir, 'fifo'), {maxBytes: 1024, code: 'MLMODEL_INVALID'}), {
+    code: 'MLMODEL_INVALID',
+    message: /fifo is a FIFO \(named pipe\)/,
+  })
   await t.rejects(readBounded(path.join(dir, 'zero'), {maxBytes: 1024, code: 'MLMODEL_INVALID'}), {message: /zero is a device/})
   await t.rejects(readBounded(path.join(dir, 'big.bin'), {maxBytes: 1024, code: 'MLMODEL_INVALID'}), {message: /is too large \(2048 bytes\)/})
   t.equal((await readBounded(path.join(dir, 'big.bin'), {maxBytes: 2048, code: 'MLMODEL_INVALID'})).length, 2048)
-  await t.rejects(readBounded(path.join(dir, 'missing'), {maxBytes: 1, code: 'MLMODEL_INVALID'}), {code: 'ENOENT'}, 'file-system errors as they are')
+  await t.rejects(
+    readBounded(path.join(dir, 'missing'), {maxBytes: 1, code: 'MLMODEL_INVALID'}),
+    {code: 'ENOENT'},
+    'file-system errors as they are',
+  )
 })
 
 t.test('MLmodel: a FIFO, a device and an alias bomb are MLMODEL_INVALID', async (t) => {
@@ -72,12 +79,17 @@ t.test('MLmodel: a FIFO, a device and an alias bomb are MLMODEL_INVALID', async 
 
 t.test('python_env.yaml and conda.yaml: alias bombs are refused, and messages never print an unbounded value', async (t) => {
   const bombed = model(t, {'python_env.yaml': `python: "3.11"\n${BOMB.join('\n')}\ndependencies: *i\n`})
-  await t.rejects(readEnvSpec(bombed, undefined, '3.11'), {code: 'ENV_SPEC_INVALID', message: /python_env\.yaml: the document expands to more than/})
+  await t.rejects(readEnvSpec(bombed, undefined, '3.11'), {
+    code: 'ENV_SPEC_INVALID',
+    message: /python_env\.yaml: the document expands to more than/,
+  })
   const conda = model(t, {'conda.yaml': `${BOMB.join('\n')}\ndependencies: [python=3.11, *i]\n`})
   await t.rejects(readEnvSpec(conda, {conda: 'conda.yaml'}, '3.11'), {code: 'ENV_SPEC_INVALID', message: /conda\.yaml: the document expands/})
 
   // Under the bound, but still a value that prints as megabytes: the message stays short.
-  const wide = model(t, {'python_env.yaml': `python: "3.11"\ndependencies:\n- [${Array.from({length: 50_000}, () => '"abcdefghij"').join(', ')}]\n`})
+  const wide = model(t, {
+    'python_env.yaml': `python: "3.11"\ndependencies:\n- [${Array.from({length: 50_000}, () => '"abcdefghij"').join(', ')}]\n`,
+  })
   const error = (await readEnvSpec(wide, undefined, '3.11').catch((error_: unknown) => error_)) as Error
   t.match(error, {code: 'ENV_SPEC_INVALID', message: /^`dependencies` must be a list of strings but has \['abcdefghij', /})
   t.ok(error.message.length < 2200, `the message is bounded (${error.message.length} characters)`)
@@ -97,8 +109,17 @@ t.test('requirements: installer options are refused, requirement-file directives
     await t.rejects(expandRequirements([option], dir), {code: 'ENV_SPEC_INVALID'}, option)
   }
 
-  const kept = ['--index-url https://pypi.org/simple', '--extra-index-url=https://example.org/simple', '-e ./pkg', '--pre', 'numpy --hash=sha256:00']
-  t.same((await expandRequirements(kept, dir)).map((r) => r.line), kept)
+  const kept = [
+    '--index-url https://pypi.org/simple',
+    '--extra-index-url=https://example.org/simple',
+    '-e ./pkg',
+    '--pre',
+    'numpy --hash=sha256:00',
+  ]
+  t.same(
+    (await expandRequirements(kept, dir)).map((r) => r.line),
+    kept,
+  )
 
   const spec = model(t, {'python_env.yaml': 'python: "3.11"\nbuild_dependencies:\n- pip\n- --target=/tmp/planted\ndependencies: [numpy]\n'})
   await t.rejects(readEnvSpec(spec, undefined, '3.11'), {
@@ -114,15 +135,28 @@ t.test('requirements: an include that leaves the model directory is refused, als
     code: 'ENV_SPEC_INVALID',
     message: /"-r \.\.\/outside\.txt" in .*requirements\.txt includes .*outside\.txt, which is outside the model directory/,
   })
-  await t.rejects(expandRequirements(['-r ../../../../../../../etc/hostname'], dir), {code: 'ENV_SPEC_INVALID', message: /outside the model directory/})
+  await t.rejects(expandRequirements(['-r ../../../../../../../etc/hostname'], dir), {
+    code: 'ENV_SPEC_INVALID',
+    message: /outside the model directory/,
+  })
   for (const line of ['-r../outside.txt', '-r\t../outside.txt', '--constraint\t../outside.txt', '-c../outside.txt']) {
     // eslint-disable-next-line no-await-in-loop
-    await t.rejects(expandRequirements([line], dir), {code: 'ENV_SPEC_INVALID', message: /mlserve reads includes written as "-(r|c|-constraint) FILE"/}, JSON.stringify(line))
+    await t.rejects(
+      expandRequirements([line], dir),
+      {code: 'ENV_SPEC_INVALID', message: /mlserve reads includes written as "-(r|c|-constraint) FILE"/},
+      JSON.stringify(line),
+    )
   }
 
   symlinkSync('/etc/hostname', path.join(dir, 'linked.txt'))
-  await t.rejects(expandRequirements(['-r linked.txt'], dir), {code: 'ENV_SPEC_INVALID', message: /linked\.txt \(\/etc\/hostname\), which is outside/})
-  t.same(await expandRequirements(['-r sub.txt', `-r ${path.join(dir, 'sub.txt')}`, '-r nested/../sub.txt'], dir).then((r) => r.map((x) => x.line)), ['ok', 'ok', 'ok'])
+  await t.rejects(expandRequirements(['-r linked.txt'], dir), {
+    code: 'ENV_SPEC_INVALID',
+    message: /linked\.txt \(\/etc\/hostname\), which is outside/,
+  })
+  t.same(
+    await expandRequirements(['-r sub.txt', `-r ${path.join(dir, 'sub.txt')}`, '-r nested/../sub.txt'], dir).then((r) => r.map((x) => x.line)),
+    ['ok', 'ok', 'ok'],
+  )
 
   execFileSync('mkfifo', [path.join(dir, 'pipe.txt')])
   await t.rejects(expandRequirements(['-r pipe.txt'], dir), {code: 'ENV_SPEC_INVALID', message: /pipe\.txt is a FIFO/})
@@ -132,18 +166,35 @@ t.test('the warm-up example: only a regular file inside the model, at most the b
   const example = '{"inputs": [[1, 2]]}'
   const withExample = (links: Record<string, string>, files: Record<string, string> = {}, fifos: string[] = []) =>
     model(t, {MLmodel: MLMODEL, ...files}, {links, fifos})
-  const mlmodel = (serving?: string) => parseMlmodel(serving ? `${MLMODEL}saved_input_example_info: {serving_input_path: ${serving}}\n` : MLMODEL, 'MLmodel')
+  const mlmodel = (serving?: string) =>
+    parseMlmodel(serving ? `${MLMODEL}saved_input_example_info: {serving_input_path: ${serving}}\n` : MLMODEL, 'MLmodel')
 
   const plain = withExample({}, {'serving_input_example.json': example})
-  t.same(await readWarmup(plain, mlmodel(), {maxBytes: 1024}), {body: Buffer.from(example), contentType: 'application/json', source: 'serving_input_example.json'})
+  t.same(await readWarmup(plain, mlmodel(), {maxBytes: 1024}), {
+    body: Buffer.from(example),
+    contentType: 'application/json',
+    source: 'serving_input_example.json',
+  })
   const inside = withExample({'serving_input_example.json': 'real.json'}, {'real.json': example})
   t.same((await readWarmup(inside, mlmodel()))?.body, Buffer.from(example), 'a symlink inside the model is fine')
 
   const cases: Array<[string, string, RegExp]> = [
-    [withExample({'serving_input_example.json': '/etc/passwd'}), 'serving_input_example.json', /not warming up with serving_input_example\.json: it is outside the model directory \(\/etc\/passwd\)/],
+    [
+      withExample({'serving_input_example.json': '/etc/passwd'}),
+      'serving_input_example.json',
+      /not warming up with serving_input_example\.json: it is outside the model directory \(\/etc\/passwd\)/,
+    ],
     [withExample({'serving_input_example.json': '/dev/zero'}), 'serving_input_example.json', /outside the model directory \(\/dev\/zero\)/],
-    [withExample({}, {}, ['serving_input_example.json']), 'serving_input_example.json', /serving_input_example\.json is a FIFO \(named pipe\): the warm-up reads only a regular file/],
-    [withExample({}, {'big.json': 'x'.repeat(2000)}), 'big.json', /big\.json is too large \(2000 bytes\): the warm-up reads only a regular file of at most --max-body-size \(1024 bytes\)/],
+    [
+      withExample({}, {}, ['serving_input_example.json']),
+      'serving_input_example.json',
+      /serving_input_example\.json is a FIFO \(named pipe\): the warm-up reads only a regular file/,
+    ],
+    [
+      withExample({}, {'big.json': 'x'.repeat(2000)}),
+      'big.json',
+      /big\.json is too large \(2000 bytes\): the warm-up reads only a regular file of at most --max-body-size \(1024 bytes\)/,
+    ],
     [withExample({}), '../../../../etc/passwd', /not warming up with \.\.\/\.\.\/\.\.\/\.\.\/etc\/passwd: it is outside the model directory/],
   ]
   for (const [dir, serving, message] of cases) {

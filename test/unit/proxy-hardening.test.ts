@@ -98,7 +98,7 @@ const sleep = (ms: number) =>
     setTimeout(resolve, ms)
   })
 
-t.test('a stalled large upload takes no scorer, and its deadline is not the scorer\'s fault', async (t) => {
+t.test("a stalled large upload takes no scorer, and its deadline is not the scorer's fault", async (t) => {
   const h = await harness(t, {timeoutMs: 3000})
   const client = await raw(h.port)
   // More than the 16 MiB that used to be buffered before a scorer was leased, then nothing.
@@ -122,7 +122,12 @@ t.test('a stalled large upload takes no scorer, and its deadline is not the scor
   t.match(client.text(), /^HTTP\/1\.1 200 /)
   t.match(client.text(), `{"bytes": ${size}}`)
   t.equal(h.received.at(-1)!.body.length, size)
-  t.ok(h.received.at(-1)!.body.subarray(size / 2 - 1, size / 2 + 1).equals(Buffer.from('ab')))
+  t.ok(
+    h.received
+      .at(-1)!
+      .body.subarray(size / 2 - 1, size / 2 + 1)
+      .equals(Buffer.from('ab')),
+  )
   client.socket.destroy()
 })
 
@@ -188,7 +193,10 @@ t.test('OPTIONS * gets a 400 envelope from the proxy, without a scorer', async (
   client.socket.write('OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
   await client.closed
   t.match(client.text(), /^HTTP\/1\.1 400 Bad Request\r\n/)
-  t.match(client.text(), /\r\n\r\n\{"error_code": "BAD_REQUEST", "message": "The request target must be a path starting with \\"\/\\", not \\"\*\\"\."\}$/)
+  t.match(
+    client.text(),
+    /\r\n\r\n\{"error_code": "BAD_REQUEST", "message": "The request target must be a path starting with \\"\/\\", not \\"\*\\"\."\}$/,
+  )
   t.equal(h.leases.acquired, 0)
   t.equal(h.received.length, 0)
 })

@@ -81,7 +81,6 @@ async function harness(t: Test, timeoutMs = 2000, poolOptions: Pool.Options = {}
   }
 }
 
-
 t.test('python-style JSON envelopes', async (t) => {
   t.equal(pythonJsonString('a "b" é\n'), '"a \\"b\\" \\u00e9\\n"')
   t.same(errorEnvelope(503, 'TEMPORARILY_UNAVAILABLE', 'not yet'), {
@@ -178,11 +177,15 @@ t.test('hop-by-hop headers are not forwarded', async (t) => {
     res.end('{}')
   })
   const status = await new Promise<number>((resolve, reject) => {
-    const req = httpRequest(`${h.url}/x`, {method: 'GET', headers: {connection: 'keep-alive', te: 'trailers', 'proxy-authorization': 'secret'}}, (res) => {
-      res.resume()
-      res.on('end', () => resolve(res.statusCode!))
-      t.not(res.headers['keep-alive'], 'timeout=99')
-    })
+    const req = httpRequest(
+      `${h.url}/x`,
+      {method: 'GET', headers: {connection: 'keep-alive', te: 'trailers', 'proxy-authorization': 'secret'}},
+      (res) => {
+        res.resume()
+        res.on('end', () => resolve(res.statusCode!))
+        t.not(res.headers['keep-alive'], 'timeout=99')
+      },
+    )
     req.on('error', reject)
     req.end()
   })
@@ -234,8 +237,7 @@ t.test('a kept-alive connection the scorer dropped is replayed on a fresh one (u
     res.writeHead(500, {'content-type': 'text/plain; charset=utf-8'})
     res.end('Internal Server Error')
   })
-  const post = (body: string) =>
-    fetch(`${h.url}/invocations`, {method: 'POST', headers: {'content-type': 'application/json'}, body})
+  const post = (body: string) => fetch(`${h.url}/invocations`, {method: 'POST', headers: {'content-type': 'application/json'}, body})
   const first = await post('{"first": 1}')
   t.equal(first.status, 500)
   await first.text()
@@ -300,7 +302,11 @@ t.test('listening on a port in use is LISTEN_FAILED with a suggestion', async (t
   const h = await harness(t)
   const port = Number(new URL(h.url).port)
   const other = new ProxyServer(createProxyHandler({upstreams: singleUpstream(undefined), state: () => 'starting', timeoutMs: 1}))
-  await t.rejects(other.listen('127.0.0.1', port), {code: 'LISTEN_FAILED', exitCode: 30, message: `Port ${port} on 127.0.0.1 is already in use.`})
+  await t.rejects(other.listen('127.0.0.1', port), {
+    code: 'LISTEN_FAILED',
+    exitCode: 30,
+    message: `Port ${port} on 127.0.0.1 is already in use.`,
+  })
 })
 
 const post = (url: string, body = '{}', signal?: AbortSignal) =>

@@ -43,5 +43,8 @@ t.test('a scorer that stayed ready a whole window starts a new streak', async (t
 t.test('the defaults: 0.5 s, 1, 2, 4 ... up to 30 s, 5 failures within 60 s', async (t) => {
   t.same(DEFAULT_RESTART_POLICY, {initialDelayMs: 500, maxDelayMs: 30_000, crashLimit: 5, crashWindowMs: 60_000})
   const delay = (consecutive: number) => decideRestart(DEFAULT_RESTART_POLICY, {failures: [], consecutive, readyAt: 0}, 0)
-  t.same([0, 1, 2, 3, 6, 7].map((n) => (delay(n) as {delayMs: number}).delayMs), [500, 1000, 2000, 4000, 30_000, 30_000])
+  t.same(
+    [0, 1, 2, 3, 6, 7].map((n) => (delay(n) as {delayMs: number}).delayMs),
+    [500, 1000, 2000, 4000, 30_000, 30_000],
+  )
 })

@@ -46,6 +46,7 @@ t.test('on a terminal, live phases show their elapsed time, then a plain done li
   const screen = chunks.join('')
   t.match(screen, '\r\u001B[K[mlserve] installing... 2.0 s', 'the live line')
   t.match(screen, '\r\u001B[K[mlserve] meanwhile\n[mlserve] installing... 2.0 s', 'other lines go above it')
+  // eslint-disable-next-line no-control-regex
   t.match(screen, /\r\u001B\[K\[mlserve\] installing \(2\.5 s\)\n$/, 'cleared, then the done line')
   const plain: string[] = []
   const quiet = createLogger({write: (chunk: string) => plain.push(chunk)}, {tty: false})

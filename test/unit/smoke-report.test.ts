@@ -40,9 +40,19 @@ t.test('reads YAML cases: defaults, inline and file bodies relative to the cases
   t.same(
     cases.map((c) => ({...c, body: c.body.toString()})),
     [
-      {name: 'sums', body: '{"dataframe_split":{"columns":["a","b"],"data":[[1,2]]}}', contentType: 'application/json', expect: {status: 200, predictions: [3], tolerance: 0.01, contains: undefined}},
+      {
+        name: 'sums',
+        body: '{"dataframe_split":{"columns":["a","b"],"data":[[1,2]]}}',
+        contentType: 'application/json',
+        expect: {status: 200, predictions: [3], tolerance: 0.01, contains: undefined},
+      },
       {name: 'csv', body: 'a,b\n1,2\n', contentType: 'text/csv', expect: {status: 200}},
-      {name: 'refused', body: 'not json', contentType: 'application/json', expect: {status: 400, predictions: undefined, tolerance: undefined, contains: 'BAD_REQUEST'}},
+      {
+        name: 'refused',
+        body: 'not json',
+        contentType: 'application/json',
+        expect: {status: 400, predictions: undefined, tolerance: undefined, contains: 'BAD_REQUEST'},
+      },
     ],
   )
 })
@@ -105,7 +115,13 @@ const report = (cases: CaseResult[]): SmokeReport => ({
 
 const CASES: CaseResult[] = [
   {name: 'start-up', status: 'passed', durationMs: 1500, message: 'load 1.5 s'},
-  {name: 'input example', status: 'failed', durationMs: 30, message: 'input example: expected status 200, got 500', excerpt: '{"error_code": "BAD_REQUEST", "message": "a < b & \'c\'"}'},
+  {
+    name: 'input example',
+    status: 'failed',
+    durationMs: 30,
+    message: 'input example: expected status 200, got 500',
+    excerpt: '{"error_code": "BAD_REQUEST", "message": "a < b & \'c\'"}',
+  },
   {name: 'output schema', status: 'skipped', durationMs: 0, message: "the model's signature has no outputs"},
 ]
 
@@ -120,11 +136,17 @@ t.test('the summary: one line per case, failures with what was expected, then th
 
 t.test('JUnit XML: escaped, with failure and skipped elements and matching counts', async (t) => {
   const xml = toJunit(report(CASES), new Date('2026-01-02T03:04:05.678Z'))
-  t.match(xml, /^<\?xml version="1\.0" encoding="UTF-8"\?>\n<testsuites name="mlserve smoke" tests="3" failures="1" errors="0" skipped="1" time="2\.000">/)
+  t.match(
+    xml,
+    /^<\?xml version="1\.0" encoding="UTF-8"\?>\n<testsuites name="mlserve smoke" tests="3" failures="1" errors="0" skipped="1" time="2\.000">/,
+  )
   t.match(xml, /<testsuite name="mlserve smoke" tests="3" failures="1" errors="0" skipped="1" time="2\.000" timestamp="2026-01-02T03:04:05">/)
   t.match(xml, /<property name="model\.version" value="3"\/>/)
   t.match(xml, /<testcase name="start-up" classname="mlserve smoke" time="1\.500"\/>/)
-  t.match(xml, /<failure message="input example: expected status 200, got 500" type="failure">input example: expected status 200, got 500\n\nresponse: \{&quot;error_code&quot;: &quot;BAD_REQUEST&quot;, &quot;message&quot;: &quot;a &lt; b &amp; &apos;c&apos;&quot;\}<\/failure>/)
+  t.match(
+    xml,
+    /<failure message="input example: expected status 200, got 500" type="failure">input example: expected status 200, got 500\n\nresponse: \{&quot;error_code&quot;: &quot;BAD_REQUEST&quot;, &quot;message&quot;: &quot;a &lt; b &amp; &apos;c&apos;&quot;\}<\/failure>/,
+  )
   t.match(xml, /<skipped message="the model&apos;s signature has no outputs"\/>/)
   t.equal(escapeXml('a\u0000b\u001Bc\n', true), 'abc&#10;', 'control characters XML forbids are dropped')
 })

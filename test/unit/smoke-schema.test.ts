@@ -46,18 +46,25 @@ t.test('a single unnamed column: a list of values of its type', async (t) => {
 
 t.test('named columns: records with every MLflow type', async (t) => {
   t.same(checkPredictions(COLUMNS, [GOOD_ROW, {...GOOD_ROW, any: {nested: [1]}, o: {a: 1, b: 'x'}}]), [])
-  t.same(checkPredictions(COLUMNS, [{...GOOD_ROW, x: 'nope'}]), ["prediction 0, column 'x': expected double, got \"nope\""])
+  t.same(checkPredictions(COLUMNS, [{...GOOD_ROW, x: 'nope'}]), ['prediction 0, column \'x\': expected double, got "nope"'])
   t.same(checkPredictions(COLUMNS, [{...GOOD_ROW, tags: ['a', 2]}]), ["prediction 0, column 'tags'[1]: expected string, got 2"])
   t.same(checkPredictions(COLUMNS, [{...GOOD_ROW, o: {b: 'x', c: 1}}]), [
     "prediction 0, column 'o': missing property 'a'",
     "prediction 0, column 'o': unexpected property 'c'",
   ])
   t.same(checkPredictions(COLUMNS, [{...GOOD_ROW, m: {k: 'high'}}]), ["prediction 0, column 'm'['k']: expected double, got \"high\""])
-  t.same(checkPredictions(COLUMNS, [{...GOOD_ROW, t: 'not a date'}]), ["prediction 0, column 't': expected datetime, got \"not a date\""])
+  t.same(checkPredictions(COLUMNS, [{...GOOD_ROW, t: 'not a date'}]), ['prediction 0, column \'t\': expected datetime, got "not a date"'])
   t.same(checkPredictions(COLUMNS, [{...GOOD_ROW, flag: 1}]), ["prediction 0, column 'flag': expected boolean, got 1"])
-  t.same(checkPredictions(COLUMNS, [{...GOOD_ROW, i: 2 ** 40}]), [`prediction 0, column 'i': expected integer, got ${2 ** 40}`], 'integer is 32-bit')
+  t.same(
+    checkPredictions(COLUMNS, [{...GOOD_ROW, i: 2 ** 40}]),
+    [`prediction 0, column 'i': expected integer, got ${2 ** 40}`],
+    'integer is 32-bit',
+  )
   const {x: _, ...withoutX} = GOOD_ROW
-  t.same(checkPredictions(COLUMNS, [{...withoutX, extra: 1}]), ["prediction 0: missing column 'x'", "prediction 0: unexpected column 'extra' (the schema has 'x', 'tags', 'o', 'm', 'any', 't', 'bin', 'flag', 'i')"])
+  t.same(checkPredictions(COLUMNS, [{...withoutX, extra: 1}]), [
+    "prediction 0: missing column 'x'",
+    "prediction 0: unexpected column 'extra' (the schema has 'x', 'tags', 'o', 'm', 'any', 't', 'bin', 'flag', 'i')",
+  ])
   const {any: __, ...withoutOptional} = GOOD_ROW
   t.same(checkPredictions(COLUMNS, [withoutOptional]), [], 'an optional column may be missing')
 })
@@ -65,8 +72,14 @@ t.test('named columns: records with every MLflow type', async (t) => {
 t.test('named columns as a dict of lists, and as positional rows', async (t) => {
   const two = parseSchema('[{"type": "long", "name": "label", "required": true}, {"type": "double", "name": "score", "required": true}]')
   t.same(checkPredictions(two, {label: [0, 1], score: [0.9, 0.8]}), [])
-  t.same(checkPredictions(two, {label: [0, 'b'], score: [0.9, 0.8]}), ["column 'label', row 1: expected long, got \"b\""])
-  t.same(checkPredictions(two, [[0, 0.9], [1, 0.5]]), [])
+  t.same(checkPredictions(two, {label: [0, 'b'], score: [0.9, 0.8]}), ['column \'label\', row 1: expected long, got "b"'])
+  t.same(
+    checkPredictions(two, [
+      [0, 0.9],
+      [1, 0.5],
+    ]),
+    [],
+  )
   t.same(checkPredictions(two, [[0, 0.9, 3]]), ['prediction 0: expected 2 columns, got 3: [0,0.9,3]'])
   t.same(checkPredictions(two, [5]), ['prediction 0: expected a row of 2 columns, got 5'])
   t.same(checkPredictions(two, 'x'), ['expected 2 columns, got "x"'])
@@ -82,7 +95,13 @@ t.test('NaN and infinities are doubles (MLflow writes them as bare tokens)', asy
 })
 
 t.test('tensor specs: shape and dtype', async (t) => {
-  t.same(checkPredictions(TENSOR, [[1, 2, 3.5], [4, 5, 6]]), [])
+  t.same(
+    checkPredictions(TENSOR, [
+      [1, 2, 3.5],
+      [4, 5, 6],
+    ]),
+    [],
+  )
   t.same(checkPredictions(TENSOR, [[1, 2]]), ['the predictions[0]: dimension 1 has size 2, the shape [-1,3] says 3'])
   t.same(checkPredictions(TENSOR, [1, 2, 3]), [
     'the predictions[0]: expected 1 more dimension(s) (shape [-1,3]), got 1',
@@ -92,7 +111,16 @@ t.test('tensor specs: shape and dtype', async (t) => {
   t.same(checkPredictions(TENSOR, [[[1], 2, 3]]), ['the predictions[0][0]: expected a float64 element (shape [-1,3]), got an array'])
   t.same(checkPredictions(TENSOR, [[1, 'a', 3]]), ['the predictions[0][1]: expected float64, got "a"'])
 
-  t.same(checkPredictions(NAMED_TENSORS, {ids: [1, 2], scores: [[0.5, 0.5], [1, 0]]}), [])
+  t.same(
+    checkPredictions(NAMED_TENSORS, {
+      ids: [1, 2],
+      scores: [
+        [0.5, 0.5],
+        [1, 0],
+      ],
+    }),
+    [],
+  )
   t.same(checkPredictions(NAMED_TENSORS, {ids: [1.5], scores: [[0.5, 0.5]], other: []}), [
     "tensor 'ids'[0]: expected int32, got 1.5",
     "unexpected tensor 'other'",
@@ -114,14 +142,26 @@ t.test('dtypes', async (t) => {
 })
 
 t.test('only the first violations are listed', async (t) => {
-  t.equal(checkPredictions(ONE_LONG, Array.from({length: 50}, () => 'x')).length, 5)
+  t.equal(
+    checkPredictions(
+      ONE_LONG,
+      Array.from({length: 50}, () => 'x'),
+    ).length,
+    5,
+  )
 })
 
 t.test('sample bodies from an input schema', async (t) => {
   const sample = JSON.parse(sampleBody(COLUMNS)!) as {dataframe_split: {columns: string[]; data: unknown[][]}}
   t.same(sample.dataframe_split.columns, ['x', 'tags', 'o', 'm', 'any', 't', 'bin', 'flag', 'i'])
   t.same(sample.dataframe_split.data, [[0.5, ['a'], {a: 1, b: 'a'}, {key: 0.5}, 'a', '2024-01-01T00:00:00', 'YQ==', true, 1]])
-  t.same(checkPredictions(COLUMNS, [Object.fromEntries(sample.dataframe_split.columns.map((name, index) => [name, sample.dataframe_split.data[0]![index]]))]), [], 'the sample conforms to its own schema')
+  t.same(
+    checkPredictions(COLUMNS, [
+      Object.fromEntries(sample.dataframe_split.columns.map((name, index) => [name, sample.dataframe_split.data[0]![index]])),
+    ]),
+    [],
+    'the sample conforms to its own schema',
+  )
   t.same(JSON.parse(sampleBody(TENSOR)!), {inputs: [[0.5, 0.5, 0.5]]})
   t.same(JSON.parse(sampleBody(NAMED_TENSORS)!), {inputs: {ids: [1], scores: [[0.5, 0.5]]}})
   t.same(JSON.parse(sampleBody(ONE_LONG)!), {inputs: [1]})
@@ -134,7 +174,7 @@ t.test('sample bodies from an input schema', async (t) => {
   t.equal(missingColumnBody(ONE_LONG), undefined, 'unnamed columns: no column to leave out')
 })
 
-t.test("reads the signature from an MLmodel file; one it cannot parse is absent, with a warning", async (t) => {
+t.test('reads the signature from an MLmodel file; one it cannot parse is absent, with a warning', async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'mlserve-signature-'))
   t.teardown(() => rmSync(dir, {recursive: true, force: true}))
   const file = path.join(dir, 'MLmodel')

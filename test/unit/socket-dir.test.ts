@@ -19,7 +19,10 @@ t.test('TMPDIR too long for a Unix socket path: a short directory instead, and w
   t.notOk(fitsSocketPath(long))
   const made = await createSocketDir([long, base])
   t.equal(path.dirname(made.dir), base)
-  t.match(made.fallbackReason, new RegExp(`is too long for Unix socket paths \\(\\d+ bytes; sockets under it would pass the ${SOCKET_PATH_MAX}-byte limit\\)`))
+  t.match(
+    made.fallbackReason,
+    new RegExp(`is too long for Unix socket paths \\(\\d+ bytes; sockets under it would pass the ${SOCKET_PATH_MAX}-byte limit\\)`),
+  )
   t.equal(statSync(made.dir).mode & 0o777, 0o700, 'private to mlserve')
 })
 
@@ -38,7 +41,8 @@ t.test('no candidate works: SOCKET_DIR_FAILED names each cause and the fix', asy
   await t.rejects(createSocketDir([path.join(base, 'missing'), path.join(base, 'y'.repeat(120))]), {
     code: 'SOCKET_DIR_FAILED',
     exitCode: 75,
-    message: /^mlserve cannot create a directory for the scorers' Unix sockets: cannot create a directory in .*missing: it does not exist; .*is too long for Unix socket paths/,
+    message:
+      /^mlserve cannot create a directory for the scorers' Unix sockets: cannot create a directory in .*missing: it does not exist; .*is too long for Unix socket paths/,
     suggestions: [/Point TMPDIR at a short \(at most \d+ bytes\), existing, writable directory with free space, e\.g\. TMPDIR=\/tmp\./],
   })
 })

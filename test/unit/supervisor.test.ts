@@ -163,7 +163,11 @@ t.test('a later scorer that never loads is killed after --load-timeout and resta
   s.release(lease, 'upstream-error')
   while (s.counts().ready === 0 || restarts.length < 2) await new Promise((resolve) => setTimeout(resolve, 50)) // eslint-disable-line no-await-in-loop
   t.same(restarts, ['exited', 'load-timeout'])
-  t.ok(lines.some((line) => /^warning: scorer \(pid \d+\) did not answer \/ping within 3 s of its start \(--load-timeout\): restarting it\.$/.test(line)))
+  t.ok(
+    lines.some((line) =>
+      /^warning: scorer \(pid \d+\) did not answer \/ping within 3 s of its start \(--load-timeout\): restarting it\.$/.test(line),
+    ),
+  )
   t.ok(lines.includes('restarting scorer 0 in 100 ms (failure 2 in a row)'), 'the hung one counts as a failure of its slot')
   t.same(s.counts(), {starting: 0, ready: 1, retiring: 0}, 'generation 3 serves')
 })

@@ -66,10 +66,17 @@ async function fakeTracking(t: Test, artifactUri: string): Promise<string> {
 t.test('a tracking server cannot make mlserve copy a local directory it does not own into the model cache', async (t) => {
   const dir = t.testdir({victim: {MLmodel: 'flavors: {python_function: {loader_module: x}}\n', 'secret.txt': 'local data'}, cache: {}})
   const victim = path.join(dir, 'victim')
-  const env = (tracking: string) => ({MLFLOW_TRACKING_URI: tracking, MLSERVE_MODEL_ROOT: path.join(dir, 'cache'), MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0'})
+  const env = (tracking: string) => ({
+    MLFLOW_TRACKING_URI: tracking,
+    MLSERVE_MODEL_ROOT: path.join(dir, 'cache'),
+    MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0',
+  })
 
   const root = await fakeTracking(t, `file://${victim}`)
-  await t.rejects(resolveModelUri(`runs:/${RUN}/.`, {cwd: dir, env: env(root)}), {code: 'UNSAFE_ARTIFACT_PATH', message: new RegExp(`Refusing to copy file://${victim}`)})
+  await t.rejects(resolveModelUri(`runs:/${RUN}/.`, {cwd: dir, env: env(root)}), {
+    code: 'UNSAFE_ARTIFACT_PATH',
+    message: new RegExp(`Refusing to copy file://${victim}`),
+  })
   await t.rejects(resolveModelUri(`runs:/${RUN}`, {cwd: dir, env: env(root)}), {code: 'UNSAFE_ARTIFACT_PATH'})
 
   // A plausible artifact root, and a runs:/ path that climbs out of it.
@@ -84,7 +91,13 @@ t.test('a tracking server cannot make mlserve copy a local directory it does not
 
 t.test('credentials in a URI: redacted in text, sent as Basic auth, never in the URL', async (t) => {
   t.equal(redactUri('http://user:s3cret@host/api'), 'http://***@host/api')
-  t.equal(redactText("Downloading 'https://u:p%40ss@h:1/x' failed; see http://other/y"), "Downloading 'https://***@h:1/x' failed; see http://other/y")
-  t.same(credentialsOf('http://user:p%40ss@host:8/api?x=1'), {url: 'http://host:8/api?x=1', authorization: `Basic ${Buffer.from('user:p@ss').toString('base64')}`})
+  t.equal(
+    redactText("Downloading 'https://u:p%40ss@h:1/x' failed; see http://other/y"),
+    "Downloading 'https://***@h:1/x' failed; see http://other/y",
+  )
+  t.same(credentialsOf('http://user:p%40ss@host:8/api?x=1'), {
+    url: 'http://host:8/api?x=1',
+    authorization: `Basic ${Buffer.from('user:p@ss').toString('base64')}`,
+  })
   t.same(credentialsOf('http://host/api'), {url: 'http://host/api'})
 })

@@ -17,7 +17,11 @@ t.test('every models:/ form', async (t) => {
 
 t.test("malformed models:/ URIs get mlflow's message", async (t) => {
   for (const uri of ['models:/', 'models:/a/b/c', 'models:/churn/', 'models:/@x', 'models:/churn@', 'models:/ /1']) {
-    t.throws(() => parseModelUri(uri), {code: 'INVALID_MODEL_URI', exitCode: 13, message: `Not a proper models:/ URI: ${uri}. Models URIs must be of the form`}, uri)
+    t.throws(
+      () => parseModelUri(uri),
+      {code: 'INVALID_MODEL_URI', exitCode: 13, message: `Not a proper models:/ URI: ${uri}. Models URIs must be of the form`},
+      uri,
+    )
   }
 })
 
@@ -26,7 +30,14 @@ t.test('runs:/ URIs', async (t) => {
   t.match(parseModelUri('runs:/abc/model/sub/'), {kind: 'run', runId: 'abc', path: 'model/sub'})
   t.match(parseModelUri('runs:/abc'), {kind: 'run', runId: 'abc', path: ''})
   for (const uri of ['runs:/', 'runs:', 'runs://host/abc/model']) {
-    t.throws(() => parseModelUri(uri), {code: 'INVALID_MODEL_URI', message: `Not a proper runs:/ URI: ${uri}. Runs URIs must be of the form 'runs:/<run_id>/run-relative/path/to/artifact'`}, uri)
+    t.throws(
+      () => parseModelUri(uri),
+      {
+        code: 'INVALID_MODEL_URI',
+        message: `Not a proper runs:/ URI: ${uri}. Runs URIs must be of the form 'runs:/<run_id>/run-relative/path/to/artifact'`,
+      },
+      uri,
+    )
   }
 })
 
@@ -43,10 +54,7 @@ t.test('mlflow-artifacts: resolves against the tracking URI', async (t) => {
     mlflowArtifactsUrl('mlflow-artifacts:/0/abc/artifacts/model', 'http://host:5000'),
     'http://host:5000/api/2.0/mlflow-artifacts/artifacts/0/abc/artifacts/model',
   )
-  t.equal(
-    mlflowArtifactsUrl('mlflow-artifacts:/x', 'https://host/prefix/'),
-    'https://host/prefix/api/2.0/mlflow-artifacts/artifacts/x',
-  )
+  t.equal(mlflowArtifactsUrl('mlflow-artifacts:/x', 'https://host/prefix/'), 'https://host/prefix/api/2.0/mlflow-artifacts/artifacts/x')
   t.equal(
     mlflowArtifactsUrl('mlflow-artifacts://other:9/x/y', 'http://host:5000'),
     'http://other:9/api/2.0/mlflow-artifacts/artifacts/x/y',
@@ -55,7 +63,8 @@ t.test('mlflow-artifacts: resolves against the tracking URI', async (t) => {
   t.throws(() => mlflowArtifactsUrl('mlflow-artifacts:/1/abc/artifacts/model', 'sqlite:///mlflow.db'), {
     code: 'TRACKING_URI_INVALID',
     exitCode: 50,
-    message: /^When an mlflow-artifacts URI was supplied, the tracking URI must be a valid http or https URI, but it was currently set to sqlite:\/\/\/mlflow.db/,
+    message:
+      /^When an mlflow-artifacts URI was supplied, the tracking URI must be a valid http or https URI, but it was currently set to sqlite:\/\/\/mlflow.db/,
   })
   t.same(splitProxyUrl('http://h:1/p/api/2.0/mlflow-artifacts/artifacts/0/a%20b/'), {base: 'http://h:1/p', root: '0/a b'})
   t.equal(splitProxyUrl('http://h/other/path'), undefined)
@@ -77,7 +86,11 @@ t.test('listed paths must stay inside the destination', async (t) => {
 t.test('credentials and store kinds', async (t) => {
   t.equal(authorizationFrom({MLFLOW_TRACKING_USERNAME: 'u', MLFLOW_TRACKING_PASSWORD: 'p'}), 'Basic dTpw')
   t.equal(authorizationFrom({MLFLOW_TRACKING_TOKEN: 't'}), 'Bearer t')
-  t.equal(authorizationFrom({MLFLOW_TRACKING_USERNAME: 'u', MLFLOW_TRACKING_PASSWORD: 'p', MLFLOW_TRACKING_TOKEN: 't'}), 'Basic dTpw', 'Basic wins')
+  t.equal(
+    authorizationFrom({MLFLOW_TRACKING_USERNAME: 'u', MLFLOW_TRACKING_PASSWORD: 'p', MLFLOW_TRACKING_TOKEN: 't'}),
+    'Basic dTpw',
+    'Basic wins',
+  )
   t.equal(authorizationFrom({}), undefined)
   t.equal(storeKind('http://h:5000'), 'rest')
   t.equal(storeKind('file:///x/mlruns'), 'file')

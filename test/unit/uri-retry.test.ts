@@ -9,12 +9,18 @@ t.test('retryable statuses', async (t) => {
 
 t.test('backoff doubles, Retry-After wins when longer, everything is capped', async (t) => {
   const policy = {...DEFAULT_RETRY_POLICY, jitter: 0}
-  t.same([1, 2, 3].map((n) => retryDelayMs(policy, n)), [1000, 2000, 4000])
+  t.same(
+    [1, 2, 3].map((n) => retryDelayMs(policy, n)),
+    [1000, 2000, 4000],
+  )
   t.equal(retryDelayMs(policy, 1, 5), 5000)
   t.equal(retryDelayMs(policy, 3, 1), 4000)
   t.equal(retryDelayMs(policy, 20), policy.maxDelayMs)
   t.equal(retryDelayMs(policy, 1, 3600), policy.maxDelayMs)
-  t.equal(retryDelayMs({...policy, jitter: 0.5}, 1, undefined, () => 1), 1500)
+  t.equal(
+    retryDelayMs({...policy, jitter: 0.5}, 1, undefined, () => 1),
+    1500,
+  )
 })
 
 t.test('Retry-After forms', async (t) => {
@@ -26,7 +32,7 @@ t.test('Retry-After forms', async (t) => {
 
 t.test('policy from the environment: bounded defaults, MLFLOW_HTTP_REQUEST_* override', async (t) => {
   t.same(retryPolicyFrom({}), DEFAULT_RETRY_POLICY)
-  t.equal(DEFAULT_RETRY_POLICY.maxRetries, 3, 'not mlflow\'s 7: a CLI start must fail in seconds')
+  t.equal(DEFAULT_RETRY_POLICY.maxRetries, 3, "not mlflow's 7: a CLI start must fail in seconds")
   t.match(retryPolicyFrom({MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0', MLFLOW_HTTP_REQUEST_TIMEOUT: '5', MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: '0.1'}), {
     maxRetries: 0,
     timeoutMs: 5000,
