@@ -53,6 +53,8 @@ export interface ServeOptions extends ModelOptions {
   readonly logFormat: LogFormat
   /** For crate models: mlserve's own R scorer, or the R mlflow package's mlflow_rfunc_serve. */
   readonly rScorer: RScorer
+  /** --batch: most rows in one merged /invocations call; 0 (or absent): batching off. */
+  readonly batchMaxRows?: number
 }
 
 export const LOG_FORMATS = ['text', 'json'] as const

@@ -88,6 +88,7 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
       workers: options.workers,
       accessLog: options.accessLog ? (io.accessLog ?? io.stdout) : undefined,
       logFormat: options.logFormat,
+      batch: Boolean(options.batchMaxRows),
     })
     const recordPhase = (phase: StartupPhase, ms: number) => {
       observer.recordPhase(phase, ms)
@@ -131,6 +132,7 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
       rewrites: backend.rewrites,
       // Request bodies too big to hold in memory wait here for a scorer (removed with the directory).
       spillDir: socketDir,
+      batch: options.batchMaxRows ? {maxRows: options.batchMaxRows, log, onBatch: observer.recordBatch} : undefined,
     })
     server = new ProxyServer(handler, {
       onResponse: observer.onResponse,

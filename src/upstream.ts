@@ -19,7 +19,23 @@ export interface Refusal {
   readonly detail: string
 }
 
-export type Acquired = Lease | Refusal
+/**
+ * A queued request that may take compatible requests queued behind it along when it gets a scorer
+ * (--batch): the scheduler asks the one it lends a scorer to about each other queued one, in order.
+ */
+export interface Joinable {
+  /** Whether `other` rides along in this request's scorer call (it then leaves the queue). */
+  join(other: Joinable): boolean
+}
+
+/** acquire()'s answer to a request that joined another's scorer call: that call answers it. */
+export interface Joined {
+  readonly joined: true
+}
+
+export const JOINED: Joined = {joined: true}
+
+export type Acquired = Lease | Refusal | Joined
 
 /**
  * How an exchange ended. 'timeout' also covers the scorer's own 504: either way its work goes on past
@@ -33,8 +49,11 @@ export type ExchangeOutcome = 'ok' | 'timeout' | 'client-timeout' | 'upstream-er
  * through release() exactly once; a pending acquire() that is no longer wanted is withdrawn with cancel().
  */
 export interface Upstreams {
-  acquire(): Acquired | Promise<Acquired>
+  /** `joinable` is called only when the request has to wait: what it may take along or join (--batch). */
+  acquire(joinable?: () => Joinable | undefined): Acquired | Promise<Acquired>
   release(lease: Lease, outcome: ExchangeOutcome): void
+  /** One more lease on a scorer already lent (a merged call's members sent alone after all). */
+  share?(lease: Lease): Lease
   /** Withdraws a pending acquire() whose request went away or timed out (a no-op once it resolved). */
   cancel?(pending: Promise<Acquired>): void
 }

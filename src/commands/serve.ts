@@ -124,6 +124,19 @@ SIGINT or SIGTERM makes /readyz 503, stops accepting connections, lets requests 
       env: 'MLSERVE_LOG_FORMAT',
       summary: "text (readable), or json: one JSON object per line for mlserve's log, the access log and the scorers' output.",
     })(),
+    batch: Flags.boolean({
+      env: 'MLSERVE_BATCH',
+      default: false,
+      summary: 'Merge /invocations requests waiting for a scorer into one prediction call (only for row-by-row models).',
+      description:
+        'When requests queue for a scorer, the next free one takes the compatible ones (same row format, columns, params and value kinds) up to --batch-max-rows as one call, and each client gets exactly its own part of the answer. A request that finds a free scorer goes alone at once. Only for models whose predictions are row by row: a model whose output is not one prediction per row makes mlserve send each request alone and stop batching.',
+    }),
+    'batch-max-rows': Flags.integer({
+      env: 'MLSERVE_BATCH_MAX_ROWS',
+      default: 1024,
+      min: 1,
+      summary: 'Most rows in one merged call with --batch.',
+    }),
     'r-scorer': Flags.option({
       options: R_SCORERS,
       default: 'mlserve' as RScorer,
@@ -160,6 +173,7 @@ SIGINT or SIGTERM makes /readyz 503, stops accepting connections, lets requests 
           accessLog: flags['access-log'],
           logFormat: flags['log-format'],
           rScorer: flags['r-scorer'],
+          batchMaxRows: flags.batch ? flags['batch-max-rows'] : 0,
         },
         {log, stdout, stderr, accessLog: process.stdout, stop, force},
       ),

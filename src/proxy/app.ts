@@ -5,6 +5,7 @@ import {getRequestListener} from '@hono/node-server'
 import {Hono} from 'hono'
 
 import type {Upstreams} from '../upstream.js'
+import {Batcher, type BatchOptions} from './batch.js'
 import {MEMORY_BODY_BUDGET, MemoryBudget} from './body.js'
 import {forward, type ForwardOptions} from './forward.js'
 import {badTargetResponse, notReadyResponse, sendPlain, toWebResponse, type PlainResponse} from './responses.js'
@@ -32,6 +33,8 @@ export interface ProxyDeps {
   readonly bodyBudgetBytes?: number
   /** Where spilled request bodies go (default: the system's temporary directory). */
   readonly spillDir?: string
+  /** --batch: merge queued /invocations requests (undefined: never). */
+  readonly batch?: BatchOptions
 }
 
 /**
@@ -64,6 +67,7 @@ export function createProxyHandler(deps: ProxyDeps): RequestHandler {
     rewrites: deps.rewrites ? new Map(Object.entries(deps.rewrites)) : undefined,
     bodyBudget: new MemoryBudget(deps.bodyBudgetBytes ?? MEMORY_BODY_BUDGET),
     spillDir: deps.spillDir,
+    batcher: deps.batch && new Batcher(deps.batch),
   }
   /** Paths that are never forwarded. */
   const local = new Set([...Object.keys(deps.operational ?? {}), ...Object.keys(deps.ownRoutes ?? {})])

@@ -46,6 +46,8 @@ export class BodyTooLarge extends Error {
 /** A whole request body: none, in memory, or in a file. Each attempt to send it gets a fresh stream. */
 export interface RequestBody {
   readonly size: number
+  /** The bytes, when they are held in memory (not for a file). */
+  readonly memory?: Buffer
   /** What undici sends: the Buffer itself, or a new stream over the file. */
   open(): Buffer | Readable | null
   /** Frees the memory or deletes the file; once. */
@@ -169,6 +171,7 @@ function memoryBody(buffer: Buffer, taken: number, budget: MemoryBudget | undefi
   let held = taken
   return {
     size: buffer.length,
+    memory: buffer,
     open: () => buffer,
     discard() {
       budget?.give(held)

@@ -4,7 +4,8 @@ import type {IncomingHttpHeaders, IncomingMessage, ServerResponse} from 'node:ht
 
 import type {Dispatcher} from 'undici'
 
-import {isLease, type Acquired, type ExchangeOutcome, type Lease, type Upstreams} from '../upstream.js'
+import {isLease, type Acquired, type ExchangeOutcome, type Joinable, type Lease, type Upstreams} from '../upstream.js'
+import {MAX_BATCHABLE_BYTES, type BatchMember, type Batcher, type MemberSink} from './batch.js'
 import {BodyTooLarge, readBody, type MemoryBudget, type RequestBody} from './body.js'
 import {TIMEOUT_RESPONSE, bodyTooLargeResponse, refusalResponse, sendPlain, upstreamFailedResponse, type PlainResponse} from './responses.js'
 import type {RequestRecord} from './server.js'
@@ -80,6 +81,8 @@ export interface ForwardOptions {
   readonly bodyBudget?: MemoryBudget
   /** Where bodies that do not fit in memory are kept until they are sent (default: the temp directory). */
   readonly spillDir?: string
+  /** --batch: merges queued /invocations requests (undefined: every request goes alone). */
+  readonly batcher?: Batcher
 }
 
 /**
@@ -123,6 +126,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   private upstreamDone = false
   /** The client is not reading fast enough: the scorer's answer waits on it. */
   private waitingOnClient = false
+  /** --batch: this request waited for a scorer and may merge with others. */
+  private member: BatchMember | undefined
 
   constructor(
     private readonly upstreams: Upstreams,
@@ -182,7 +187,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   private acquire(): void {
-    const got = this.upstreams.acquire()
+    const got = this.upstreams.acquire(this.batchable() ? this.joinable : undefined)
     if (!(got instanceof Promise)) {
       this.onAcquired(got)
       return
@@ -192,7 +197,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     void got.then((value) => {
       this.pending = undefined
       if (this.settled) {
-        if (isLease(value)) this.upstreams.release(value, this.record.outcome ?? 'client-closed')
+        // The requests it took along still need their merged call.
+        if (isLease(value) && this.member && this.member.followers.length > 0) this.runBatch(value)
+        else if (isLease(value)) this.upstreams.release(value, this.record.outcome ?? 'client-closed')
         return
       }
 
@@ -201,14 +208,62 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   private onAcquired(value: Acquired): void {
+    // It rides along in another request's merged call, which answers it.
+    if ('joined' in value) return
     if (!isLease(value)) {
       this.refuse(refusalResponse(value))
       return
     }
 
-    this.lease = value
     this.record.scorer = value.slot
+    const {member} = this
+    if (member && member.followers.length > 0) {
+      this.runBatch(value)
+      return
+    }
+
+    this.lease = value
     this.send()
+  }
+
+  /** The merged call holds the lease; this exchange is one of its members now. */
+  private runBatch(lease: Lease): void {
+    this.options.batcher!.run(this.upstreams, lease, this.member!, {path: this.request!.path, headers: this.request!.headers as string[]})
+  }
+
+  /** Only with --batch: POST /invocations with a JSON body held in memory. Parsed only if it waits. */
+  private batchable(): boolean {
+    const {batcher} = this.options
+    if (!batcher?.enabled || this.req.method !== 'POST' || this.req.url !== '/invocations') return false
+    const type = this.req.headers['content-type']
+    return type !== undefined && type.trim().toLowerCase() === 'application/json' && (this.body?.memory?.length ?? 0) <= MAX_BATCHABLE_BYTES
+  }
+
+  private readonly joinable = (): Joinable | undefined => {
+    const memory = this.body?.memory
+    this.member = memory && this.options.batcher!.member(memory, this.sink)
+    return this.member
+  }
+
+  /** How a merged call this request is a member of reaches it. */
+  private readonly sink: MemberSink & {settled: boolean; outcome: ExchangeOutcome | undefined} = {
+    settled: false,
+    outcome: undefined,
+    answer: (status, headers, body, slot) => {
+      this.record.scorer = slot
+      this.upstreamDone = true
+      this.res.writeHead(status, {...headers, 'content-length': String(body.length)})
+      this.res.end(body)
+    },
+    alone: (lease) => {
+      this.lease = lease
+      this.record.scorer = lease.slot
+      this.send()
+    },
+    fail: (message) => {
+      sendPlain(this.res, upstreamFailedResponse(message))
+      this.finish('upstream-error')
+    },
   }
 
   private refuse(response: PlainResponse): void {
@@ -310,6 +365,12 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.settled = true
     clearTimeout(this.timer)
     this.record.outcome = outcome
+    if (this.member) {
+      this.sink.settled = true
+      this.sink.outcome = outcome
+      this.member.onLeave?.()
+    }
+
     this.releaseLease(outcome)
     if (this.pending) this.upstreams.cancel?.(this.pending)
     this.body?.discard()

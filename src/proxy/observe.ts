@@ -1,7 +1,7 @@
 // What mlserve tells about itself: the Prometheus metrics, the access log, and /livez, /readyz, /metrics.
 import {formatAccessLog, type AccessLogFormat} from './access-log.js'
 import {pathOf, type ServerState} from './app.js'
-import {PROMETHEUS_CONTENT_TYPE, Registry} from './metrics.js'
+import {PROMETHEUS_CONTENT_TYPE, Registry, type Histogram} from './metrics.js'
 import type {PlainResponse} from './responses.js'
 import type {RequestRecord} from './server.js'
 import type {ExchangeOutcome} from '../upstream.js'
@@ -30,7 +30,12 @@ export interface ObserverOptions {
   /** Where access log lines go (undefined: no access log). */
   readonly accessLog?: {write(line: string): unknown}
   readonly logFormat: AccessLogFormat
+  /** --batch: report mlserve_batch_size. */
+  readonly batch?: boolean
 }
+
+/** Rows or requests per merged scorer call: powers of two up to the largest --batch-max-rows default. */
+const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096]
 
 export class Observer {
   private readonly registry = new Registry()
@@ -60,9 +65,18 @@ export class Observer {
     'reason',
   ])
   private readonly phases = this.registry.gauge('mlserve_startup_phase_seconds', 'How long each start-up phase took.', ['phase'])
+  private readonly batchSize: Histogram | undefined
 
   constructor(private readonly options: ObserverOptions) {
     const {registry} = this
+    this.batchSize = options.batch
+      ? registry.histogram(
+          'mlserve_batch_size',
+          'Merged /invocations scorer calls (--batch): rows (of="rows") and requests (of="requests") in each.',
+          ['of'],
+          BATCH_BUCKETS,
+        )
+      : undefined
     registry.gauge('mlserve_http_requests_in_flight', 'Requests received and not yet answered.').collect(() => options.inFlight())
     registry.gauge('mlserve_queue_depth', 'Requests waiting for a scorer.').collect(() => options.scorers()?.queueDepth ?? 0)
     registry
@@ -83,6 +97,12 @@ export class Observer {
 
   recordPhase(phase: string, ms: number): void {
     this.phases.set({phase}, ms / 1000)
+  }
+
+  /** One merged scorer call of `requests` requests holding `rows` rows. */
+  readonly recordBatch = (rows: number, requests: number): void => {
+    this.batchSize?.observe({of: 'rows'}, rows)
+    this.batchSize?.observe({of: 'requests'}, requests)
   }
 
   recordRestart(reason: string): void {

@@ -1,6 +1,6 @@
 // Lends scorers to requests: the ready one with the fewest requests under the limit (ties rotate),
 // else a bounded FIFO queue, else a refusal. Knows nothing about processes.
-import type {Acquired, Lease, Refusal} from '../upstream.js'
+import {JOINED, type Acquired, type Joinable, type Joined, type Lease, type Refusal} from '../upstream.js'
 
 /** What the scheduler needs to know of a scorer. */
 export interface Schedulable extends Lease {
@@ -23,8 +23,9 @@ export interface SchedulerOptions<S extends Schedulable> {
 }
 
 interface Waiter<S> {
-  readonly resolve: (value: S | Refusal) => void
-  readonly promise: Promise<S | Refusal>
+  readonly resolve: (value: S | Refusal | Joined) => void
+  readonly promise: Promise<S | Refusal | Joined>
+  readonly joinable: Joinable | undefined
 }
 
 export class Scheduler<S extends Schedulable> {
@@ -38,7 +39,7 @@ export class Scheduler<S extends Schedulable> {
   }
 
   /** A scorer now, a promise of one (queued), or a refusal. */
-  acquire(): S | Refusal | Promise<S | Refusal> {
+  acquire(joinable?: () => Joinable | undefined): S | Refusal | Promise<S | Refusal | Joined> {
     const scorer = this.pick()
     if (scorer) {
       scorer.outstanding++
@@ -51,10 +52,10 @@ export class Scheduler<S extends Schedulable> {
     }
 
     let resolve!: Waiter<S>['resolve']
-    const promise = new Promise<S | Refusal>((r) => {
+    const promise = new Promise<S | Refusal | Joined>((r) => {
       resolve = r
     })
-    this.queue.push({resolve, promise})
+    this.queue.push({resolve, promise, joinable: joinable?.()})
     return promise
   }
 
@@ -76,12 +77,31 @@ export class Scheduler<S extends Schedulable> {
       const scorer = this.pick()
       if (!scorer) break
       scorer.outstanding++
-      this.queue.shift()!.resolve(scorer)
+      const waiter = this.queue.shift()!
+      if (waiter.joinable) this.gather(waiter.joinable)
+      waiter.resolve(scorer)
     }
 
     if (this.queue.length > 0 && !this.options.members().some((s) => s.ready)) {
       const refusal: Refusal = {refused: 'unavailable', detail: this.options.unavailable()}
       for (const waiter of this.queue.splice(0)) waiter.resolve(refusal)
+    }
+  }
+
+  /** One more request on a scorer already lent, over the limit: a merged call's members sent alone. */
+  share(scorer: S): S {
+    scorer.outstanding++
+    return scorer
+  }
+
+  /** Queued requests that `head` takes along (in queue order) leave the queue, answered by its call. */
+  private gather(head: Joinable): void {
+    for (let i = 0; i < this.queue.length;) {
+      const other = this.queue[i]!
+      if (other.joinable && head.join(other.joinable)) {
+        this.queue.splice(i, 1)
+        other.resolve(JOINED)
+      } else i++
     }
   }
 

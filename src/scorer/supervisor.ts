@@ -5,7 +5,7 @@ import {rm} from 'node:fs/promises'
 import type {EnvVars} from '../config.js'
 import {MlserveError} from '../errors.js'
 import type {Logger} from '../log.js'
-import type {Acquired, ExchangeOutcome, Lease, Upstreams} from '../upstream.js'
+import type {Acquired, ExchangeOutcome, Joinable, Lease, Upstreams} from '../upstream.js'
 import {createDeferred} from '../util/deferred.js'
 import {freePort} from '../util/net.js'
 import type {Backend} from './backend.js'
@@ -113,8 +113,12 @@ export class Supervisor implements Upstreams {
 
   // ---- lending scorers to requests: the scheduler's ----
 
-  acquire(): Acquired | Promise<Acquired> {
-    return this.scheduler.acquire()
+  acquire(joinable?: () => Joinable | undefined): Acquired | Promise<Acquired> {
+    return this.scheduler.acquire(joinable)
+  }
+
+  share(lease: Lease): Lease {
+    return this.scheduler.share(lease as Scorer)
   }
 
   release(lease: Lease, outcome: ExchangeOutcome): void {

@@ -1,0 +1,377 @@
+// Opportunistic batching (--batch): /invocations requests queued for a scorer with the same row format,
+// columns, params and value kinds go to it as one call; its raw answer is cut back at the row boundaries.
+import type {Dispatcher} from 'undici'
+
+import type {Logger} from '../log.js'
+import type {ExchangeOutcome, Joinable, Lease, Upstreams} from '../upstream.js'
+import {NotJson, arraySpans, objectSpans, topLevelMembers, valueEnd, type Member, type Span} from './json-spans.js'
+
+/** Bodies above this are never merged: parsing them would cost more than a merge saves. */
+export const MAX_BATCHABLE_BYTES = 1024 * 1024
+
+/** The four row formats of MLflow's JSON input. */
+const ROW_FORMATS = new Set(['dataframe_split', 'dataframe_records', 'instances', 'inputs'])
+
+/** A batchable request, read: what must match for two to merge, its rows as raw text, and its parts. */
+export interface RowsRequest {
+  /** Format, columns, params (canonical), row shape and the JSON kinds in each column. */
+  readonly key: string
+  readonly format: string
+  readonly rows: number
+  /** The rows as sent, from the first row's start to the last one's end (separators included). */
+  readonly rowsText: string
+  /** dataframe_split's `columns`, as sent. */
+  readonly columnsText: string | undefined
+  /** `params`, as sent. */
+  readonly paramsText: string | undefined
+}
+
+const utf8 = new TextDecoder('utf-8', {fatal: true})
+
+/** The request's rows when it may merge with others; undefined for anything that must pass unchanged. */
+export function readRows(body: Buffer): RowsRequest | undefined {
+  if (body.length > MAX_BATCHABLE_BYTES) return undefined
+  try {
+    const text = utf8.decode(body)
+    const members = topLevelMembers(text)
+    if (new Set(members.map((m) => m.key)).size !== members.length) return undefined
+    const formats = members.filter((m) => ROW_FORMATS.has(m.key))
+    const params = members.find((m) => m.key === 'params')
+    if (formats.length !== 1 || members.length !== (params ? 2 : 1)) return undefined
+    const {key: format, value} = formats[0]!
+    let columnsSpan: Span | undefined
+    let rowsSpan: Span | undefined
+    if (format === 'dataframe_split') {
+      if (text[value.start] !== '{') return undefined
+      const parts: Member[] = []
+      objectSpans(text, value.start, parts)
+      // `index` (and anything else) passes through: only columns and data are merged.
+      if (parts.some((p) => p.key !== 'columns' && p.key !== 'data') || new Set(parts.map((p) => p.key)).size !== parts.length) {
+        return undefined
+      }
+
+      columnsSpan = parts.find((p) => p.key === 'columns')?.value
+      rowsSpan = parts.find((p) => p.key === 'data')?.value
+    } else rowsSpan = value
+
+    if (!rowsSpan || text[rowsSpan.start] !== '[') return undefined
+    const rows: Span[] = []
+    arraySpans(text, rowsSpan.start, rows)
+    if (rows.length === 0) return undefined
+    const shape = rowShape(text, rows)
+    if (shape === undefined) return undefined
+    const paramsText = params && text.slice(params.value.start, params.value.end)
+    const columnsText = columnsSpan && text.slice(columnsSpan.start, columnsSpan.end)
+    const columnsKey = columnsSpan ? canonical(text, columnsSpan) : '-'
+    const paramsKey = params ? canonical(text, params.value) : '-'
+    return {
+      key: `${format}\u0000${columnsKey}\u0000${paramsKey}\u0000${shape}`,
+      format,
+      rows: rows.length,
+      rowsText: text.slice(rows[0]!.start, rows.at(-1)!.end),
+      columnsText,
+      paramsText,
+    }
+  } catch {
+    // Not UTF-8, not JSON as Python reads it: it goes alone, unchanged.
+    return undefined
+  }
+}
+
+/**
+ * The JSON kind of a cell: pandas and numpy infer a column's dtype from the kinds in it, so only
+ * requests with the same kinds per column merge (a merged frame then has the dtypes each alone had).
+ * Nested values: undefined (not merged).
+ */
+function kindOf(text: string, span: Span): string | undefined {
+  const c = text[span.start]!
+  if (c === '"') return 's'
+  if (c === 't' || c === 'f') return 'b'
+  if (c === 'n') return 'n'
+  if (c === '[' || c === '{') return undefined
+  const raw = text.slice(span.start, span.end)
+  if (/[.eEIN]/.test(raw)) return 'f'
+  // Beyond 15 digits an integer may not fit int64: its own kind.
+  return raw.replace('-', '').length > 15 ? 'I' : 'i'
+}
+
+/** The rows' common shape and the kinds in each column; undefined when rows differ in shape or nest. */
+function rowShape(text: string, rows: readonly Span[]): string | undefined {
+  let shape: string | undefined
+  let kinds: Array<Set<string>> = []
+  for (const row of rows) {
+    const c = text[row.start]
+    let cells: Span[]
+    let rowShape: string
+    if (c === '[') {
+      cells = []
+      arraySpans(text, row.start, cells)
+      rowShape = `L${cells.length}`
+    } else if (c === '{') {
+      const members: Member[] = []
+      objectSpans(text, row.start, members)
+      const keys = members.map((m) => m.key)
+      if (new Set(keys).size !== keys.length) return undefined
+      cells = members.map((m) => m.value)
+      rowShape = `D${JSON.stringify(keys)}`
+    } else {
+      cells = [row]
+      rowShape = 'S'
+    }
+
+    if (shape === undefined) {
+      shape = rowShape
+      kinds = cells.map(() => new Set<string>())
+    } else if (shape !== rowShape) return undefined
+    for (let i = 0; i < cells.length; i++) {
+      const kind = kindOf(text, cells[i]!)
+      if (kind === undefined) return undefined
+      kinds[i]!.add(kind)
+    }
+  }
+
+  return `${shape}\u0000${kinds.map((k) => [...k].sort().join('')).join(',')}`
+}
+
+/** A value in a canonical form: object keys sorted, strings re-encoded, numbers as written (1 is not 1.0). */
+function canonical(text: string, span: Span): string {
+  const c = text[span.start]
+  if (c === '"') return JSON.stringify(JSON.parse(text.slice(span.start, span.end)))
+  if (c === '[') {
+    const items: Span[] = []
+    arraySpans(text, span.start, items)
+    return `[${items.map((item) => canonical(text, item)).join(',')}]`
+  }
+
+  if (c === '{') {
+    const members: Member[] = []
+    objectSpans(text, span.start, members)
+    if (new Set(members.map((m) => m.key)).size !== members.length) throw new NotJson('duplicate keys')
+    const sorted = members.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    return `{${sorted.map((m) => `${JSON.stringify(m.key)}:${canonical(text, m.value)}`).join(',')}}`
+  }
+
+  return text.slice(span.start, valueEnd(text, span.start))
+}
+
+/** One request body holding every member's rows, in order, with the first member's columns and params. */
+export function mergeRows(members: readonly RowsRequest[]): Buffer {
+  const first = members[0]!
+  const rows = `[${members.map((m) => m.rowsText).join(', ')}]`
+  const params = first.paramsText === undefined ? '' : `, "params": ${first.paramsText}`
+  const value =
+    first.format === 'dataframe_split' ? `{${first.columnsText === undefined ? '' : `"columns": ${first.columnsText}, `}"data": ${rows}}` : rows
+  return Buffer.from(`{"${first.format}": ${value}${params}}`, 'utf8')
+}
+
+/**
+ * Cuts the scorer's `{"predictions": [...]}` into one body per member (`counts` rows each), every one
+ * exactly the text the scorer wrote, separators included. Undefined when the answer is anything else
+ * (not a list, or not one element per row): the model's output is not row-aligned.
+ */
+export function splitPredictions(text: string, counts: readonly number[]): string[] | undefined {
+  let members: Member[]
+  try {
+    members = topLevelMembers(text)
+  } catch {
+    return undefined
+  }
+
+  const list = members.length === 1 && members[0]!.key === 'predictions' ? members[0]!.value : undefined
+  if (!list || text[list.start] !== '[') return undefined
+  const items: Span[] = []
+  arraySpans(text, list.start, items)
+  if (items.length !== counts.reduce((sum, n) => sum + n, 0)) return undefined
+  const prefix = text.slice(0, list.start + 1)
+  const suffix = text.slice(list.end - 1)
+  const parts: string[] = []
+  let at = 0
+  for (const n of counts) {
+    parts.push(prefix + text.slice(items[at]!.start, items[at + n - 1]!.end) + suffix)
+    at += n
+  }
+
+  return parts
+}
+
+/** What a member's exchange does with the outcome of the merged call. */
+export interface MemberSink {
+  /** The member's exchange is over (answered, timed out, client gone): it gets nothing more. */
+  readonly settled: boolean
+  /** How it ended, once settled. */
+  readonly outcome: ExchangeOutcome | undefined
+  /** Its own answer, cut from the merged one. */
+  answer(status: number, headers: Readonly<Record<string, string | string[]>>, body: Buffer, slot: number): void
+  /** Send the request alone on this lease (its own: the exchange gives it back). */
+  alone(lease: Lease): void
+  /** The scorer failed: a 502. */
+  fail(message: string): void
+}
+
+/** A queued batchable request: its rows, and, once it gets a scorer, the requests it takes along. */
+export class BatchMember implements Joinable {
+  readonly followers: BatchMember[] = []
+  private rowsTaken: number
+  /** Set by a running merged call: told when this member's exchange settles. */
+  onLeave: (() => void) | undefined
+
+  constructor(
+    readonly rows: RowsRequest,
+    readonly sink: MemberSink,
+    private readonly maxRows: number,
+  ) {
+    this.rowsTaken = rows.rows
+  }
+
+  join(other: Joinable): boolean {
+    if (!(other instanceof BatchMember) || other.rows.key !== this.rows.key) return false
+    if (this.rowsTaken + other.rows.rows > this.maxRows) return false
+    this.rowsTaken += other.rows.rows
+    this.followers.push(other)
+    return true
+  }
+}
+
+export interface BatchOptions {
+  /** Most rows in one merged call (--batch-max-rows). */
+  readonly maxRows: number
+  readonly log?: Logger
+  /** Each merged call: its rows and requests (the mlserve_batch_size histogram). */
+  readonly onBatch?: (rows: number, requests: number) => void
+}
+
+/** The merged request's template: the first member's path and forwarded headers. */
+export interface MergedRequest {
+  readonly path: string
+  readonly headers: readonly string[]
+}
+
+const STALE_CONNECTION = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE'])
+
+/** Merges queued requests into scorer calls; stops for good once the model's output is not row-aligned. */
+export class Batcher {
+  private on = true
+
+  constructor(private readonly options: BatchOptions) {}
+
+  get enabled(): boolean {
+    return this.on
+  }
+
+  /** A member for a request that has to wait, when its body can merge. */
+  member(body: Buffer, sink: MemberSink): BatchMember | undefined {
+    if (!this.on) return undefined
+    const rows = readRows(body)
+    return rows && rows.rows <= this.options.maxRows ? new BatchMember(rows, sink, this.options.maxRows) : undefined
+  }
+
+  /** Sends `leader` and its followers as one call on `lease`, which it gives back when the call ends. */
+  run(upstreams: Upstreams, lease: Lease, leader: BatchMember, template: MergedRequest): void {
+    const members = [leader, ...leader.followers]
+    const controller = new AbortController()
+    const onLeave = () => {
+      if (members.every((m) => m.sink.settled)) controller.abort()
+    }
+
+    for (const m of members) m.onLeave = onLeave
+    const body = mergeRows(members.map((m) => m.rows))
+    const headers = withLength(template.headers, body.length)
+    const rows = members.reduce((sum, m) => sum + m.rows.rows, 0)
+    this.options.onBatch?.(rows, members.length)
+    const request: Dispatcher.RequestOptions = {
+      path: template.path,
+      method: 'POST',
+      headers,
+      body,
+      signal: controller.signal,
+      // The members' own deadlines decide; when all are gone the call is aborted.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    }
+    void this.call(lease.dispatcher, request, controller.signal, 1).then(
+      ({status, headers: answerHeaders, text}) => {
+        const parts =
+          status === 200
+            ? splitPredictions(
+                text,
+                members.map((m) => m.rows.rows),
+              )
+            : undefined
+        if (!parts) {
+          if (status === 200) this.stop()
+          for (const m of members) if (!m.sink.settled) m.sink.alone(upstreams.share?.(lease) ?? lease)
+          upstreams.release(lease, 'ok')
+          return
+        }
+
+        const outHeaders = {...answerHeaders}
+        delete outHeaders['content-length']
+        for (const [i, m] of members.entries()) {
+          if (!m.sink.settled) m.sink.answer(200, outHeaders, Buffer.from(parts[i]!, 'utf8'), lease.slot)
+        }
+
+        upstreams.release(lease, 'ok')
+      },
+      (error: Error) => {
+        let outcome: ExchangeOutcome = 'upstream-error'
+        if (controller.signal.aborted) outcome = 'client-closed'
+        else for (const m of members) if (!m.sink.settled) m.sink.fail(error.message)
+        // A member that timed out while the call ran: the scorer's work goes on past its deadline.
+        if (controller.signal.aborted && members.some((m) => m.sink.outcome === 'timeout')) outcome = 'timeout'
+        upstreams.release(lease, outcome)
+      },
+    )
+  }
+
+  private async call(
+    dispatcher: Dispatcher,
+    request: Dispatcher.RequestOptions,
+    signal: AbortSignal,
+    replays: number,
+  ): Promise<{status: number; headers: Record<string, string | string[]>; text: string}> {
+    try {
+      const response = await dispatcher.request(request)
+      const bytes = Buffer.from(await response.body.arrayBuffer())
+      const headers: Record<string, string | string[]> = {}
+      for (const [name, value] of Object.entries(response.headers)) {
+        if (value !== undefined && !HOP_BY_HOP_RESPONSE.has(name)) headers[name] = value
+      }
+
+      // An answer that is not UTF-8 cannot be cut as text: treat it as not row-aligned.
+      let text: string
+      try {
+        text = utf8.decode(bytes)
+      } catch {
+        text = ''
+      }
+
+      return {status: response.statusCode, headers, text}
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? ''
+      if (replays > 0 && !signal.aborted && STALE_CONNECTION.has(code)) return this.call(dispatcher, request, signal, replays - 1)
+      throw error
+    }
+  }
+
+  private stop(): void {
+    if (!this.on) return
+    this.on = false
+    this.options.log?.warn(
+      "--batch: the model's output is not one prediction per input row (a list as long as the rows), so it cannot be split: batching is off for this model from now on",
+    )
+  }
+}
+
+const HOP_BY_HOP_RESPONSE = new Set(['connection', 'keep-alive', 'transfer-encoding', 'trailer', 'upgrade', 'proxy-authenticate'])
+
+/** The headers with content-length set to `length` (replacing the client's, transfer-encoding dropped). */
+function withLength(headers: readonly string[], length: number): string[] {
+  const out: string[] = []
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    const name = headers[i]!.toLowerCase()
+    if (name !== 'content-length' && name !== 'transfer-encoding') out.push(headers[i]!, headers[i + 1]!)
+  }
+
+  out.push('content-length', String(length))
+  return out
+}
