@@ -6,6 +6,8 @@
 //
 //   npm run bench -- [--workers 1,2] [--connections 1,32] [--duration 5] [--rounds 3] [--warmup 2]
 //                    [--tool wrk|autocannon] [--model <dir>] [--body <file>] [--mlserve-python <python>]
+//                    [--batch] [--batch-args "--max-concurrency 1"]
+// --batch adds a third server, `mlserve serve --batch` (plus --batch-args), to the same rounds.
 import {execFileSync} from 'node:child_process'
 import {once} from 'node:events'
 import {closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
@@ -47,6 +49,8 @@ function options() {
       rounds: {type: 'string', default: '3'},
       warmup: {type: 'string', default: '2'},
       tool: {type: 'string', default: wrkVersion() ? 'wrk' : 'autocannon'},
+      batch: {type: 'boolean', default: false},
+      'batch-args': {type: 'string', default: '--max-concurrency 1'},
     },
   })
   if (!['wrk', 'autocannon'].includes(values.tool)) throw new Error(`--tool must be wrk or autocannon, not ${values.tool}`)
@@ -62,6 +66,8 @@ function options() {
     rounds: list(values.rounds, 'rounds')[0],
     warmup: list(values.warmup, 'warmup')[0],
     tool: values.tool,
+    batch: values.batch,
+    batchArgs: values['batch-args'].split(' ').filter(Boolean),
   }
 }
 
@@ -274,7 +280,7 @@ async function benchWorkers(workers, opts, model, load) {
     '-w',
     String(workers),
   ])
-  const mlserve = await startServer('mlserve', process.execPath, (port) => [
+  const mlserveArgs = (port) => [
     path.join(REPO_ROOT, 'bin/run.js'),
     'serve',
     '-m',
@@ -289,17 +295,47 @@ async function benchWorkers(workers, opts, model, load) {
     String(port),
     '-w',
     String(workers),
-  ])
+  ]
+  const mlserve = await startServer('mlserve', process.execPath, mlserveArgs)
+  const batched = opts.batch
+    ? await startServer('batch', process.execPath, (port) => [...mlserveArgs(port), '--batch', '--no-access-log', ...opts.batchArgs])
+    : undefined
+  const servers = [mlflow, mlserve, ...(batched ? [batched] : [])]
   try {
     const answer = await checkSameAnswer(mlflow, mlserve, opts.body)
+    if (batched) await checkSameAnswer(mlflow, batched, opts.body)
     const mlflowVersion = await fetch(`${mlflow.url}/version`).then((res) => res.text())
     console.error(`# workers=${workers}: both answer ${answer.trim()}; warming up`)
-    for (const server of [mlflow, mlserve]) await load(server.url, Math.max(...opts.connections), opts.warmup)
-    const rows = await measure([mlflow, mlserve], opts, load)
+    for (const server of servers) await load(server.url, Math.max(...opts.connections), opts.warmup)
+    const rows = await measure(servers, opts, load)
     return {mlflowVersion, rows: rows.map((row) => ({workers, ...row}))}
   } finally {
     await stopAll()
   }
+}
+
+function batchTable(rows) {
+  const lines = [
+    '| workers | connections | mlflow req/s | mlserve req/s | --batch req/s | --batch / mlflow | --batch / mlserve | mlflow p99 ms | mlserve p99 ms | --batch p99 ms | other load |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ]
+  for (const {workers, connections, mlflow: a, mlserve: b, batch: c} of rows) {
+    const cells = [
+      workers,
+      connections,
+      fmt(a.rps, 0),
+      fmt(b.rps, 0),
+      fmt(c.rps, 0),
+      `${fmt(c.rps / a.rps, 2)}x`,
+      `${fmt(c.rps / b.rps, 3)}x`,
+      fmt(a.p99, 2),
+      fmt(b.p99, 2),
+      fmt(c.p99, 2),
+      fmt(Math.max(a.maxBackgroundCores, b.maxBackgroundCores, c.maxBackgroundCores), 2),
+    ]
+    lines.push(`| ${cells.join(' | ')} |`)
+  }
+  return lines.join('\n')
 }
 
 function table(rows) {
@@ -350,6 +386,7 @@ async function main() {
     tool: toolVersion(opts.tool),
   }
   console.log(`\n${table(rows)}\n`)
+  if (opts.batch) console.log(`${batchTable(rows)}\n`)
   console.log(`Machine: ${machine.nproc} CPUs (${machine.cpu}), Node ${machine.node}, mlflow ${machine.mlflow}, ${machine.tool}.`)
   console.log(
     `req/s = total requests / total time over ${opts.rounds} rounds of ${opts.duration} s per server (ABBA order); p50/p99 = median of the per-round percentiles;`,
@@ -362,6 +399,17 @@ async function main() {
     const checks = [`throughput ${fmt(ratio, 3)}x ${ratio >= 0.95 ? 'meets' : 'misses'} >= 0.95x`]
     if (connections === 1) checks.push(`added p50 ${fmt(added, 2)} ms ${added <= 0.2 ? 'meets' : 'misses'} <= 0.2 ms`)
     console.log(`Target, -w ${workers}, ${connections} connection(s): ${checks.join('; ')}.`)
+  }
+  // The targets of the batching issue: at 32 connections 3x mlflow's throughput with a p99 no worse; at 1 within 5% of mlserve.
+  for (const {workers, connections, mlflow: a, mlserve: b, batch: c} of opts.batch ? rows : []) {
+    const checks =
+      connections === 1
+        ? [`${fmt(c.rps / b.rps, 3)}x unbatched mlserve ${c.rps >= 0.95 * b.rps ? 'meets' : 'misses'} >= 0.95x`]
+        : [
+            `${fmt(c.rps / a.rps, 2)}x mlflow ${c.rps >= 3 * a.rps ? 'meets' : 'misses'} >= 3x`,
+            `p99 ${fmt(c.p99, 2)} ms ${c.p99 <= a.p99 ? 'meets' : 'misses'} <= mlflow's ${fmt(a.p99, 2)} ms`,
+          ]
+    console.log(`Target --batch, -w ${workers}, ${connections} connection(s): ${checks.join('; ')}.`)
   }
   if (rows.some((row) => Math.max(row.mlflow.maxBackgroundCores, row.mlserve.maxBackgroundCores) > 0.2)) {
     console.log(
