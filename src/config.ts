@@ -55,6 +55,8 @@ export interface ServeOptions extends ModelOptions {
   readonly rScorer: RScorer
   /** --batch: most rows in one merged /invocations call; 0 (or absent): batching off. */
   readonly batchMaxRows?: number
+  /** --batch-wait: how long a batchable request that found a free scorer waits for others to join. */
+  readonly batchWaitMs?: number
 }
 
 export const LOG_FORMATS = ['text', 'json'] as const

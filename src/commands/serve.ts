@@ -137,6 +137,13 @@ SIGINT or SIGTERM makes /readyz 503, stops accepting connections, lets requests 
       min: 1,
       summary: 'Most rows in one merged call with --batch.',
     }),
+    'batch-wait': Flags.integer({
+      env: 'MLSERVE_BATCH_WAIT',
+      default: 0,
+      min: 0,
+      summary:
+        'With --batch: milliseconds a request that finds a free scorer waits for compatible requests to join its call (0: never delay a request).',
+    }),
     'r-scorer': Flags.option({
       options: R_SCORERS,
       default: 'mlserve' as RScorer,
@@ -174,6 +181,7 @@ SIGINT or SIGTERM makes /readyz 503, stops accepting connections, lets requests 
           logFormat: flags['log-format'],
           rScorer: flags['r-scorer'],
           batchMaxRows: flags.batch ? flags['batch-max-rows'] : 0,
+          batchWaitMs: flags['batch-wait'],
         },
         {log, stdout, stderr, accessLog: process.stdout, stop, force},
       ),

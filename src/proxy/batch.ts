@@ -223,6 +223,11 @@ export class BatchMember implements Joinable {
     this.rowsTaken = rows.rows
   }
 
+  /** No more rows fit. */
+  get full(): boolean {
+    return this.rowsTaken >= this.maxRows
+  }
+
   join(other: Joinable): boolean {
     if (!(other instanceof BatchMember) || other.rows.key !== this.rows.key) return false
     if (this.rowsTaken + other.rows.rows > this.maxRows) return false
@@ -235,6 +240,11 @@ export class BatchMember implements Joinable {
 export interface BatchOptions {
   /** Most rows in one merged call (--batch-max-rows). */
   readonly maxRows: number
+  /**
+   * --batch-wait: how long a batchable request that found a free scorer waits for compatible ones to
+   * join it before its call goes (0: it goes at once; only queued requests merge).
+   */
+  readonly waitMs?: number
   readonly log?: Logger
   /** Each merged call: its rows and requests (the mlserve_batch_size histogram). */
   readonly onBatch?: (rows: number, requests: number) => void
@@ -248,14 +258,55 @@ export interface MergedRequest {
 
 const STALE_CONNECTION = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE'])
 
+/** A call held open for --batch-wait: its scorer is lent already, compatible requests may still join. */
+interface OpenCall {
+  readonly upstreams: Upstreams
+  readonly lease: Lease
+  readonly leader: BatchMember
+  readonly template: MergedRequest
+  readonly timer: NodeJS.Timeout
+}
+
 /** Merges queued requests into scorer calls; stops for good once the model's output is not row-aligned. */
 export class Batcher {
   private on = true
+  /** --batch-wait: the calls waiting for more requests, by merge key (one per key). */
+  private readonly open = new Map<string, OpenCall>()
 
   constructor(private readonly options: BatchOptions) {}
 
   get enabled(): boolean {
     return this.on
+  }
+
+  get waitMs(): number {
+    return this.options.waitMs ?? 0
+  }
+
+  /** --batch-wait: joins a call held open for compatible requests, if there is one with room. */
+  joinOpen(member: BatchMember): boolean {
+    const call = this.open.get(member.rows.key)
+    if (!call || !call.leader.join(member)) return false
+    if (call.leader.full) this.flush(call)
+    return true
+  }
+
+  /** --batch-wait: holds `leader`'s call (its scorer lent already) open for --batch-wait ms, then sends it. */
+  hold(upstreams: Upstreams, lease: Lease, leader: BatchMember, template: MergedRequest): void {
+    const {key} = leader.rows
+    const previous = this.open.get(key)
+    if (previous) this.flush(previous)
+    const call: OpenCall = {upstreams, lease, leader, template, timer: setTimeout(() => this.flush(call), this.waitMs)}
+    this.open.set(key, call)
+  }
+
+  private flush(call: OpenCall): void {
+    clearTimeout(call.timer)
+    if (this.open.get(call.leader.rows.key) === call) this.open.delete(call.leader.rows.key)
+    const {upstreams, lease, leader} = call
+    if (leader.followers.length > 0) this.run(upstreams, lease, leader, call.template)
+    else if (leader.sink.settled) upstreams.release(lease, leader.sink.outcome ?? 'client-closed')
+    else leader.sink.alone(lease)
   }
 
   /** A member for a request that has to wait, when its body can merge. */

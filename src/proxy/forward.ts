@@ -5,7 +5,7 @@ import type {IncomingHttpHeaders, IncomingMessage, ServerResponse} from 'node:ht
 import type {Dispatcher} from 'undici'
 
 import {isLease, type Acquired, type ExchangeOutcome, type Joinable, type Lease, type Upstreams} from '../upstream.js'
-import {MAX_BATCHABLE_BYTES, type BatchMember, type Batcher, type MemberSink} from './batch.js'
+import {MAX_BATCHABLE_BYTES, type BatchMember, type Batcher, type MemberSink, type MergedRequest} from './batch.js'
 import {BodyTooLarge, readBody, type MemoryBudget, type RequestBody} from './body.js'
 import {TIMEOUT_RESPONSE, bodyTooLargeResponse, refusalResponse, sendPlain, upstreamFailedResponse, type PlainResponse} from './responses.js'
 import type {RequestRecord} from './server.js'
@@ -128,6 +128,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   private waitingOnClient = false
   /** --batch: this request waited for a scorer and may merge with others. */
   private member: BatchMember | undefined
+  private parsed = false
 
   constructor(
     private readonly upstreams: Upstreams,
@@ -187,8 +188,18 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   private acquire(): void {
-    const got = this.upstreams.acquire(this.batchable() ? this.joinable : undefined)
+    const batchable = this.batchable()
+    // --batch-wait: a call held open for compatible requests takes this one along.
+    if (batchable && this.options.batcher!.waitMs > 0 && this.joinable() && this.options.batcher!.joinOpen(this.member!)) return
+    const got = this.upstreams.acquire(batchable ? this.joinable : undefined)
     if (!(got instanceof Promise)) {
+      if (batchable && isLease(got) && this.options.batcher!.waitMs > 0 && this.member) {
+        // --batch-wait: a free scorer, held for compatible requests to join before the call goes.
+        this.record.scorer = got.slot
+        this.options.batcher!.hold(this.upstreams, got, this.member, this.template())
+        return
+      }
+
       this.onAcquired(got)
       return
     }
@@ -228,7 +239,11 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   /** The merged call holds the lease; this exchange is one of its members now. */
   private runBatch(lease: Lease): void {
-    this.options.batcher!.run(this.upstreams, lease, this.member!, {path: this.request!.path, headers: this.request!.headers as string[]})
+    this.options.batcher!.run(this.upstreams, lease, this.member!, this.template())
+  }
+
+  private template(): MergedRequest {
+    return {path: this.request!.path, headers: this.request!.headers as string[]}
   }
 
   /** Only with --batch: POST /invocations with a JSON body held in memory. Parsed only if it waits. */
@@ -239,7 +254,10 @@ class Exchange implements Dispatcher.DispatchHandler {
     return type !== undefined && type.trim().toLowerCase() === 'application/json' && (this.body?.memory?.length ?? 0) <= MAX_BATCHABLE_BYTES
   }
 
+  /** Parses the body once, the first time the request may merge. */
   private readonly joinable = (): Joinable | undefined => {
+    if (this.parsed) return this.member
+    this.parsed = true
     const memory = this.body?.memory
     this.member = memory && this.options.batcher!.member(memory, this.sink)
     return this.member

@@ -271,3 +271,13 @@ for (const mode of ['dict', 'short']) {
     t.equal(await metric(server, BATCHED_CALLS), 1, 'and no longer merged')
   })
 }
+
+t.test('--batch-wait: a request that finds a free scorer waits for compatible ones to join its call', async (t) => {
+  const server = await startMlserve(['-m', modelDir, '--batch', '--batch-wait', '3000', '-w', '1', '--no-access-log'])
+  t.teardown(() => server.stop('SIGINT'))
+  const bodies = [1.5, 2.5, 3.5].map((x) => split(['x', 's'], [[x, 'é']]))
+  const actual = await Promise.all(bodies.map((body) => post(server, body)))
+  t.same(actual, await reference(mlflow, bodies), 'each gets its own answer')
+  t.equal(await metric(server, BATCHED_CALLS), 1, 'one merged call')
+  t.equal(await metric(server, BATCHED_REQUESTS), 3, 'holding the three requests')
+})
