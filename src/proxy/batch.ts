@@ -357,6 +357,8 @@ export class Batcher {
 
         const outHeaders = {...answerHeaders}
         delete outHeaders['content-length']
+        // Each member's response carries its own request ID (set by the server), never the first one's.
+        delete outHeaders['x-request-id']
         for (const [i, m] of members.entries()) {
           if (!m.sink.settled) m.sink.answer(200, outHeaders, Buffer.from(parts[i]!, 'utf8'), lease.slot)
         }
