@@ -129,9 +129,12 @@ const NAN = '__NaN__'
 let mlflow: Server
 let ours: Server
 t.before(async () => {
-  ;[mlflow, ours] = await Promise.all([
-    startMlflowServe(modelDir),
-    startMlserve(['-m', modelDir, '--batch', '-w', '1', '--max-concurrency', '1', '-t', '8', '--no-access-log']),
+  // Each is assigned as soon as it runs, so the teardown stops it even when the other fails to start.
+  await Promise.all([
+    startMlflowServe(modelDir).then((server) => (mlflow = server)),
+    startMlserve(['-m', modelDir, '--batch', '-w', '1', '--max-concurrency', '1', '-t', '8', '--no-access-log']).then(
+      (server) => (ours = server),
+    ),
   ])
 })
 t.teardown(async () => {
