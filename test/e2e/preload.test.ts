@@ -166,7 +166,8 @@ t.test('kill -9 of the loaded process: its scorers go with it and the generation
   t.equal(before.size, 2)
 
   process.kill(loader, 'SIGKILL')
-  for (const pid of before) t.ok(await eventually(() => !running(pid)), `its scorer ${pid} is gone too`)
+  const ended = await Promise.all([...before].map(async (pid) => eventually(() => !running(pid))))
+  t.same(ended, [true, true], 'its scorers are gone too')
   const [, nextText] = await server.waitForOutput(/--preload: the model is loaded once in pid (\d+) \(generation 2\)/)
   const next = Number(nextText)
   t.teardown(() => killIfAlive(next))
@@ -193,7 +194,8 @@ t.test('kill -9 of mlserve: the loaded process and every fork go too', async (t)
   server.child.kill('SIGKILL')
   await server.exited
   t.ok(await eventually(() => !running(loader)), 'the loaded process is gone')
-  for (const pid of forks) t.ok(await eventually(() => !running(pid)), `fork ${pid} is gone`)
+  const ended = await Promise.all([...forks].map(async (pid) => eventually(() => !running(pid))))
+  t.same(ended, [true, true], 'every fork is gone')
 })
 
 t.test('a model whose load starts a thread: a warning naming why, then the spawn mode serves it', async (t) => {
