@@ -212,7 +212,7 @@ export class Supervisor implements Upstreams {
     this.scorers.push(scorer)
     const spawnMs = spawning?.done(`pid ${scorer.process.pid}`) ?? 0
     if (first) this.options.events?.onPhase?.('spawn', spawnMs)
-    if (!first) log.info(`${label} started (pid ${scorer.process.pid}, generation ${generation}, ${this.mode})`)
+    if (!first) log.info(`${label} started (pid ${scorer.process.pid}, generation ${generation}${this.mode === 'preload' ? ', forked' : ''})`)
     void scorer.process.exited.then((exit) => {
       // A Unix socket file outlives its server (the R scorer leaves it behind): a restart uses a new name.
       void rm(socketPath, {force: true})
