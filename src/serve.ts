@@ -236,7 +236,7 @@ async function preloadOrSpawn(backend: Backend, python: string, modelDir: string
   }
 
   const {preloadBackend} = await import('./scorer/preload.js')
-  return preloadBackend({spawn: backend, python, modelDir, timeoutSeconds: options.timeoutSeconds, log})
+  return preloadBackend({spawn: backend, python, modelDir, timeoutSeconds: options.timeoutSeconds, loadTimeoutMs: options.loadTimeoutMs, log})
 }
 
 /** The largest warm-up example read when --max-body-size is 0 (no limit). */

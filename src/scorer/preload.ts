@@ -20,6 +20,8 @@ export interface PreloadInput {
   readonly python: string
   readonly modelDir: string
   readonly timeoutSeconds: number
+  /** The model must be loaded within this long of the loader's start (--load-timeout; 0: no bound). */
+  readonly loadTimeoutMs: number
   readonly log: Logger
 }
 
@@ -120,6 +122,31 @@ class Loader {
 
     const loader = new Loader(child, server)
     const verdict = createDeferred<{loader: Loader} | {unsafe: string}>()
+    if (input.loadTimeoutMs > 0) {
+      const timer = setTimeout(() => {
+        if (verdict.settled) return
+        const seconds = Math.round(input.loadTimeoutMs / 1000)
+        verdict.reject(
+          new MlserveError(
+            'LOAD_TIMEOUT',
+            `The model did not load: the process loading it (--preload) took longer than ${seconds} s (--load-timeout).`,
+            {
+              suggestions: [
+                "Read the scorer's output above, prefixed [scorer]: a load that hangs (a download, a lock) shows there.",
+                'A model that takes longer to load needs a larger --load-timeout (MLSERVE_LOAD_TIMEOUT; 0: no bound).',
+              ],
+            },
+          ),
+        )
+        child.killNow()
+      }, input.loadTimeoutMs)
+      timer.unref()
+      void verdict.promise.then(
+        () => clearTimeout(timer),
+        () => clearTimeout(timer),
+      )
+    }
+
     void connected.then((socket) => {
       loader.channel = socket
       socket.on('error', () => {})

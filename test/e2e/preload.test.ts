@@ -3,7 +3,7 @@
 // loaded process restarts the generation; nothing outlives mlserve killed with SIGKILL; a model whose
 // load starts a thread falls back to spawning. The `control` fixture answers with its pid.
 import {execFileSync} from 'node:child_process'
-import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 
@@ -229,4 +229,35 @@ t.test('a model whose load starts a thread: a warning naming why, then the spawn
   t.match(await res.text(), /^\{"predictions": \[\d+\]\}$/)
   t.match(await metricsOf(server), /mlserve_scorer_mode\{mode="spawn"\} 1\n/, '/metrics says the spawn mode serves')
   t.match(server.stderr(), /scorer 1 started \(pid \d+, generation 1\)/)
+})
+
+/** The pid of mlserve's child that runs preload.py, once it runs. */
+async function loaderOf(server: Server): Promise<number | undefined> {
+  let found: number | undefined
+  await eventually(() => {
+    for (const entry of readdirSync('/proc')) {
+      try {
+        if (parentOf(Number(entry)) !== server.child.pid) continue
+        if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('preload.py')) found = Number(entry)
+      } catch {}
+    }
+
+    return found !== undefined
+  })
+  return found
+}
+
+t.test('a model that does not load within --load-timeout: LOAD_TIMEOUT (44), the loading process is killed', async (t) => {
+  // The fixture sleeps 3 s in its load.
+  const server = await startMlserve(['-m', fixtureModel('slowload'), '--preload'], {
+    waitReady: false,
+    env: toolchainEnv({MLSERVE_LOAD_TIMEOUT: '1'}),
+  })
+  t.teardown(() => server.stop('SIGKILL'))
+  const loader = await loaderOf(server)
+  t.ok(loader, 'a process loads the model')
+  const exit = await server.exited
+  t.equal(exit.code, 44)
+  t.match(server.stderr(), /The model did not load: the process loading it \(--preload\) took longer than 1 s \(--load-timeout\)/)
+  t.ok(await eventually(() => !running(loader!)), 'the loading process is gone')
 })
