@@ -1,4 +1,5 @@
 // The preload mode of the pyfunc backend: one process per generation loads the model, scorers are forked from it.
+import {stat} from 'node:fs/promises'
 import {createServer, type Server, type Socket} from 'node:net'
 import path from 'node:path'
 import {createInterface} from 'node:readline'
@@ -222,6 +223,23 @@ class Loader {
   }
 }
 
+/** Resolves when `socketPath` exists, the scorer has exited, or after 2 s (the supervisor's /ping takes over). */
+async function socketAppears(socketPath: string, scorer: ScorerHandle): Promise<void> {
+  const deadline = performance.now() + 2000
+  const exists = async () =>
+    stat(socketPath).then(
+      () => true,
+      () => false,
+    )
+  // Polling in sequence is the point: each look waits for the one before.
+  /* eslint-disable no-await-in-loop */
+  while (scorer.running && performance.now() < deadline) {
+    if (await exists()) return
+    await sleep(5)
+  }
+  /* eslint-enable no-await-in-loop */
+}
+
 const describe = (exit: ExitInfo): string => (exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.exitCode}`)
 
 /**
@@ -270,7 +288,10 @@ export function preloadBackend(input: PreloadInput): Backend {
         return {process: await ScorerProcess.start({command, ...io}), endpoint}
       }
 
-      return {process: await loaded.fork(slot.socketPath), endpoint}
+      const forked = await loaded.fork(slot.socketPath)
+      // A fork listens within milliseconds: waiting for its socket here spares the first /ping's retry delay.
+      await socketAppears(slot.socketPath, forked)
+      return {process: forked, endpoint}
     },
     async stop(graceMs, force) {
       await current?.stop(graceMs, force)

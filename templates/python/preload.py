@@ -73,6 +73,21 @@ def serve(app, socket_path):
     uvicorn.run(app, uds=socket_path, access_log=False)
 
 
+def preload_server(app):
+    """Imports what uvicorn imports when it starts (its protocols, lifespan, middleware, event loop), so that
+    every scorer shares those modules instead of importing its own copy after the fork."""
+    try:
+        import uvicorn.config
+
+        uvicorn.config.Config(app, access_log=False).load()
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            pass
+    except Exception:  # the scorers import it themselves then
+        pass
+
+
 def main():
     channel = Channel(sys.argv[1])
     before = thread_count()
@@ -88,6 +103,7 @@ def main():
         )
         return 0
 
+    preload_server(app)
     # Objects that exist now never move to a younger generation again: the scorers' reference counting
     # and collections then leave the pages they share with this process alone.
     gc.collect()
