@@ -29,6 +29,8 @@ export interface ServeOptions extends ModelOptions {
   readonly port: number
   readonly timeoutSeconds: number
   readonly workers: number
+  /** pyfunc with uvicorn: load the model once and fork the scorers from it (else: spawn mode). */
+  readonly preload?: boolean
   readonly enableMlserver: boolean
   /** How long in-flight requests may take to finish after SIGINT/SIGTERM. */
   readonly gracePeriodMs: number

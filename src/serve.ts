@@ -116,6 +116,7 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
       stopGraceMs: SCORER_STOP_GRACE_MS,
       events: {
         onRestart: (reason) => observer.recordRestart(reason),
+        onRestarted: (seconds) => observer.recordRestarted(seconds),
         onPhase: recordPhase,
       },
     })
@@ -206,6 +207,7 @@ async function backendFor(
       })
     }
 
+    if (options.preload) log.warn('--preload does not apply to R crate models: each R scorer loads the model itself (spawn mode).')
     if (options.envManager !== 'local')
       log.info(`--env-manager ${options.envManager} does not apply to R crate models: they run with the system's R (as in mlflow)`)
     const {crateBackend} = await import('./scorer/crate.js')
@@ -220,10 +222,23 @@ async function backendFor(
   const mlserver = options.enableMlserver ? await import('./scorer/mlserver.js') : undefined
   const env = await prepareEnv({options, modelDir, mlmodel, log, signal: io.stop, serverPackages: mlserver?.MLSERVER_PACKAGES})
   cleanup.defer('release the environment', env.release)
-  const backend = mlserver
+  let backend = mlserver
     ? mlserver.mlserverBackend({env, modelDir, workers: options.workers, timeoutSeconds: options.timeoutSeconds, baseEnv: options.env})
     : pyfuncBackend({env, modelDir, timeoutSeconds: options.timeoutSeconds})
+  if (options.preload) backend = await preloadOrSpawn(backend, env.executable, modelDir, options, log)
   return {...backend, diagnoseExit: async () => diagnoseEnv(env)}
+}
+
+/** --preload: forked scorers for MLflow's uvicorn app; the spawn mode (with a warning) for anything else. */
+async function preloadOrSpawn(backend: Backend, python: string, modelDir: string, options: ServeOptions, log: Logger): Promise<Backend> {
+  if (backend.kind !== 'pyfunc' || backend.server !== 'uvicorn') {
+    const what = backend.kind === 'mlserver' ? 'MLServer' : `mlflow's ${backend.server} scorer (mlflow < 2.21)`
+    log.warn(`--preload does not apply to ${what}: each scorer loads its own copy of the model (spawn mode).`)
+    return backend
+  }
+
+  const {preloadBackend} = await import('./scorer/preload.js')
+  return preloadBackend({spawn: backend, python, modelDir, timeoutSeconds: options.timeoutSeconds, loadTimeoutMs: options.loadTimeoutMs, log})
 }
 
 /** The largest warm-up example read when --max-body-size is 0 (no limit). */

@@ -51,6 +51,13 @@ SIGINT or SIGTERM makes /readyz 503, stops accepting connections, lets requests 
       min: 1,
       summary: 'Number of scorer worker processes (each loads its own copy of the model).',
     }),
+    preload: Flags.boolean({
+      env: 'MLSERVE_PRELOAD',
+      default: false,
+      summary: 'Load the model once and fork the -w scorers from that process (they share its memory).',
+      description:
+        "pyfunc models served with uvicorn (mlflow >= 2.21). A replaced scorer is forked again instead of loading the model again. When the model's load starts threads, mlserve falls back to spawning (with a warning).",
+    }),
     'enable-mlserver': Flags.boolean({
       default: false,
       summary: "Serve with Seldon MLServer instead of MLflow's scoring server.",
@@ -166,6 +173,7 @@ SIGINT or SIGTERM makes /readyz 503, stops accepting connections, lets requests 
           port: flags.port,
           timeoutSeconds: flags.timeout,
           workers: flags.workers,
+          preload: flags.preload,
           enableMlserver: flags['enable-mlserver'],
           gracePeriodMs: flags['grace-period'] * 1000,
           maxBodyBytes: flags['max-body-size'] * 1024 * 1024,

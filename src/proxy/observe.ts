@@ -20,6 +20,8 @@ export interface ScorerStatus {
   readonly outstanding: number
   /** Why the server gave up restarting scorers, when it did. */
   readonly unhealthy: string | undefined
+  /** How scorers are made: spawn, or preload (forked from a process that loaded the model). */
+  readonly mode?: string
 }
 
 export interface ObserverOptions {
@@ -64,6 +66,13 @@ export class Observer {
   private readonly restarts = this.registry.counter('mlserve_scorer_restarts_total', 'Scorer processes restarted or replaced, by reason.', [
     'reason',
   ])
+  private readonly restartSeconds = this.registry.histogram(
+    'mlserve_scorer_restart_seconds',
+    "Time from a scorer's failure (or the start of its replacement) to the slot's new scorer being ready.",
+    [],
+    [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+  )
+
   private readonly phases = this.registry.gauge('mlserve_startup_phase_seconds', 'How long each start-up phase took.', ['phase'])
   private readonly batchSize: Histogram | undefined
 
@@ -86,6 +95,9 @@ export class Observer {
       const counts = options.scorers()?.counts() ?? {starting: 0, ready: 0, retiring: 0}
       return Object.entries(counts).map(([state, n]) => [{state}, n] as const)
     })
+    registry
+      .gauge('mlserve_scorer_mode', '1 for how scorers are made: spawn, or preload (forked from one process that loaded the model).', ['mode'])
+      .collect(() => [[{mode: options.scorers()?.mode ?? 'spawn'}, 1] as const])
     registry.gauge('mlserve_scorers_configured', 'Scorer processes asked for (-w).').set(undefined, options.workers)
     registry
       .gauge('mlserve_healthy', '1 unless a crash loop made mlserve stop restarting scorers.')
@@ -107,6 +119,10 @@ export class Observer {
 
   recordRestart(reason: string): void {
     this.restarts.inc({reason})
+  }
+
+  recordRestarted(seconds: number): void {
+    this.restartSeconds.observe(undefined, seconds)
   }
 
   /** ProxyServer's onResponse: one access log line and the request metrics. */

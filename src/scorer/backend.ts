@@ -2,6 +2,8 @@
 // how to start one process of it, where it listens, and how to tell that it is ready.
 import type {PlainResponse} from '../upstream.js'
 import type {ScorerCommand} from './command.js'
+import type {OutputSink, ScorerHandle} from './process.js'
+import type {EnvVars} from '../config.js'
 
 /** Where one scorer process listens: a Unix socket (preferred: no port to pick) or a port on 127.0.0.1. */
 export type Endpoint = {readonly kind: 'unix'; readonly socketPath: string} | {readonly kind: 'tcp'; readonly port: number}
@@ -20,6 +22,24 @@ export interface ScorerLaunch {
   readonly command: ScorerCommand
   readonly endpoint: Endpoint
 }
+
+/** What a backend that starts its scorers itself (the preload mode) needs to start a process. */
+export interface StartIo {
+  readonly baseEnv: EnvVars
+  readonly cwd?: string
+  readonly stdout: OutputSink
+  readonly stderr: OutputSink
+  /** Prefix of the process's output lines, e.g. "scorer 1". */
+  readonly label: string
+}
+
+export interface StartedScorer {
+  readonly process: ScorerHandle
+  readonly endpoint: Endpoint
+}
+
+/** spawn: each scorer is a fresh interpreter that loads the model; preload: forked from one that loaded it. */
+export type ScorerMode = 'spawn' | 'preload'
 
 export interface Backend {
   readonly kind: 'pyfunc' | 'crate' | 'mlserver'
@@ -40,4 +60,12 @@ export interface Backend {
    * model's environment was removed while serving. undefined when nothing is wrong with it.
    */
   readonly diagnoseExit?: () => Promise<string | undefined>
+  /** Starts one scorer itself instead of handing the supervisor a command (the preload mode forks it). */
+  readonly start?: (slot: SlotInfo, io: StartIo) => Promise<StartedScorer>
+  /** How scorers are made now (the preload mode may fall back to spawn); undefined: spawn. */
+  readonly mode?: () => ScorerMode
+  /** Stops what the backend runs besides the scorers (the preload mode's loaded process). */
+  readonly stop?: (graceMs: number, force?: AbortSignal) => Promise<void>
+  /** Synchronous last resort: SIGKILL whatever the backend runs besides the scorers. */
+  readonly killNow?: () => void
 }

@@ -2,7 +2,7 @@
 import {Pool} from 'undici'
 
 import type {Endpoint} from './backend.js'
-import type {ScorerProcess} from './process.js'
+import type {ScorerHandle} from './process.js'
 import type {Schedulable} from './scheduler.js'
 
 export type RestartReason = 'exited' | 'unresponsive' | 'stuck' | 'warmup-failed' | 'load-timeout'
@@ -27,7 +27,7 @@ export class Scorer implements Schedulable {
   constructor(
     readonly slot: number,
     readonly generation: number,
-    readonly process: ScorerProcess,
+    readonly process: ScorerHandle,
     readonly dispatcher: Pool,
     /** "scorer" (-w 1) or "scorer <slot>", as its output lines are prefixed. */
     private readonly name: string,

@@ -46,7 +46,20 @@ export function parentDeathPrefix(envPath: string | undefined, platform = proces
   return setpriv ? [setpriv, '--pdeathsig', 'KILL', '--'] : []
 }
 
-export class ScorerProcess {
+/** What the supervisor needs of a scorer's process: spawned (ScorerProcess) or forked (scorer/preload.ts). */
+export interface ScorerHandle {
+  readonly pid: number
+  /** Settles when the process has exited, however it exited. */
+  readonly exited: Promise<ExitInfo>
+  readonly running: boolean
+  stderrTail(lines?: number): string
+  /** SIGTERM, then SIGKILL if it has not exited within graceMs (at once when cutShort aborts). */
+  stop(graceMs: number, cutShort?: AbortSignal): Promise<ExitInfo>
+  /** Synchronous last resort (process 'exit' handlers): SIGKILL. */
+  killNow(): void
+}
+
+export class ScorerProcess implements ScorerHandle {
   readonly pid: number
   /** Settles when the child has exited, however it exited. */
   readonly exited: Promise<ExitInfo>

@@ -8,10 +8,10 @@ import type {Logger} from '../log.js'
 import type {Acquired, ExchangeOutcome, Joinable, Lease, Upstreams} from '../upstream.js'
 import {createDeferred} from '../util/deferred.js'
 import {freePort} from '../util/net.js'
-import type {Backend} from './backend.js'
+import type {Backend, Endpoint} from './backend.js'
 import {Scorer, poolFor, type RestartReason} from './generation.js'
 import {ping, waitUntilAnswering, warmUp, type WarmupRequest} from './probe.js'
-import {ScorerProcess, describeExit, type ExitInfo, type OutputSink} from './process.js'
+import {ScorerProcess, describeExit, type ExitInfo, type OutputSink, type ScorerHandle} from './process.js'
 import {DEFAULT_RESTART_POLICY, decideRestart, type RestartPolicy} from './restart-policy.js'
 import {Scheduler} from './scheduler.js'
 
@@ -52,6 +52,8 @@ export interface SupervisorOptions {
 export interface SupervisorEvents {
   onRestart?(reason: RestartReason): void
   onPhase?(phase: 'spawn' | 'load' | 'warmup', ms: number): void
+  /** A slot serves again after a failure or replacement: seconds from the failure to ready. */
+  onRestarted?(seconds: number): void
 }
 
 const LIVENESS_FAILURES = 3
@@ -61,6 +63,8 @@ interface SlotState {
   /** Failures since the slot last stayed ready for a whole crash window. */
   consecutiveFailures: number
   restartTimer: NodeJS.Timeout | undefined
+  /** When the slot's scorer failed (or its replacement began), until a new one is ready; 0: none. */
+  failedAt: number
 }
 
 export class Supervisor implements Upstreams {
@@ -82,7 +86,7 @@ export class Supervisor implements Upstreams {
 
   constructor(private readonly options: SupervisorOptions) {
     this.policy = options.restart ?? DEFAULT_RESTART_POLICY
-    this.slots = Array.from({length: options.workers}, () => ({generation: 0, consecutiveFailures: 0, restartTimer: undefined}))
+    this.slots = Array.from({length: options.workers}, () => ({generation: 0, consecutiveFailures: 0, restartTimer: undefined, failedAt: 0}))
     this.scheduler = new Scheduler({
       members: () => this.scorers,
       limit: Math.min(options.maxConcurrency, options.backend.maxConcurrency ?? Number.POSITIVE_INFINITY),
@@ -148,6 +152,11 @@ export class Supervisor implements Upstreams {
     return this.scheduler.queueDepth
   }
 
+  /** How scorers are made: spawned, or forked from a process that loaded the model (--preload). */
+  get mode(): string {
+    return this.options.backend.mode?.() ?? 'spawn'
+  }
+
   get restarts(): number {
     return this.restartCount
   }
@@ -170,27 +179,30 @@ export class Supervisor implements Upstreams {
   private async spawn(index: number, initial: boolean): Promise<void> {
     const slot = this.slots[index]!
     slot.restartTimer = undefined
+    if (slot.failedAt === 0 && !initial) slot.failedAt = performance.now()
     const generation = ++slot.generation
     const {backend, log} = this.options
     const label = this.options.workers === 1 ? 'scorer' : `scorer ${index}`
     const socketPath = `${this.options.socketDir}/s${index}-${generation}.sock`
     const first = initial && index === 0
+    const preload = backend.mode?.() === 'preload' ? ', preload' : ''
     const spawning = first
-      ? log.phase(`start scorer (${backend.server}, ${this.options.workers} process${this.options.workers === 1 ? '' : 'es'})`)
+      ? log.phase(`start scorer (${backend.server}, ${this.options.workers} process${this.options.workers === 1 ? '' : 'es'}${preload})`)
       : undefined
 
     let scorer: Scorer
     try {
-      const {command, endpoint} = await backend.launch({index, generation, socketPath, freePort})
-      const child = await ScorerProcess.start({
-        command,
-        baseEnv: this.options.baseEnv,
-        label,
-        stdout: this.options.stdout,
-        stderr: this.options.stderr,
-        cwd: this.options.cwd,
-      })
-      scorer = new Scorer(index, generation, child, poolFor(endpoint), label)
+      const slotInfo = {index, generation, socketPath, freePort}
+      const io = {baseEnv: this.options.baseEnv, label, stdout: this.options.stdout, stderr: this.options.stderr, cwd: this.options.cwd}
+      let started: {process: ScorerHandle; endpoint: Endpoint}
+      if (backend.start) {
+        started = await backend.start(slotInfo, io)
+      } else {
+        const {command, endpoint} = await backend.launch(slotInfo)
+        started = {process: await ScorerProcess.start({command, ...io}), endpoint}
+      }
+
+      scorer = new Scorer(index, generation, started.process, poolFor(started.endpoint), label)
     } catch (error) {
       this.onStartError(error, index)
       return
@@ -204,7 +216,7 @@ export class Supervisor implements Upstreams {
     this.scorers.push(scorer)
     const spawnMs = spawning?.done(`pid ${scorer.process.pid}`) ?? 0
     if (first) this.options.events?.onPhase?.('spawn', spawnMs)
-    if (!first) log.info(`${label} started (pid ${scorer.process.pid}, generation ${generation})`)
+    if (!first) log.info(`${label} started (pid ${scorer.process.pid}, generation ${generation}${this.mode === 'preload' ? ', forked' : ''})`)
     void scorer.process.exited.then((exit) => {
       // A Unix socket file outlives its server (the R scorer leaves it behind): a restart uses a new name.
       void rm(socketPath, {force: true})
@@ -252,7 +264,15 @@ export class Supervisor implements Upstreams {
     if (this.stopping || scorer.state !== 'starting') return
     scorer.state = 'ready'
     scorer.readyAt = performance.now()
-    if (this.everReady) log.info(`${label} is ready (pid ${scorer.process.pid})`)
+    if (slot.failedAt > 0) {
+      const seconds = (performance.now() - slot.failedAt) / 1000
+      slot.failedAt = 0
+      this.options.events?.onRestarted?.(seconds)
+      log.info(`${label} is ready (pid ${scorer.process.pid}), ${Math.round(seconds * 1000)} ms after its predecessor failed`)
+    } else if (this.everReady) {
+      log.info(`${label} is ready (pid ${scorer.process.pid})`)
+    }
+
     this.everReady = true
     // Older generations of this slot (a replacement) leave the rotation and go once idle.
     for (const other of this.scorers) {
@@ -349,6 +369,7 @@ export class Supervisor implements Upstreams {
   /** Counts a failure of a slot and restarts it with backoff, unless this makes a crash loop. */
   private slotFailed(index: number, readyAt: number, label: string): void {
     const slot = this.slots[index]!
+    slot.failedAt ||= performance.now()
     const decision = decideRestart(this.policy, {failures: this.failures, consecutive: slot.consecutiveFailures, readyAt}, performance.now())
     this.restartCount++
     this.failures = decision.failures
@@ -368,8 +389,10 @@ export class Supervisor implements Upstreams {
     // A replacement already on its way covers this slot.
     if (slot.restartTimer || this.scorers.some((s) => s.slot === index && s.state === 'starting')) return
     slot.consecutiveFailures = decision.consecutive
-    this.options.log.info(`restarting scorer ${index} in ${decision.delayMs} ms (failure ${slot.consecutiveFailures} in a row)`)
-    slot.restartTimer = setTimeout(() => void this.spawn(index, false), decision.delayMs)
+    // A fork is cheap: in the preload mode a slot's first restart needs no back-off.
+    const delayMs = this.mode === 'preload' && decision.consecutive === 1 ? 0 : decision.delayMs
+    this.options.log.info(`restarting scorer ${index} in ${delayMs} ms (failure ${slot.consecutiveFailures} in a row)`)
+    slot.restartTimer = setTimeout(() => void this.spawn(index, false), delayMs)
   }
 
   private onStartError(error: unknown, index: number): void {
@@ -455,11 +478,13 @@ export class Supervisor implements Upstreams {
 
     const exits = await Promise.all(scorers.map(async (scorer) => scorer.process.stop(graceMs, force)))
     await Promise.all(scorers.map(async (scorer) => scorer.dispatcher.destroy()))
+    await this.options.backend.stop?.(graceMs, force)
     return exits
   }
 
   /** Synchronous last resort (process 'exit'): SIGKILL every scorer's process group. */
   killNow(): void {
     for (const scorer of this.scorers) scorer.process.killNow()
+    this.options.backend.killNow?.()
   }
 }

@@ -53,13 +53,14 @@ export async function compareModel(
   t: Test,
   modelDir: string,
   cases: readonly Case[],
-  options: {serveArgs?: readonly string[]; toolchain?: ToolchainName} = {},
+  /** serveArgs go to both servers, mlserveArgs to mlserve only (e.g. --preload). */
+  options: {serveArgs?: readonly string[]; mlserveArgs?: readonly string[]; toolchain?: ToolchainName} = {},
 ) {
-  const {serveArgs = [], toolchain = 'main'} = options
+  const {serveArgs = [], mlserveArgs = [], toolchain = 'main'} = options
   const model = modelDir.split('/').at(-1)
   const [reference, ours] = await Promise.all([
     startMlflowServe(modelDir, serveArgs, toolchain),
-    startMlserve(['-m', modelDir, ...serveArgs], {toolchain}),
+    startMlserve(['-m', modelDir, ...serveArgs, ...mlserveArgs], {toolchain}),
   ])
   t.teardown(async () => {
     await Promise.all([reference.stop('SIGTERM'), ours.stop('SIGINT')])

@@ -1,0 +1,188 @@
+# mlserve --preload: load MLflow's scoring app (and the model) once, then fork scorers that share it.
+#
+# Run by mlserve with the model environment's interpreter: `python preload.py <control-socket>`, with the
+# variables mlflow's launcher sets (__pyfunc_model_path__, MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT). It
+# connects to mlserve's control socket and speaks one JSON object per line:
+#
+#   to mlserve:   {"event": "loaded"}                       the model is loaded; forks may be asked for
+#                 {"event": "unsafe", "reason": "..."}      forking is not safe: mlserve falls back to spawn
+#                 {"event": "forked", "id": N, "pid": P}    scorer N runs as process P
+#                 {"event": "exited", "pid": P, "code": C, "signal": S}
+#   from mlserve: {"op": "fork", "id": N, "socket": PATH}   fork a scorer serving the app on socket PATH
+#
+# Each forked scorer runs uvicorn on its Unix socket with the app object this process loaded, exactly as
+# `python -m uvicorn --uds PATH --no-access-log mlflow.pyfunc.scoring_server.app:app` would after importing
+# it. Nothing outlives mlserve: this process gets SIGKILL when mlserve dies (setpriv), every scorer gets
+# SIGKILL when this process dies (prctl PR_SET_PDEATHSIG), and when the control socket closes this process
+# kills its scorers and exits. No prediction ever runs here.
+import gc
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+import threading
+
+PR_SET_PDEATHSIG = 1
+
+
+def thread_count():
+    """Python threads of this process. Native thread pools (OpenBLAS, OpenMP, MKL), which numpy starts at
+    import, are left out: they re-create themselves in a forked child (pthread_atfork). A Python thread the
+    model's load starts (a prefetcher, a watcher, a client's heartbeat) would simply be missing in a fork."""
+    return threading.active_count()
+
+
+def die_with_parent():
+    """SIGKILL this process when the process that forked it dies (Linux); False when it is already gone."""
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except Exception:  # not Linux: the loader kills its scorers when the control socket closes
+        pass
+    return os.getppid() == parent
+
+
+class Channel:
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+        self.buffer = b""
+
+    def send(self, **message):
+        self.sock.sendall((json.dumps(message) + "\n").encode())
+
+    def receive(self):
+        """Complete lines read so far; None when mlserve closed the channel."""
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            return None
+        self.buffer += chunk
+        *lines, self.buffer = self.buffer.split(b"\n")
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def serve(app, socket_path):
+    """The forked scorer: uvicorn's own server on its Unix socket, as uvicorn's command line runs it."""
+    import uvicorn
+
+    uvicorn.run(app, uds=socket_path, access_log=False)
+
+
+def preload_server(app):
+    """Imports what uvicorn imports when it starts (its protocols, lifespan, middleware, event loop), so that
+    every scorer shares those modules instead of importing its own copy after the fork."""
+    try:
+        import uvicorn.config
+
+        uvicorn.config.Config(app, access_log=False).load()
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            pass
+    except Exception:  # the scorers import it themselves then
+        pass
+
+
+def main():
+    channel = Channel(sys.argv[1])
+    before = thread_count()
+    # Importing the app module loads the model (mlflow.pyfunc.scoring_server.app does it at import).
+    from mlflow.pyfunc.scoring_server.app import app
+    import uvicorn  # noqa: F401  (imported once here, shared by every scorer)
+
+    after = thread_count()
+    if after > before:
+        channel.send(
+            event="unsafe",
+            reason=f"loading the model started {after - before} thread(s), which a forked scorer would not have",
+        )
+        return 0
+
+    preload_server(app)
+    # Objects that exist now never move to a younger generation again: the scorers' reference counting
+    # and collections then leave the pages they share with this process alone.
+    gc.collect()
+    gc.freeze()
+    loader = os.getpid()
+    children = {}
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_read, False)
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    channel.send(event="loaded")
+
+    selector = selectors.DefaultSelector()
+    selector.register(channel.sock, selectors.EVENT_READ, "control")
+    selector.register(wake_read, selectors.EVENT_READ, "child")
+    try:
+        while True:
+            for key, _ in selector.select():
+                if key.data == "child":
+                    try:
+                        os.read(wake_read, 4096)
+                    except BlockingIOError:
+                        pass
+                    continue
+                messages = channel.receive()
+                if messages is None:
+                    return 0
+                for message in messages:
+                    if message.get("op") != "fork":
+                        continue
+                    pid = os.fork()
+                    if pid == 0:
+                        # The scorer: none of the loader's plumbing, its own fresh event loop in uvicorn.
+                        signal.set_wakeup_fd(-1)
+                        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                        selector.close()
+                        channel.sock.close()
+                        os.close(wake_read)
+                        os.close(wake_write)
+                        if not die_with_parent() or os.getppid() != loader:
+                            os._exit(1)
+                        code = 0
+                        try:
+                            serve(app, message["socket"])
+                        except SystemExit as error:
+                            code = error.code if isinstance(error.code, int) else 1
+                        except BaseException:
+                            import traceback
+
+                            traceback.print_exc()
+                            code = 1
+                        sys.stdout.flush()
+                        sys.stderr.flush()
+                        os._exit(code)
+                    children[pid] = message["id"]
+                    channel.send(event="forked", id=message["id"], pid=pid)
+            # Report every scorer that has exited (SIGCHLD woke the loop, or it ended meanwhile).
+            while children:
+                try:
+                    pid, status = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if pid == 0:
+                    break
+                children.pop(pid, None)
+                if os.WIFSIGNALED(status):
+                    channel.send(event="exited", pid=pid, code=None, signal=signal.Signals(os.WTERMSIG(status)).name)
+                else:
+                    channel.send(event="exited", pid=pid, code=os.waitstatus_to_exitcode(status), signal=None)
+    finally:
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
