@@ -50,6 +50,20 @@ async function servingPids(server: Server, count: number): Promise<Set<number>> 
   return pids
 }
 
+/** Polls /readyz until it counts `count` ready scorers. */
+async function readyScorers(server: Server, count: number, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    // eslint-disable-next-line no-await-in-loop
+    const body = (await (await fetch(`${server.url}/readyz`)).json()) as {scorers?: {ready?: number}}
+    if ((body.scorers?.ready ?? 0) >= count) return
+    // eslint-disable-next-line no-await-in-loop
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+
+  throw new Error(`fewer than ${count} scorers ready after ${timeoutMs} ms; stderr:\n${server.stderr()}`)
+}
+
 async function gone(pid: number, withinMs = 30_000): Promise<boolean> {
   const deadline = Date.now() + withinMs
   while (Date.now() < deadline && isAlive(pid)) await new Promise((resolve) => setTimeout(resolve, 100)) // eslint-disable-line no-await-in-loop
@@ -77,7 +91,8 @@ const count = (text: string, pattern: RegExp) => text.match(new RegExp(pattern, 
 t.test('-w 2: two scorer processes share the load; a kill -9 under load is served again, no request hangs', async (t) => {
   const server = await startMlserve(['-m', MODEL, '-w', '2', '--liveness-interval', '1'])
   t.teardown(() => server.stop())
-  await server.waitForOutput(/scorer 1 is ready|warm-up prediction in scorer 1[^\n]*\(\d/)
+  // Both scorers ready (either may finish its load and warm-up first): /readyz counts them.
+  await readyScorers(server, 2)
   const before = await servingPids(server, 2)
   t.equal(before.size, 2, 'both processes answer')
 
