@@ -8,7 +8,7 @@ import path from 'node:path'
 import t from 'tap'
 import {Agent, fetch} from 'undici'
 
-import {runMlserve, startMlserve, type Server} from '../helpers/servers.js'
+import {readyScorers, runMlserve, startMlserve, type Server} from '../helpers/servers.js'
 import {REPO_ROOT, toolchainBin} from '../helpers/toolchain.js'
 
 const root = mkdtempSync(path.join(tmpdir(), 'mlserve-crate-serve-'))
@@ -82,7 +82,7 @@ t.test("a model error is the R scorer's 404", async (t) => {
 t.test('-w 2 runs two R processes; a stuck one gets 504 and is replaced', async (t) => {
   const server = await startMlserve(['-m', model('pid'), '-w', '2'])
   t.teardown(() => server.stop())
-  await server.waitForOutput(/scorer 1 is ready|load model in scorer 1 \(/)
+  await readyScorers(server, 2)
   const pids = new Set<string>()
   for (let i = 0; i < 20 && pids.size < 2; i++) {
     // eslint-disable-next-line no-await-in-loop

@@ -5,7 +5,7 @@ import {createServer} from 'node:net'
 import t from 'tap'
 import {Agent, fetch} from 'undici'
 
-import {isAlive, startMlserve, waitForPing, type Proc, type Server} from '../helpers/servers.js'
+import {gone, startMlserve, waitForPing, type Proc, type Server} from '../helpers/servers.js'
 import {fixtureModel, toolchainEnv} from '../helpers/toolchain.js'
 
 const client = new Agent({pipelining: 0})
@@ -22,18 +22,6 @@ const invoke = (server: Server, seconds: number) =>
 async function scorerPid(proc: Proc): Promise<number> {
   const [, pid] = await proc.waitForOutput(/start scorer [^\n]*: pid (\d+)/)
   return Number(pid)
-}
-
-/** Waits (bounded) until the pid is gone: an event, not a speed assertion. */
-async function gone(pid: number, withinMs = 20_000): Promise<boolean> {
-  const deadline = Date.now() + withinMs
-  while (Date.now() < deadline) {
-    if (!isAlive(pid)) return true
-    // eslint-disable-next-line no-await-in-loop
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-
-  return !isAlive(pid)
 }
 
 t.test('answers 503 until the model has loaded, then passes the scorer through', async (t) => {
@@ -82,7 +70,7 @@ t.test(
     t.match(server.stderr(), /The scoring server exited with code 1 before it was ready: _pickle\.UnpicklingError/)
     t.match(server.stderr(), /code: SCORER_START_FAILED \(exit 40\)/)
     t.match(server.stderr(), /\[scorer\] .*Traceback/, 'the scorer output is shown with its prefix')
-    t.ok(await gone(pid), 'no scorer process is left')
+    t.ok(await gone(pid, 20_000), 'no scorer process is left')
   },
 )
 
@@ -97,7 +85,7 @@ t.test('a model that does not load within MLSERVE_LOAD_TIMEOUT fails with LOAD_T
     /Error: The model did not load: scorer \(pid \d+\) did not answer \/ping within 1 s of its start \(--load-timeout\)\./,
   )
   t.match(server.stderr(), /code: LOAD_TIMEOUT \(exit 44\)/)
-  t.ok(await gone(pid), 'no scorer process is left')
+  t.ok(await gone(pid, 20_000), 'no scorer process is left')
 })
 
 t.test('SIGINT lets a request in flight finish, stops the scorer and exits 0', async (t) => {
@@ -112,7 +100,7 @@ t.test('SIGINT lets a request in flight finish, stops the scorer and exits 0', a
   const exit = await server.exited
   t.equal(exit.code, 0)
   t.match(server.stderr(), /received SIGINT/)
-  t.ok(await gone(pid), 'the scorer is stopped')
+  t.ok(await gone(pid, 20_000), 'the scorer is stopped')
 })
 
 t.test('SIGTERM stops an idle server with exit 0', async (t) => {
@@ -120,7 +108,7 @@ t.test('SIGTERM stops an idle server with exit 0', async (t) => {
   const pid = await scorerPid(server)
   const exit = await server.stop('SIGTERM')
   t.equal(exit.code, 0)
-  t.ok(await gone(pid))
+  t.ok(await gone(pid, 20_000))
 })
 
 t.test('a second signal stops at once (exit 130), cutting off the request in flight', async (t) => {
@@ -138,7 +126,7 @@ t.test('a second signal stops at once (exit 130), cutting off the request in fli
   t.equal(exit.code, 130)
   t.match(server.stderr(), /stopping now/)
   t.equal(await inFlight, 'connection closed')
-  t.ok(await gone(pid))
+  t.ok(await gone(pid, 20_000))
 })
 
 t.test('if mlserve is killed with SIGKILL, its scorer does not outlive it', async (t) => {
@@ -146,7 +134,7 @@ t.test('if mlserve is killed with SIGKILL, its scorer does not outlive it', asyn
   const pid = await scorerPid(server)
   server.child.kill('SIGKILL')
   await server.exited
-  t.ok(await gone(pid), 'the kernel stops the scorer (parent-death signal)')
+  t.ok(await gone(pid, 20_000), 'the kernel stops the scorer (parent-death signal)')
 })
 
 t.test('a scorer that dies while serving is restarted, and mlserve serves on', async (t) => {

@@ -7,7 +7,7 @@ import path from 'node:path'
 import t from 'tap'
 import {Agent, fetch} from 'undici'
 
-import {MLSERVE_BIN, isAlive, spawnProc, startMlserve} from '../helpers/servers.js'
+import {MLSERVE_BIN, eventually, isRunning as running, killIfAlive, spawnProc, startMlserve} from '../helpers/servers.js'
 import {fixtureModel, toolchainEnv} from '../helpers/toolchain.js'
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'mlserve-orphans-'))
@@ -15,32 +15,6 @@ t.teardown(() => rmSync(scratch, {recursive: true, force: true}))
 
 const client = new Agent({pipelining: 0})
 t.teardown(() => client.close())
-
-/** Polls (bounded, generously) until `check` holds: an event, not a speed assertion. */
-async function eventually(check: () => boolean, withinMs = 30_000): Promise<boolean> {
-  const deadline = Date.now() + withinMs
-  while (Date.now() < deadline) {
-    if (check()) return true
-    // eslint-disable-next-line no-await-in-loop
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-
-  return check()
-}
-
-/** Alive and not a zombie (a killed process whose parent died waits for init to reap it). */
-const running = (pid: number): boolean => {
-  if (!isAlive(pid)) return false
-  try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z'
-  } catch {
-    return false
-  }
-}
-
-const killIfAlive = (pid: number) => {
-  if (isAlive(pid)) process.kill(pid, 'SIGKILL')
-}
 
 /** The --uds argument of a running uvicorn scorer, read from /proc. */
 const socketOf = (pid: number): string | undefined => {

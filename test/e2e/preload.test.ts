@@ -8,74 +8,16 @@ import {tmpdir} from 'node:os'
 import path from 'node:path'
 
 import t from 'tap'
-import {Agent, fetch} from 'undici'
+import {fetch} from 'undici'
 
 import {JSON_TYPE, compareModel, split} from '../helpers/compare.js'
-import {isAlive, startMlserve, type Server} from '../helpers/servers.js'
+import {act, controlClient as client, servingPids} from '../helpers/control.js'
+import {eventually, isRunning as running, killIfAlive, parentOf, readyScorers, startMlserve, type Server} from '../helpers/servers.js'
 import {fixtureModel, toolchainEnv, toolchainPython} from '../helpers/toolchain.js'
 
-const client = new Agent({pipelining: 0})
 t.teardown(() => client.close())
 const scratch = mkdtempSync(path.join(tmpdir(), 'mlserve-preload-'))
 t.teardown(() => rmSync(scratch, {recursive: true, force: true}))
-
-/** POST /invocations with the control model's action; never throws (a failure is status 0). */
-async function act(server: Server, action: string) {
-  try {
-    const res = await fetch(`${server.url}/invocations`, {
-      dispatcher: client,
-      method: 'POST',
-      headers: {'content-type': 'application/json'},
-      body: JSON.stringify({dataframe_split: {columns: ['action'], data: [[action]]}}),
-      signal: AbortSignal.timeout(60_000),
-    })
-    const body = await res.text()
-    const pid = res.status === 200 ? (JSON.parse(body) as {predictions: number[]}).predictions[0]! : undefined
-    return {status: res.status, pid}
-  } catch {
-    return {status: 0, pid: undefined}
-  }
-}
-
-/** Pids of the scorers serving now: asks until `count` distinct ones answered. */
-async function servingPids(server: Server, count: number): Promise<Set<number>> {
-  const pids = new Set<number>()
-  for (let i = 0; i < 50 && pids.size < count; i++) {
-    // eslint-disable-next-line no-await-in-loop
-    const {pid} = await act(server, 'pid')
-    if (pid !== undefined) pids.add(pid)
-  }
-
-  return pids
-}
-
-/** Alive and not a zombie. */
-const running = (pid: number): boolean => {
-  if (!isAlive(pid)) return false
-  try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z'
-  } catch {
-    return false
-  }
-}
-
-const parentOf = (pid: number): number => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1])
-
-/** Polls (bounded, generously) until `check` holds: an event, not a speed assertion. */
-async function eventually(check: () => boolean, withinMs = 30_000): Promise<boolean> {
-  const deadline = Date.now() + withinMs
-  while (Date.now() < deadline) {
-    if (check()) return true
-    // eslint-disable-next-line no-await-in-loop
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-
-  return check()
-}
-
-const killIfAlive = (pid: number) => {
-  if (isAlive(pid)) process.kill(pid, 'SIGKILL')
-}
 
 const metricsOf = async (server: Server) => (await fetch(`${server.url}/metrics`, {dispatcher: client})).text()
 
@@ -114,7 +56,7 @@ t.test('-w 2 --preload: forks of one loaded process; a kill -9 under load is rep
   const [, loaderText] = await server.waitForOutput(/--preload: the model is loaded once in pid (\d+)/)
   const loader = Number(loaderText)
   t.teardown(() => killIfAlive(loader))
-  await server.waitForOutput(/scorer 1 is ready|warm-up prediction in scorer 1[^\n]*\(\d/)
+  await readyScorers(server, 2)
   const before = await servingPids(server, 2)
   t.equal(before.size, 2, 'both scorers answer')
   for (const pid of before) t.equal(parentOf(pid), loader, `scorer ${pid} is a fork of the loaded process`)
@@ -161,7 +103,7 @@ t.test('kill -9 of the loaded process: its scorers go with it and the generation
   const [, loaderText] = await server.waitForOutput(/--preload: the model is loaded once in pid (\d+) \(generation 1\)/)
   const loader = Number(loaderText)
   t.teardown(() => killIfAlive(loader))
-  await server.waitForOutput(/scorer 1 is ready|warm-up prediction in scorer 1[^\n]*\(\d/)
+  await readyScorers(server, 2)
   const before = await servingPids(server, 2)
   t.equal(before.size, 2)
 
@@ -184,7 +126,7 @@ t.test('kill -9 of mlserve: the loaded process and every fork go too', async (t)
   const [, loaderText] = await server.waitForOutput(/--preload: the model is loaded once in pid (\d+)/)
   const loader = Number(loaderText)
   t.teardown(() => killIfAlive(loader))
-  await server.waitForOutput(/scorer 1 is ready|warm-up prediction in scorer 1[^\n]*\(\d/)
+  await readyScorers(server, 2)
   const forks = await servingPids(server, 2)
   for (const pid of forks) t.teardown(() => killIfAlive(pid))
   // One of them busy with a prediction that would run for minutes.

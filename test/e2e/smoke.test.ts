@@ -9,7 +9,7 @@ import path from 'node:path'
 
 import t, {type Test} from 'tap'
 
-import {freePort, isAlive, MLSERVE_BIN, runMlserve, spawnProc, startMlserve} from '../helpers/servers.js'
+import {freePort, gone, MLSERVE_BIN, runMlserve, spawnProc, startMlserve} from '../helpers/servers.js'
 import {REPO_ROOT, fixtureModel, toolchainEnv, toolchainPython} from '../helpers/toolchain.js'
 
 const IRIS = path.join(REPO_ROOT, 'examples/sklearn-iris')
@@ -72,17 +72,6 @@ function readJunit(t: Test, file: string): Junit {
 
 const statuses = (junit: Junit) =>
   Object.fromEntries(junit.cases.map((c) => [c.name, c.failure ? 'failed' : c.skipped === undefined ? 'passed' : 'skipped']))
-
-/** Waits (bounded) until the pid is gone: an event, not a speed assertion. */
-async function gone(pid: number, withinMs = 20_000): Promise<boolean> {
-  const deadline = Date.now() + withinMs
-  while (Date.now() < deadline && isAlive(pid)) {
-    // eslint-disable-next-line no-await-in-loop
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-
-  return !isAlive(pid)
-}
 
 const lastLine = (text: string) => text.trimEnd().split('\n').at(-1)
 
@@ -316,7 +305,7 @@ t.test('Ctrl-C during a check stops everything: no process left, the report says
   const exit = await proc.exited
   t.equal(exit.code, 130)
   t.match(proc.stderr(), /received SIGINT/)
-  t.ok(await gone(Number(pid)), 'the scorer is gone')
+  t.ok(await gone(Number(pid), 20_000), 'the scorer is gone')
   const junit = readJunit(t, junitFile)
   t.same(statuses(junit), {
     'start-up': 'passed',

@@ -5,69 +5,18 @@
 import {connect} from 'node:net'
 
 import t from 'tap'
-import {Agent, fetch} from 'undici'
+import {fetch} from 'undici'
 
-import {isAlive, startMlserve, type Server} from '../helpers/servers.js'
+import {act, controlClient as client, servingPids} from '../helpers/control.js'
+import {gone, isAlive, readyScorers, startMlserve, type Server} from '../helpers/servers.js'
 import {fixtureModel, toolchainEnv} from '../helpers/toolchain.js'
 
-const client = new Agent({pipelining: 0})
 t.teardown(() => client.close())
 const MODEL = fixtureModel('control')
-
-/** POST /invocations with the control model's action; never throws (a failure is status 0). */
-async function act(server: Server, action: string, headers: Record<string, string> = {}) {
-  try {
-    const res = await fetch(`${server.url}/invocations`, {
-      dispatcher: client,
-      method: 'POST',
-      headers: {'content-type': 'application/json', ...headers},
-      body: JSON.stringify({dataframe_split: {columns: ['action'], data: [[action]]}}),
-      // A hung request fails the test instead of hanging it (the scorer side has no limit this long).
-      signal: AbortSignal.timeout(60_000),
-    })
-    const body = await res.text()
-    const pid = res.status === 200 ? (JSON.parse(body) as {predictions: number[]}).predictions[0]! : undefined
-    return {status: res.status, body, pid, headers: res.headers}
-  } catch (error) {
-    return {status: 0, body: String(error), pid: undefined, headers: new Headers()}
-  }
-}
 
 const get = async (server: Server, path: string) => {
   const res = await fetch(server.url + path, {dispatcher: client})
   return {status: res.status, body: await res.text(), headers: res.headers}
-}
-
-/** Pids of the scorers that are serving now: asks until `count` distinct ones answered. */
-async function servingPids(server: Server, count: number): Promise<Set<number>> {
-  const pids = new Set<number>()
-  for (let i = 0; i < 50 && pids.size < count; i++) {
-    // eslint-disable-next-line no-await-in-loop
-    const {pid} = await act(server, 'pid')
-    if (pid !== undefined) pids.add(pid)
-  }
-
-  return pids
-}
-
-/** Polls /readyz until it counts `count` ready scorers. */
-async function readyScorers(server: Server, count: number, timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    // eslint-disable-next-line no-await-in-loop
-    const body = (await (await fetch(`${server.url}/readyz`)).json()) as {scorers?: {ready?: number}}
-    if ((body.scorers?.ready ?? 0) >= count) return
-    // eslint-disable-next-line no-await-in-loop
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-
-  throw new Error(`fewer than ${count} scorers ready after ${timeoutMs} ms; stderr:\n${server.stderr()}`)
-}
-
-async function gone(pid: number, withinMs = 30_000): Promise<boolean> {
-  const deadline = Date.now() + withinMs
-  while (Date.now() < deadline && isAlive(pid)) await new Promise((resolve) => setTimeout(resolve, 100)) // eslint-disable-line no-await-in-loop
-  return !isAlive(pid)
 }
 
 /** Writes a raw request (head, then body) and resolves with everything the server sent until it closed. */

@@ -2,7 +2,7 @@
 // reference `mlflow models serve` from the test toolchain. Every child is tied to the test process
 // (setpriv --pdeathsig KILL), so a crashed test leaves nothing running.
 import {spawn, type ChildProcess} from 'node:child_process'
-import {existsSync, mkdtempSync, rmSync} from 'node:fs'
+import {existsSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 
@@ -197,5 +197,54 @@ export function isAlive(pid: number): boolean {
     return true
   } catch {
     return false
+  }
+}
+
+/** Alive and not a zombie (a killed process whose parent died waits for init to reap it). */
+export function isRunning(pid: number): boolean {
+  if (!isAlive(pid)) return false
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z'
+  } catch {
+    return false
+  }
+}
+
+/** The parent pid of a process, from /proc. */
+export const parentOf = (pid: number): number => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1])
+
+/** SIGKILL for a process a test may have left behind (teardown). */
+export function killIfAlive(pid: number): void {
+  if (isAlive(pid)) process.kill(pid, 'SIGKILL')
+}
+
+/** Polls (bounded, generously) until `check` holds: an event, not a speed assertion. */
+export async function eventually(check: () => boolean, withinMs = 30_000): Promise<boolean> {
+  const deadline = Date.now() + withinMs
+  while (Date.now() < deadline) {
+    if (check()) return true
+    // eslint-disable-next-line no-await-in-loop
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+
+  return check()
+}
+
+/** Waits (bounded) until the pid is gone: an event, not a speed assertion. */
+export const gone = (pid: number, withinMs = 30_000): Promise<boolean> => eventually(() => !isAlive(pid), withinMs)
+
+/** Polls /readyz until it counts `count` ready scorers (with -w N any of them may finish loading first). */
+export async function readyScorers(server: Server, count: number, timeoutMs = 120_000): Promise<void> {
+  const ready = async () => {
+    const body = (await (await fetch(`${server.url}/readyz`)).json()) as {scorers?: {ready?: number}}
+    return (body.scorers?.ready ?? 0) >= count
+  }
+
+  const deadline = Date.now() + timeoutMs
+  // eslint-disable-next-line no-await-in-loop
+  while (!(await ready())) {
+    if (Date.now() > deadline) throw new Error(`fewer than ${count} scorers ready after ${timeoutMs} ms; stderr:\n${server.stderr()}`)
+    // eslint-disable-next-line no-await-in-loop
+    await new Promise((resolve) => setTimeout(resolve, 100))
   }
 }
