@@ -59,6 +59,8 @@ export interface ServeOptions extends ModelOptions {
   readonly batchMaxRows?: number
   /** --batch-wait: how long a batchable request that found a free scorer waits for others to join. */
   readonly batchWaitMs?: number
+  /** --reload-interval: how often a moving reference (an alias, a stage, `latest`) is checked; 0 (or absent): never. */
+  readonly reloadIntervalMs?: number
 }
 
 export const LOG_FORMATS = ['text', 'json'] as const

@@ -7,6 +7,8 @@ export interface Lease {
   readonly dispatcher: Dispatcher
   /** The scorer's slot, for access logs. */
   readonly slot: number
+  /** The model version the scorer serves, for the X-MLServe-Model-Version header (undefined: not known). */
+  readonly modelVersion?: string
 }
 
 /** Why no scorer was lent: none is ready (restarting, given up, stopping), or the queue is full. */
@@ -57,6 +59,9 @@ export interface Upstreams {
   /** Withdraws a pending acquire() whose request went away or timed out (a no-op once it resolved). */
   cancel?(pending: Promise<Acquired>): void
 }
+
+/** Says which model version answered: the registry version, else the run id. */
+export const MODEL_VERSION_HEADER = 'x-mlserve-model-version'
 
 export const isLease = (value: Acquired): value is Lease => 'dispatcher' in value
 

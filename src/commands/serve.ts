@@ -3,6 +3,7 @@ import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
 import {loadTimeoutFlag, modelFlags, modelOptionsFrom} from '../cli/flags.js'
+import {withReloadSignal} from '../cli/reload-signal.js'
 import {withStopSignals} from '../cli/signals.js'
 import {LOG_FORMATS, R_SCORERS, type LogFormat, type RScorer} from '../config.js'
 import {createLogger, jsonLines} from '../log.js'
@@ -151,6 +152,15 @@ SIGINT or SIGTERM makes /readyz 503, stops accepting connections, lets requests 
       summary:
         'With --batch: milliseconds a request that finds a free scorer waits for compatible requests to join its call (0: never delay a request).',
     }),
+    'reload-interval': Flags.integer({
+      env: 'MLSERVE_RELOAD_INTERVAL',
+      default: 0,
+      min: 0,
+      summary:
+        'Seconds between checks of a moving model reference (@alias, a stage, latest); a new version is switched in without downtime (0: off).',
+      description:
+        'Each check looks the reference up on the tracking server. A new version is downloaded, its environment prepared and -w new scorers warmed up beside the serving ones; then new requests go to them, requests in flight finish (up to --grace-period) and the old scorers stop. If anything fails, the old version serves on. SIGHUP checks at once (and reloads a local model directory).',
+    }),
     'r-scorer': Flags.option({
       options: R_SCORERS,
       default: 'mlserve' as RScorer,
@@ -165,33 +175,36 @@ SIGINT or SIGTERM makes /readyz 503, stops accepting connections, lets requests 
     const log = createLogger(process.stderr, {tty: process.stderr.isTTY, format: flags['log-format']})
     const stdout = json ? jsonLines(process.stdout) : process.stdout
     const stderr = json ? jsonLines(process.stderr) : process.stderr
-    await withStopSignals(log, ({stop, force}) =>
-      serve(
-        {
-          ...modelOptionsFrom(flags),
-          host: flags.host,
-          port: flags.port,
-          timeoutSeconds: flags.timeout,
-          workers: flags.workers,
-          preload: flags.preload,
-          enableMlserver: flags['enable-mlserver'],
-          gracePeriodMs: flags['grace-period'] * 1000,
-          maxBodyBytes: flags['max-body-size'] * 1024 * 1024,
-          maxConcurrency: flags['max-concurrency'],
-          maxQueue: flags['max-queue'],
-          headerTimeoutMs: flags['header-timeout'] * 1000,
-          bodyTimeoutMs: flags['body-timeout'] * 1000,
-          timeoutGraceMs: flags['timeout-grace'] * 1000,
-          livenessIntervalMs: flags['liveness-interval'] * 1000,
-          loadTimeoutMs: flags['load-timeout'] * 1000,
-          warmup: flags.warmup,
-          accessLog: flags['access-log'],
-          logFormat: flags['log-format'],
-          rScorer: flags['r-scorer'],
-          batchMaxRows: flags.batch ? flags['batch-max-rows'] : 0,
-          batchWaitMs: flags['batch-wait'],
-        },
-        {log, stdout, stderr, accessLog: process.stdout, stop, force},
+    await withReloadSignal(log, async (reload) =>
+      withStopSignals(log, async ({stop, force}) =>
+        serve(
+          {
+            ...modelOptionsFrom(flags),
+            host: flags.host,
+            port: flags.port,
+            timeoutSeconds: flags.timeout,
+            workers: flags.workers,
+            preload: flags.preload,
+            enableMlserver: flags['enable-mlserver'],
+            gracePeriodMs: flags['grace-period'] * 1000,
+            maxBodyBytes: flags['max-body-size'] * 1024 * 1024,
+            maxConcurrency: flags['max-concurrency'],
+            maxQueue: flags['max-queue'],
+            headerTimeoutMs: flags['header-timeout'] * 1000,
+            bodyTimeoutMs: flags['body-timeout'] * 1000,
+            timeoutGraceMs: flags['timeout-grace'] * 1000,
+            livenessIntervalMs: flags['liveness-interval'] * 1000,
+            loadTimeoutMs: flags['load-timeout'] * 1000,
+            warmup: flags.warmup,
+            accessLog: flags['access-log'],
+            logFormat: flags['log-format'],
+            rScorer: flags['r-scorer'],
+            batchMaxRows: flags.batch ? flags['batch-max-rows'] : 0,
+            batchWaitMs: flags['batch-wait'],
+            reloadIntervalMs: flags['reload-interval'] * 1000,
+          },
+          {log, stdout, stderr, accessLog: process.stdout, stop, force, onReloadRequest: reload.subscribe},
+        ),
       ),
     )
   }

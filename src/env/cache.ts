@@ -83,10 +83,27 @@ export async function markInUse(dir: string): Promise<() => Promise<void>> {
   const now = new Date()
   await utimes(path.join(dir, MARKER), now, now).catch(() => {})
   const lease = path.join(dir, IN_USE_DIR, String(process.pid))
+  // One mark per process: two generations of a reload may use the same environment; the last release removes it.
+  leases.set(lease, (leases.get(lease) ?? 0) + 1)
   await mkdir(path.dirname(lease), {recursive: true})
   await writeFile(lease, '')
-  return () => rm(lease, {force: true})
+  let released = false
+  return async () => {
+    if (released) return
+    released = true
+    const left = (leases.get(lease) ?? 1) - 1
+    if (left > 0) {
+      leases.set(lease, left)
+      return
+    }
+
+    leases.delete(lease)
+    await rm(lease, {force: true})
+  }
 }
+
+/** This process's in-use marks, by lease file: how many users each has. */
+const leases = new Map<string, number>()
 
 export async function inUseBy(dir: string): Promise<number[]> {
   const names = await readdir(path.join(dir, IN_USE_DIR)).catch(() => [] as string[])

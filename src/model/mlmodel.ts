@@ -21,6 +21,8 @@ export interface Mlmodel {
   readonly mlflowVersion?: string
   /** `saved_input_example_info.serving_input_path`, when the model ships a serving example. */
   readonly servingInputPath?: string
+  /** The run that logged the model (MLmodel `run_id`), when it was logged in one. */
+  readonly runId?: string
 }
 
 /** The flavor a model is served by (not to be confused with the scorer backend of scorer/backend.ts). */
@@ -64,6 +66,7 @@ export function parseMlmodel(text: string, file: string): Mlmodel {
     hasCrate: flavors.crate !== undefined,
     mlflowVersion: optionalString(doc.mlflow_version),
     servingInputPath: isRecord(info) ? optionalString(info.serving_input_path) : undefined,
+    runId: optionalString(doc.run_id) || undefined,
   }
 }
 

@@ -4,7 +4,7 @@ import type {IncomingMessage, ServerResponse} from 'node:http'
 import {getRequestListener} from '@hono/node-server'
 import {Hono} from 'hono'
 
-import type {Upstreams} from '../upstream.js'
+import {MODEL_VERSION_HEADER, type Upstreams} from '../upstream.js'
 import {Batcher, type BatchOptions} from './batch.js'
 import {MEMORY_BODY_BUDGET, MemoryBudget} from './body.js'
 import {forward, type ForwardOptions} from './forward.js'
@@ -35,6 +35,11 @@ export interface ProxyDeps {
   readonly spillDir?: string
   /** --batch: merge queued /invocations requests (undefined: never). */
   readonly batch?: BatchOptions
+  /**
+   * The version the serving generation serves (X-MLServe-Model-Version on every response; a forwarded
+   * one says the version of the scorer that answered it). undefined: no header.
+   */
+  readonly modelVersion?: () => string | undefined
 }
 
 /**
@@ -74,6 +79,8 @@ export function createProxyHandler(deps: ProxyDeps): RequestHandler {
 
   return (req: IncomingMessage, res: ServerResponse, record: RequestRecord) => {
     const url = req.url ?? '/'
+    const version = deps.modelVersion?.()
+    if (version !== undefined) res.setHeader(MODEL_VERSION_HEADER, version)
     if (!url.startsWith('/')) {
       // `OPTIONS *` and absolute targets: no scorer route can answer them; the body (if any) is dropped.
       req.resume()

@@ -3,7 +3,7 @@
 import type {Dispatcher} from 'undici'
 
 import type {Logger} from '../log.js'
-import type {ExchangeOutcome, Joinable, Lease, Upstreams} from '../upstream.js'
+import {MODEL_VERSION_HEADER, type ExchangeOutcome, type Joinable, type Lease, type Upstreams} from '../upstream.js'
 import {NotJson, arraySpans, objectSpans, topLevelMembers, valueEnd, type Member, type Span} from './json-spans.js'
 
 /** Bodies above this are never merged: parsing them would cost more than a merge saves. */
@@ -359,6 +359,7 @@ export class Batcher {
         delete outHeaders['content-length']
         // Each member's response carries its own request ID (set by the server), never the first one's.
         delete outHeaders['x-request-id']
+        if (lease.modelVersion !== undefined) outHeaders[MODEL_VERSION_HEADER] = lease.modelVersion
         for (const [i, m] of members.entries()) {
           if (!m.sink.settled) m.sink.answer(200, outHeaders, Buffer.from(parts[i]!, 'utf8'), lease.slot)
         }

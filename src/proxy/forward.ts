@@ -4,7 +4,7 @@ import type {IncomingHttpHeaders, IncomingMessage, ServerResponse} from 'node:ht
 
 import type {Dispatcher} from 'undici'
 
-import {isLease, type Acquired, type ExchangeOutcome, type Joinable, type Lease, type Upstreams} from '../upstream.js'
+import {MODEL_VERSION_HEADER, isLease, type Acquired, type ExchangeOutcome, type Joinable, type Lease, type Upstreams} from '../upstream.js'
 import {MAX_BATCHABLE_BYTES, type BatchMember, type Batcher, type MemberSink, type MergedRequest} from './batch.js'
 import {BodyTooLarge, readBody, type MemoryBudget, type RequestBody} from './body.js'
 import {TIMEOUT_RESPONSE, bodyTooLargeResponse, refusalResponse, sendPlain, upstreamFailedResponse, type PlainResponse} from './responses.js'
@@ -227,6 +227,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
 
     this.record.scorer = value.slot
+    this.sayVersion(value)
     const {member} = this
     if (member && member.followers.length > 0) {
       this.runBatch(value)
@@ -276,12 +277,18 @@ class Exchange implements Dispatcher.DispatchHandler {
     alone: (lease) => {
       this.lease = lease
       this.record.scorer = lease.slot
+      this.sayVersion(lease)
       this.send()
     },
     fail: (message) => {
       sendPlain(this.res, upstreamFailedResponse(message))
       this.finish('upstream-error')
     },
+  }
+
+  /** The answer comes from `lease`'s scorer: its model version (a switch may be under way). */
+  private sayVersion(lease: Lease): void {
+    if (lease.modelVersion !== undefined && !this.res.headersSent) this.res.setHeader(MODEL_VERSION_HEADER, lease.modelVersion)
   }
 
   private refuse(response: PlainResponse): void {

@@ -34,6 +34,16 @@ export interface ObserverOptions {
   readonly logFormat: AccessLogFormat
   /** --batch: report mlserve_batch_size. */
   readonly batch?: boolean
+  /** What the serving generation serves (mlserve_model_info, /readyz). */
+  readonly model?: () => ServedModelInfo | undefined
+}
+
+/** The model a generation serves, as /metrics and /readyz name it. */
+export interface ServedModelInfo {
+  readonly uri: string
+  readonly version?: string
+  readonly runId?: string
+  readonly generation: number
 }
 
 /** Rows or requests per merged scorer call: powers of two up to the largest --batch-max-rows default. */
@@ -74,6 +84,16 @@ export class Observer {
   )
 
   private readonly phases = this.registry.gauge('mlserve_startup_phase_seconds', 'How long each start-up phase took.', ['phase'])
+  private readonly reloads = this.registry.counter(
+    'mlserve_reloads_total',
+    'Checks of the model reference (--reload-interval, SIGHUP), by outcome: switched to a new version, failed to prepare it, or unchanged.',
+    ['outcome'],
+  )
+
+  private readonly reloadCheckFailures = this.registry.counter(
+    'mlserve_reload_check_failures_total',
+    'Checks of the model reference that could not ask the tracking server (down, 5xx); serving went on.',
+  )
   private readonly batchSize: Histogram | undefined
 
   constructor(private readonly options: ObserverOptions) {
@@ -102,6 +122,20 @@ export class Observer {
     registry
       .gauge('mlserve_healthy', '1 unless a crash loop made mlserve stop restarting scorers.')
       .collect(() => (options.scorers()?.unhealthy ? 0 : 1))
+    registry
+      .gauge('mlserve_model_info', '1 for the model the serving generation serves: its URI, registry version, run and generation.', [
+        'uri',
+        'version',
+        'run_id',
+        'generation',
+      ])
+      .collect(() => {
+        const model = options.model?.()
+        if (!model) return []
+        return [[{uri: model.uri, version: model.version ?? '', run_id: model.runId ?? '', generation: String(model.generation)}, 1] as const]
+      })
+    for (const outcome of ['switched', 'failed', 'unchanged']) this.reloads.inc({outcome}, 0)
+    this.reloadCheckFailures.inc(undefined, 0)
     for (const reason of ['exited', 'unresponsive', 'stuck', 'warmup-failed', 'load-timeout']) this.restarts.inc({reason}, 0)
     for (const reason of ['body_too_large', 'queue_full', 'unavailable', 'not_ready']) this.rejected.inc({reason}, 0)
     this.timeouts.inc(undefined, 0)
@@ -115,6 +149,14 @@ export class Observer {
   readonly recordBatch = (rows: number, requests: number): void => {
     this.batchSize?.observe({of: 'rows'}, rows)
     this.batchSize?.observe({of: 'requests'}, requests)
+  }
+
+  recordReload(outcome: 'switched' | 'failed' | 'unchanged'): void {
+    this.reloads.inc({outcome})
+  }
+
+  recordReloadCheckFailure(): void {
+    this.reloadCheckFailures.inc()
   }
 
   recordRestart(reason: string): void {
@@ -168,7 +210,9 @@ export class Observer {
         const counts = scorers?.counts() ?? {starting: 0, ready: 0, retiring: 0}
         const ready = state === 'ready' && counts.ready > 0
         const status = ready ? 'ready' : state === 'ready' ? (scorers?.unhealthy ? 'unhealthy' : 'unavailable') : state
-        return json(ready ? 200 : 503, {status, scorers: {...counts, configured: this.options.workers}})
+        const model = this.options.model?.()
+        const served = model && {uri: model.uri, version: model.version ?? null, run_id: model.runId ?? null, generation: model.generation}
+        return json(ready ? 200 : 503, {status, scorers: {...counts, configured: this.options.workers}, ...(served ? {model: served} : {})})
       },
       '/metrics': () => ({status: 200, contentType: PROMETHEUS_CONTENT_TYPE, body: this.registry.render()}),
     }

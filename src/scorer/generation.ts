@@ -23,6 +23,8 @@ export class Scorer implements Schedulable {
   stuckTimer: NodeJS.Timeout | undefined
   /** A fresh scorer for this slot is starting because this one's timed-out work runs on. */
   replacing = false
+  /** The model version it serves (X-MLServe-Model-Version), when known. */
+  modelVersion: string | undefined
 
   constructor(
     readonly slot: number,

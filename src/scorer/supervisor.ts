@@ -6,6 +6,7 @@ import type {EnvVars} from '../config.js'
 import {MlserveError} from '../errors.js'
 import type {Logger} from '../log.js'
 import type {Acquired, ExchangeOutcome, Joinable, Lease, Upstreams} from '../upstream.js'
+import {sleep} from '../util/abort.js'
 import {createDeferred} from '../util/deferred.js'
 import {freePort} from '../util/net.js'
 import type {Backend, Endpoint} from './backend.js'
@@ -46,6 +47,13 @@ export interface SupervisorOptions {
   /** How long a stopping scorer may take after SIGTERM before SIGKILL. */
   readonly stopGraceMs: number
   readonly events?: SupervisorEvents
+  /**
+   * Ready only once every slot is (a reload's new generation): until then any scorer failing ends the
+   * start, as the first one's failure does by default. Default: ready with the first scorer.
+   */
+  readonly requireAll?: boolean
+  /** What the scorers serve, sent back with every response they answer (X-MLServe-Model-Version). */
+  readonly modelVersion?: string
 }
 
 /** Hooks for metrics. */
@@ -83,6 +91,11 @@ export class Supervisor implements Upstreams {
   private restartCount = 0
   /** The backend said why scorers exit 127 (once is enough). */
   private explained = false
+  /** Every scorer this supervisor made, to tell its leases from another generation's. */
+  private readonly made = new WeakSet<Scorer>()
+  /** Retiring as a whole (a newer generation took over): no restarts; stops once idle. */
+  private draining = false
+  private idleWaiter: (() => void) | undefined
 
   constructor(private readonly options: SupervisorOptions) {
     this.policy = options.restart ?? DEFAULT_RESTART_POLICY
@@ -130,6 +143,12 @@ export class Supervisor implements Upstreams {
     this.scheduler.release(scorer)
     if (outcome === 'timeout') this.onTimeout(scorer)
     if (scorer.state === 'retiring' && scorer.outstanding === 0) void this.end(scorer, undefined)
+    this.checkIdle()
+  }
+
+  /** Whether `lease` is one of this supervisor's scorers (of any state). */
+  owns(lease: Lease): boolean {
+    return this.made.has(lease as Scorer)
   }
 
   cancel(pending: Promise<Acquired>): void {
@@ -203,12 +222,14 @@ export class Supervisor implements Upstreams {
       }
 
       scorer = new Scorer(index, generation, started.process, poolFor(started.endpoint), label)
+      scorer.modelVersion = this.options.modelVersion
+      this.made.add(scorer)
     } catch (error) {
       this.onStartError(error, index)
       return
     }
 
-    if (this.stopping) {
+    if (this.stopping || this.draining) {
       await scorer.process.stop(0)
       return
     }
@@ -273,6 +294,7 @@ export class Supervisor implements Upstreams {
       log.info(`${label} is ready (pid ${scorer.process.pid})`)
     }
 
+    if (this.options.requireAll && this.counts().ready < this.options.workers) return
     this.everReady = true
     // Older generations of this slot (a replacement) leave the rotation and go once idle.
     for (const other of this.scorers) {
@@ -328,7 +350,8 @@ export class Supervisor implements Upstreams {
     this.scorers.splice(this.scorers.indexOf(scorer), 1)
     // Requests still on it fail at once (502 envelopes), never hang.
     void scorer.dispatcher.destroy()
-    if (this.stopping || endedBy === 'stop') {
+    this.checkIdle()
+    if (this.stopping || this.draining || endedBy === 'stop') {
       this.scheduler.drain()
       return
     }
@@ -420,7 +443,7 @@ export class Supervisor implements Upstreams {
     if (scorer.stuckTimer || scorer.replacing || scorer.state !== 'ready') return
     scorer.stuckTimer = setTimeout(() => {
       scorer.stuckTimer = undefined
-      if (scorer.state !== 'ready' || this.stopping || this.unhealthyReason) return
+      if (scorer.state !== 'ready' || this.stopping || this.draining || this.unhealthyReason) return
       this.options.log.warn(
         `${scorer.label}: ${scorer.stuck} timed-out request(s) may still be running ${Math.round(this.options.stuckGraceMs / 1000)} s past the deadline; starting a fresh scorer to replace it.`,
       )
@@ -462,6 +485,36 @@ export class Supervisor implements Upstreams {
         }
       })
     }
+  }
+
+  /**
+   * A newer generation took over: no more restarts; requests in flight (and any still queued here) finish
+   * on these scorers for up to `drainMs`, then every scorer stops as stop() does.
+   */
+  async retireAll(drainMs: number, stopGraceMs: number, force?: AbortSignal): Promise<ExitInfo[]> {
+    this.draining = true
+    clearInterval(this.livenessTimer)
+    for (const slot of this.slots) clearTimeout(slot.restartTimer)
+    if (!this.idle()) {
+      const idle = new Promise<void>((resolve) => {
+        this.idleWaiter = resolve
+      })
+      const cut = new AbortController()
+      const signals = force ? AbortSignal.any([cut.signal, force]) : cut.signal
+      await Promise.race([idle, sleep(drainMs, signals)])
+      cut.abort()
+      this.idleWaiter = undefined
+    }
+
+    return this.stop(stopGraceMs, force)
+  }
+
+  private idle(): boolean {
+    return this.outstanding === 0 && this.scheduler.queueDepth === 0
+  }
+
+  private checkIdle(): void {
+    if (this.idleWaiter && this.idle()) this.idleWaiter()
   }
 
   /** Stops every scorer: SIGTERM, then SIGKILL after the grace (at once when `force` aborts). */

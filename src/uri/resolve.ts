@@ -25,6 +25,25 @@ export interface ModelRef {
   readonly uri: string
   /** Absolute path of the model directory on this machine. */
   readonly localDir: string
+  /** The registered model and version a models:/ name resolved to (an alias, stage or `latest` looked up now). */
+  readonly registered?: {readonly name: string; readonly version: string}
+  /** The run of a runs:/ URI. */
+  readonly runId?: string
+}
+
+/**
+ * What a model URI names right now, without downloading it: `key` changes when the reference moves (an
+ * alias, a stage or `latest` now names another version) and `fixedUri` resolves to exactly that target.
+ */
+export interface ModelTarget {
+  readonly key: string
+  /** A URI naming this target for good (models:/name/<version> for a moving reference; else the URI itself). */
+  readonly fixedUri: string
+  /** Whether the URI can name something else later (an alias, a stage, `latest`). */
+  readonly moving: boolean
+  /** A local directory (its content may change under the same path). */
+  readonly local: boolean
+  readonly registered?: {readonly name: string; readonly version: string}
 }
 
 export interface ResolveContext {
@@ -84,7 +103,58 @@ export async function resolveModelUri(uri: string, context: string | ResolveCont
   const tracking = await trackingFrom(env, ctx.cwd)
   const resolver = new Resolver(tracking, env, ctx.log ?? silentLogger, ctx.signal, ctx.python)
   try {
-    return {uri, localDir: await resolver.resolve(parsed)}
+    const localDir = await resolver.resolve(parsed)
+    return {uri, localDir, ...identityOf(parsed, resolver.resolvedVersion)}
+  } finally {
+    await resolver.close()
+  }
+}
+
+/** The registry version or run a parsed URI names (a moving one: the version it was just resolved to). */
+function identityOf(parsed: Exclude<ModelUri, {kind: 'local'}>, resolvedVersion: string | undefined): Pick<ModelRef, 'registered' | 'runId'> {
+  switch (parsed.kind) {
+    case 'model-alias':
+    case 'model-stage':
+    case 'model-latest':
+      return resolvedVersion === undefined ? {} : {registered: {name: parsed.name, version: resolvedVersion}}
+    case 'model-version':
+      return {registered: {name: parsed.name, version: parsed.version}}
+    case 'run':
+      return {runId: parsed.runId}
+    default:
+      return {}
+  }
+}
+
+/** Whether `uri` can name another model later: an alias, a stage or `latest`. */
+export function isMovingUri(uri: string): boolean {
+  const {kind} = parseModelUri(uri)
+  return kind === 'model-alias' || kind === 'model-stage' || kind === 'model-latest'
+}
+
+/** The ModelTarget key of what `ref` resolved to (compare with lookUpModelTarget's). */
+export function targetKeyOf(ref: ModelRef): string {
+  if (ref.registered) return versionUri(ref.registered.name, ref.registered.version)
+  return parseModelUri(ref.uri).kind === 'local' ? ref.localDir : ref.uri
+}
+
+/**
+ * Looks up what `uri` names now (one registry call for an alias, a stage or `latest`; none otherwise),
+ * with the same tracking client, credentials and retries as a start.
+ */
+export async function lookUpModelTarget(uri: string, context: ResolveContext): Promise<ModelTarget> {
+  const parsed = parseModelUri(uri)
+  if (parsed.kind === 'local') return {key: localPathOf(uri, context.cwd), fixedUri: uri, moving: false, local: true}
+  if (parsed.kind !== 'model-alias' && parsed.kind !== 'model-stage' && parsed.kind !== 'model-latest') {
+    return {key: uri, fixedUri: uri, moving: false, local: false, ...identityOf(parsed, undefined)}
+  }
+
+  const env = context.env ?? process.env
+  const resolver = new Resolver(await trackingFrom(env, context.cwd), env, context.log ?? silentLogger, context.signal, context.python)
+  try {
+    const version = await resolver.currentVersion(parsed)
+    const fixedUri = versionUri(parsed.name, version)
+    return {key: fixedUri, fixedUri, moving: true, local: false, registered: {name: parsed.name, version}}
   } finally {
     await resolver.close()
   }
@@ -93,6 +163,8 @@ export async function resolveModelUri(uri: string, context: string | ResolveCont
 /** One resolution: the stores (REST client, file store or the Python client) it needs, opened lazily. */
 class Resolver {
   #client?: RestClient
+  /** The version an alias, stage or `latest` was resolved to. */
+  resolvedVersion: string | undefined
 
   constructor(
     readonly tracking: Tracking,
@@ -143,6 +215,7 @@ class Resolver {
       case 'model-stage':
       case 'model-latest': {
         const version = await this.currentVersion(parsed)
+        this.resolvedVersion = version
         this.log.info(`${parsed.uri} is version ${version} of registered model '${parsed.name}' (looked up on every start)`)
         return this.cached(versionUri(parsed.name, version), (dir) => this.downloadVersion(parsed.name, version, dir))
       }
