@@ -48,12 +48,15 @@ export class Follower {
     this.schedule()
   }
 
-  /** A check now (SIGHUP: forced, so a target that failed is tried again and a local directory reloads). */
-  request(forced: boolean): void {
+  /**
+   * A check now (SIGHUP: forced, so a target that failed is tried again and a local directory reloads);
+   * while one runs, another is taken after it. Resolves when the check running now has ended.
+   */
+  async request(forced: boolean): Promise<void> {
     if (this.stopped) return
     if (this.running) {
       this.again = {forced: forced || (this.again?.forced ?? false)}
-      return
+      return this.running
     }
 
     clearTimeout(this.timer)
@@ -62,9 +65,10 @@ export class Follower {
       this.running = undefined
       const again = this.again
       this.again = undefined
-      if (again) this.request(again.forced)
+      if (again) void this.request(again.forced)
       else this.schedule()
     })
+    return this.running
   }
 
   /** No more checks; resolves once a check (and its reload) in progress has ended. */
@@ -80,7 +84,7 @@ export class Follower {
     if (this.stopped || intervalMs <= 0 || !moving || this.timer) return
     this.timer = setTimeout(() => {
       this.timer = undefined
-      this.request(false)
+      void this.request(false)
     }, intervalMs)
     this.timer.unref()
   }

@@ -100,7 +100,7 @@ export function followReference(options: ServeOptions, io: ReloadIo, switchboard
     onOutcome: (outcome) => context.observer.recordReload(outcome),
     onCheckFailed: () => context.observer.recordReloadCheckFailure(),
   })
-  const unsubscribe = io.onReloadRequest?.(() => follower.request(true))
+  const unsubscribe = io.onReloadRequest?.(() => void follower.request(true))
   follower.start()
 
   return {

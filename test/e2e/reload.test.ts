@@ -35,14 +35,16 @@ async function predict(url: string, body = ROW): Promise<Answer> {
 
 /** `loops` clients sending one request after another until stop() (bounded), every answer recorded in order. */
 function clientLoop(url: string, loops = 2) {
-  const answers: Array<Answer & {readonly at: number}> = []
+  const answers: Array<Answer & {readonly loop: number; readonly sent: number; readonly at: number}> = []
   const errors: string[] = []
   let stopped = false
-  const run = async () => {
+  const run = async (_: unknown, loop: number) => {
     for (let i = 0; i < 100_000 && !stopped; i++) {
+      const sent = performance.now()
       try {
         // eslint-disable-next-line no-await-in-loop
-        answers.push({...(await predict(url)), at: Date.now()})
+        const answer = await predict(url)
+        answers.push({...answer, loop, sent, at: performance.now()})
       } catch (error) {
         errors.push(String(error))
       }
@@ -203,11 +205,25 @@ t.test('models:/name@champion with --reload-interval 1 -w 2 follows the alias wi
       [],
       `all ${loop.answers.length} answers are 200s`,
     )
-    const pairs = loop.answers.map((a) => `${a.version}:${a.body}`)
-    const first = pairs.findIndex((p) => p === `${version}:${expected}`)
-    t.ok(first > 0, 'the new version answers after the old one did')
-    t.same(new Set(pairs.slice(first)), new Set([`${version}:${expected}`]), 'then only the new version answers, and its header says so')
-    t.equal(new Set(pairs.slice(0, first)).size, 1, 'before that only the old version answered')
+    const newer = `${version}:${expected}`
+    const older = new Set<string>()
+    // Each client sends one request after another: it sees the old version, then only the new one.
+    for (const n of [0, 1]) {
+      const pairs = loop.answers.filter((a) => a.loop === n).map((a) => `${a.version}:${a.body}`)
+      const first = pairs.indexOf(newer)
+      t.ok(first > 0, `client ${n}: the new version answers after the old one did`)
+      t.same(new Set(pairs.slice(first)), new Set([newer]), `client ${n}: then only the new version answers, and its header says so`)
+      for (const pair of pairs.slice(0, first)) older.add(pair)
+    }
+
+    t.equal(older.size, 1, 'before that only the old version answered')
+    // Once the new version has answered anyone, every request sent after that gets it.
+    const firstNew = Math.min(...loop.answers.filter((a) => `${a.version}:${a.body}` === newer).map((a) => a.at))
+    t.same(
+      loop.answers.filter((a) => a.sent > firstNew && `${a.version}:${a.body}` !== newer),
+      [],
+      'no request sent after the switch reaches the old version',
+    )
     t.ok(await eventually(() => before.every((pid) => !isRunning(pid)), 60_000), 'no scorer of the old generation is left')
     t.equal(scorerPids(server).length, 2, 'the new generation has its -w 2 scorers')
     return {seconds: (switchedAt - movedAt) / 1000, requests: loop.answers.length}
