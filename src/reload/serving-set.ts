@@ -122,6 +122,7 @@ export class ServingSet {
       events: io.events,
       requireAll: generation > 1,
       modelVersion: served.label,
+      modelGeneration: generation,
     })
     return new ServingSet(model, served, plan, supervisor, own)
   }

@@ -54,6 +54,8 @@ export interface SupervisorOptions {
   readonly requireAll?: boolean
   /** What the scorers serve, sent back with every response they answer (X-MLServe-Model-Version). */
   readonly modelVersion?: string
+  /** Which model generation these scorers are (a reload's new one: 2, 3, ...), for the log. */
+  readonly modelGeneration?: number
 }
 
 /** Hooks for metrics. */
@@ -205,8 +207,9 @@ export class Supervisor implements Upstreams {
     const socketPath = `${this.options.socketDir}/s${index}-${generation}.sock`
     const first = initial && index === 0
     const preload = backend.mode?.() === 'preload' ? ', preload' : ''
+    const model = (this.options.modelGeneration ?? 1) > 1 ? `, model generation ${this.options.modelGeneration}` : ''
     const spawning = first
-      ? log.phase(`start scorer (${backend.server}, ${this.options.workers} process${this.options.workers === 1 ? '' : 'es'}${preload})`)
+      ? log.phase(`start scorer (${backend.server}, ${this.options.workers} process${this.options.workers === 1 ? '' : 'es'}${preload}${model})`)
       : undefined
 
     let scorer: Scorer
@@ -237,7 +240,8 @@ export class Supervisor implements Upstreams {
     this.scorers.push(scorer)
     const spawnMs = spawning?.done(`pid ${scorer.process.pid}`) ?? 0
     if (first) this.options.events?.onPhase?.('spawn', spawnMs)
-    if (!first) log.info(`${label} started (pid ${scorer.process.pid}, generation ${generation}${this.mode === 'preload' ? ', forked' : ''})`)
+    if (!first)
+      log.info(`${label} started (pid ${scorer.process.pid}, generation ${generation}${this.mode === 'preload' ? ', forked' : ''}${model})`)
     void scorer.process.exited.then((exit) => {
       // A Unix socket file outlives its server (the R scorer leaves it behind): a restart uses a new name.
       void rm(socketPath, {force: true})

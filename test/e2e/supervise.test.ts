@@ -204,7 +204,11 @@ t.test('readiness waits for the warm-up prediction; a failed warm-up never becom
   await slow.waitForOutput(/ready: serving/)
   t.match(slow.stderr(), /control model: warm-up done[\s\S]*ready: serving/, 'the warm-up ran before ready')
   t.equal((await get(slow, '/ping')).status, 200)
-  t.same(JSON.parse((await get(slow, '/readyz')).body), {status: 'ready', scorers: {starting: 0, ready: 1, retiring: 0, configured: 1}})
+  t.same(JSON.parse((await get(slow, '/readyz')).body), {
+    status: 'ready',
+    scorers: {starting: 0, ready: 1, retiring: 0, configured: 1},
+    model: {uri: MODEL, version: null, run_id: null, generation: 1},
+  })
 
   const failing = await startMlserve(['-m', MODEL], {waitReady: false, env: toolchainEnv({MLSERVE_TEST_WARMUP_FAIL: '1'})})
   const seen = new Set<number>()

@@ -180,3 +180,62 @@ t.test("MLflow's error envelope in one line, for a failed warm-up", async (t) =>
   t.equal(summarizeError('{"error_code": "BAD_REQUEST", "message": "Bad input."}'), 'Bad input.')
   t.equal(summarizeError('Internal Server Error'), 'Internal Server Error')
 })
+
+/** The stand-in, except that slot `failing` exits with code 2 at once. */
+const failingSlot = (failing: number): Backend => ({
+  ...backend(),
+  async launch(slot) {
+    const launched = await backend().launch(slot)
+    return slot.index === failing ? {...launched, command: {...launched.command, env: {EXIT_CODE: '2'}}} : launched
+  },
+})
+
+t.test('a reload generation (requireAll) is ready only when every slot is; any failure before that fails it', async (t) => {
+  const {supervisor: lenient} = await supervisor(t, {backend: failingSlot(1), workers: 2})
+  t.equal(await lenient.start(new AbortController().signal), true, 'by default the first ready scorer makes the start')
+
+  const {supervisor: strict} = await supervisor(t, {backend: failingSlot(1), workers: 2, requireAll: true})
+  await t.rejects(strict.start(new AbortController().signal), {code: 'SCORER_START_FAILED'}, 'with requireAll the failing slot fails it')
+
+  const {supervisor: whole} = await supervisor(t, {backend: backend(), workers: 2, requireAll: true, modelVersion: '7'})
+  t.equal(await whole.start(new AbortController().signal), true)
+  t.same(whole.counts(), {starting: 0, ready: 2, retiring: 0}, 'both scorers are ready when the start resolves')
+  const lease = whole.acquire() as Lease
+  t.equal(lease.modelVersion, '7', 'its leases say which version they serve')
+  t.ok(whole.owns(lease))
+  t.notOk(lenient.owns(lease), "another generation's supervisor does not own it")
+  whole.release(lease, 'ok')
+})
+
+t.test('retireAll: requests in flight finish first, then every scorer stops and none restarts', async (t) => {
+  const {supervisor: s, lines} = await supervisor(t, {backend: backend(), workers: 2})
+  t.equal(await s.start(new AbortController().signal), true)
+  while (s.counts().ready < 2) await new Promise((resolve) => setTimeout(resolve, 20)) // eslint-disable-line no-await-in-loop
+  const lease = s.acquire() as Lease
+  let retired = false
+  const retiring = s.retireAll(60_000, 1000).then((exits) => {
+    retired = true
+    return exits
+  })
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.notOk(retired, 'waits for the request in flight')
+  t.equal(s.counts().ready, 2, 'its scorers still run')
+  s.release(lease, 'ok')
+  const exits = await retiring
+  t.equal(exits.length, 2, 'then both stop')
+  t.same(s.counts(), {starting: 0, ready: 0, retiring: 0})
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.same(
+    lines.filter((line) => line.startsWith('restarting')),
+    [],
+    'and nothing restarts them',
+  )
+})
+
+t.test('retireAll: the drain is bounded', async (t) => {
+  const {supervisor: s} = await supervisor(t, {backend: backend()})
+  t.equal(await s.start(new AbortController().signal), true)
+  s.acquire()
+  const exits = await s.retireAll(100, 1000)
+  t.equal(exits.length, 1, 'a request that does not end in time does not hold the old generation')
+})
