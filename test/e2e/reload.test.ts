@@ -241,9 +241,9 @@ t.test('models:/name@champion with --reload-interval 1 -w 2 follows the alias wi
   )
   t.equal(metric(text, 'mlserve_reloads_total{outcome="switched"}'), 1)
   t.ok(metric(text, 'mlserve_reloads_total{outcome="unchanged"}') > 0, 'unchanged checks are counted')
-  const readyz = JSON.parse(await (await fetch(`${server.url}/readyz`, {dispatcher: client})).text()) as {
-    model: {version: string; generation: number}
-  }
+  const readyzResponse = await fetch(`${server.url}/readyz`, {dispatcher: client})
+  t.equal(readyzResponse.headers.get('x-mlserve-model-version'), versions[1], "mlserve's own answers carry the header too")
+  const readyz = JSON.parse(await readyzResponse.text()) as {model: {version: string; generation: number}}
   t.match(readyz.model, {version: versions[1], generation: 2})
 
   t.test('a version whose environment cannot be built: the serving version stays, the failure is counted once', async (t) => {
