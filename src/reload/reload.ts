@@ -69,14 +69,19 @@ export function followReference(options: ServeOptions, io: ReloadIo, switchboard
     }
 
     generation++
-    const started = await next.supervisor.start(io.stop).catch(async (error: unknown) => {
+    switchboard.prepare(next)
+    const abandon = async () => {
+      switchboard.abandon(next)
       await next.supervisor.stop(0)
       await next.release()
+    }
+
+    const started = await next.supervisor.start(io.stop).catch(async (error: unknown) => {
+      await abandon()
       throw error
     })
     if (!started) {
-      await next.supervisor.stop(0)
-      await next.release()
+      await abandon()
       throw new MlserveError('INTERRUPTED', 'mlserve is stopping')
     }
 

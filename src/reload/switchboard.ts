@@ -8,6 +8,8 @@ import type {ServedModel, ServingSet} from './serving-set.js'
 export class Switchboard implements Upstreams, ScorerStatus {
   /** Generations that were replaced and still finish their requests. */
   private readonly retiring = new Set<ServingSet>()
+  /** A generation being started for a reload: counted as starting, stopped with the rest, never lent. */
+  private preparing: ServingSet | undefined
   private stopped = false
 
   constructor(private serving: ServingSet) {}
@@ -49,6 +51,16 @@ export class Switchboard implements Upstreams, ScorerStatus {
 
   // ---- switching ----
 
+  /** `next` is starting beside the serving generation (until switchTo or abandon). */
+  prepare(next: ServingSet): void {
+    this.preparing = next
+  }
+
+  /** The generation being prepared failed: it is no longer counted. */
+  abandon(next: ServingSet): void {
+    if (this.preparing === next) this.preparing = undefined
+  }
+
   /**
    * Makes `next` (started: every scorer ready) the serving generation at once. The one it replaces takes
    * no new request; its requests in flight and queued finish (up to `drainMs`), then its scorers stop
@@ -56,6 +68,7 @@ export class Switchboard implements Upstreams, ScorerStatus {
    */
   async switchTo(next: ServingSet, drainMs: number, stopGraceMs: number, force?: AbortSignal): Promise<ExitInfo[]> {
     const previous = this.serving
+    this.abandon(next)
     if (this.stopped) {
       // Stopping already: the new generation never serves.
       await next.supervisor.stop(0, force)
@@ -73,16 +86,18 @@ export class Switchboard implements Upstreams, ScorerStatus {
     }
   }
 
-  /** Stops every generation's scorers (serve's own stop). */
+  /** Stops every generation's scorers (serve's own stop), the one being prepared too. */
   async stop(graceMs: number, force?: AbortSignal): Promise<ExitInfo[]> {
     this.stopped = true
-    const exits = await Promise.all(this.sets().map(async (set) => set.supervisor.stop(graceMs, force)))
+    const all = this.preparing ? [...this.sets(), this.preparing] : this.sets()
+    const exits = await Promise.all(all.map(async (set) => set.supervisor.stop(graceMs, force)))
     return exits.flat()
   }
 
   /** Synchronous last resort (process 'exit'): SIGKILL every generation's scorers. */
   killNow(): void {
     for (const set of this.sets()) set.supervisor.killNow()
+    this.preparing?.supervisor.killNow()
   }
 
   // ---- ScorerStatus: every generation's scorers, the serving one's health ----
@@ -97,6 +112,9 @@ export class Switchboard implements Upstreams, ScorerStatus {
       total.retiring += counts.retiring
     }
 
+    // A generation being prepared serves nothing yet: all of its scorers are starting.
+    const preparing = this.preparing?.supervisor.counts()
+    if (preparing) total.starting += preparing.starting + preparing.ready + preparing.retiring
     return total
   }
 

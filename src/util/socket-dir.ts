@@ -7,8 +7,11 @@ import {MlserveError, messageOf} from '../errors.js'
 
 /** A Unix socket path holds 108 bytes on Linux (104 on macOS and the BSDs), its NUL included. */
 export const SOCKET_PATH_MAX = process.platform === 'linux' ? 107 : 103
-/** What the directory and the supervisor's socket names add to the parent: `/mlserve-XXXXXX/s<slot>-<generation>.sock`. */
-const ROOM = '/mlserve-XXXXXX/s999-999999.sock'.length
+/**
+ * What the directory and the supervisor's socket names add to the parent:
+ * `/mlserve-XXXXXX/<model generation>/s<slot>-<generation>.sock` (a reload's scorers are in a subdirectory).
+ */
+const ROOM = '/mlserve-XXXXXX/9999/s999-999999.sock'.length
 
 export interface SocketDir {
   readonly dir: string
