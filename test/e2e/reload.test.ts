@@ -276,6 +276,33 @@ t.test('models:/name@champion with --reload-interval 1 -w 2 follows the alias wi
     t.comment(`v2 -> v5 (a cached environment): switched ${cached.seconds} s after the alias moved; ${cached.requests} requests, all 200`)
   })
 
+  t.test('models:/name/latest follows a newly registered version the same way', async (t) => {
+    const latest = await startMlserve(['-m', `models:/${name}/latest`, '--reload-interval', '1', '--no-access-log'], {
+      env: toolchainEnv({MLFLOW_TRACKING_URI: tracking.url, MLSERVE_MODEL_ROOT: path.join(scratch, 'models')}),
+    })
+    t.teardown(() => latest.stop())
+    t.same(await predict(latest.url), {status: 200, body: '{"predictions": [21]}', version: versions[4]})
+    // A new version registered from version 2's model (the REST API, as a CI job would).
+    const get = await fetch(`${tracking.url}/api/2.0/mlflow/model-versions/get?name=${name}&version=${versions[1]}`, {dispatcher: client})
+    const {model_version: v2} = (await get.json()) as {model_version: {source: string; run_id: string; model_id?: string}}
+    const from = latest.stderr().length
+    const created = await fetch(`${tracking.url}/api/2.0/mlflow/model-versions/create`, {
+      method: 'POST',
+      headers: {'content-type': 'application/json'},
+      body: JSON.stringify({
+        name,
+        source: v2.source,
+        run_id: v2.run_id,
+        model_id: v2.model_id ?? /^models:\/(m-[0-9a-f]+)$/.exec(v2.source)?.[1],
+      }),
+      dispatcher: client,
+    })
+    if (!created.ok) throw new Error(`creating a version failed: ${created.status} ${await created.text()}`)
+    const {model_version: newest} = (await created.json()) as {model_version: {version: string}}
+    await logLine(latest, new RegExp(`serving ${name} version ${newest.version} \\(was ${versions[4]}\\)`), from)
+    t.same(await predict(latest.url), {status: 200, body: '{"predictions": [30]}', version: newest.version})
+  })
+
   t.test('the tracking server stops: checks fail and are counted, serving goes on', async (t) => {
     await tracking.proc.stop('SIGTERM')
     const from = server.stderr().length
