@@ -1,22 +1,22 @@
 // The orchestrator of build-docker and generate-dockerfile: the model and its environment as serve
 // would prepare them, the environment's wheels, the build context, and (build-docker) the image build.
-import {mkdtemp, readFile, readdir, rm, mkdir} from 'node:fs/promises'
+import {mkdtemp, readFile, readdir, rm, mkdir, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 
 import type {ModelOptions} from '../config.js'
 import {prepareEnv} from '../env/env.js'
-import {ensureUv} from '../env/uv.js'
 import {MlserveError, messageOf} from '../errors.js'
 import {loadModel} from '../load-model.js'
 import type {Logger} from '../log.js'
+import {describeFailure, run, tailLines} from '../util/exec.js'
+import {pathExists} from '../util/fs.js'
 import {loadBoundedYaml} from '../util/yaml-bounded.js'
 import {MLSERVE_ROOT, appFiles, mlserveVersion} from './app-files.js'
 import {createBuildTrace, traceBuildMessage, type BuildTrace} from './build-log.js'
 import {contextStream, writeContext, type Materialize} from './context.js'
 import {PYTHON_MISMATCH_MARKER, type DockerfileSpec} from './dockerfile.js'
 import {DockerEngine} from './engine.js'
-import {ensureWheelhouse, freezeEnv} from './wheelhouse.js'
 
 export interface ImageOptions extends ModelOptions {
   readonly enableMlserver: boolean
@@ -92,8 +92,47 @@ async function readModelLabels(mlmodelPath: string, modelDir: string): Promise<R
   return labels
 }
 
+/** The interpreter's ABI tag (sysconfig SOABI): the base image's Python must have the same for the env's compiled modules. */
+async function soabiOf(python: string, env: ModelOptions['env']): Promise<string> {
+  const result = await run(python, ['-I', '-c', "import sysconfig; print(sysconfig.get_config_var('SOABI'))"], {env})
+  if (result.exitCode !== 0 || !result.stdout.trim()) {
+    throw new MlserveError(
+      'DOCKER_CONTEXT_FAILED',
+      `Cannot read the ABI of ${python} (${describeFailure(python, result)}): ${tailLines(result.stderr)}`,
+    )
+  }
+
+  return result.stdout.trim()
+}
+
+const BYTECODE_MARKER = '.mlserve-bytecode'
+
+/**
+ * Writes the bytecode of every module of the env, once (a marker says it was done): in the image the
+ * server runs as a user that cannot write __pycache__, so whatever is not compiled here would be compiled
+ * again on every start (seconds for scikit-learn or pandas). The env is mlserve's cache entry, and the
+ * same interpreter would write these files itself.
+ */
+async function compileEnv(python: string, home: string, options: ImageOptions, log: Logger, signal?: AbortSignal): Promise<void> {
+  const marker = path.join(home, BYTECODE_MARKER)
+  if (await pathExists(marker)) return
+  const phase = log.phase("compile the environment's bytecode (once per environment)", {live: true})
+  const result = await run(python, ['-m', 'compileall', '-q', '-j', '0', path.join(home, 'lib')], {env: options.env, signal, group: true})
+  if (signal?.aborted) throw new MlserveError('INTERRUPTED', "Interrupted while compiling the environment's bytecode.")
+  // compileall exits 1 when a file does not compile (test data, Python 2 leftovers): those are never imported.
+  if (result.exitCode !== 0)
+    log.warn(`some files of ${home} did not compile (${tailLines(result.stdout || result.stderr, 1)}); they load from source`)
+  await writeFile(marker, new Date().toISOString() + '\n')
+  phase.done()
+}
+
 /** Everything the build context is made of, prepared on this machine. */
-async function prepareContext(options: ImageOptions, io: ImageIo, dir: string, how: Materialize): Promise<{tag?: string; dockerfile: string}> {
+async function prepareContext(
+  options: ImageOptions,
+  io: ImageIo,
+  dir: string,
+  how: Materialize,
+): Promise<{dockerfile: string; baseImage: string; release: () => Promise<void>}> {
   const {log, signal} = io
   const {ref, mlmodel, flavor} = await loadModel(options.modelUri, options.cwd, log, {env: options.env, signal, python: options.python})
   if (flavor === 'crate') {
@@ -106,30 +145,13 @@ async function prepareContext(options: ImageOptions, io: ImageIo, dir: string, h
   const env = await prepareEnv({options, modelDir: ref.localDir, mlmodel, log, signal, serverPackages})
   try {
     const pythonVersion = env.pythonVersion.split('.').slice(0, 2).join('.')
-    const requirements = await freezeEnv(env.executable, options.env)
-    const wheelhouse = await ensureWheelhouse({
-      requirements,
-      envPython: env.executable,
-      pythonVersion,
-      pipPython: options.python,
-      env: options.env,
-      log,
-      signal,
-    })
-    const uv = await ensureUv(options.python, options.env, log, signal, options.buildTimeoutMs)
-    if (!uv) {
-      throw new MlserveError(
-        'UV_NOT_FOUND',
-        'The image installs its environment with uv, which was not found (MLSERVE_UV=none, or installing it failed).',
-        {
-          suggestions: ['Install uv (`pip install uv`) or set MLSERVE_UV to a uv executable.'],
-        },
-      )
-    }
-
+    if (!env.home) throw new MlserveError('INVALID_ARGUMENT', "The model has no environment of mlserve's own to put into an image.")
+    const soabi = await soabiOf(env.executable, options.env)
+    await compileEnv(env.executable, env.home, options, log, signal)
     const spec: DockerfileSpec = {
       baseImage: options.baseImage ?? `python:${pythonVersion}-slim`,
       pythonVersion,
+      soabi,
       serveFlags: options.enableMlserver ? ['--enable-mlserver'] : [],
       labels: {
         [LABELS.modelUri]: options.modelUri,
@@ -144,8 +166,7 @@ async function prepareContext(options: ImageOptions, io: ImageIo, dir: string, h
       dir,
       {
         dockerfile: spec,
-        uv,
-        wheelhouse,
+        envDir: env.home,
         node: process.execPath,
         app: appFiles(MLSERVE_ROOT),
         init: path.join(MLSERVE_ROOT, 'templates', 'docker', 'init.py'),
@@ -153,10 +174,12 @@ async function prepareContext(options: ImageOptions, io: ImageIo, dir: string, h
       },
       how,
     )
-    writing.done(`${requirements.length} Python packages, base image ${spec.baseImage}`)
-    return {dockerfile}
-  } finally {
+    writing.done(`environment ${env.home} (${soabi}), base image ${spec.baseImage}`)
+    // The context links to the env: it stays marked in use (safe from env prune) until the caller releases it.
+    return {dockerfile, baseImage: spec.baseImage, release: env.release}
+  } catch (error) {
     await env.release()
+    throw error
   }
 }
 
@@ -177,7 +200,8 @@ export async function generateDockerfile(options: ImageOptions, dir: string, io:
     throw new MlserveError('DOCKER_CONTEXT_FAILED', `Cannot write the build context to ${target}: ${messageOf(error)}`, {cause: error})
   }
 
-  await prepareContext(options, io, target, 'copy')
+  const {release} = await prepareContext(options, io, target, 'copy')
+  await release()
   return target
 }
 
@@ -198,10 +222,13 @@ export async function buildDockerImage(options: ImageOptions & {readonly tag: st
     if (options.baseImage) await requireBaseImage(engine, options.baseImage)
     const dir = await mkdtemp(path.join(tmpdir(), 'mlserve-context-'))
     try {
-      const {dockerfile} = await prepareContext(options, io, dir, 'link')
-      const baseImage = /^FROM (\S+) AS env$/m.exec(dockerfile)![1]!
-      if (!options.baseImage) await requireBaseImage(engine, baseImage)
-      return await runBuild(engine, dir, options.tag, io)
+      const {baseImage, release} = await prepareContext(options, io, dir, 'link')
+      try {
+        if (!options.baseImage) await requireBaseImage(engine, baseImage)
+        return await runBuild(engine, dir, options.tag, io)
+      } finally {
+        await release()
+      }
     } finally {
       await rm(dir, {recursive: true, force: true})
     }
