@@ -1,10 +1,11 @@
 // Docker for the tests: a private dockerd (own socket, data root, exec root, bridge) and a local Python
 // base image made with debootstrap, cached as a rootfs tarball and imported into each fresh daemon.
-import {execFileSync, spawn} from 'node:child_process'
+import {execFile, execFileSync, spawn, spawnSync} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
+import {promisify} from 'node:util'
 
 import {buildOnce, cacheRoot} from './toolchain.js'
 
@@ -54,6 +55,24 @@ export function docker(host: string, args: readonly string[], options: {input?: 
     env: {...process.env, DOCKER_HOST: host, DOCKER_BUILDKIT: '0', DOCKER_CLI_HINTS: 'false'},
     stdio: ['pipe', 'pipe', 'pipe'],
   })
+}
+
+/** A container's output: `docker logs` writes its stdout and its stderr to its own. */
+export function dockerLogs(host: string, id: string): {stdout: string; stderr: string} {
+  const result = spawnSync('docker', ['-H', host, 'logs', id], {encoding: 'utf8', maxBuffer: 64 * 1024 * 1024})
+  if (result.status !== 0) throw new Error(`docker logs ${id} failed: ${result.stderr}`)
+  return {stdout: result.stdout, stderr: result.stderr}
+}
+
+/** `docker` without blocking the event loop (for commands that run while a request is in flight). */
+export async function dockerAsync(host: string, args: readonly string[], timeoutMs = 300_000): Promise<string> {
+  const {stdout} = await promisify(execFile)('docker', ['-H', host, ...args], {
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    maxBuffer: 64 * 1024 * 1024,
+    env: {...process.env, DOCKER_HOST: host, DOCKER_BUILDKIT: '0', DOCKER_CLI_HINTS: 'false'},
+  })
+  return stdout
 }
 
 function ip(args: readonly string[]): void {
