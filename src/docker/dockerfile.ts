@@ -40,6 +40,10 @@ export const PYTHON_MISMATCH_MARKER = 'mlserve: base image python mismatch'
 
 const json = (value: unknown) => JSON.stringify(value)
 
+/** A Python program that exits 0 when it runs on the ABI the environment needs, else prints what it is. */
+export const abiCheck = (soabi: string): string =>
+  `import sys, sysconfig; abi = sysconfig.get_config_var('SOABI'); print(sys.version.split()[0], abi); sys.exit(abi != '${soabi}')`
+
 /**
  * The step that checks the base image's interpreter and makes the environment's interpreter links and
  * pyvenv.cfg point at it (the only parts of a venv that name the interpreter's location).

@@ -15,7 +15,7 @@ import {loadBoundedYaml} from '../util/yaml-bounded.js'
 import {MLSERVE_ROOT, appFiles, mlserveVersion} from './app-files.js'
 import {createBuildTrace, traceBuildMessage, type BuildTrace} from './build-log.js'
 import {contextStream, writeContext, type Materialize} from './context.js'
-import {PYTHON_MISMATCH_MARKER, type DockerfileSpec} from './dockerfile.js'
+import {PYTHON_MISMATCH_MARKER, abiCheck, type DockerfileSpec} from './dockerfile.js'
 import {DockerEngine} from './engine.js'
 
 export interface ImageOptions extends ModelOptions {
@@ -132,7 +132,7 @@ async function prepareContext(
   io: ImageIo,
   dir: string,
   how: Materialize,
-): Promise<{dockerfile: string; baseImage: string; release: () => Promise<void>}> {
+): Promise<{dockerfile: string; spec: DockerfileSpec; release: () => Promise<void>}> {
   const {log, signal} = io
   const {ref, mlmodel, flavor} = await loadModel(options.modelUri, options.cwd, log, {env: options.env, signal, python: options.python})
   if (flavor === 'crate') {
@@ -176,7 +176,7 @@ async function prepareContext(
     )
     writing.done(`environment ${env.home} (${soabi}), base image ${spec.baseImage}`)
     // The context links to the env: it stays marked in use (safe from env prune) until the caller releases it.
-    return {dockerfile, baseImage: spec.baseImage, release: env.release}
+    return {dockerfile, spec, release: env.release}
   } catch (error) {
     await env.release()
     throw error
@@ -222,9 +222,10 @@ export async function buildDockerImage(options: ImageOptions & {readonly tag: st
     if (options.baseImage) await requireBaseImage(engine, options.baseImage)
     const dir = await mkdtemp(path.join(tmpdir(), 'mlserve-context-'))
     try {
-      const {baseImage, release} = await prepareContext(options, io, dir, 'link')
+      const {spec, release} = await prepareContext(options, io, dir, 'link')
       try {
-        if (!options.baseImage) await requireBaseImage(engine, baseImage)
+        if (!options.baseImage) await requireBaseImage(engine, spec.baseImage)
+        await requireBasePython(engine, spec, log)
         return await runBuild(engine, dir, options.tag, io)
       } finally {
         await release()
@@ -248,6 +249,24 @@ async function requireBaseImage(engine: DockerEngine, image: string): Promise<vo
         "Or name another local image that has the model's Python with --base-image (any Debian/Ubuntu-based image with python3.X; `docker import` of a debootstrap rootfs with python3 works).",
       ],
     },
+  )
+}
+
+/** Before the context is sent (hundreds of MB): does the base image run the environment's Python? */
+async function requireBasePython(engine: DockerEngine, spec: DockerfileSpec, log: Logger): Promise<void> {
+  const phase = log.phase(`check python${spec.pythonVersion} in ${spec.baseImage}`)
+  const python = `python${spec.pythonVersion}`
+  const probe = await engine.probe(spec.baseImage, ['/bin/sh', '-c', `exec ${python} -c "$0"`, abiCheck(spec.soabi)])
+  if (probe.exitCode === 0) {
+    phase.done(probe.output)
+    return
+  }
+
+  const has = probe.exitCode === 127 || /not found/.test(probe.output) ? `no ${python}` : probe.output.split('\n').at(-1)
+  throw new MlserveError(
+    'DOCKER_BASE_PYTHON_MISMATCH',
+    `The base image does not fit: the model's environment needs ${python} (${spec.soabi}); ${spec.baseImage} has: ${has}`,
+    {suggestions: [`Use a base image with Python ${spec.pythonVersion} (--base-image), e.g. python:${spec.pythonVersion}-slim.`]},
   )
 }
 
