@@ -5,10 +5,9 @@ import path from 'node:path'
 import type {Readable} from 'node:stream'
 
 import type {AppFile} from './app-files.js'
-import {CONTEXT_PATHS, renderDockerfile, type DockerfileSpec} from './dockerfile.js'
+import {CONTEXT_PATHS} from './dockerfile.js'
 
 export interface ContextSources {
-  readonly dockerfile: DockerfileSpec
   /** The model's environment as serve built it (a relocatable venv). */
   readonly envDir: string
   /** The node executable for the image. */
@@ -44,19 +43,31 @@ async function placeEnv(envDir: string, target: string, how: Materialize): Promi
   )
 }
 
-/** Fills `dir` (which must exist and be empty) with the build context; returns the Dockerfile's text. */
-export async function writeContext(dir: string, sources: ContextSources, how: Materialize): Promise<string> {
-  const dockerfile = renderDockerfile(sources.dockerfile)
+/** Which files a context holds: all (one Dockerfile), or those of build-docker's environment or model image. */
+export type ContextPart = 'whole' | 'environment' | 'model'
+
+/** Fills `dir` (which must exist and be empty) with a build context: the given Dockerfile and the part's files. */
+export async function writeContext(
+  dir: string,
+  dockerfile: string,
+  sources: ContextSources,
+  how: Materialize,
+  part: ContextPart = 'whole',
+): Promise<void> {
   await writeFile(path.join(dir, 'Dockerfile'), dockerfile)
   await writeFile(path.join(dir, '.dockerignore'), '# everything here is part of the image\n')
-  await placeEnv(sources.envDir, path.join(dir, CONTEXT_PATHS.env), how)
-  await place(sources.node, path.join(dir, CONTEXT_PATHS.node), how)
-  await Promise.all(sources.app.map((file) => place(file.from, path.join(dir, CONTEXT_PATHS.app, file.to), how)))
-  await place(sources.init, path.join(dir, CONTEXT_PATHS.init), how)
-  await mkdir(path.join(dir, CONTEXT_PATHS.model), {recursive: true})
-  const modelEntries = await readdir(sources.modelDir)
-  await Promise.all(modelEntries.map((entry) => place(path.join(sources.modelDir, entry), path.join(dir, CONTEXT_PATHS.model, entry), how)))
-  return dockerfile
+  if (part !== 'model') {
+    await placeEnv(sources.envDir, path.join(dir, CONTEXT_PATHS.env), how)
+    await place(sources.node, path.join(dir, CONTEXT_PATHS.node), how)
+  }
+
+  if (part !== 'environment') {
+    await Promise.all(sources.app.map((file) => place(file.from, path.join(dir, CONTEXT_PATHS.app, file.to), how)))
+    await place(sources.init, path.join(dir, CONTEXT_PATHS.init), how)
+    await mkdir(path.join(dir, CONTEXT_PATHS.model), {recursive: true})
+    const modelEntries = await readdir(sources.modelDir)
+    await Promise.all(modelEntries.map((entry) => place(path.join(sources.modelDir, entry), path.join(dir, CONTEXT_PATHS.model, entry), how)))
+  }
 }
 
 /** The context as a tar stream for POST /build: symlinks followed, owners dropped. */

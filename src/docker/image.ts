@@ -8,14 +8,22 @@ import type {ModelOptions} from '../config.js'
 import {prepareEnv} from '../env/env.js'
 import {MlserveError, messageOf} from '../errors.js'
 import {loadModel} from '../load-model.js'
+import {contentKey} from '../cache/build-once.js'
 import type {Logger} from '../log.js'
 import {describeFailure, run, tailLines} from '../util/exec.js'
 import {pathExists} from '../util/fs.js'
 import {loadBoundedYaml} from '../util/yaml-bounded.js'
 import {MLSERVE_ROOT, appFiles, mlserveVersion} from './app-files.js'
 import {createBuildTrace, traceBuildMessage, type BuildTrace} from './build-log.js'
-import {contextStream, writeContext, type Materialize} from './context.js'
-import {PYTHON_MISMATCH_MARKER, abiCheck, type DockerfileSpec} from './dockerfile.js'
+import {contextStream, writeContext, type ContextPart, type ContextSources} from './context.js'
+import {
+  PYTHON_MISMATCH_MARKER,
+  abiCheck,
+  renderDockerfile,
+  renderEnvironmentDockerfile,
+  renderModelDockerfile,
+  type DockerfileSpec,
+} from './dockerfile.js'
 import {DockerEngine} from './engine.js'
 
 export interface ImageOptions extends ModelOptions {
@@ -43,6 +51,7 @@ export const LABELS = {
   mlflowVersion: 'org.mlserve.mlflow.version',
   pythonVersion: 'org.mlserve.python.version',
   mlserveVersion: 'org.mlserve.version',
+  environment: 'org.mlserve.environment',
 } as const
 
 /** The platform images are built for: this machine's (the wheelhouse is). */
@@ -126,13 +135,17 @@ async function compileEnv(python: string, home: string, options: ImageOptions, l
   phase.done()
 }
 
-/** Everything the build context is made of, prepared on this machine. */
-async function prepareContext(
-  options: ImageOptions,
-  io: ImageIo,
-  dir: string,
-  how: Materialize,
-): Promise<{dockerfile: string; spec: DockerfileSpec; release: () => Promise<void>}> {
+/** What an image is made of, prepared on this machine: the Dockerfile's facts and the files it copies. */
+interface Prepared {
+  readonly spec: DockerfileSpec
+  readonly sources: ContextSources
+  /** The env's cache key (its directory name): part of the environment image's tag. */
+  readonly envKey: string
+  /** The context links to the env: it stays marked in use (safe from env prune) until this is called. */
+  readonly release: () => Promise<void>
+}
+
+async function prepareImage(options: ImageOptions, io: ImageIo): Promise<Prepared> {
   const {log, signal} = io
   const {ref, mlmodel, flavor} = await loadModel(options.modelUri, options.cwd, log, {env: options.env, signal, python: options.python})
   if (flavor === 'crate') {
@@ -161,22 +174,14 @@ async function prepareContext(
         [LABELS.mlserveVersion]: mlserveVersion(),
       },
     }
-    const writing = log.phase('write build context')
-    const dockerfile = await writeContext(
-      dir,
-      {
-        dockerfile: spec,
-        envDir: env.home,
-        node: process.execPath,
-        app: appFiles(MLSERVE_ROOT),
-        init: path.join(MLSERVE_ROOT, 'templates', 'docker', 'init.py'),
-        modelDir: ref.localDir,
-      },
-      how,
-    )
-    writing.done(`environment ${env.home} (${soabi}), base image ${spec.baseImage}`)
-    // The context links to the env: it stays marked in use (safe from env prune) until the caller releases it.
-    return {dockerfile, spec, release: env.release}
+    const sources: ContextSources = {
+      envDir: env.home,
+      node: process.execPath,
+      app: appFiles(MLSERVE_ROOT),
+      init: path.join(MLSERVE_ROOT, 'templates', 'docker', 'init.py'),
+      modelDir: ref.localDir,
+    }
+    return {spec, sources, envKey: path.basename(env.home), release: env.release}
   } catch (error) {
     await env.release()
     throw error
@@ -200,18 +205,43 @@ export async function generateDockerfile(options: ImageOptions, dir: string, io:
     throw new MlserveError('DOCKER_CONTEXT_FAILED', `Cannot write the build context to ${target}: ${messageOf(error)}`, {cause: error})
   }
 
-  const {release} = await prepareContext(options, io, target, 'copy')
-  await release()
+  const prepared = await prepareImage(options, io)
+  try {
+    const writing = io.log.phase('write build context')
+    await writeContext(target, renderDockerfile(prepared.spec), prepared.sources, 'copy')
+    writing.done(`${target}: environment ${prepared.sources.envDir} (${prepared.spec.soabi}), base image ${prepared.spec.baseImage}`)
+  } finally {
+    await prepared.release()
+  }
+
   return target
 }
 
 export interface BuiltImage {
   readonly tag: string
   readonly imageId: string
+  /** The environment image the model image is built on (found in the daemon, or built now). */
+  readonly environmentImage: string
   readonly trace: BuildTrace
 }
 
-/** build-docker: checks the daemon and base image first (seconds), then prepares and builds. */
+/** The environment image's tag: a digest of everything in it (base image, env, Node, the Dockerfile's part). */
+function environmentTag(prepared: Prepared, baseImageId: string): string {
+  const key = contentKey({
+    v: 1,
+    base: baseImageId,
+    env: prepared.envKey,
+    node: [process.version, process.execPath],
+    dockerfile: renderEnvironmentDockerfile(prepared.spec, {}),
+  })
+  return `mlserve-env:${key}`
+}
+
+/**
+ * build-docker: checks the daemon first (milliseconds), prepares the model and its environment, checks
+ * the base image and its Python, then builds the environment image unless the daemon has it, and the
+ * model image on it (a context of mlserve and the model only).
+ */
 export async function buildDockerImage(options: ImageOptions & {readonly tag: string}, io: ImageIo): Promise<BuiltImage> {
   checkOptions(options)
   const {log} = io
@@ -220,26 +250,55 @@ export async function buildDockerImage(options: ImageOptions & {readonly tag: st
     const daemon = await engine.version()
     log.info(`Docker daemon at ${engine.endpoint.display}: Docker ${daemon.version} (API ${daemon.apiVersion})`)
     if (options.baseImage) await requireBaseImage(engine, options.baseImage)
-    const dir = await mkdtemp(path.join(tmpdir(), 'mlserve-context-'))
+    const prepared = await prepareImage(options, io)
     try {
-      const {spec, release} = await prepareContext(options, io, dir, 'link')
-      try {
-        if (!options.baseImage) await requireBaseImage(engine, spec.baseImage)
-        await requireBasePython(engine, spec, log)
-        return await runBuild(engine, dir, options.tag, io)
-      } finally {
-        await release()
+      const baseImageId = await requireBaseImage(engine, prepared.spec.baseImage)
+      const environmentImage = environmentTag(prepared, baseImageId)
+      if (await engine.imageId(environmentImage)) {
+        log.info(`environment image ${environmentImage} is in the daemon already: only mlserve and the model are sent`)
+      } else {
+        await requireBasePython(engine, prepared.spec, log)
+        const labels = {[LABELS.environment]: prepared.sources.envDir, [LABELS.mlserveVersion]: mlserveVersion()}
+        await buildContext(engine, environmentImage, io, renderEnvironmentDockerfile(prepared.spec, labels), prepared.sources, 'environment')
       }
+
+      const built = await buildContext(
+        engine,
+        options.tag,
+        io,
+        renderModelDockerfile(prepared.spec, environmentImage),
+        prepared.sources,
+        'model',
+      )
+      return {...built, environmentImage}
     } finally {
-      await rm(dir, {recursive: true, force: true})
+      await prepared.release()
     }
   } finally {
     await engine.close()
   }
 }
 
-async function requireBaseImage(engine: DockerEngine, image: string): Promise<void> {
-  if (await engine.imageId(image)) return
+async function buildContext(
+  engine: DockerEngine,
+  tag: string,
+  io: ImageIo,
+  dockerfile: string,
+  sources: ContextSources,
+  part: ContextPart,
+): Promise<{tag: string; imageId: string; trace: BuildTrace}> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'mlserve-context-'))
+  try {
+    await writeContext(dir, dockerfile, sources, 'link', part)
+    return await runBuild(engine, dir, tag, io, part === 'environment' ? 'environment image' : 'image')
+  } finally {
+    await rm(dir, {recursive: true, force: true})
+  }
+}
+
+async function requireBaseImage(engine: DockerEngine, image: string): Promise<string> {
+  const id = await engine.imageId(image)
+  if (id) return id
   throw new MlserveError(
     'DOCKER_BASE_IMAGE_MISSING',
     `The base image ${image} is not in the Docker daemon at ${engine.endpoint.display}; mlserve builds offline and never pulls.`,
@@ -270,9 +329,15 @@ async function requireBasePython(engine: DockerEngine, spec: DockerfileSpec, log
   )
 }
 
-async function runBuild(engine: DockerEngine, dir: string, tag: string, io: ImageIo): Promise<BuiltImage> {
+async function runBuild(
+  engine: DockerEngine,
+  dir: string,
+  tag: string,
+  io: ImageIo,
+  what: string,
+): Promise<{tag: string; imageId: string; trace: BuildTrace}> {
   const {log} = io
-  const phase = log.phase(`build image ${tag} (no network)`, {live: true})
+  const phase = log.phase(`build ${what} ${tag} (no network)`, {live: true})
   const trace = createBuildTrace()
   try {
     await engine.build(

@@ -7,7 +7,7 @@ import t from 'tap'
 import {appFiles} from '../../src/docker/app-files.js'
 import {createBuildTrace, traceBuildMessage} from '../../src/docker/build-log.js'
 import {envEntryWanted} from '../../src/docker/context.js'
-import {PYTHON_MISMATCH_MARKER, renderDockerfile} from '../../src/docker/dockerfile.js'
+import {PYTHON_MISMATCH_MARKER, renderDockerfile, renderEnvironmentDockerfile, renderModelDockerfile} from '../../src/docker/dockerfile.js'
 import {dockerEndpoint} from '../../src/docker/engine.js'
 import {MlserveError} from '../../src/errors.js'
 import {REPO_ROOT} from '../helpers/toolchain.js'
@@ -26,13 +26,14 @@ t.test('DOCKER_HOST: unix and tcp addresses, the default socket, and a clear err
 })
 
 t.test('the Dockerfile: layer order, no download, non-root, port, health check, entrypoint', async (t) => {
-  const text = renderDockerfile({
+  const spec = {
     baseImage: 'python:3.11-slim',
     pythonVersion: '3.11',
     soabi: 'cpython-311-x86_64-linux-gnu',
     serveFlags: ['--enable-mlserver'],
     labels: {'org.mlserve.model.uri': 'models:/iris@prod', 'a.b': 'say "hi"'},
-  })
+  }
+  const text = renderDockerfile(spec)
   const instructions = text
     .split('\n')
     .filter((line) => /^[A-Z]+ /.test(line))
@@ -79,6 +80,12 @@ t.test('the Dockerfile: layer order, no download, non-root, port, health check, 
     text,
     /\nENTRYPOINT \["\/opt\/mlserve\/env\/bin\/python","-I","-S","\/opt\/mlserve\/init\.py","\/opt\/mlserve\/node\/bin\/node","\/opt\/mlserve\/app\/bin\/run\.js","serve","-m","\/opt\/ml\/model","--env-manager","local","--enable-mlserver"\]\n/,
   )
+  const environment = renderEnvironmentDockerfile(spec, {'org.mlserve.environment': '/env'})
+  const model = renderModelDockerfile(spec, 'mlserve-env:abc')
+  t.match(environment, /\nCOPY mlserve\/node \/opt\/mlserve\/node\/bin\/node\nLABEL /, 'build-docker: the environment image')
+  t.notMatch(environment, /COPY model\/|ENTRYPOINT/)
+  t.match(model, /\nFROM mlserve-env:abc\nCOPY mlserve\/app\/ /, 'and the model image on it')
+  t.notMatch(model, /COPY mlserve\/env\/|RUN /)
   t.match(text, /LABEL \\\n {6}"a\.b"="say \\"hi\\"" \\\n {6}"org\.mlserve\.model\.uri"="models:\/iris@prod"\n/, 'labels quoted as JSON strings')
 })
 
@@ -121,6 +128,12 @@ t.test("mlserve's files for the image: the package and its production dependenci
     t.notOk(targets.includes(path.join('node_modules', devTool)), `no ${devTool}`)
   }
 
-  t.ok(files.every((file) => existsSync(file.from)))
-  t.ok(envEntryWanted('lib') && envEntryWanted('bin') && !envEntryWanted('pyvenv.cfg') && !envEntryWanted('.mlserve-env.json'))
+  t.ok(
+    files.every((file) => existsSync(file.from)),
+    'every file exists',
+  )
+  t.ok(
+    envEntryWanted('lib') && envEntryWanted('bin') && !envEntryWanted('pyvenv.cfg') && !envEntryWanted('.mlserve-env.json'),
+    "the env without its interpreter links and mlserve's cache files",
+  )
 })
