@@ -74,6 +74,8 @@ function environmentLines(spec: Pick<DockerfileSpec, 'baseImage' | 'pythonVersio
     interpreterStep(spec as DockerfileSpec),
     `COPY ${CONTEXT_PATHS.env}/ ${IMAGE_PATHS.env}/`,
     `COPY ${CONTEXT_PATHS.node} ${IMAGE_PATHS.node}`,
+    // The host's Node needs the base image's glibc and libstdc++: say so here rather than at docker run.
+    `RUN ${IMAGE_PATHS.node} -e "process.exit(0)" || { echo "mlserve: the Node executable from the host does not run on ${spec.baseImage} (it needs glibc and libstdc++; MLSERVE_DOCKER_NODE names another, e.g. the official linux-x64 build)"; exit 95; }`,
   ]
 }
 

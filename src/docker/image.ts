@@ -1,6 +1,7 @@
 // The orchestrator of build-docker and generate-dockerfile: the model and its environment as serve
 // would prepare them, the environment's wheels, the build context, and (build-docker) the image build.
 import {mkdtemp, readFile, readdir, rm, mkdir, writeFile} from 'node:fs/promises'
+import {statSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 
@@ -176,7 +177,7 @@ async function prepareImage(options: ImageOptions, io: ImageIo): Promise<Prepare
     }
     const sources: ContextSources = {
       envDir: env.home,
-      node: process.execPath,
+      node: options.env.MLSERVE_DOCKER_NODE ?? process.execPath,
       app: appFiles(MLSERVE_ROOT),
       init: path.join(MLSERVE_ROOT, 'templates', 'docker', 'init.py'),
       modelDir: ref.localDir,
@@ -231,7 +232,10 @@ function environmentTag(prepared: Prepared, baseImageId: string): string {
     v: 1,
     base: baseImageId,
     env: prepared.envKey,
-    node: [process.version, process.execPath],
+    node:
+      prepared.sources.node === process.execPath
+        ? [process.version, process.execPath]
+        : [prepared.sources.node, statSync(prepared.sources.node).mtimeMs],
     dockerfile: renderEnvironmentDockerfile(prepared.spec, {}),
   })
   return `mlserve-env:${key}`

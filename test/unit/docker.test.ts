@@ -43,6 +43,7 @@ t.test('the Dockerfile: layer order, no download, non-root, port, health check, 
     'RUN',
     'COPY',
     'COPY',
+    'RUN',
     'COPY',
     'COPY',
     'ENV',
@@ -82,7 +83,11 @@ t.test('the Dockerfile: layer order, no download, non-root, port, health check, 
   )
   const environment = renderEnvironmentDockerfile(spec, {'org.mlserve.environment': '/env'})
   const model = renderModelDockerfile(spec, 'mlserve-env:abc')
-  t.match(environment, /\nCOPY mlserve\/node \/opt\/mlserve\/node\/bin\/node\nLABEL /, 'build-docker: the environment image')
+  t.match(
+    environment,
+    /\nCOPY mlserve\/node \/opt\/mlserve\/node\/bin\/node\nRUN \/opt\/mlserve\/node\/bin\/node -e "process.exit\(0\)" \|\| .*\nLABEL /,
+    'build-docker: the environment image',
+  )
   t.notMatch(environment, /COPY model\/|ENTRYPOINT/)
   t.match(model, /\nFROM mlserve-env:abc\nCOPY mlserve\/app\/ /, 'and the model image on it')
   t.notMatch(model, /COPY mlserve\/env\/|RUN /)
