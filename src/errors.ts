@@ -88,6 +88,16 @@ export const ERROR_CODES = {
   SMOKE_CHECKS_FAILED: 85,
   /** `mlserve smoke --cases`: the cases file cannot be read, is not YAML/JSON, or a case is malformed. */
   SMOKE_CASES_INVALID: 86,
+  /** build-docker: no Docker daemon answers at DOCKER_HOST (or the default socket); the address and the cause are named. */
+  DOCKER_UNREACHABLE: 90,
+  /** build-docker: the base image is not in the daemon (mlserve never pulls: builds are offline); the hint says how to provide one. */
+  DOCKER_BASE_IMAGE_MISSING: 91,
+  /** build-docker: the image build failed; the failing step and its output are in the message. */
+  DOCKER_BUILD_FAILED: 92,
+  /** build-docker: the base image has no python<X.Y> with the ABI of the model's environment (e.g. cpython-311-x86_64-linux-gnu). */
+  DOCKER_BASE_PYTHON_MISMATCH: 93,
+  /** generate-dockerfile: the output directory exists and is not empty, or cannot be written. */
+  DOCKER_CONTEXT_FAILED: 94,
   /** Stopped by a signal before the work was done: an environment build, or a drain cut short by a second signal. */
   INTERRUPTED: 130,
 } as const
