@@ -181,17 +181,18 @@ t.test("MLflow's error envelope in one line, for a failed warm-up", async (t) =>
   t.equal(summarizeError('Internal Server Error'), 'Internal Server Error')
 })
 
-/** The stand-in, except that slot `failing` exits with code 2 at once. */
-const failingSlot = (failing: number): Backend => ({
+/** The stand-in, except that slot `failing` gets `env` (default: it exits with code 2 at once). */
+const failingSlot = (failing: number, env: Record<string, string> = {EXIT_CODE: '2'}): Backend => ({
   ...backend(),
   async launch(slot) {
     const launched = await backend().launch(slot)
-    return slot.index === failing ? {...launched, command: {...launched.command, env: {EXIT_CODE: '2'}}} : launched
+    return slot.index === failing ? {...launched, command: {...launched.command, env}} : launched
   },
 })
 
 t.test('a reload generation (requireAll) is ready only when every slot is; any failure before that fails it', async (t) => {
-  const {supervisor: lenient} = await supervisor(t, {backend: failingSlot(1), workers: 2})
+  // Slot 1 never loads (an exit could come before slot 0's ready and fail the start, as it should).
+  const {supervisor: lenient} = await supervisor(t, {backend: failingSlot(1, {NEVER_LOADS: '1'}), workers: 2})
   t.equal(await lenient.start(new AbortController().signal), true, 'by default the first ready scorer makes the start')
 
   const {supervisor: strict} = await supervisor(t, {backend: failingSlot(1), workers: 2, requireAll: true})
