@@ -88,6 +88,8 @@ export const ERROR_CODES = {
   SMOKE_CHECKS_FAILED: 85,
   /** `mlserve smoke --cases`: the cases file cannot be read, is not YAML/JSON, or a case is malformed. */
   SMOKE_CASES_INVALID: 86,
+  /** `mlserve generate-k8s -o DIR`: the directory or a manifest file cannot be written (the directory is named). */
+  MANIFEST_WRITE_FAILED: 100,
   /** Stopped by a signal before the work was done: an environment build, or a drain cut short by a second signal. */
   INTERRUPTED: 130,
 } as const
