@@ -6,6 +6,16 @@ import {buildContainer, buildMetadata, buildPodAnnotations, buildPodSettings} fr
 /** KServe finds the model server container of a custom predictor by this name. */
 export const KSERVE_CONTAINER = 'kserve-container'
 
+/**
+ * The custom predictor: KServe reads a custom container's protocol from its PROTOCOL variable (v1 unless
+ * set: mlflow's /invocations; v2 for MLServer's /v2 routes) and routes its Service port 80 to the
+ * container's first port.
+ */
+function buildPredictorContainer(options: K8sOptions): Record<string, unknown> {
+  const {name, image, imagePullPolicy, args, ...rest} = buildContainer(options, KSERVE_CONTAINER)
+  return {name, image, imagePullPolicy, args, env: [{name: 'PROTOCOL', value: options.enableMlserver ? 'v2' : 'v1'}], ...rest}
+}
+
 export function buildInferenceService(options: K8sOptions): Manifest {
   const metadata = buildMetadata(options)
   return {
@@ -28,10 +38,8 @@ export function buildInferenceService(options: K8sOptions): Manifest {
           maxReplicas: options.autoscale ? options.maxReplicas : options.replicas,
           scaleMetric: 'cpu',
           scaleTarget: options.targetCpu,
-          // mlflow's /invocations is KServe's custom-container v1 traffic; MLServer speaks the V2 protocol.
-          protocolVersion: options.enableMlserver ? 'v2' : 'v1',
           ...buildPodSettings(options),
-          containers: [buildContainer(options, KSERVE_CONTAINER)],
+          containers: [buildPredictorContainer(options)],
         },
       },
     },
