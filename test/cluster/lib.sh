@@ -39,3 +39,30 @@ die() {
 need() {
   command -v "$1" >/dev/null 2>&1 || die "missing command '$1' ($2)"
 }
+
+# The running cluster's scratch directory: certificates, configs, data, logs, pid files.
+WORK=${MLSERVE_CLUSTER_DIR:-/tmp/mlserve-k8s}
+NODE_NAME=mlserve-node
+POD_CIDR=10.244.0.0/24
+SERVICE_CIDR=10.96.0.0/16
+CONTAINERD_SOCK=$WORK/containerd/containerd.sock
+export KUBECONFIG=$WORK/admin.kubeconfig
+KUBECTL=$BIN_DIR/kubectl
+PAUSE_IMAGE=local/pause:3.10
+
+kubectl() { "$KUBECTL" "$@"; }
+ctr_k8s() { ctr -a "$CONTAINERD_SOCK" -n k8s.io "$@"; }
+
+# wait_for DESCRIPTION SECONDS CMD...: retries CMD every second until it succeeds or time runs out.
+wait_for() {
+  local what=$1 limit=$2
+  shift 2
+  local deadline=$((SECONDS + limit))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      echo "timed out after ${limit}s waiting for $what" >&2
+      return 1
+    fi
+    sleep 1
+  done
+}
