@@ -88,6 +88,18 @@ export const ERROR_CODES = {
   SMOKE_CHECKS_FAILED: 85,
   /** `mlserve smoke --cases`: the cases file cannot be read, is not YAML/JSON, or a case is malformed. */
   SMOKE_CASES_INVALID: 86,
+  /** build-docker: no Docker daemon answers at DOCKER_HOST (or the default socket); the address and the cause are named. */
+  DOCKER_UNREACHABLE: 90,
+  /** build-docker: the base image is not in the daemon (mlserve never pulls: builds are offline); the hint says how to provide one. */
+  DOCKER_BASE_IMAGE_MISSING: 91,
+  /** build-docker: the image build failed; the failing step and its output are in the message. */
+  DOCKER_BUILD_FAILED: 92,
+  /** build-docker: the base image has no python<X.Y> for the model's Python X.Y. */
+  DOCKER_BASE_PYTHON_MISMATCH: 93,
+  /** build-docker / generate-dockerfile: the wheels of the model's environment could not be collected on this machine. */
+  WHEELHOUSE_FAILED: 94,
+  /** generate-dockerfile: the output directory exists and is not empty, or cannot be written. */
+  DOCKER_CONTEXT_FAILED: 95,
   /** `mlserve generate-k8s -o DIR`: the directory or a manifest file cannot be written (the directory is named). */
   MANIFEST_WRITE_FAILED: 100,
   /** Stopped by a signal before the work was done: an environment build, or a drain cut short by a second signal. */

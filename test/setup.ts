@@ -31,6 +31,35 @@ function ensureR(): void {
   execFileSync('apt-get', ['install', '-y', '--no-install-recommends', ...R_PACKAGES], {stdio: 'inherit', env})
 }
 
+/** What the image tests need: Docker from Debian (dockerd, the docker CLI) and debootstrap for the local base image. */
+const DOCKER_PACKAGES = ['docker.io', 'debootstrap']
+
+function hasCommand(command: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${command}`], {
+      stdio: 'ignore',
+      env: {...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin`},
+    })
+    return true
+  } catch {
+    return false
+  }
+}
+
+function ensureDocker(): void {
+  if (['dockerd', 'docker', 'debootstrap'].every((command) => hasCommand(command))) return
+  if (process.getuid?.() !== 0) {
+    throw new Error(
+      `The image tests need Docker and debootstrap: run \`apt-get install -y --no-install-recommends ${DOCKER_PACKAGES.join(' ')}\` as root, then the tests again.`,
+    )
+  }
+
+  const env = {...process.env, DEBIAN_FRONTEND: 'noninteractive'}
+  execFileSync('apt-get', ['update'], {stdio: 'inherit', env})
+  execFileSync('apt-get', ['install', '-y', '--no-install-recommends', ...DOCKER_PACKAGES], {stdio: 'inherit', env})
+}
+
 ensureR()
+ensureDocker()
 ensureFixtures('main')
 ensureFixtures('legacy')

@@ -79,7 +79,7 @@ function sleepSync(ms) {
  * @param {string} dir
  * @param {(dir: string) => void} build
  */
-function buildOnce(dir, build) {
+export function buildOnce(dir, build) {
   if (existsSync(path.join(dir, MARKER))) return
   mkdirSync(path.dirname(dir), {recursive: true})
   const lock = `${dir}.lock`
