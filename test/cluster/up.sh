@@ -261,6 +261,7 @@ start_kserve() {
   module=$(cd "$K8S_CACHE" && GOFLAGS=-mod=mod go mod download -json "github.com/kserve/kserve@$KSERVE_VERSION" | sed -n 's/.*"Dir": "\(.*\)",*/\1/p')
   [[ -d $module/config/crd/full ]] || die "no config/crd in github.com/kserve/kserve@$KSERVE_VERSION"
   for crd in "$module"/config/crd/full/serving.kserve.io_*.yaml; do kubectl apply --server-side -f "$crd" >/dev/null; done
+  kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null
   kubectl create namespace kserve >/dev/null
   # RawDeployment by default, no Istio/Knative ingress objects
   sed -e 's/"defaultDeploymentMode": "Serverless"/"defaultDeploymentMode": "RawDeployment"/' \
