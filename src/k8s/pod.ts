@@ -57,10 +57,12 @@ export function buildContainer(options: K8sOptions, containerName: string): Reco
   }
 }
 
-/** Pod-level settings: non-root, the default seccomp profile, the stop budget, a writable /tmp. */
+/** Pod-level settings: non-root, the default seccomp profile, no API token, the stop budget, a writable /tmp. */
 export function buildPodSettings(options: K8sOptions): Record<string, unknown> {
   return {
     terminationGracePeriodSeconds: terminationGracePeriod(options),
+    // mlserve never calls the Kubernetes API: no token in the pod to leak.
+    automountServiceAccountToken: false,
     securityContext: {
       runAsNonRoot: true,
       runAsUser: options.runAsUser,

@@ -3,11 +3,13 @@
 // KServe, answers byte-identical to `mlserve serve`, spread over replicas, a rolling update without a
 // failed request, an HPA scale-out, and every manifest accepted by `kubectl apply --dry-run=server`.
 /* eslint-disable no-await-in-loop -- each step polls the cluster one call after another */
-import {execFileSync, spawn} from 'node:child_process'
+/* eslint-disable @typescript-eslint/no-explicit-any -- kubectl -o json output, read field by field */
+import {execFile, execFileSync, spawn} from 'node:child_process'
 import {appendFileSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import http from 'node:http'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
+import {promisify} from 'node:util'
 
 import t, {type Test} from 'tap'
 
@@ -31,21 +33,24 @@ const INPUT = readFileSync(path.join(MODEL, 'serving_input_example.json'), 'utf8
 const work = mkdtempSync(path.join(tmpdir(), 'mlserve-cluster-'))
 t.teardown(() => rmSync(work, {recursive: true, force: true}))
 
+const execFileAsync = promisify(execFile)
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-function kubectl(args: readonly string[], input?: string): string {
-  return execFileSync(KUBECTL, args, {encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'], timeout: 600_000})
+/** kubectl, asynchronous: the client loops must keep running while kubectl waits (a blocked event loop fails them). */
+async function kubectl(args: readonly string[]): Promise<string> {
+  const {stdout} = await execFileAsync(KUBECTL, args, {encoding: 'utf8', timeout: 600_000, maxBuffer: 64 * 1024 * 1024})
+  return stdout
 }
 
-function kubectlJson<T = any>(args: readonly string[]): T {
-  return JSON.parse(kubectl([...args, '-o', 'json'])) as T
+async function kubectlJson<T = any>(args: readonly string[]): Promise<T> {
+  return JSON.parse(await kubectl([...args, '-o', 'json'])) as T
 }
 
 /** Writes `mlserve generate-k8s` output for these flags into a fresh directory and returns it. */
-function generate(label: string, args: readonly string[]): string {
+async function generate(label: string, args: readonly string[]): Promise<string> {
   const dir = path.join(work, label)
   const name = args.includes('--name') ? [] : ['--name', NAME]
-  execFileSync(process.execPath, [MLSERVE_BIN, 'generate-k8s', '-m', MODEL, '-o', dir, ...name, ...args], {stdio: ['ignore', 'ignore', 'pipe']})
+  await execFileAsync(process.execPath, [MLSERVE_BIN, 'generate-k8s', '-m', MODEL, '-o', dir, ...name, ...args])
   return dir
 }
 
@@ -99,15 +104,15 @@ function invoke(url: string, options: {agent?: http.Agent; requestId?: string; b
   })
 }
 
-function serviceUrl(name: string, namespace = 'default'): string {
-  const service = kubectlJson(['get', 'service', name, '-n', namespace])
+async function serviceUrl(name: string, namespace = 'default'): Promise<string> {
+  const service = await kubectlJson(['get', 'service', name, '-n', namespace])
   return `http://${service.spec.clusterIP}:${service.spec.ports[0].port}`
 }
 
-function podsOf(selector: string): Array<{name: string; image: string; ready: boolean}> {
-  return kubectlJson<{items: any[]}>(['get', 'pods', '-l', selector])
-    .items.filter((pod) => !pod.metadata.deletionTimestamp)
-    .map((pod) => ({
+async function podsOf(selector: string): Promise<Array<{name: string; image: string; ready: boolean}>> {
+  return (await kubectlJson<{items: any[]}>(['get', 'pods', '-l', selector])).items
+    .filter((pod: any) => !pod.metadata.deletionTimestamp)
+    .map((pod: any) => ({
       name: pod.metadata.name,
       image: pod.spec.containers[0].image,
       ready: (pod.status.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True'),
@@ -157,28 +162,28 @@ step('reference: mlserve serve on the host', async (t) => {
 })
 
 step('rollout: the generated Deployment and Service answer like mlserve serve', async (t) => {
-  const dir = generate('plain', [
+  const dir = await generate('plain', [
     ...['--image', `${IMAGE}:1`, '--no-autoscale', '--replicas', '1', '--cpu-request', '250m'],
     ...['--memory-request', '768Mi'],
   ])
-  kubectl(['apply', '-f', dir])
+  await kubectl(['apply', '-f', dir])
   const start = performance.now()
-  kubectl(['rollout', 'status', `deployment/${NAME}`, '--timeout=300s'])
+  await kubectl(['rollout', 'status', `deployment/${NAME}`, '--timeout=300s'])
   t.comment(`rollout to 1 ready replica: ${((performance.now() - start) / 1000).toFixed(1)} s`)
-  const answer = await invoke(serviceUrl(NAME))
+  const answer = await invoke(await serviceUrl(NAME))
   t.equal(answer.status, 200)
   t.equal(answer.body, reference.body, 'byte-identical to mlserve serve on the host')
-  const logs = kubectl(['logs', `deployment/${NAME}`])
+  const logs = await kubectl(['logs', `deployment/${NAME}`])
   const line = logs.split('\n').find((l) => l.includes('"msg":"request"') && l.includes(answer.requestId!))
   t.ok(line, 'the request is in the pod log as a JSON access log line')
 })
 
 step('scale to 3 replicas: requests spread across the pods', async (t) => {
   const start = performance.now()
-  kubectl(['scale', `deployment/${NAME}`, '--replicas=3'])
-  kubectl(['rollout', 'status', `deployment/${NAME}`, '--timeout=300s'])
+  await kubectl(['scale', `deployment/${NAME}`, '--replicas=3'])
+  await kubectl(['rollout', 'status', `deployment/${NAME}`, '--timeout=300s'])
   t.comment(`scale 1 -> 3 ready: ${((performance.now() - start) / 1000).toFixed(1)} s`)
-  const url = serviceUrl(NAME)
+  const url = await serviceUrl(NAME)
   const ids: string[] = []
   const statuses: number[] = []
   for (let i = 0; i < 60; i++) {
@@ -190,8 +195,8 @@ step('scale to 3 replicas: requests spread across the pods', async (t) => {
   t.same(new Set(statuses), new Set([200]), 'every request answered 200')
 
   const perPod: Record<string, number> = {}
-  for (const pod of podsOf(SELECTOR)) {
-    const logs = kubectl(['logs', pod.name])
+  for (const pod of await podsOf(SELECTOR)) {
+    const logs = await kubectl(['logs', pod.name])
     perPod[pod.name] = ids.filter((id) => logs.includes(`"requestId":"${id}"`)).length
   }
 
@@ -218,9 +223,10 @@ step('rolling update to a new tag under a client loop: zero failed requests', as
     `docker.io/library/${IMAGE}:1`,
     `docker.io/library/${IMAGE}:2`,
   ])
-  const url = serviceUrl(NAME)
+  const url = await serviceUrl(NAME)
   const counts = {ok: 0, failed: 0, errors: [] as string[]}
   let running = true
+  const loopStart = performance.now()
   // 4 clients, each on its own keep-alive connection pool, as a real caller would
   const clients = Array.from({length: 4}, async () => {
     const agent = new http.Agent({keepAlive: true, maxSockets: 1})
@@ -234,24 +240,25 @@ step('rolling update to a new tag under a client loop: zero failed requests', as
         }
       } catch (error) {
         counts.failed++
-        counts.errors.push(String(error))
+        counts.errors.push(`${((performance.now() - loopStart) / 1000).toFixed(1)} s: ${String(error)}`)
       }
     }
 
     agent.destroy()
   })
   await sleep(2000)
-  const dir = generate('update', [
+  const dir = await generate('update', [
     ...['--image', `${IMAGE}:2`, '--no-autoscale', '--replicas', '3', '--cpu-request', '250m'],
     ...['--memory-request', '768Mi'],
   ])
   const start = performance.now()
-  kubectl(['apply', '-f', dir])
-  kubectl(['rollout', 'status', `deployment/${NAME}`, '--timeout=600s'])
+  t.comment(`apply at ${((start - loopStart) / 1000).toFixed(1)} s`)
+  await kubectl(['apply', '-f', dir])
+  await kubectl(['rollout', 'status', `deployment/${NAME}`, '--timeout=600s'])
   const rollout = (performance.now() - start) / 1000
   // old pods drain after the rollout reports done: keep the loop on until they are gone
   const deadline = Date.now() + 120_000
-  while (podsOf(SELECTOR).some((pod) => pod.image !== `${IMAGE}:2`) && Date.now() < deadline) await sleep(1000)
+  while ((await podsOf(SELECTOR)).some((pod) => pod.image !== `${IMAGE}:2`) && Date.now() < deadline) await sleep(1000)
   await sleep(3000)
   running = false
   await Promise.all(clients)
@@ -260,27 +267,32 @@ step('rolling update to a new tag under a client loop: zero failed requests', as
   t.ok(counts.ok > 50, `the loop kept sending (${counts.ok})`)
   t.equal(counts.failed, 0, 'no failed request during the rolling update')
   t.same(
-    podsOf(SELECTOR).map((pod) => pod.image),
+    (await podsOf(SELECTOR)).map((pod) => pod.image),
     [`${IMAGE}:2`, `${IMAGE}:2`, `${IMAGE}:2`],
   )
 })
 
 step('HPA: a short bounded load raises the replicas above 1', async (t) => {
-  const dir = generate('hpa', [
+  const dir = await generate('hpa', [
     ...['--image', `${IMAGE}:2`, '--replicas', '1', '--min-replicas', '1', '--max-replicas', '3', '--target-cpu', '50'],
     ...['--cpu-request', '100m', '--memory-request', '768Mi'],
   ])
-  kubectl(['apply', '-f', dir])
-  kubectl(['rollout', 'status', `deployment/${NAME}`, '--timeout=300s'])
+  // a fresh Deployment at 1 replica (an HPA created next to 3 running replicas keeps them for its
+  // 5-minute scale-down window)
+  await kubectl(['delete', 'deployment', NAME, '--wait=true'])
+  await kubectl(['apply', '-f', dir])
+  await kubectl(['rollout', 'status', `deployment/${NAME}`, '--timeout=300s'])
   // the HPA needs a metric from metrics-server before it can act
   const metricsDeadline = Date.now() + 120_000
   while (Date.now() < metricsDeadline) {
-    const hpa = kubectlJson(['get', 'hpa', NAME])
+    const hpa = await kubectlJson(['get', 'hpa', NAME])
     if (hpa.status?.currentMetrics?.[0]?.resource?.current?.averageUtilization !== undefined) break
     await sleep(2000)
   }
 
-  const url = serviceUrl(NAME)
+  t.equal((await kubectlJson(['get', 'deployment', NAME])).spec.replicas, 1, 'one replica before the load')
+
+  const url = await serviceUrl(NAME)
   let running = true
   let sent = 0
   const load = Array.from({length: 6}, async () => {
@@ -295,7 +307,7 @@ step('HPA: a short bounded load raises the replicas above 1', async (t) => {
   const start = performance.now()
   let replicas = 1
   while (performance.now() - start < 150_000) {
-    replicas = kubectlJson(['get', 'deployment', NAME]).spec.replicas as number
+    replicas = (await kubectlJson(['get', 'deployment', NAME])).spec.replicas as number
     if (replicas > 1) break
     await sleep(2000)
   }
@@ -303,7 +315,7 @@ step('HPA: a short bounded load raises the replicas above 1', async (t) => {
   const seconds = ((performance.now() - start) / 1000).toFixed(1)
   running = false
   await Promise.all(load)
-  const hpa = kubectlJson(['get', 'hpa', NAME])
+  const hpa = await kubectlJson(['get', 'hpa', NAME])
   t.comment(
     `HPA: ${replicas} replicas after ${seconds} s of load (${sent} requests); utilisation ${JSON.stringify(hpa.status?.currentMetrics?.[0]?.resource?.current)}`,
   )
@@ -312,15 +324,15 @@ step('HPA: a short bounded load raises the replicas above 1', async (t) => {
 
 step('KServe: the InferenceService reaches Ready and answers /invocations', async (t) => {
   const name = 'iris-kserve'
-  const dir = generate('kserve', [
+  const dir = await generate('kserve', [
     ...['--kserve', '--name', name, '--image', `${IMAGE}:2`, '--no-autoscale', '--replicas', '1'],
     ...['--cpu-request', '250m', '--memory-request', '768Mi'],
   ])
-  kubectl(['apply', '-f', dir])
+  await kubectl(['apply', '-f', dir])
   const start = performance.now()
-  kubectl(['wait', '--for=condition=Ready', `inferenceservice/${name}`, '--timeout=300s'])
+  await kubectl(['wait', '--for=condition=Ready', `inferenceservice/${name}`, '--timeout=300s'])
   t.comment(`InferenceService Ready: ${((performance.now() - start) / 1000).toFixed(1)} s`)
-  const answer = await invoke(serviceUrl(`${name}-predictor`))
+  const answer = await invoke(await serviceUrl(`${name}-predictor`))
   t.equal(answer.status, 200)
   t.equal(answer.body, reference.body, 'byte-identical to mlserve serve on the host')
 })
@@ -337,8 +349,8 @@ step('kubectl apply --dry-run=server accepts every generated manifest', async (t
     'kserve-mlserver': ['--kserve', '--enable-mlserver', '--cpu-limit', '2'],
   }
   for (const [label, args] of Object.entries(variants)) {
-    const dir = generate(`dry-${label}`, ['--image', `${IMAGE}:2`, '--name', `dry-${label}`, ...args])
-    const out = kubectl(['apply', '--dry-run=server', '--validate=strict', '-f', dir])
+    const dir = await generate(`dry-${label}`, ['--image', `${IMAGE}:2`, '--name', `dry-${label}`, ...args])
+    const out = await kubectl(['apply', '--dry-run=server', '--validate=strict', '-f', dir])
     t.match(out, /\(server dry run\)/, `${label}: ${out.trim().split('\n').join('; ')}`)
   }
 })

@@ -58,6 +58,7 @@ t.test('defaults: probes on /readyz and /livez, drain outlasting the grace perio
   t.same(container.lifecycle, {preStop: {sleep: {seconds: 5}}})
   t.ok(pod.spec.terminationGracePeriodSeconds > 30 + 5, 'SIGKILL only after the preStop pause and the whole drain')
   t.equal(pod.spec.securityContext.runAsNonRoot, true)
+  t.equal(pod.spec.automountServiceAccountToken, false, 'no API token in a pod that never calls the API')
   t.equal(container.securityContext.allowPrivilegeEscalation, false)
   t.same(container.resources, {requests: {cpu: '1', memory: '1Gi'}, limits: {memory: '1Gi'}})
   t.same(pod.metadata.annotations, {
