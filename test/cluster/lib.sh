@@ -14,19 +14,19 @@ REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 # step NAME CMD...: runs CMD, prints how long it took, fails loudly naming the step.
 step() {
-  local name=$1
+  local step_name=$1
   shift
   local start end
   start=$(date +%s.%N)
-  echo "==> $name" >&2
+  echo "==> $step_name" >&2
   if ! "$@"; then
     end=$(date +%s.%N)
-    printf 'FAILED: %s (after %s s)\n' "$name" "$(elapsed "$start" "$end")" >&2
+    printf 'FAILED: %s (after %s s)\n' "$step_name" "$(elapsed "$start" "$end")" >&2
     return 1
   fi
   end=$(date +%s.%N)
-  printf '<== %s: %s s\n' "$name" "$(elapsed "$start" "$end")" >&2
-  printf '%s\t%s\n' "$name" "$(elapsed "$start" "$end")" >>"${STEP_TIMES:-/dev/null}"
+  printf '<== %s: %s s\n' "$step_name" "$(elapsed "$start" "$end")" >&2
+  printf '%s\t%s\n' "$step_name" "$(elapsed "$start" "$end")" >>"${STEP_TIMES:-/dev/null}"
 }
 
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
