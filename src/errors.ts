@@ -94,12 +94,10 @@ export const ERROR_CODES = {
   DOCKER_BASE_IMAGE_MISSING: 91,
   /** build-docker: the image build failed; the failing step and its output are in the message. */
   DOCKER_BUILD_FAILED: 92,
-  /** build-docker: the base image has no python<X.Y> for the model's Python X.Y. */
+  /** build-docker: the base image has no python<X.Y> with the ABI of the model's environment (e.g. cpython-311-x86_64-linux-gnu). */
   DOCKER_BASE_PYTHON_MISMATCH: 93,
-  /** build-docker / generate-dockerfile: the wheels of the model's environment could not be collected on this machine. */
-  WHEELHOUSE_FAILED: 94,
   /** generate-dockerfile: the output directory exists and is not empty, or cannot be written. */
-  DOCKER_CONTEXT_FAILED: 95,
+  DOCKER_CONTEXT_FAILED: 94,
   /** `mlserve generate-k8s -o DIR`: the directory or a manifest file cannot be written (the directory is named). */
   MANIFEST_WRITE_FAILED: 100,
   /** Stopped by a signal before the work was done: an environment build, or a drain cut short by a second signal. */

@@ -11,7 +11,7 @@ export default class BuildDocker extends BaseCommand {
   static override summary = 'Build a Docker image that serves the model with `mlserve serve` (like `mlflow models build-docker`).'
 
   static override description =
-    "Builds the model's environment as `serve` would (or finds it in the cache), collects its exact packages as wheels on this machine, and builds the image through the Docker Engine API (DOCKER_HOST, else /var/run/docker.sock) with the container network disabled: nothing in the build downloads. The image runs `mlserve serve` on port 8080 as a non-root user; every serve flag can be appended to `docker run IMAGE`."
+    "Builds the model's environment as `serve` would (or finds it in the cache) and puts that environment (relocatable, bytecode compiled), Node and mlserve into the image: nothing in the build downloads, and it runs with the container network disabled. Talks to the Docker Engine API at DOCKER_HOST (else /var/run/docker.sock); never pulls: the base image must be in the daemon. Two images: the environment image (mlserve-env:<digest>, built once per environment and base image) and the model image on it, so a new model on the same environment only sends and adds the model. The image runs `mlserve serve` on 0.0.0.0:8080 as user 10001; every serve flag can be appended to `docker run IMAGE`, every MLFLOW_*/MLSERVE_* variable set with -e."
 
   static override examples = [
     '<%= config.bin %> build-docker -m ./my-model -n my-model:1',

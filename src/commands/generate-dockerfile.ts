@@ -12,7 +12,7 @@ export default class GenerateDockerfile extends BaseCommand {
     'Write the Dockerfile and build context of the image `build-docker` makes (like `mlflow models generate-dockerfile`).'
 
   static override description =
-    "The directory holds the Dockerfile and everything it copies (the wheels of the model's environment, Node, mlserve, the model): `docker build` (or podman, buildah, kaniko) builds it with no network, e.g. `docker build --network none -t my-model DIR`."
+    "The directory holds the Dockerfile and everything it copies (the model's environment as `serve` builds it, Node, mlserve, the model): `docker build` (or podman, buildah, kaniko) builds it with no network, e.g. `docker build --network none -t my-model DIR`. One Dockerfile with the layers of build-docker's two images."
 
   static override examples = [
     '<%= config.bin %> generate-dockerfile -m ./my-model -d ./my-model-image && docker build --network none -t my-model ./my-model-image',

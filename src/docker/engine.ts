@@ -100,9 +100,9 @@ export class DockerEngine {
     })
   }
 
-  private async request(method: string, path: string, body?: Readable, headers?: Record<string, string>, signal?: AbortSignal) {
+  private async request(method: string, path: string, body?: Readable, headers?: Record<string, string>, signal?: AbortSignal, json?: unknown) {
     try {
-      return await this.client.request({method: method as 'GET', path, body, headers, signal})
+      return await this.client.request({method: method as 'GET', path, body: json === undefined ? body : JSON.stringify(json), headers, signal})
     } catch (error) {
       if (signal?.aborted) throw error
       throw this.unreachable(error)
@@ -126,6 +126,48 @@ export class DockerEngine {
     if (response.statusCode !== 200)
       throw new MlserveError('DOCKER_BUILD_FAILED', `Inspecting image ${name} failed (${response.statusCode}): ${text.slice(0, 300)}`)
     return (JSON.parse(text) as {Id?: string}).Id
+  }
+
+  /**
+   * Runs `cmd` in a throw-away container of `image` with no network (a terminal, so the output is plain
+   * text), and removes it: the exit code and what it printed.
+   */
+  async probe(image: string, cmd: readonly string[]): Promise<{exitCode: number; output: string}> {
+    const created = await this.request('POST', '/containers/create', undefined, {'content-type': 'application/json'}, undefined, {
+      Image: image,
+      Cmd: cmd,
+      Entrypoint: [],
+      Tty: true,
+      NetworkDisabled: true,
+      HostConfig: {NetworkMode: 'none'},
+    })
+    const createdText = await created.body.text()
+    if (created.statusCode !== 201) {
+      throw new MlserveError(
+        'DOCKER_BUILD_FAILED',
+        `Could not start a container of ${image} (${created.statusCode}): ${createdText.slice(0, 300)}`,
+      )
+    }
+
+    const {Id: id} = JSON.parse(createdText) as {Id: string}
+    try {
+      const started = await this.request('POST', `/containers/${id}/start`)
+      const startedText = await started.body.text()
+      if (started.statusCode !== 204 && started.statusCode !== 304) {
+        throw new MlserveError(
+          'DOCKER_BUILD_FAILED',
+          `Could not start a container of ${image} (${started.statusCode}): ${startedText.slice(0, 300)}`,
+        )
+      }
+
+      const waited = await this.request('POST', `/containers/${id}/wait`)
+      const {StatusCode: exitCode} = JSON.parse(await waited.body.text()) as {StatusCode: number}
+      const logs = await this.request('GET', `/containers/${id}/logs?stdout=1&stderr=1`)
+      return {exitCode, output: (await logs.body.text()).replaceAll('\r\n', '\n').trim()}
+    } finally {
+      const removed = await this.request('DELETE', `/containers/${id}?force=1`)
+      await removed.body.text()
+    }
   }
 
   /**

@@ -1,22 +1,31 @@
 // The orchestrator of build-docker and generate-dockerfile: the model and its environment as serve
 // would prepare them, the environment's wheels, the build context, and (build-docker) the image build.
-import {mkdtemp, readFile, readdir, rm, mkdir} from 'node:fs/promises'
+import {mkdtemp, readFile, readdir, rm, mkdir, writeFile} from 'node:fs/promises'
+import {statSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 
 import type {ModelOptions} from '../config.js'
 import {prepareEnv} from '../env/env.js'
-import {ensureUv} from '../env/uv.js'
 import {MlserveError, messageOf} from '../errors.js'
 import {loadModel} from '../load-model.js'
+import {contentKey} from '../cache/build-once.js'
 import type {Logger} from '../log.js'
+import {describeFailure, run, tailLines} from '../util/exec.js'
+import {pathExists} from '../util/fs.js'
 import {loadBoundedYaml} from '../util/yaml-bounded.js'
 import {MLSERVE_ROOT, appFiles, mlserveVersion} from './app-files.js'
 import {createBuildTrace, traceBuildMessage, type BuildTrace} from './build-log.js'
-import {contextStream, writeContext, type Materialize} from './context.js'
-import {PYTHON_MISMATCH_MARKER, type DockerfileSpec} from './dockerfile.js'
+import {contextStream, writeContext, type ContextPart, type ContextSources} from './context.js'
+import {
+  PYTHON_MISMATCH_MARKER,
+  abiCheck,
+  renderDockerfile,
+  renderEnvironmentDockerfile,
+  renderModelDockerfile,
+  type DockerfileSpec,
+} from './dockerfile.js'
 import {DockerEngine} from './engine.js'
-import {ensureWheelhouse, freezeEnv} from './wheelhouse.js'
 
 export interface ImageOptions extends ModelOptions {
   readonly enableMlserver: boolean
@@ -43,6 +52,7 @@ export const LABELS = {
   mlflowVersion: 'org.mlserve.mlflow.version',
   pythonVersion: 'org.mlserve.python.version',
   mlserveVersion: 'org.mlserve.version',
+  environment: 'org.mlserve.environment',
 } as const
 
 /** The platform images are built for: this machine's (the wheelhouse is). */
@@ -92,8 +102,51 @@ async function readModelLabels(mlmodelPath: string, modelDir: string): Promise<R
   return labels
 }
 
-/** Everything the build context is made of, prepared on this machine. */
-async function prepareContext(options: ImageOptions, io: ImageIo, dir: string, how: Materialize): Promise<{tag?: string; dockerfile: string}> {
+/** The interpreter's ABI tag (sysconfig SOABI): the base image's Python must have the same for the env's compiled modules. */
+async function soabiOf(python: string, env: ModelOptions['env']): Promise<string> {
+  const result = await run(python, ['-I', '-c', "import sysconfig; print(sysconfig.get_config_var('SOABI'))"], {env})
+  if (result.exitCode !== 0 || !result.stdout.trim()) {
+    throw new MlserveError(
+      'DOCKER_CONTEXT_FAILED',
+      `Cannot read the ABI of ${python} (${describeFailure(python, result)}): ${tailLines(result.stderr)}`,
+    )
+  }
+
+  return result.stdout.trim()
+}
+
+const BYTECODE_MARKER = '.mlserve-bytecode'
+
+/**
+ * Writes the bytecode of every module of the env, once (a marker says it was done): in the image the
+ * server runs as a user that cannot write __pycache__, so whatever is not compiled here would be compiled
+ * again on every start (seconds for scikit-learn or pandas). The env is mlserve's cache entry, and the
+ * same interpreter would write these files itself.
+ */
+async function compileEnv(python: string, home: string, options: ImageOptions, log: Logger, signal?: AbortSignal): Promise<void> {
+  const marker = path.join(home, BYTECODE_MARKER)
+  if (await pathExists(marker)) return
+  const phase = log.phase("compile the environment's bytecode (once per environment)", {live: true})
+  const result = await run(python, ['-m', 'compileall', '-q', '-j', '0', path.join(home, 'lib')], {env: options.env, signal, group: true})
+  if (signal?.aborted) throw new MlserveError('INTERRUPTED', "Interrupted while compiling the environment's bytecode.")
+  // compileall exits 1 when a file does not compile (test data, Python 2 leftovers): those are never imported.
+  if (result.exitCode !== 0)
+    log.warn(`some files of ${home} did not compile (${tailLines(result.stdout || result.stderr, 1)}); they load from source`)
+  await writeFile(marker, new Date().toISOString() + '\n')
+  phase.done()
+}
+
+/** What an image is made of, prepared on this machine: the Dockerfile's facts and the files it copies. */
+interface Prepared {
+  readonly spec: DockerfileSpec
+  readonly sources: ContextSources
+  /** The env's cache key (its directory name): part of the environment image's tag. */
+  readonly envKey: string
+  /** The context links to the env: it stays marked in use (safe from env prune) until this is called. */
+  readonly release: () => Promise<void>
+}
+
+async function prepareImage(options: ImageOptions, io: ImageIo): Promise<Prepared> {
   const {log, signal} = io
   const {ref, mlmodel, flavor} = await loadModel(options.modelUri, options.cwd, log, {env: options.env, signal, python: options.python})
   if (flavor === 'crate') {
@@ -106,30 +159,13 @@ async function prepareContext(options: ImageOptions, io: ImageIo, dir: string, h
   const env = await prepareEnv({options, modelDir: ref.localDir, mlmodel, log, signal, serverPackages})
   try {
     const pythonVersion = env.pythonVersion.split('.').slice(0, 2).join('.')
-    const requirements = await freezeEnv(env.executable, options.env)
-    const wheelhouse = await ensureWheelhouse({
-      requirements,
-      envPython: env.executable,
-      pythonVersion,
-      pipPython: options.python,
-      env: options.env,
-      log,
-      signal,
-    })
-    const uv = await ensureUv(options.python, options.env, log, signal, options.buildTimeoutMs)
-    if (!uv) {
-      throw new MlserveError(
-        'UV_NOT_FOUND',
-        'The image installs its environment with uv, which was not found (MLSERVE_UV=none, or installing it failed).',
-        {
-          suggestions: ['Install uv (`pip install uv`) or set MLSERVE_UV to a uv executable.'],
-        },
-      )
-    }
-
+    if (!env.home) throw new MlserveError('INVALID_ARGUMENT', "The model has no environment of mlserve's own to put into an image.")
+    const soabi = await soabiOf(env.executable, options.env)
+    await compileEnv(env.executable, env.home, options, log, signal)
     const spec: DockerfileSpec = {
       baseImage: options.baseImage ?? `python:${pythonVersion}-slim`,
       pythonVersion,
+      soabi,
       serveFlags: options.enableMlserver ? ['--enable-mlserver'] : [],
       labels: {
         [LABELS.modelUri]: options.modelUri,
@@ -139,24 +175,17 @@ async function prepareContext(options: ImageOptions, io: ImageIo, dir: string, h
         [LABELS.mlserveVersion]: mlserveVersion(),
       },
     }
-    const writing = log.phase('write build context')
-    const dockerfile = await writeContext(
-      dir,
-      {
-        dockerfile: spec,
-        uv,
-        wheelhouse,
-        node: process.execPath,
-        app: appFiles(MLSERVE_ROOT),
-        init: path.join(MLSERVE_ROOT, 'templates', 'docker', 'init.py'),
-        modelDir: ref.localDir,
-      },
-      how,
-    )
-    writing.done(`${requirements.length} Python packages, base image ${spec.baseImage}`)
-    return {dockerfile}
-  } finally {
+    const sources: ContextSources = {
+      envDir: env.home,
+      node: options.env.MLSERVE_DOCKER_NODE ?? process.execPath,
+      app: appFiles(MLSERVE_ROOT),
+      init: path.join(MLSERVE_ROOT, 'templates', 'docker', 'init.py'),
+      modelDir: ref.localDir,
+    }
+    return {spec, sources, envKey: path.basename(env.home), release: env.release}
+  } catch (error) {
     await env.release()
+    throw error
   }
 }
 
@@ -177,17 +206,46 @@ export async function generateDockerfile(options: ImageOptions, dir: string, io:
     throw new MlserveError('DOCKER_CONTEXT_FAILED', `Cannot write the build context to ${target}: ${messageOf(error)}`, {cause: error})
   }
 
-  await prepareContext(options, io, target, 'copy')
+  const prepared = await prepareImage(options, io)
+  try {
+    const writing = io.log.phase('write build context')
+    await writeContext(target, renderDockerfile(prepared.spec), prepared.sources, 'copy')
+    writing.done(`${target}: environment ${prepared.sources.envDir} (${prepared.spec.soabi}), base image ${prepared.spec.baseImage}`)
+  } finally {
+    await prepared.release()
+  }
+
   return target
 }
 
 export interface BuiltImage {
   readonly tag: string
   readonly imageId: string
+  /** The environment image the model image is built on (found in the daemon, or built now). */
+  readonly environmentImage: string
   readonly trace: BuildTrace
 }
 
-/** build-docker: checks the daemon and base image first (seconds), then prepares and builds. */
+/** The environment image's tag: a digest of everything in it (base image, env, Node, the Dockerfile's part). */
+function environmentTag(prepared: Prepared, baseImageId: string): string {
+  const key = contentKey({
+    v: 1,
+    base: baseImageId,
+    env: prepared.envKey,
+    node:
+      prepared.sources.node === process.execPath
+        ? [process.version, process.execPath]
+        : [prepared.sources.node, statSync(prepared.sources.node).mtimeMs],
+    dockerfile: renderEnvironmentDockerfile(prepared.spec, {}),
+  })
+  return `mlserve-env:${key}`
+}
+
+/**
+ * build-docker: checks the daemon first (milliseconds), prepares the model and its environment, checks
+ * the base image and its Python, then builds the environment image unless the daemon has it, and the
+ * model image on it (a context of mlserve and the model only).
+ */
 export async function buildDockerImage(options: ImageOptions & {readonly tag: string}, io: ImageIo): Promise<BuiltImage> {
   checkOptions(options)
   const {log} = io
@@ -196,22 +254,55 @@ export async function buildDockerImage(options: ImageOptions & {readonly tag: st
     const daemon = await engine.version()
     log.info(`Docker daemon at ${engine.endpoint.display}: Docker ${daemon.version} (API ${daemon.apiVersion})`)
     if (options.baseImage) await requireBaseImage(engine, options.baseImage)
-    const dir = await mkdtemp(path.join(tmpdir(), 'mlserve-context-'))
+    const prepared = await prepareImage(options, io)
     try {
-      const {dockerfile} = await prepareContext(options, io, dir, 'link')
-      const baseImage = /^FROM (\S+) AS env$/m.exec(dockerfile)![1]!
-      if (!options.baseImage) await requireBaseImage(engine, baseImage)
-      return await runBuild(engine, dir, options.tag, io)
+      const baseImageId = await requireBaseImage(engine, prepared.spec.baseImage)
+      const environmentImage = environmentTag(prepared, baseImageId)
+      if (await engine.imageId(environmentImage)) {
+        log.info(`environment image ${environmentImage} is in the daemon already: only mlserve and the model are sent`)
+      } else {
+        await requireBasePython(engine, prepared.spec, log)
+        const labels = {[LABELS.environment]: prepared.sources.envDir, [LABELS.mlserveVersion]: mlserveVersion()}
+        await buildContext(engine, environmentImage, io, renderEnvironmentDockerfile(prepared.spec, labels), prepared.sources, 'environment')
+      }
+
+      const built = await buildContext(
+        engine,
+        options.tag,
+        io,
+        renderModelDockerfile(prepared.spec, environmentImage),
+        prepared.sources,
+        'model',
+      )
+      return {...built, environmentImage}
     } finally {
-      await rm(dir, {recursive: true, force: true})
+      await prepared.release()
     }
   } finally {
     await engine.close()
   }
 }
 
-async function requireBaseImage(engine: DockerEngine, image: string): Promise<void> {
-  if (await engine.imageId(image)) return
+async function buildContext(
+  engine: DockerEngine,
+  tag: string,
+  io: ImageIo,
+  dockerfile: string,
+  sources: ContextSources,
+  part: ContextPart,
+): Promise<{tag: string; imageId: string; trace: BuildTrace}> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'mlserve-context-'))
+  try {
+    await writeContext(dir, dockerfile, sources, 'link', part)
+    return await runBuild(engine, dir, tag, io, part === 'environment' ? 'environment image' : 'image')
+  } finally {
+    await rm(dir, {recursive: true, force: true})
+  }
+}
+
+async function requireBaseImage(engine: DockerEngine, image: string): Promise<string> {
+  const id = await engine.imageId(image)
+  if (id) return id
   throw new MlserveError(
     'DOCKER_BASE_IMAGE_MISSING',
     `The base image ${image} is not in the Docker daemon at ${engine.endpoint.display}; mlserve builds offline and never pulls.`,
@@ -224,9 +315,33 @@ async function requireBaseImage(engine: DockerEngine, image: string): Promise<vo
   )
 }
 
-async function runBuild(engine: DockerEngine, dir: string, tag: string, io: ImageIo): Promise<BuiltImage> {
+/** Before the context is sent (hundreds of MB): does the base image run the environment's Python? */
+async function requireBasePython(engine: DockerEngine, spec: DockerfileSpec, log: Logger): Promise<void> {
+  const phase = log.phase(`check python${spec.pythonVersion} in ${spec.baseImage}`)
+  const python = `python${spec.pythonVersion}`
+  const probe = await engine.probe(spec.baseImage, ['/bin/sh', '-c', `exec ${python} -c "$0"`, abiCheck(spec.soabi)])
+  if (probe.exitCode === 0) {
+    phase.done(probe.output)
+    return
+  }
+
+  const has = probe.exitCode === 127 || /not found/.test(probe.output) ? `no ${python}` : probe.output.split('\n').at(-1)
+  throw new MlserveError(
+    'DOCKER_BASE_PYTHON_MISMATCH',
+    `The base image does not fit: the model's environment needs ${python} (${spec.soabi}); ${spec.baseImage} has: ${has}`,
+    {suggestions: [`Use a base image with Python ${spec.pythonVersion} (--base-image), e.g. python:${spec.pythonVersion}-slim.`]},
+  )
+}
+
+async function runBuild(
+  engine: DockerEngine,
+  dir: string,
+  tag: string,
+  io: ImageIo,
+  what: string,
+): Promise<{tag: string; imageId: string; trace: BuildTrace}> {
   const {log} = io
-  const phase = log.phase(`build image ${tag} (no network)`, {live: true})
+  const phase = log.phase(`build ${what} ${tag} (no network)`, {live: true})
   const trace = createBuildTrace()
   try {
     await engine.build(

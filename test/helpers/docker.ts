@@ -1,10 +1,11 @@
 // Docker for the tests: a private dockerd (own socket, data root, exec root, bridge) and a local Python
 // base image made with debootstrap, cached as a rootfs tarball and imported into each fresh daemon.
-import {execFileSync, spawn} from 'node:child_process'
+import {execFile, execFileSync, spawn, spawnSync} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
+import {promisify} from 'node:util'
 
 import {buildOnce, cacheRoot} from './toolchain.js'
 
@@ -54,6 +55,24 @@ export function docker(host: string, args: readonly string[], options: {input?: 
     env: {...process.env, DOCKER_HOST: host, DOCKER_BUILDKIT: '0', DOCKER_CLI_HINTS: 'false'},
     stdio: ['pipe', 'pipe', 'pipe'],
   })
+}
+
+/** A container's output: `docker logs` writes its stdout and its stderr to its own. */
+export function dockerLogs(host: string, id: string): {stdout: string; stderr: string} {
+  const result = spawnSync('docker', ['-H', host, 'logs', id], {encoding: 'utf8', maxBuffer: 64 * 1024 * 1024})
+  if (result.status !== 0) throw new Error(`docker logs ${id} failed: ${result.stderr}`)
+  return {stdout: result.stdout, stderr: result.stderr}
+}
+
+/** `docker` without blocking the event loop (for commands that run while a request is in flight). */
+export async function dockerAsync(host: string, args: readonly string[], timeoutMs = 300_000): Promise<string> {
+  const {stdout} = await promisify(execFile)('docker', ['-H', host, ...args], {
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    maxBuffer: 64 * 1024 * 1024,
+    env: {...process.env, DOCKER_HOST: host, DOCKER_BUILDKIT: '0', DOCKER_CLI_HINTS: 'false'},
+  })
+  return stdout
 }
 
 function ip(args: readonly string[]): void {
@@ -128,9 +147,28 @@ export async function startDockerd(options: DockerdOptions = {}): Promise<Docker
   const readLog = () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '')
 
   let stopped = false
+  /** What must happen however the test process ends: every process of the daemon killed, its files and bridge gone. */
+  const removeAll = () => {
+    killContainers(dir)
+    killLeftovers(dir)
+    unmountUnder(dir)
+    rmSync(dir, {recursive: true, force: true})
+    bridge?.remove()
+  }
+
+  // A test process that ends without running its teardown (a crash, an unsettled promise) must not leave a daemon behind.
+  const onExit = () => {
+    if (stopped) return
+    stopped = true
+    if (child.pid !== undefined && isAlive(child.pid)) process.kill(-child.pid, 'SIGKILL')
+    removeAll()
+  }
+
+  process.once('exit', onExit)
   const stop = async () => {
     if (stopped) return
     stopped = true
+    process.off('exit', onExit)
     const pid = child.pid
     if (pid !== undefined && isAlive(pid)) {
       // Containers first, so that the daemon's shutdown has nothing to wait for.
@@ -147,10 +185,7 @@ export async function startDockerd(options: DockerdOptions = {}): Promise<Docker
       if (isAlive(pid)) process.kill(-pid, 'SIGKILL')
     }
 
-    killLeftovers(dir)
-    unmountUnder(dir)
-    rmSync(dir, {recursive: true, force: true})
-    bridge?.remove()
+    removeAll()
   }
 
   try {
@@ -177,26 +212,48 @@ export async function startDockerd(options: DockerdOptions = {}): Promise<Docker
   return {host, socket, dir, log: readLog, stop}
 }
 
-/** The managed containerd and its shims, found by pid files under the daemon's directory (after a SIGKILL). */
+/** Every process whose command line names the daemon's directory: dockerd, its containerd, the shims. */
 function killLeftovers(dir: string): void {
-  const pidFiles: string[] = []
-  const walk = (at: string, depth: number) => {
-    if (depth > 4 || !existsSync(at)) return
-    for (const entry of readdirSync(at, {withFileTypes: true})) {
-      const full = path.join(at, entry.name)
-      if (entry.isDirectory()) walk(full, depth + 1)
-      else if (entry.name.endsWith('.pid')) pidFiles.push(full)
+  for (const entry of listDir('/proc')) {
+    const pid = Number(entry)
+    if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid) continue
+    let cmdline: string
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+    } catch {
+      continue
+    }
+
+    if (!cmdline.includes(`${dir}/`)) continue
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {
+      // gone
     }
   }
+}
 
-  walk(path.join(dir, 'exec'), 0)
-  for (const file of pidFiles) {
-    const pid = Number(readFileSync(file, 'utf8').trim())
-    if (pid > 1 && isAlive(pid)) {
-      try {
-        process.kill(pid, 'SIGKILL')
-      } catch {
-        // gone
+/** SIGKILLs the processes of the daemon's containers, found in their cgroups (cgroupfs: <controller>/docker/<id>). */
+function killContainers(dir: string): void {
+  const ids = listDir(path.join(dir, 'data', 'containers'))
+  if (ids.length === 0) return
+  for (const controller of listDir('/sys/fs/cgroup')) {
+    for (const id of ids) {
+      for (const file of [
+        path.join('/sys/fs/cgroup', controller, 'docker', id, 'cgroup.procs'),
+        path.join('/sys/fs/cgroup', 'docker', id, 'cgroup.procs'),
+      ]) {
+        if (!existsSync(file)) continue
+        for (const pid of readFileSync(file, 'utf8')
+          .split('\n')
+          .map(Number)
+          .filter((n) => n > 1)) {
+          try {
+            process.kill(pid, 'SIGKILL')
+          } catch {
+            // gone
+          }
+        }
       }
     }
   }
