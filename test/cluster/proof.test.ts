@@ -184,27 +184,33 @@ step('scale to 3 replicas: requests spread across the pods', async (t) => {
   await kubectl(['rollout', 'status', `deployment/${NAME}`, '--timeout=300s'])
   t.comment(`scale 1 -> 3 ready: ${((performance.now() - start) / 1000).toFixed(1)} s`)
   const url = await serviceUrl(NAME)
+  // kube-proxy adds a new endpoint a moment after it is ready: send in rounds (at most 300 requests)
+  // until every pod's log shows some
   const ids: string[] = []
   const statuses: number[] = []
-  for (let i = 0; i < 60; i++) {
-    const id = `spread-${i}`
-    statuses.push((await invoke(url, {requestId: id})).status)
-    ids.push(id)
+  let perPod: Record<string, number> = {}
+  while (ids.length < 300) {
+    for (let i = 0; i < 30; i++) {
+      const id = `spread-${ids.length}`
+      statuses.push((await invoke(url, {requestId: id})).status)
+      ids.push(id)
+    }
+
+    perPod = {}
+    for (const pod of await podsOf(SELECTOR)) {
+      const logs = await kubectl(['logs', pod.name])
+      perPod[pod.name] = ids.filter((id) => logs.includes(`"requestId":"${id}"`)).length
+    }
+
+    if (Object.values(perPod).every((count) => count > 0)) break
   }
 
   t.same(new Set(statuses), new Set([200]), 'every request answered 200')
-
-  const perPod: Record<string, number> = {}
-  for (const pod of await podsOf(SELECTOR)) {
-    const logs = await kubectl(['logs', pod.name])
-    perPod[pod.name] = ids.filter((id) => logs.includes(`"requestId":"${id}"`)).length
-  }
-
   t.comment(`requests per pod: ${JSON.stringify(perPod)}`)
   t.equal(Object.keys(perPod).length, 3)
   t.equal(
     Object.values(perPod).reduce((a, b) => a + b, 0),
-    60,
+    ids.length,
     'every request is in exactly one pod log',
   )
   for (const [pod, count] of Object.entries(perPod)) t.ok(count > 0, `${pod} served ${count}`)
