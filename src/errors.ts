@@ -98,6 +98,8 @@ export const ERROR_CODES = {
   DOCKER_BASE_PYTHON_MISMATCH: 93,
   /** generate-dockerfile: the output directory exists and is not empty, or cannot be written. */
   DOCKER_CONTEXT_FAILED: 94,
+  /** `mlserve generate-k8s -o DIR`: the directory or a manifest file cannot be written (the directory is named). */
+  MANIFEST_WRITE_FAILED: 100,
   /** Stopped by a signal before the work was done: an environment build, or a drain cut short by a second signal. */
   INTERRUPTED: 130,
 } as const

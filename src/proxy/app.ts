@@ -43,8 +43,8 @@ export interface ProxyDeps {
 }
 
 /**
- * mlserve's own answers, a pure value: the operational routes in every state, the 503 before ready and
- * while draining, and the routes the scorer lacks. Scorer routes never get here once ready.
+ * mlserve's own answers, a pure value: the operational routes in every state, the 503 before ready (and
+ * for /ping, /health while draining), and the routes the scorer lacks. Scorer routes never get here once ready.
  */
 export function createProxyApp(deps: ProxyDeps): Hono {
   const app = new Hono()
@@ -90,7 +90,11 @@ export function createProxyHandler(deps: ProxyDeps): RequestHandler {
 
     const path = pathOf(url)
     const state = deps.state()
-    if (state === 'ready' && !local.has(path)) {
+    // While draining ('stopping'), a request that still comes on an open connection is served (the
+    // scorers stop only after the proxy has closed), so no client fails mid-rollout; the health
+    // checks (/ping, /health) answer 503 then, as /readyz does.
+    const serving = state === 'ready' || (state === 'stopping' && !DRAIN_HEALTH_ROUTES.has(path))
+    if (serving && !local.has(path)) {
       void forward(deps.upstreams, req, res, record, options)
       return
     }
@@ -99,6 +103,9 @@ export function createProxyHandler(deps: ProxyDeps): RequestHandler {
     void viaHono(req, res)
   }
 }
+
+/** mlflow's health routes: 503 while draining, so load balancers take the server out. */
+const DRAIN_HEALTH_ROUTES = new Set(['/ping', '/health'])
 
 /** The path of a request target, without its query. */
 export function pathOf(url: string): string {

@@ -1,5 +1,5 @@
 // The listening HTTP server that owns host:port: binds, names and counts requests, drains on close.
-import type {AddressInfo} from 'node:net'
+import {Server as NetServer, type AddressInfo, type Socket} from 'node:net'
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 import type {Duplex} from 'node:stream'
 
@@ -42,9 +42,19 @@ export interface ProxyServerOptions {
   readonly requestTimeoutMs?: number
 }
 
+/**
+ * How long a draining server keeps its idle keep-alive connections open: a client may be sending its
+ * next request on one right now, and closing it under that request fails it ("socket hang up").
+ * Within this window each such request is still served, with `Connection: close`.
+ */
+export const DRAIN_LINGER_MS = 1000
+
 export class ProxyServer {
   private readonly server: Server
   private inFlight = 0
+  private draining = false
+  private readonly sockets = new Set<Socket>()
+  private readonly responses = new Set<ServerResponse>()
   private idleWaiters: Array<() => void> = []
 
   /** Every response carries an X-Request-ID: the client's own when it is sane, else a new one. */
@@ -56,6 +66,10 @@ export class ProxyServer {
       const sent = req.headers['x-request-id']
       const id = typeof sent === 'string' && isValidRequestId(sent) ? sent : newRequestId()
       res.setHeader('x-request-id', id)
+      // While draining, every response ends its connection, so the client reconnects (elsewhere).
+      if (this.draining) res.setHeader('connection', 'close')
+      this.responses.add(res)
+      res.once('close', () => this.responses.delete(res))
       const record: RequestRecord = {req, res, id, start: onResponse ? performance.now() : 0, expectsContinue}
       res.once('close', this.onResponseClosed)
       handler(req, res, record)
@@ -85,6 +99,10 @@ export class ProxyServer {
     // Node would answer 100 Continue at once; the handler does it only once it wants the body (a
     // declared length over the limit gets its 413 straight away).
     this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handle(req, res, true))
+    this.server.on('connection', (socket: Socket) => {
+      this.sockets.add(socket)
+      socket.once('close', () => this.sockets.delete(socket))
+    })
     // Without a listener Node closes the socket without a word.
     this.server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
       socket.on('error', () => {})
@@ -119,17 +137,24 @@ export class ProxyServer {
   /**
    * Stops accepting connections, lets requests in flight finish for up to graceMs, then closes every
    * connection. Resolves with the number of requests that were still running when the grace ran out.
+   * Open keep-alive connections are not cut at once: a request a client sends on one while the drain
+   * runs is served with Connection: close (see lingerIdle), so clients move to another server unharmed.
    */
   async close(graceMs: number, cutShort?: AbortSignal): Promise<number> {
+    const start = performance.now()
+    this.draining = true
+    for (const res of this.responses) if (!res.headersSent) res.setHeader('connection', 'close')
+    // Stop listening only: http's close() would also close the idle keep-alive connections at once.
     const closed = new Promise<void>((resolve) => {
-      this.server.close(() => resolve())
+      NetServer.prototype.close.call(this.server, () => resolve())
     })
+    await this.lingerIdle(start, graceMs, cutShort)
     this.server.closeIdleConnections()
     if (this.inFlight > 0) {
       const wait = new AbortController()
       await Promise.race([
         new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
-        sleep(graceMs, AbortSignal.any([wait.signal, ...(cutShort ? [cutShort] : [])])),
+        sleep(Math.max(0, graceMs - (performance.now() - start)), AbortSignal.any([wait.signal, ...(cutShort ? [cutShort] : [])])),
       ])
       wait.abort()
     }
@@ -138,6 +163,20 @@ export class ProxyServer {
     this.server.closeAllConnections()
     await closed
     return abandoned
+  }
+
+  /**
+   * Keeps the open connections while they may still carry a request (answered with Connection: close):
+   * until they have all ended, or no request is in flight any more after DRAIN_LINGER_MS, or the grace is over.
+   */
+  private async lingerIdle(start: number, graceMs: number, cutShort?: AbortSignal): Promise<void> {
+    for (;;) {
+      const elapsed = performance.now() - start
+      if (this.sockets.size === 0 || cutShort?.aborted || elapsed >= graceMs) return
+      if (elapsed >= DRAIN_LINGER_MS && this.inFlight === 0) return
+      // eslint-disable-next-line no-await-in-loop -- polls until one of the conditions holds
+      await sleep(25, cutShort)
+    }
   }
 }
 

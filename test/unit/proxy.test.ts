@@ -436,13 +436,13 @@ t.test('a client that reads slowly still gets every byte of a large response', a
   t.same(await h.outcomesAfter(1), ['ok'])
 })
 
-t.test('through the server: 503 until ready and while stopping, forwarded in between', async (t) => {
+t.test('through the server: 503 until ready, forwarded once ready and while draining', async (t) => {
   const h = await harness(t)
   h.setHandler((_req, res) => res.end('{"from": "scorer"}'))
   for (const [state, status, body] of [
     ['starting', 503, 'The model server is not ready to serve requests (starting).'],
     ['ready', 200, undefined],
-    ['stopping', 503, 'The model server is not ready to serve requests (stopping).'],
+    ['stopping', 200, undefined],
   ] as const) {
     h.setState(state)
     // eslint-disable-next-line no-await-in-loop
@@ -458,8 +458,16 @@ t.test('through the server: 503 until ready and while stopping, forwarded in bet
     }
   }
 
-  t.same(h.outcomes, ['ok'], 'only the forwarded request has an outcome')
-  t.equal(h.received.length, 1)
+  for (const route of ['/ping', '/health']) {
+    // eslint-disable-next-line no-await-in-loop
+    const res = await fetch(`${h.url}${route}`)
+    t.equal(res.status, 503, `${route} while draining`)
+    // eslint-disable-next-line no-await-in-loop
+    await res.text()
+  }
+
+  t.same(h.outcomes, ['ok', 'ok'], 'only the forwarded requests have an outcome')
+  t.equal(h.received.length, 2)
 })
 
 t.test("mlserve's own Hono app leaves the global Request and Response alone", async (t) => {

@@ -1,0 +1,151 @@
+// `mlserve generate-k8s`: Kubernetes (or KServe) manifests that run a `mlserve build-docker` image.
+import {Flags} from '@oclif/core'
+
+import {BaseCommand} from '../cli/base-command.js'
+import {SERVICE_TYPES, nameFromModelUri, type ServiceType} from '../k8s/options.js'
+
+/** `serve` flags passed through to the container when given (unset: serve's own defaults apply). */
+const serveFlags = {
+  workers: Flags.integer({char: 'w', min: 1, summary: 'Scorer processes per pod (serve -w).', helpGroup: 'SERVE'}),
+  timeout: Flags.integer({char: 't', min: 1, summary: "Seconds a request may take before MLflow's 504 (serve -t).", helpGroup: 'SERVE'}),
+  'max-body-size': Flags.integer({min: 0, summary: 'Largest request body in MiB (serve --max-body-size).', helpGroup: 'SERVE'}),
+  'max-concurrency': Flags.integer({min: 1, summary: 'Requests one scorer works on at once (serve --max-concurrency).', helpGroup: 'SERVE'}),
+  'max-queue': Flags.integer({min: 0, summary: 'Requests that may wait for a scorer (serve --max-queue).', helpGroup: 'SERVE'}),
+  'timeout-grace': Flags.integer({min: 0, summary: 'Seconds a timed-out request may run on (serve --timeout-grace).', helpGroup: 'SERVE'}),
+  'liveness-interval': Flags.integer({
+    min: 0,
+    summary: 'Seconds between pings of idle scorers (serve --liveness-interval).',
+    helpGroup: 'SERVE',
+  }),
+  'batch-max-rows': Flags.integer({min: 1, summary: 'Most rows in one merged call (serve --batch-max-rows).', helpGroup: 'SERVE'}),
+  'batch-wait': Flags.integer({min: 0, summary: 'Milliseconds a request waits for others to join (serve --batch-wait).', helpGroup: 'SERVE'}),
+  preload: Flags.boolean({summary: 'Load the model once and fork the scorers (serve --preload).', helpGroup: 'SERVE'}),
+  batch: Flags.boolean({summary: 'Merge waiting /invocations requests into one call (serve --batch).', helpGroup: 'SERVE'}),
+  warmup: Flags.boolean({allowNo: true, summary: 'Warm-up prediction before serving (serve --warmup, --no-warmup).', helpGroup: 'SERVE'}),
+  'access-log': Flags.boolean({allowNo: true, summary: 'One log line per request (serve --access-log, --no-access-log).', helpGroup: 'SERVE'}),
+}
+
+/** The pass-through flags the user gave, as `serve` argv, in the order of serveFlags. */
+function serveArgsFrom(values: Readonly<Record<string, unknown>>): string[] {
+  const args: string[] = []
+  for (const name of Object.keys(serveFlags)) {
+    const value = values[name]
+    if (typeof value === 'number') args.push(`--${name}`, String(value))
+    if (typeof value === 'boolean') args.push(value ? `--${name}` : `--no-${name}`)
+  }
+
+  return args
+}
+
+export default class GenerateK8s extends BaseCommand {
+  static override summary = 'Write Kubernetes manifests (Deployment, Service, HPA, PDB) or a KServe InferenceService for a model image.'
+
+  static override description = `The manifests run the image \`mlserve build-docker\` built for the model (its entrypoint is \`mlserve serve\` on the baked model, port 8080) with JSON logs, probes on /readyz and /livez, a drain on stop that outlasts --grace-period, resources, a non-root security context and Prometheus scrape annotations for /metrics.
+
+Without -o the documents go to stdout, separated by ---; with -o DIR, one file per manifest. The same flags always give the same bytes. --kserve writes one InferenceService (serving.kserve.io/v1beta1, RawDeployment mode) instead.`
+
+  static override examples = [
+    '<%= config.bin %> generate-k8s -m models:/iris@champion --image registry.example.com/iris:3 -o k8s/',
+    '<%= config.bin %> generate-k8s -m ./model --image iris:1 --kserve | kubectl apply -f -',
+  ]
+
+  static override flags = {
+    'model-uri': Flags.string({
+      char: 'm',
+      required: true,
+      summary: 'The model the image serves (names the manifests unless --name; recorded in an annotation).',
+    }),
+    image: Flags.string({required: true, summary: 'The image to run, as built by `mlserve build-docker -n`.'}),
+    output: Flags.string({char: 'o', summary: 'Directory to write one YAML file per manifest into (default: all to stdout).'}),
+    name: Flags.string({summary: 'Name of every object (default: from the model URI, e.g. models:/iris@prod -> iris).'}),
+    namespace: Flags.string({summary: "Namespace of every object (default: none, i.e. kubectl's current one)."}),
+    replicas: Flags.integer({min: 1, summary: 'Replicas at first apply (default: --min-replicas).'}),
+    'min-replicas': Flags.integer({
+      min: 1,
+      default: 2,
+      summary: 'Fewest replicas the autoscaler keeps (2: a pod can restart or move without an outage).',
+    }),
+    'max-replicas': Flags.integer({min: 1, default: 5, summary: 'Most replicas the autoscaler may run.'}),
+    autoscale: Flags.boolean({
+      default: true,
+      allowNo: true,
+      summary: 'Write a HorizontalPodAutoscaler on CPU (--no-autoscale: fixed --replicas).',
+    }),
+    'target-cpu': Flags.integer({
+      min: 1,
+      max: 1000,
+      default: 70,
+      summary: 'Average CPU use, in percent of --cpu-request, the autoscaler holds.',
+    }),
+    'cpu-request': Flags.string({default: '1', summary: 'CPU each pod is guaranteed (and the base of --target-cpu).'}),
+    'cpu-limit': Flags.string({summary: 'CPU limit (default: none, so a busy pod is not throttled while the node has CPU to spare).'}),
+    'memory-request': Flags.string({default: '1Gi', summary: 'Memory each pod is guaranteed.'}),
+    'memory-limit': Flags.string({
+      summary: 'Memory limit (default: --memory-request, so the pod is never the first killed under memory pressure).',
+    }),
+    'max-unavailable': Flags.integer({
+      min: 1,
+      default: 1,
+      summary: 'Pods a voluntary disruption (node drain) may take at once (PodDisruptionBudget).',
+    }),
+    'service-type': Flags.option({options: SERVICE_TYPES, default: 'ClusterIP' as ServiceType, summary: 'Type of the Service.'})(),
+    'service-port': Flags.integer({min: 1, max: 65_535, default: 80, summary: "Port of the Service (it forwards to the pod's 8080)."}),
+    'grace-period': Flags.integer({
+      min: 0,
+      default: 30,
+      summary: 'Seconds requests in flight may take to finish on SIGTERM (serve --grace-period).',
+    }),
+    'drain-delay': Flags.integer({
+      min: 0,
+      default: 5,
+      summary: 'Seconds a stopping pod keeps serving while it is taken out of the endpoints (preStop sleep).',
+    }),
+    'load-timeout': Flags.integer({
+      min: 1,
+      default: 600,
+      summary: 'Seconds a model load may take: the startupProbe allows this long (serve --load-timeout).',
+    }),
+    'run-as-user': Flags.integer({min: 1, default: 10_001, summary: 'Non-root user (and group) id the container runs as.'}),
+    kserve: Flags.boolean({default: false, summary: 'Write a KServe InferenceService (RawDeployment mode) instead of the plain manifests.'}),
+    'enable-mlserver': Flags.boolean({
+      default: false,
+      summary: 'The image serves with MLServer (serve --enable-mlserver); with --kserve: the V2 protocol.',
+    }),
+    ...serveFlags,
+  }
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(GenerateK8s)
+    const {generateStream, writeManifests} = await import('../k8s/generate.js')
+    const options = {
+      name: flags.name ?? nameFromModelUri(flags['model-uri']),
+      namespace: flags.namespace,
+      image: flags.image,
+      modelUri: flags['model-uri'],
+      replicas: flags.replicas ?? flags['min-replicas'],
+      minReplicas: flags['min-replicas'],
+      maxReplicas: flags['max-replicas'],
+      autoscale: flags.autoscale,
+      targetCpu: flags['target-cpu'],
+      cpuRequest: flags['cpu-request'],
+      cpuLimit: flags['cpu-limit'],
+      memoryRequest: flags['memory-request'],
+      memoryLimit: flags['memory-limit'],
+      maxUnavailable: flags['max-unavailable'],
+      serviceType: flags['service-type'],
+      servicePort: flags['service-port'],
+      gracePeriod: flags['grace-period'],
+      drainDelay: flags['drain-delay'],
+      loadTimeout: flags['load-timeout'],
+      runAsUser: flags['run-as-user'],
+      kserve: flags.kserve,
+      enableMlserver: flags['enable-mlserver'],
+      serveArgs: serveArgsFrom(flags),
+    }
+    if (flags.output === undefined) {
+      process.stdout.write(generateStream(options))
+    } else {
+      for (const file of await writeManifests(options, flags.output)) process.stderr.write(`wrote ${file}\n`)
+    }
+  }
+}
