@@ -1,9 +1,9 @@
-// `mlserve build-docker`: an image that serves the model with mlserve, built offline from this machine's wheels.
+// `mlserve build-docker`: an image that serves the model with mlserve, built offline from the environment built on this machine.
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
-import {modelFlags, modelOptionsFrom} from '../cli/flags.js'
-import {imageFlags} from '../cli/image-flags.js'
+import {modelFlags} from '../cli/flags.js'
+import {imageFlags, imageOptionsFrom} from '../cli/image-flags.js'
 import {withStopSignals} from '../cli/signals.js'
 import {createLogger} from '../log.js'
 
@@ -28,13 +28,7 @@ export default class BuildDocker extends BaseCommand {
     const {flags} = await this.parse(BuildDocker)
     const {buildDockerImage} = await import('../docker/image.js')
     const log = createLogger(process.stderr, {tty: process.stderr.isTTY})
-    const options = {
-      ...modelOptionsFrom(flags),
-      enableMlserver: flags['enable-mlserver'],
-      baseImage: flags['base-image'],
-      platform: flags.platform,
-      tag: flags.name,
-    }
+    const options = {...imageOptionsFrom(flags), tag: flags.name}
     const image = await withStopSignals(log, ({stop}) =>
       buildDockerImage(options, {log, signal: stop, progress: (line) => process.stderr.write(`[build] ${line}\n`)}),
     )

@@ -2,8 +2,8 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
-import {modelFlags, modelOptionsFrom} from '../cli/flags.js'
-import {imageFlags} from '../cli/image-flags.js'
+import {modelFlags} from '../cli/flags.js'
+import {imageFlags, imageOptionsFrom} from '../cli/image-flags.js'
 import {withStopSignals} from '../cli/signals.js'
 import {createLogger} from '../log.js'
 
@@ -32,12 +32,7 @@ export default class GenerateDockerfile extends BaseCommand {
     const {flags} = await this.parse(GenerateDockerfile)
     const {generateDockerfile} = await import('../docker/image.js')
     const log = createLogger(process.stderr, {tty: process.stderr.isTTY})
-    const options = {
-      ...modelOptionsFrom(flags),
-      enableMlserver: flags['enable-mlserver'],
-      baseImage: flags['base-image'],
-      platform: flags.platform,
-    }
+    const options = imageOptionsFrom(flags)
     const dir = await withStopSignals(log, ({stop}) =>
       generateDockerfile(options, flags['output-directory'], {log, signal: stop, progress: (line) => process.stderr.write(`${line}\n`)}),
     )
