@@ -7,11 +7,11 @@ import {mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'nod
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 
-import t from 'tap'
+import t, {type Test} from 'tap'
 import {fetch} from 'undici'
 
 import {JSON_TYPE, compareModel, split} from '../helpers/compare.js'
-import {act, controlClient as client, servingPids} from '../helpers/control.js'
+import {act, controlClient as client, loadLoop, servingPids} from '../helpers/control.js'
 import {eventually, isRunning as running, killIfAlive, parentOf, readyScorers, startMlserve, type Server} from '../helpers/servers.js'
 import {fixtureModel, toolchainEnv, toolchainPython} from '../helpers/toolchain.js'
 
@@ -50,36 +50,34 @@ t.test('the same answers as mlflow models serve (a representative subset of the 
   ),
 )
 
-t.test('-w 2 --preload: forks of one loaded process; a kill -9 under load is replaced by a new fork at once', async (t) => {
+/** mlserve -w 2 --preload on the control model, both forks ready; the server and the loaded process stop with the test. */
+async function startPreloaded(t: Test) {
   const server = await startMlserve(['-m', fixtureModel('control'), '-w', '2', '--preload'])
   t.teardown(() => server.stop('SIGKILL'))
-  const [, loaderText] = await server.waitForOutput(/--preload: the model is loaded once in pid (\d+)/)
+  const [, loaderText] = await server.waitForOutput(/--preload: the model is loaded once in pid (\d+) \(generation 1\)/)
   const loader = Number(loaderText)
   t.teardown(() => killIfAlive(loader))
   await readyScorers(server, 2)
+  return {server, loader}
+}
+
+t.test('-w 2 --preload: forks of one loaded process; a kill -9 under load is replaced by a new fork at once', async (t) => {
+  const {server, loader} = await startPreloaded(t)
   const before = await servingPids(server, 2)
   t.equal(before.size, 2, 'both scorers answer')
   for (const pid of before) t.equal(parentOf(pid), loader, `scorer ${pid} is a fork of the loaded process`)
   let metrics = await metricsOf(server)
   t.match(metrics, /mlserve_scorer_mode\{mode="preload"\} 1\n/, '/metrics says which mode serves')
 
-  let stop = false
-  const statuses: number[] = []
-  const clients = Array.from({length: 4}, async () => {
-    while (!stop) {
-      // eslint-disable-next-line no-await-in-loop
-      const {status} = await act(server, 'pid')
-      statuses.push(status)
-    }
-  })
+  const load = loadLoop(server, 4)
+  const {statuses} = load
   await new Promise((resolve) => setTimeout(resolve, 500))
   const victim = [...before][0]!
   process.kill(victim, 'SIGKILL')
   await server.waitForOutput(/was killed by SIGKILL while serving/)
   await server.waitForOutput(/restarting scorer \d in 0 ms \(failure 1 in a row\)/)
   await server.waitForOutput(/generation 2, forked\)[\s\S]*scorer \d is ready \(pid \d+\), \d+ ms after its predecessor failed/)
-  stop = true
-  await Promise.all(clients)
+  await load.stop()
 
   t.ok(statuses.length > 10, `requests kept flowing (${statuses.length})`)
   t.same(
@@ -98,12 +96,7 @@ t.test('-w 2 --preload: forks of one loaded process; a kill -9 under load is rep
 })
 
 t.test('kill -9 of the loaded process: its scorers go with it and the generation restarts', async (t) => {
-  const server = await startMlserve(['-m', fixtureModel('control'), '-w', '2', '--preload'])
-  t.teardown(() => server.stop('SIGKILL'))
-  const [, loaderText] = await server.waitForOutput(/--preload: the model is loaded once in pid (\d+) \(generation 1\)/)
-  const loader = Number(loaderText)
-  t.teardown(() => killIfAlive(loader))
-  await readyScorers(server, 2)
+  const {server, loader} = await startPreloaded(t)
   const before = await servingPids(server, 2)
   t.equal(before.size, 2)
 
@@ -121,12 +114,7 @@ t.test('kill -9 of the loaded process: its scorers go with it and the generation
 })
 
 t.test('kill -9 of mlserve: the loaded process and every fork go too', async (t) => {
-  const server = await startMlserve(['-m', fixtureModel('control'), '-w', '2', '--preload'])
-  t.teardown(() => server.stop('SIGKILL'))
-  const [, loaderText] = await server.waitForOutput(/--preload: the model is loaded once in pid (\d+)/)
-  const loader = Number(loaderText)
-  t.teardown(() => killIfAlive(loader))
-  await readyScorers(server, 2)
+  const {server, loader} = await startPreloaded(t)
   const forks = await servingPids(server, 2)
   for (const pid of forks) t.teardown(() => killIfAlive(pid))
   // One of them busy with a prediction that would run for minutes.

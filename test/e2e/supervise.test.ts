@@ -7,7 +7,7 @@ import {connect} from 'node:net'
 import t from 'tap'
 import {fetch} from 'undici'
 
-import {act, controlClient as client, servingPids} from '../helpers/control.js'
+import {act, controlClient as client, loadLoop, servingPids} from '../helpers/control.js'
 import {gone, isAlive, readyScorers, startMlserve, type Server} from '../helpers/servers.js'
 import {fixtureModel, toolchainEnv} from '../helpers/toolchain.js'
 
@@ -47,22 +47,14 @@ t.test('-w 2: two scorer processes share the load; a kill -9 under load is serve
 
   // Load: 4 clients in a loop while one scorer is killed.
   const victim = [...before][0]!
-  let stop = false
-  const statuses: number[] = []
-  const clients = Array.from({length: 4}, async () => {
-    while (!stop) {
-      // eslint-disable-next-line no-await-in-loop
-      const {status} = await act(server, 'pid')
-      statuses.push(status)
-    }
-  })
+  const load = loadLoop(server, 4)
+  const {statuses} = load
   await new Promise((resolve) => setTimeout(resolve, 500))
   process.kill(victim, 'SIGKILL')
   await server.waitForOutput(/was killed by SIGKILL while serving/)
   await server.waitForOutput(/restarting scorer \d in 500 ms/)
   await server.waitForOutput(/generation 2\)[\s\S]*scorer \d is ready \(pid \d+\)/)
-  stop = true
-  await Promise.all(clients)
+  await load.stop()
 
   t.ok(statuses.length > 10, `requests kept flowing (${statuses.length})`)
   t.notOk(statuses.includes(0), 'no request hung or lost its connection')

@@ -37,3 +37,23 @@ export async function servingPids(server: Server, count: number): Promise<Set<nu
 
   return pids
 }
+
+/** `clients` loops sending the action "pid" until stop(): every status, in order (0: no answer). */
+export function loadLoop(server: Server, clients: number) {
+  let stopped = false
+  const statuses: number[] = []
+  const loops = Array.from({length: clients}, async () => {
+    while (!stopped) {
+      // eslint-disable-next-line no-await-in-loop
+      const {status} = await act(server, 'pid')
+      statuses.push(status)
+    }
+  })
+  return {
+    statuses,
+    async stop() {
+      stopped = true
+      await Promise.all(loops)
+    },
+  }
+}
