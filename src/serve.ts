@@ -16,8 +16,6 @@ import {CleanupStack} from './util/cleanup.js'
 import {guardPath} from './util/exit-guard.js'
 import {createSocketDir} from './util/socket-dir.js'
 
-export {readWarmup} from './reload/serving-set.js'
-
 export interface ServeIo {
   readonly log: Logger
   readonly stdout: OutputSink

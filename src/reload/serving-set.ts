@@ -1,6 +1,6 @@
 // One generation of what serves the model: its directory, its environment, its backend and its -w
 // scorers under one supervisor. Serve starts the first; each reload builds the next beside it.
-import {mkdir, realpath, rm} from 'node:fs/promises'
+import {mkdir, rm} from 'node:fs/promises'
 import path from 'node:path'
 
 import type {ServeOptions} from '../config.js'
@@ -9,14 +9,13 @@ import {MlserveError, messageOf} from '../errors.js'
 import type {ResolvedModel} from '../load-model.js'
 import type {Logger} from '../log.js'
 import type {FlavorKind, Mlmodel} from '../model/mlmodel.js'
+import {readWarmup} from '../model/warmup.js'
 import type {Backend} from '../scorer/backend.js'
 import {pyfuncBackend} from '../scorer/command.js'
 import type {OutputSink} from '../scorer/process.js'
 import {Supervisor, type SupervisorEvents, type WarmupRequest} from '../scorer/supervisor.js'
 import {redactUri} from '../uri/tracking.js'
 import {CleanupStack} from '../util/cleanup.js'
-import {isInsideDir} from '../util/fs.js'
-import {readBounded} from '../util/read-bounded.js'
 
 /** What a generation serves, for the log, /metrics, /readyz and the X-MLServe-Model-Version header. */
 export interface ServedModel {
@@ -183,49 +182,4 @@ async function preloadOrSpawn(backend: Backend, python: string, modelDir: string
 
   const {preloadBackend} = await import('../scorer/preload.js')
   return preloadBackend({spawn: backend, python, modelDir, timeoutSeconds: options.timeoutSeconds, loadTimeoutMs: options.loadTimeoutMs, log})
-}
-
-/** The largest warm-up example read when --max-body-size is 0 (no limit). */
-const WARMUP_MAX_BYTES = 1024 * 1024 * 1024
-
-/**
- * The model's serving input example (MLmodel's serving_input_path, else the usual file name), if any. It
- * must be a regular file inside the model directory once symlinks are resolved, and no larger than a
- * request may be (--max-body-size): anything else is reported and the warm-up skipped, never read.
- */
-export async function readWarmup(
-  modelDir: string,
-  mlmodel: Mlmodel,
-  options: {readonly maxBytes?: number; readonly log?: Logger} = {},
-): Promise<WarmupRequest | undefined> {
-  const name = mlmodel.servingInputPath ?? 'serving_input_example.json'
-  const file = path.resolve(modelDir, name)
-  const skip = (why: string) => {
-    options.log?.warn(`not warming up with ${name}: ${why}; ready as soon as /ping answers`)
-    return undefined
-  }
-
-  const real = await realpath(file).catch(() => undefined)
-  const realDir = await realpath(modelDir).catch(() => path.resolve(modelDir))
-  if (!isInsideDir(modelDir, file) || (real !== undefined && !isInsideDir(realDir, real))) {
-    return skip(`it is outside the model directory (${real ?? file})`)
-  }
-
-  if (real === undefined) {
-    options.log?.info(`no ${name} in the model: ready as soon as /ping answers`)
-    return undefined
-  }
-
-  const maxBytes = options.maxBytes && options.maxBytes > 0 ? options.maxBytes : WARMUP_MAX_BYTES
-  try {
-    const body = await readBounded(real, {maxBytes, code: 'WARMUP_FAILED', what: name})
-    return {body, contentType: 'application/json', source: name}
-  } catch (error) {
-    return skip(
-      messageOf(error).replace(
-        /: mlserve reads only .*$/,
-        `: the warm-up reads only a regular file of at most --max-body-size (${maxBytes} bytes)`,
-      ),
-    )
-  }
 }

@@ -10,7 +10,7 @@ import {expandRequirements} from '../../src/env/requirements.js'
 import {readEnvSpec} from '../../src/env/spec.js'
 import type {Logger} from '../../src/log.js'
 import {parseMlmodel, readMlmodel} from '../../src/model/mlmodel.js'
-import {readWarmup} from '../../src/serve.js'
+import {readWarmup} from '../../src/model/warmup.js'
 import {readBounded} from '../../src/util/read-bounded.js'
 
 const made = new Map<Test, number>()
