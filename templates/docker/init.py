@@ -8,11 +8,7 @@ FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signa
 
 
 def main(argv):
-    child = os.fork()
-    if child == 0:
-        for sig in FORWARDED:
-            signal.signal(sig, signal.SIG_DFL)
-        os.execv(argv[0], argv)
+    child = None
 
     def forward(sig, _frame):
         try:
@@ -20,8 +16,18 @@ def main(argv):
         except ProcessLookupError:
             pass
 
+    # PID 1 of a namespace drops a signal it has no handler for: the handlers are in place before mlserve
+    # starts, and the signals wait (blocked) until the child's pid is known, so an early stop is not lost.
+    signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
     for sig in FORWARDED:
         signal.signal(sig, forward)
+    child = os.fork()
+    if child == 0:
+        for sig in FORWARDED:
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
+        os.execv(argv[0], argv)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
 
     while True:
         try:
