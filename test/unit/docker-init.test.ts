@@ -82,7 +82,14 @@ t.test(
       let init = 0
       while (proc.exitCode === null && (init === 0 || childrenOf(init).length === 0)) init = childrenOf(proc.pid!)[0] ?? 0
       if (init > 0) process.kill(init, 'SIGTERM')
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 20_000)
+      // A namespace's PID 1 outlives unshare: a stuck one is killed itself (everything in it goes too).
+      const timer = setTimeout(() => {
+        for (const pid of [init, proc.pid!].filter((pid) => pid > 0)) {
+          try {
+            process.kill(pid, 'SIGKILL')
+          } catch {}
+        }
+      }, 20_000)
       const status = await closed
       clearTimeout(timer)
       return status
