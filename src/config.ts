@@ -31,6 +31,8 @@ export interface ServeOptions extends ModelOptions {
   readonly workers: number
   /** pyfunc with uvicorn: load the model once and fork the scorers from it (else: spawn mode). */
   readonly preload?: boolean
+  /** pyfunc with uvicorn: answer a successful /invocations through mlserve_fastpath.py (default on). */
+  readonly fastPath?: boolean
   readonly enableMlserver: boolean
   /** How long in-flight requests may take to finish after SIGINT/SIGTERM. */
   readonly gracePeriodMs: number

@@ -59,6 +59,14 @@ SIGINT or SIGTERM makes /readyz 503, stops accepting connections, lets requests 
       description:
         "pyfunc models served with uvicorn (mlflow >= 2.21). A replaced scorer is forked again instead of loading the model again. When the model's load starts threads, mlserve falls back to spawning (with a warning).",
     }),
+    'fast-path': Flags.boolean({
+      env: 'MLSERVE_FAST_PATH',
+      default: true,
+      allowNo: true,
+      summary: "Answer a successful POST /invocations without FastAPI's routing and middleware (default: on).",
+      description:
+        "pyfunc models served with uvicorn (mlflow >= 2.21), spawn and --preload. The scorer runs mlserve's mlserve_fastpath.py, which loads the model as MLflow's app module does and keeps MLflow's app for every route; for POST /invocations it calls MLflow's own invocations() directly, so the answer's bytes are MLflow's. Anything else (errors other than MLflow's, a request without Content-Type, another mlflow app layout, FastAPI's OpenTelemetry on) is answered by MLflow's app, and a model or mlflow version it cannot check logs why and runs MLflow's app unchanged. --no-fast-path serves MLflow's app module as it is.",
+    }),
     'enable-mlserver': Flags.boolean({
       default: false,
       summary: "Serve with Seldon MLServer instead of MLflow's scoring server.",
@@ -185,6 +193,7 @@ SIGINT or SIGTERM makes /readyz 503, stops accepting connections, lets requests 
             timeoutSeconds: flags.timeout,
             workers: flags.workers,
             preload: flags.preload,
+            fastPath: flags['fast-path'],
             enableMlserver: flags['enable-mlserver'],
             gracePeriodMs: flags['grace-period'] * 1000,
             maxBodyBytes: flags['max-body-size'] * 1024 * 1024,

@@ -167,7 +167,7 @@ export async function backendFor(
   cleanup.defer('release the environment', env.release)
   let backend = mlserver
     ? mlserver.mlserverBackend({env, modelDir, workers: options.workers, timeoutSeconds: options.timeoutSeconds, baseEnv: options.env})
-    : pyfuncBackend({env, modelDir, timeoutSeconds: options.timeoutSeconds})
+    : pyfuncBackend({env, modelDir, timeoutSeconds: options.timeoutSeconds, fastPath: options.fastPath !== false})
   if (options.preload) backend = await preloadOrSpawn(backend, env.executable, modelDir, options, log)
   return {...backend, diagnoseExit: async () => diagnoseEnv(env)}
 }
@@ -181,5 +181,13 @@ async function preloadOrSpawn(backend: Backend, python: string, modelDir: string
   }
 
   const {preloadBackend} = await import('../scorer/preload.js')
-  return preloadBackend({spawn: backend, python, modelDir, timeoutSeconds: options.timeoutSeconds, loadTimeoutMs: options.loadTimeoutMs, log})
+  return preloadBackend({
+    spawn: backend,
+    python,
+    modelDir,
+    timeoutSeconds: options.timeoutSeconds,
+    fastPath: options.fastPath !== false,
+    loadTimeoutMs: options.loadTimeoutMs,
+    log,
+  })
 }
