@@ -143,6 +143,8 @@ t.test('iris: the example, a tensor-free sklearn model', (t) =>
 
 t.test('echo, nan, hinted: other output kinds', async (t) => {
   for (const model of ['echo', 'nan', 'hinted']) {
+    // One Python process at a time (each loads a model).
+    // eslint-disable-next-line no-await-in-loop
     await t.test(model, (t) =>
       compare(t, fixtureModel(model), [
         {name: 'split', contentType: JSON_TYPE, body: SPLIT},
