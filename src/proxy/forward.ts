@@ -102,6 +102,13 @@ export function forward(
   })
 }
 
+/** A server-sent events answer (a stream from predict_stream): its -t is per chunk. */
+const isEventStream = (type: string | string[] | undefined): boolean =>
+  typeof type === 'string' && type.trimStart().toLowerCase().startsWith('text/event-stream')
+
+/** How a stream cut by -t ends: MLflow's timeout message as an error event, then the end marker. */
+const STREAM_TIMEOUT_EVENTS = `data: {"error": {"error_code": "DEADLINE_EXCEEDED", "message": "${TIMEOUT_RESPONSE.body}"}}\n\ndata: [DONE]\n\n`
+
 /** Why the proxy cancels an upstream request itself; seen only by undici. */
 const CANCELLED = new Error('The proxy cancelled the request to the scorer.')
 
@@ -126,6 +133,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   private upstreamDone = false
   /** The client is not reading fast enough: the scorer's answer waits on it. */
   private waitingOnClient = false
+  /** The answer is server-sent events: -t bounds the wait for each chunk, not the whole answer. */
+  private streaming = false
   /** --batch: this request waited for a scorer and may merge with others. */
   private member: BatchMember | undefined
   private parsed = false
@@ -321,10 +330,13 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (statusCode < 200) return
     // MLflow's own timeout middleware answered: its prediction thread runs on regardless.
     if (statusCode === 504) this.scorerTimedOut = true
+    this.streaming = isEventStream(headers['content-type'])
+    if (this.streaming) this.timer?.refresh()
     this.res.writeHead(statusCode, forwardedResponseHeaders(headers))
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.streaming) this.timer?.refresh()
     if (this.res.write(chunk) || controller.paused) return
     controller.pause()
     this.waitingOnClient = true
@@ -362,8 +374,11 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   /** The deadline passed: the scorer's fault unless its answer was done or waiting for the client to read. */
   private readonly onTimeout = () => {
-    this.cancel(this.upstreamDone || this.waitingOnClient ? 'client-timeout' : 'timeout')
-    if (this.res.headersSent) this.res.destroy()
+    const clientsFault = this.upstreamDone || this.waitingOnClient
+    this.cancel(clientsFault ? 'client-timeout' : 'timeout')
+    // A stream the scorer stopped feeding ends as a stream does: an error event, then [DONE].
+    if (this.streaming && !clientsFault) this.res.end(STREAM_TIMEOUT_EVENTS)
+    else if (this.res.headersSent) this.res.destroy()
     else sendPlain(this.res, TIMEOUT_RESPONSE)
   }
 

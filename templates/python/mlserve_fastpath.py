@@ -12,10 +12,24 @@
 # mlflow's app, with the body replayed. The mlflow versions whose app it was checked against are the
 # FastAPI scorers (mlflow >= 2.21): `fast_path_refusal()` names what does not match, and then `app` is
 # mlflow's own app, unchanged.
+#
+# Streaming: a JSON request with `"stream": true` (at the top level, or in `params`) to a model that
+# implements predict_stream is answered as server-sent events, in MLflow AgentServer's form: one
+# `data: <json>\n\n` per chunk (each chunk serialised as mlflow serialises an unwrapped prediction), then
+# `data: [DONE]\n\n`. The input is parsed and validated by mlflow's own functions; a request that fails
+# before the first chunk gets mlflow's error answer, not a stream; an error after it is one
+# `data: {"error": <mlflow's error envelope>}` event, then `[DONE]`. A client that goes away closes the
+# generator (its `finally` runs) after the chunk in progress. Each stream steps its generator on a
+# thread of a pool of its own (MLSERVE_MAX_STREAMS threads), so many slow streams progress at once.
 import asyncio
+import contextvars
 import inspect
+import io
+import json
 import os
 import sys
+import traceback
+from concurrent.futures import ThreadPoolExecutor
 
 from mlflow.pyfunc import scoring_server
 
@@ -74,6 +88,14 @@ async def read_body(receive):
             return b"".join(chunks)
 
 
+async def disconnected(receive):
+    """Returns once the client has gone away (the request body was read already)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
 def replaying(body, receive):
     """A receive() that hands over `body` once, then waits on the real channel (for a disconnect)."""
     sent = False
@@ -88,12 +110,129 @@ def replaying(body, receive):
     return replay
 
 
+def stream_request(body, content_type):
+    """The request as predict_stream takes it, when it asks for a stream: (body without the top-level
+    "stream" flag, True); else (body, False). Only for a JSON object with "stream": true at the top level
+    or in "params"."""
+    if content_type.split(";", 1)[0].strip() != "application/json" or b'"stream"' not in body:
+        return body, False
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return body, False
+    if not isinstance(document, dict):
+        return body, False
+    params = document.get("params")
+    if document.get("stream") is True:
+        del document["stream"]
+        return json.dumps(document).encode(), True
+    if isinstance(params, dict) and params.get("stream") is True:
+        return body, True
+    return body, False
+
+
+DONE = object()
+
+
+def next_chunk(generator):
+    """One step of the model's generator, on a stream thread: the chunk, or DONE."""
+    try:
+        return next(generator)
+    except StopIteration:
+        return DONE
+
+
+def event(payload):
+    return b"data: " + payload + b"\n\n"
+
+
 def fast_app_for(mlflow_app, model, timeout):
     from fastapi.responses import Response
     from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import BAD_REQUEST
 
     invocations = scoring_server.invocations
     input_schema = model.metadata.get_input_schema()
+    streamable = getattr(model, "_predict_stream_fn", None) is not None
+    streams = ThreadPoolExecutor(max_workers=int(os.environ.get("MLSERVE_MAX_STREAMS", "1000")), thread_name_prefix="mlserve-stream")
+
+    def chunk_json(chunk):
+        out = io.StringIO()
+        scoring_server.unwrapped_predictions_to_json(chunk, out)
+        return out.getvalue().encode()
+
+    def as_mlflow_error(error):
+        """An exception from the model as mlflow's invocations() reports one from predict."""
+        if isinstance(error, MlflowException):
+            return error
+        return MlflowException(
+            message=(
+                "Encountered an unexpected error while evaluating the model. Verify"
+                " that the serialized input Dataframe is compatible with the model for"
+                " inference."
+            ),
+            error_code=BAD_REQUEST,
+            stack_trace="".join(traceback.format_exception(error)),
+        )
+
+    def start_stream(body):
+        """Parses the request as /invocations does and starts predict_stream (its first step runs later)."""
+        parsed = scoring_server._parse_json_data(body, model.metadata, input_schema)
+        return model.predict_stream(parsed.data, params=parsed.params)
+
+    async def stream(scope, receive, send, body):
+        loop = asyncio.get_running_loop()
+        # Every step of one stream runs in one context (mlflow's prediction context is a ContextVar that
+        # the generator sets and resets across steps), whichever pool thread runs it.
+        context = contextvars.copy_context()
+
+        def step(function, *args):
+            return loop.run_in_executor(streams, context.run, function, *args)
+
+        generator = None
+        try:
+            generator = await asyncio.wait_for(step(start_stream, body), timeout)
+            # The first step validates the input: a failure there is an ordinary error answer.
+            first = await asyncio.wait_for(step(next_chunk, generator), timeout)
+        except (asyncio.TimeoutError, TimeoutError):
+            response = Response(content="Request processing time exceeded limit", status_code=504, media_type="application/json")
+            return await response(scope, receive, send)
+        except Exception as e:
+            error = as_mlflow_error(e)
+            response = Response(content=error.serialize_as_json(), status_code=error.get_http_status_code(), media_type="application/json")
+            return await response(scope, receive, send)
+
+        gone = asyncio.ensure_future(disconnected(receive))
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")],
+                }
+            )
+            chunk = first
+            while chunk is not DONE:
+                await send({"type": "http.response.body", "body": event(chunk_json(chunk)), "more_body": True})
+                following = asyncio.ensure_future(step(next_chunk, generator))
+                await asyncio.wait({following, gone}, return_when=asyncio.FIRST_COMPLETED)
+                if not following.done():
+                    # The client went away: the step in progress ends, then the generator is closed.
+                    await asyncio.wait({following})
+                    return None
+                try:
+                    chunk = following.result()
+                except Exception as error:
+                    envelope = as_mlflow_error(error).serialize_as_json().encode()
+                    await send({"type": "http.response.body", "body": event(b'{"error": ' + envelope + b"}"), "more_body": True})
+                    break
+            await send({"type": "http.response.body", "body": event(b"[DONE]"), "more_body": False})
+        except OSError:
+            return None
+        finally:
+            gone.cancel()
+            await step(generator.close)
+        return None
 
     async def app(scope, receive, send):
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/invocations" or scope.get("root_path"):
@@ -104,6 +243,10 @@ def fast_app_for(mlflow_app, model, timeout):
         body = await read_body(receive)
         if body is None:
             return None
+        if streamable:
+            stream_body, wanted = stream_request(body, content_type)
+            if wanted:
+                return await stream(scope, receive, send, stream_body)
         try:
             result = await asyncio.wait_for(asyncio.to_thread(invocations, body, content_type, model, input_schema), timeout)
         except (asyncio.TimeoutError, TimeoutError):
