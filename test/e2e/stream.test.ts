@@ -9,7 +9,7 @@ import path from 'node:path'
 import t from 'tap'
 import {request} from 'undici'
 
-import {startMlflowServe, startMlserve, type Server} from '../helpers/servers.js'
+import {eventually, startMlflowServe, startMlserve, type Server} from '../helpers/servers.js'
 import {REPO_ROOT, toolchainEnv, toolchainPython} from '../helpers/toolchain.js'
 
 const work = mkdtempSync(path.join(tmpdir(), 'mlserve-stream-'))
@@ -122,9 +122,7 @@ t.test('a client that goes away closes the generator in the scorer', async (t) =
   }
 
   controller.abort()
-  const deadline = Date.now() + 10_000
-  // eslint-disable-next-line no-await-in-loop
-  while (!existsSync(marker) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+  await eventually(() => existsSync(marker), 10_000)
   t.equal(existsSync(marker) ? readFileSync(marker, 'utf8') : 'not closed', 'closed', "the model's finally ran")
   const after = await post(server, llm({n: 1}, {stream: true}))
   t.same(events(after.text), ['{"index": 0, "text": "w0"}', '[DONE]'], 'the scorer serves the next stream')
