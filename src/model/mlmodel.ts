@@ -23,6 +23,8 @@ export interface Mlmodel {
   readonly servingInputPath?: string
   /** The run that logged the model (MLmodel `run_id`), when it was logged in one. */
   readonly runId?: string
+  /** MLmodel `metadata.task` (mlflow writes agent/v1/chat, agent/v2/chat, agent/v1/responses for GenAI models). */
+  readonly task?: string
 }
 
 /** The flavor a model is served by (not to be confused with the scorer backend of scorer/backend.ts). */
@@ -67,6 +69,7 @@ export function parseMlmodel(text: string, file: string): Mlmodel {
     mlflowVersion: optionalString(doc.mlflow_version),
     servingInputPath: isRecord(info) ? optionalString(info.serving_input_path) : undefined,
     runId: optionalString(doc.run_id) || undefined,
+    task: isRecord(doc.metadata) ? optionalString(doc.metadata.task) : undefined,
   }
 }
 

@@ -9,7 +9,7 @@ import {MlserveError, messageOf} from '../errors.js'
 import type {ResolvedModel} from '../load-model.js'
 import type {Logger} from '../log.js'
 import type {FlavorKind, Mlmodel} from '../model/mlmodel.js'
-import {readWarmup} from '../model/warmup.js'
+import {genaiWarmupSkip, readWarmup} from '../model/warmup.js'
 import type {Backend} from '../scorer/backend.js'
 import {pyfuncBackend} from '../scorer/command.js'
 import type {OutputSink} from '../scorer/process.js'
@@ -57,8 +57,10 @@ export async function planScorers(model: ResolvedModel, options: ServeOptions, i
   const release = async () => cleanup.runAll((name, error) => io.log.warn(`could not ${name}: ${messageOf(error)}`))
   try {
     const backend = await backendFor(model.flavor, model.ref.localDir, model.mlmodel, options, io, cleanup)
+    const genai = options.warmup && model.flavor === 'pyfunc' ? genaiWarmupSkip(model.mlmodel) : undefined
+    if (genai) io.log.info(`not warming up: ${genai}; ready as soon as /ping answers`)
     const warmup =
-      options.warmup && model.flavor === 'pyfunc'
+      options.warmup && model.flavor === 'pyfunc' && !genai
         ? await readWarmup(model.ref.localDir, model.mlmodel, {maxBytes: options.maxBodyBytes, log: io.log})
         : undefined
     return {backend, warmup, release}

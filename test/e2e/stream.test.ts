@@ -20,6 +20,7 @@ execFileSync(toolchainPython(), [path.join(REPO_ROOT, 'test/fixtures/stream_mode
 })
 const FAKELLM = path.join(work, 'models', 'fakellm')
 const FAKECHAT = path.join(work, 'models', 'fakechat')
+const DOWNCHAT = path.join(work, 'models', 'downchat')
 
 const servers: Server[] = []
 t.teardown(async () => {
@@ -156,4 +157,15 @@ t.test('--no-fast-path passes "stream": true to mlflow\'s app unchanged (one JSO
   const server = await serve(FAKELLM, ['--no-fast-path'])
   const answer = await post(server, llm({n: 2}, {stream: true}))
   t.match(answer.contentType, /^application\/json/)
+})
+
+t.test('a GenAI model whose LLM is unreachable serves and answers each request as mlflow does (no warm-up call)', async (t) => {
+  const [server, mlflow] = await Promise.all([serve(DOWNCHAT), startMlflowServe(DOWNCHAT)])
+  servers.push(mlflow)
+  t.match(server.stderr() + server.stdout(), /not warming up: it is a GenAI model \(agent\/v1\/chat\)/, 'the log says why there is no warm-up')
+  const body = JSON.stringify({messages: [{role: 'user', content: 'hi'}]})
+  const [ours, theirs] = await Promise.all([post(server, body), post(mlflow, body)])
+  t.equal(ours.status, theirs.status, 'the same status')
+  t.equal(ours.status, 400)
+  t.equal((JSON.parse(ours.text) as {error_code: string}).error_code, (JSON.parse(theirs.text) as {error_code: string}).error_code)
 })
