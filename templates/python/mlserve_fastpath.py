@@ -266,10 +266,42 @@ def fast_app_for(mlflow_app, model, timeout):
     return app
 
 
+# What mlflow.pyfunc.scoring_server.app says (whitespace aside) in the versions this module was checked
+# against: the module builds the same app from the same model itself.
+APP_MODULE_SOURCE = (
+    "import os\n"
+    "from mlflow.pyfunc import scoring_server\n"
+    "app = scoring_server.init(\n"
+    "    scoring_server.load_model_with_mlflow_config(os.environ[scoring_server._SERVER_MODEL_PATH])\n"
+    ")\n"
+)
+
+
+def app_module_refusal():
+    """Why mlflow's app module cannot be reproduced here, checked before any model is loaded."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mlflow.pyfunc.scoring_server.app")
+    try:
+        with open(spec.origin, encoding="utf-8") as f:
+            source = f.read()
+    except (AttributeError, OSError, TypeError) as e:
+        return f"mlflow's scoring app module could not be read ({e})"
+    if "".join(source.split()) != "".join(APP_MODULE_SOURCE.split()):
+        return "mlflow's scoring app module builds its app in a way this module was not checked against"
+    return None
+
+
 def build():
     """(app, refusal): the fast app, or mlflow's own app with the reason the fast path was refused."""
     from mlflow.environment_variables import MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT
 
+    refusal = app_module_refusal()
+    if refusal is not None:
+        # mlflow's own module, as `uvicorn mlflow.pyfunc.scoring_server.app:app` would import it.
+        from mlflow.pyfunc.scoring_server.app import app as mlflow_module_app
+
+        return mlflow_module_app, refusal
     model = scoring_server.load_model_with_mlflow_config(os.environ[scoring_server._SERVER_MODEL_PATH])
     mlflow_app = scoring_server.init(model)
     refusal = fast_path_refusal(mlflow_app)

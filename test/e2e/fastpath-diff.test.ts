@@ -52,14 +52,16 @@ async function diff(model: string, requests: readonly Request[]) {
   const [header, ...answers] = lines.map((line) => JSON.parse(line) as Record<string, unknown>)
   return {
     refusal: header?.refusal as string | null,
+    moduleRefusal: header?.module_refusal as string | null,
     refusals: {route: header?.refusal_extra_route as string | null, middleware: header?.refusal_extra_middleware as string | null},
     answers: answers as Array<{mlflow: Answer; fast: Answer}>,
   }
 }
 
 async function compare(t: Test, model: string, requests: readonly Request[]) {
-  const {refusal, refusals, answers} = await diff(model, requests)
+  const {refusal, moduleRefusal, refusals, answers} = await diff(model, requests)
   t.equal(refusal, null, 'the fast path takes this model')
+  t.equal(moduleRefusal, null, "mlflow's app module is the one the fast path reproduces")
   t.match(refusals.route, /other routes than .*\/extra/, 'an app with another route is refused, naming it')
   t.match(refusals.middleware, /has 2 middlewares/, 'an app with another middleware is refused')
   t.equal(answers.length, requests.length, 'every request was answered by both apps')
