@@ -176,9 +176,11 @@ def fast_app_for(mlflow_app, model, timeout):
         )
 
     def start_stream(body):
-        """Parses the request as /invocations does and starts predict_stream (its first step runs later)."""
+        """Parses the request as /invocations does, starts predict_stream and takes its first step (which
+        validates the input): (generator, first chunk or DONE), in one thread hop."""
         parsed = scoring_server._parse_json_data(body, model.metadata, input_schema)
-        return model.predict_stream(parsed.data, params=parsed.params)
+        generator = model.predict_stream(parsed.data, params=parsed.params)
+        return generator, next_chunk(generator)
 
     async def stream(scope, receive, send, body):
         loop = asyncio.get_running_loop()
@@ -191,9 +193,8 @@ def fast_app_for(mlflow_app, model, timeout):
 
         generator = None
         try:
-            generator = await asyncio.wait_for(step(start_stream, body), timeout)
-            # The first step validates the input: a failure there is an ordinary error answer.
-            first = await asyncio.wait_for(step(next_chunk, generator), timeout)
+            # A failure before the first chunk (parsing, validation, the model) is an ordinary error answer.
+            generator, first = await asyncio.wait_for(step(start_stream, body), timeout)
         except (asyncio.TimeoutError, TimeoutError):
             response = Response(content="Request processing time exceeded limit", status_code=504, media_type="application/json")
             return await response(scope, receive, send)
