@@ -21,6 +21,8 @@ execFileSync(toolchainPython(), [path.join(REPO_ROOT, 'test/fixtures/stream_mode
 const FAKELLM = path.join(work, 'models', 'fakellm')
 const FAKECHAT = path.join(work, 'models', 'fakechat')
 const DOWNCHAT = path.join(work, 'models', 'downchat')
+const FAKERESPONSES = path.join(work, 'models', 'fakeresponses')
+const FAKEAGENT = path.join(work, 'models', 'fakeagent')
 
 const servers: Server[] = []
 t.teardown(async () => {
@@ -168,4 +170,34 @@ t.test('a GenAI model whose LLM is unreachable serves and answers each request a
   t.equal(ours.status, theirs.status, 'the same status')
   t.equal(ours.status, 400)
   t.equal((JSON.parse(ours.text) as {error_code: string}).error_code, (JSON.parse(theirs.text) as {error_code: string}).error_code)
+})
+
+t.test('a ResponsesAgent and a ChatAgent stream their events', async (t) => {
+  const [responses, agent] = await Promise.all([serve(FAKERESPONSES), serve(FAKEAGENT)])
+  const deltas = events((await post(responses, JSON.stringify({input: [{role: 'user', content: 'hi'}], stream: true}))).text)
+  t.equal(deltas.at(-1), '[DONE]')
+  const parsed = deltas.slice(0, -1).map((chunk) => JSON.parse(chunk) as {type: string; delta?: string})
+  t.same(
+    parsed.filter((event) => event.type === 'response.output_text.delta').map((event) => event.delta),
+    ['w0', 'w1', 'w2'],
+  )
+  t.equal(parsed.at(-1)?.type, 'response.output_item.done')
+  const chunks = events((await post(agent, JSON.stringify({messages: [{role: 'user', content: 'hi'}], stream: true}))).text)
+  t.same(
+    chunks.slice(0, -1).map((chunk) => (JSON.parse(chunk) as {delta: {content: string}}).delta.content),
+    ['w0', 'w1', 'w2'],
+  )
+})
+
+t.test('streams never enter batching: concurrent streams under --batch --max-concurrency 1 each get their own', async (t) => {
+  const server = await serve(FAKELLM, ['--batch', '--max-concurrency', '1'])
+  const answers = await Promise.all([2, 3, 4, 5].map(async (n) => post(server, llm({n, delay: 0.05}, {stream: true}))))
+  for (const [index, answer] of answers.entries()) {
+    const n = index + 2
+    t.same(
+      events(answer.text),
+      [...Array.from({length: n}, (_, i) => `{"index": ${i}, "text": "w${i}"}`), '[DONE]'],
+      `the stream of ${n} chunks`,
+    )
+  }
 })
