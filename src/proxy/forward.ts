@@ -331,12 +331,21 @@ class Exchange implements Dispatcher.DispatchHandler {
     // MLflow's own timeout middleware answered: its prediction thread runs on regardless.
     if (statusCode === 504) this.scorerTimedOut = true
     this.streaming = isEventStream(headers['content-type'])
-    if (this.streaming) this.timer?.refresh()
+    if (this.streaming) {
+      this.timer?.refresh()
+      this.record.stream = {bytes: 0}
+    }
+
     this.res.writeHead(statusCode, forwardedResponseHeaders(headers))
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.streaming) this.timer?.refresh()
+    if (this.record.stream) {
+      this.timer?.refresh()
+      this.record.stream.firstByteAt ??= performance.now()
+      this.record.stream.bytes += chunk.length
+    }
+
     if (this.res.write(chunk) || controller.paused) return
     controller.pause()
     this.waitingOnClient = true

@@ -72,6 +72,13 @@ t.test('a PythonModel with predict_stream: events as they are generated, then [D
 
   const inParams = await post(server, llm({n: 2, stream: true}))
   t.same(events(inParams.text), ['{"index": 0, "text": "w0"}', '{"index": 1, "text": "w1"}', '[DONE]'], '"stream": true inside params')
+
+  const metrics = await (await request(`${server.url}/metrics`)).body.text()
+  t.match(metrics, /^mlserve_streams_total\{outcome="ok"\} 2$/m, 'both streams are counted')
+  t.match(metrics, /^mlserve_stream_first_byte_seconds_count 2$/m)
+  t.match(metrics, /^mlserve_stream_duration_seconds_count 2$/m)
+  const bytes = Number(/^mlserve_stream_bytes_total (\d+)$/m.exec(metrics)?.[1])
+  t.equal(bytes, answer.text.length + inParams.text.length, 'the bytes of both streams')
 })
 
 t.test('without the flag, and the errors before the first chunk, the answer is what mlflow models serve gives', async (t) => {
@@ -129,6 +136,8 @@ t.test('a client that goes away closes the generator in the scorer', async (t) =
   t.equal(existsSync(marker) ? readFileSync(marker, 'utf8') : 'not closed', 'closed', "the model's finally ran")
   const after = await post(server, llm({n: 1}, {stream: true}))
   t.same(events(after.text), ['{"index": 0, "text": "w0"}', '[DONE]'], 'the scorer serves the next stream')
+  const metrics = await (await request(`${server.url}/metrics`)).body.text()
+  t.match(metrics, /^mlserve_streams_total\{outcome="client-closed"\} 1$/m, 'the abandoned stream is counted as client-closed')
 })
 
 t.test('-t bounds the wait for each chunk, not the whole stream', async (t) => {
