@@ -42,6 +42,8 @@ export interface ServeOptions extends ModelOptions {
   readonly maxConcurrency: number
   /** Requests that may wait for a scorer before new ones get 503. */
   readonly maxQueue: number
+  /** Streamed requests that may run at once (0: no bound of their own). */
+  readonly maxStreams?: number
   /** A client must send its headers within this, and its body within bodyTimeoutMs more (408). */
   readonly headerTimeoutMs: number
   readonly bodyTimeoutMs: number

@@ -97,6 +97,13 @@ SIGINT or SIGTERM makes /readyz 503, stops accepting connections, lets requests 
       min: 0,
       summary: 'Requests that may wait for a scorer when all are busy; beyond that, 503 with Retry-After.',
     }),
+    'max-streams': Flags.integer({
+      env: 'MLSERVE_MAX_STREAMS',
+      default: 0,
+      min: 0,
+      summary:
+        'Streamed requests ("stream": true) that may run at once; beyond that, 503 with Retry-After (default 0: no bound of their own, --max-concurrency and --max-queue apply).',
+    }),
     'header-timeout': Flags.integer({
       env: 'MLSERVE_HEADER_TIMEOUT',
       default: 10,
@@ -199,6 +206,7 @@ SIGINT or SIGTERM makes /readyz 503, stops accepting connections, lets requests 
             maxBodyBytes: flags['max-body-size'] * 1024 * 1024,
             maxConcurrency: flags['max-concurrency'],
             maxQueue: flags['max-queue'],
+            maxStreams: flags['max-streams'],
             headerTimeoutMs: flags['header-timeout'] * 1000,
             bodyTimeoutMs: flags['body-timeout'] * 1000,
             timeoutGraceMs: flags['timeout-grace'] * 1000,

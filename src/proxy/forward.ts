@@ -7,6 +7,7 @@ import type {Dispatcher} from 'undici'
 import {MODEL_VERSION_HEADER, isLease, type Acquired, type ExchangeOutcome, type Joinable, type Lease, type Upstreams} from '../upstream.js'
 import {MAX_BATCHABLE_BYTES, type BatchMember, type Batcher, type MemberSink, type MergedRequest} from './batch.js'
 import {BodyTooLarge, readBody, type MemoryBudget, type RequestBody} from './body.js'
+import {asksForStream, tooManyStreamsResponse, type StreamGate} from './streams.js'
 import {TIMEOUT_RESPONSE, bodyTooLargeResponse, refusalResponse, sendPlain, upstreamFailedResponse, type PlainResponse} from './responses.js'
 import type {RequestRecord} from './server.js'
 
@@ -83,6 +84,8 @@ export interface ForwardOptions {
   readonly spillDir?: string
   /** --batch: merges queued /invocations requests (undefined: every request goes alone). */
   readonly batcher?: Batcher
+  /** --max-streams: requests asking for a stream beyond it get 503 (undefined: no bound). */
+  readonly streams?: StreamGate
 }
 
 /**
@@ -135,6 +138,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   private waitingOnClient = false
   /** The answer is server-sent events: -t bounds the wait for each chunk, not the whole answer. */
   private streaming = false
+  /** The request asked for a stream and holds a place under --max-streams. */
+  private inStreamGate = false
   /** --batch: this request waited for a scorer and may merge with others. */
   private member: BatchMember | undefined
   private parsed = false
@@ -168,6 +173,16 @@ class Exchange implements Dispatcher.DispatchHandler {
         }
 
         this.body = body
+        const {streams} = this.options
+        if (streams && this.req.method === 'POST' && asksForStream(this.req.headers['content-type'], body.memory)) {
+          if (!streams.enter()) {
+            this.refuse(tooManyStreamsResponse(streams.max))
+            return
+          }
+
+          this.inStreamGate = true
+        }
+
         this.prepare(body)
         if (this.options.timeoutMs > 0) this.timer = setTimeout(this.onTimeout, this.options.timeoutMs)
         this.acquire()
@@ -421,6 +436,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
 
     this.releaseLease(outcome)
+    if (this.inStreamGate) this.options.streams!.leave()
     if (this.pending) this.upstreams.cancel?.(this.pending)
     this.body?.discard()
     this.resolve(outcome)

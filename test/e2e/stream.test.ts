@@ -210,3 +210,18 @@ t.test('streams never enter batching: concurrent streams under --batch --max-con
     )
   }
 })
+
+t.test('--max-streams: streams beyond it get 503 with Retry-After; other requests are not counted', async (t) => {
+  const server = await serve(FAKELLM, ['--max-streams', '1'])
+  const first = post(server, llm({n: 3, delay: 0.5}, {stream: true}))
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  const [second, plain] = await Promise.all([post(server, llm({n: 1}, {stream: true})), post(server, llm({n: 1}))])
+  t.equal(second.status, 503, 'a second stream is refused while the first runs')
+  t.match(second.text, /--max-streams/)
+  t.equal(plain.status, 200, 'a request without the flag is served')
+  t.equal(events((await first).text).at(-1), '[DONE]', 'the first stream completes')
+  const after = await post(server, llm({n: 1}, {stream: true}))
+  t.equal(after.status, 200, 'the place is free again')
+  const metrics = await (await request(`${server.url}/metrics`)).body.text()
+  t.match(metrics, /^mlserve_requests_rejected_total\{reason="too_many_streams"\} 1$/m)
+})
