@@ -10,6 +10,8 @@ export interface PyfuncFlavor {
   readonly pythonVersion?: string
   /** `env` as written: a dict {conda, virtualenv} (mlflow >= 2.0) or a conda file path (older). */
   readonly env?: string | Readonly<Record<string, string>>
+  /** `streamable: true`: the model implements predict_stream. */
+  readonly streamable?: boolean
 }
 
 export interface Mlmodel {
@@ -87,7 +89,12 @@ function parsePyfunc(flavor: unknown, file: string): PyfuncFlavor {
     parsedEnv = Object.fromEntries(Object.entries(env).flatMap(([key, value]) => (typeof value === 'string' ? [[key, value]] : [])))
   }
 
-  return {loaderModule: flavor.loader_module, pythonVersion: optionalString(flavor.python_version), env: parsedEnv}
+  return {
+    loaderModule: flavor.loader_module,
+    pythonVersion: optionalString(flavor.python_version),
+    env: parsedEnv,
+    streamable: flavor.streamable === true || undefined,
+  }
 }
 
 /** Reads `<dir>/MLmodel`. */

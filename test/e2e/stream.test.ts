@@ -9,7 +9,7 @@ import path from 'node:path'
 import t from 'tap'
 import {request} from 'undici'
 
-import {eventually, startMlflowServe, startMlserve, type Server} from '../helpers/servers.js'
+import {eventually, runMlserve, startMlflowServe, startMlserve, type Server} from '../helpers/servers.js'
 import {REPO_ROOT, toolchainEnv, toolchainPython} from '../helpers/toolchain.js'
 
 const work = mkdtempSync(path.join(tmpdir(), 'mlserve-stream-'))
@@ -224,4 +224,18 @@ t.test('--max-streams: streams beyond it get 503 with Retry-After; other request
   t.equal(after.status, 200, 'the place is free again')
   const metrics = await (await request(`${server.url}/metrics`)).body.text()
   t.match(metrics, /^mlserve_requests_rejected_total\{reason="too_many_streams"\} 1$/m)
+})
+
+t.test('mlserve smoke checks the stream of a model with predict_stream', async (t) => {
+  const result = await runMlserve(['smoke', '-m', FAKECHAT, '--env-manager', 'local', '--python', toolchainPython(), '--json'])
+  t.equal(result.code, 0, result.stderr)
+  const report = JSON.parse(result.stdout) as {cases: Array<{name: string; status: string; message?: string}>}
+  const stream = report.cases.find((c) => c.name === 'stream')
+  t.equal(stream?.status, 'passed')
+  t.match(stream?.message, /^3 event\(s\), then \[DONE\]$/)
+
+  const down = await runMlserve(['smoke', '-m', DOWNCHAT, '--env-manager', 'local', '--python', toolchainPython(), '--json'])
+  t.not(down.code, 0, 'a model whose LLM is down fails its smoke test')
+  const downReport = JSON.parse(down.stdout) as {cases: Array<{name: string; status: string}>}
+  t.equal(downReport.cases.find((c) => c.name === 'stream')?.status, 'failed')
 })
