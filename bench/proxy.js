@@ -6,8 +6,9 @@
 //
 //   npm run bench -- [--workers 1,2] [--connections 1,32] [--duration 5] [--rounds 3] [--warmup 2]
 //                    [--tool wrk|autocannon] [--model <dir>] [--body <file>] [--mlserve-python <python>]
-//                    [--batch] [--batch-args "--max-concurrency 1"]
+//                    [--batch] [--batch-args "--max-concurrency 1"] [--fast-path]
 // --batch adds a third server, `mlserve serve --batch` (plus --batch-args), to the same rounds.
+// --fast-path adds `mlserve serve --no-fast-path` to the same rounds (mlserve's default is the fast path).
 import {execFileSync} from 'node:child_process'
 import {once} from 'node:events'
 import {closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
@@ -51,6 +52,7 @@ function options() {
       tool: {type: 'string', default: wrkVersion() ? 'wrk' : 'autocannon'},
       batch: {type: 'boolean', default: false},
       'batch-args': {type: 'string', default: '--max-concurrency 1'},
+      'fast-path': {type: 'boolean', default: false},
     },
   })
   if (!['wrk', 'autocannon'].includes(values.tool)) throw new Error(`--tool must be wrk or autocannon, not ${values.tool}`)
@@ -68,6 +70,7 @@ function options() {
     tool: values.tool,
     batch: values.batch,
     batchArgs: values['batch-args'].split(' ').filter(Boolean),
+    fastPath: values['fast-path'],
   }
 }
 
@@ -300,10 +303,12 @@ async function benchWorkers(workers, opts, model, load) {
   const batched = opts.batch
     ? await startServer('batch', process.execPath, (port) => [...mlserveArgs(port), '--batch', '--no-access-log', ...opts.batchArgs])
     : undefined
-  const servers = [mlflow, mlserve, ...(batched ? [batched] : [])]
+  const nofast = opts.fastPath ? await startServer('nofast', process.execPath, (port) => [...mlserveArgs(port), '--no-fast-path']) : undefined
+  const servers = [mlflow, mlserve, ...(batched ? [batched] : []), ...(nofast ? [nofast] : [])]
   try {
     const answer = await checkSameAnswer(mlflow, mlserve, opts.body)
     if (batched) await checkSameAnswer(mlflow, batched, opts.body)
+    if (nofast) await checkSameAnswer(mlflow, nofast, opts.body)
     const mlflowVersion = await fetch(`${mlflow.url}/version`).then((res) => res.text())
     console.error(`# workers=${workers}: both answer ${answer.trim()}; warming up`)
     for (const server of servers) await load(server.url, Math.max(...opts.connections), opts.warmup)
@@ -331,6 +336,30 @@ function batchTable(rows) {
       fmt(a.p99, 2),
       fmt(b.p99, 2),
       fmt(c.p99, 2),
+      fmt(Math.max(a.maxBackgroundCores, b.maxBackgroundCores, c.maxBackgroundCores), 2),
+    ]
+    lines.push(`| ${cells.join(' | ')} |`)
+  }
+  return lines.join('\n')
+}
+
+function fastPathTable(rows) {
+  const lines = [
+    '| workers | connections | mlflow req/s | --no-fast-path req/s | mlserve req/s | mlserve / mlflow | mlflow p50 ms | --no-fast-path p50 ms | mlserve p50 ms | mlserve p50 / mlflow | other load |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ]
+  for (const {workers, connections, mlflow: a, nofast: b, mlserve: c} of rows) {
+    const cells = [
+      workers,
+      connections,
+      fmt(a.rps, 0),
+      fmt(b.rps, 0),
+      fmt(c.rps, 0),
+      `${fmt(c.rps / a.rps, 2)}x`,
+      fmt(a.p50, 2),
+      fmt(b.p50, 2),
+      fmt(c.p50, 2),
+      `${fmt(c.p50 / a.p50, 2)}x`,
       fmt(Math.max(a.maxBackgroundCores, b.maxBackgroundCores, c.maxBackgroundCores), 2),
     ]
     lines.push(`| ${cells.join(' | ')} |`)
@@ -387,6 +416,7 @@ async function main() {
   }
   console.log(`\n${table(rows)}\n`)
   if (opts.batch) console.log(`${batchTable(rows)}\n`)
+  if (opts.fastPath) console.log(`${fastPathTable(rows)}\n`)
   console.log(`Machine: ${machine.nproc} CPUs (${machine.cpu}), Node ${machine.node}, mlflow ${machine.mlflow}, ${machine.tool}.`)
   console.log(
     `req/s = total requests / total time over ${opts.rounds} rounds of ${opts.duration} s per server (ABBA order); p50/p99 = median of the per-round percentiles;`,

@@ -31,6 +31,8 @@ export interface ServeOptions extends ModelOptions {
   readonly workers: number
   /** pyfunc with uvicorn: load the model once and fork the scorers from it (else: spawn mode). */
   readonly preload?: boolean
+  /** pyfunc with uvicorn: answer a successful /invocations through mlserve_fastpath.py (default on). */
+  readonly fastPath?: boolean
   readonly enableMlserver: boolean
   /** How long in-flight requests may take to finish after SIGINT/SIGTERM. */
   readonly gracePeriodMs: number
@@ -40,6 +42,8 @@ export interface ServeOptions extends ModelOptions {
   readonly maxConcurrency: number
   /** Requests that may wait for a scorer before new ones get 503. */
   readonly maxQueue: number
+  /** Streamed requests that may run at once (0: no bound of their own). */
+  readonly maxStreams?: number
   /** A client must send its headers within this, and its body within bodyTimeoutMs more (408). */
   readonly headerTimeoutMs: number
   readonly bodyTimeoutMs: number

@@ -125,6 +125,7 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
       rewrites: backend.rewrites,
       // Request bodies too big to hold in memory wait here for a scorer (removed with the directory).
       spillDir: socketDir,
+      maxStreams: options.maxStreams,
       batch: options.batchMaxRows ? {maxRows: options.batchMaxRows, waitMs: options.batchWaitMs, log, onBatch: observer.recordBatch} : undefined,
     })
     server = new ProxyServer(handler, {

@@ -59,6 +59,14 @@ SIGINT or SIGTERM makes /readyz 503, stops accepting connections, lets requests 
       description:
         "pyfunc models served with uvicorn (mlflow >= 2.21). A replaced scorer is forked again instead of loading the model again. When the model's load starts threads, mlserve falls back to spawning (with a warning).",
     }),
+    'fast-path': Flags.boolean({
+      env: 'MLSERVE_FAST_PATH',
+      default: true,
+      allowNo: true,
+      summary: "Answer a successful POST /invocations without FastAPI's routing and middleware (default: on).",
+      description:
+        "pyfunc models served with uvicorn (mlflow >= 2.21), spawn and --preload. The scorer runs mlserve's mlserve_fastpath.py, which loads the model as MLflow's app module does and keeps MLflow's app for every route; for POST /invocations it calls MLflow's own invocations() directly, so the answer's bytes are MLflow's. Anything else (errors other than MLflow's, a request without Content-Type, another mlflow app layout, FastAPI's OpenTelemetry on) is answered by MLflow's app, and a model or mlflow version it cannot check logs why and runs MLflow's app unchanged. --no-fast-path serves MLflow's app module as it is.",
+    }),
     'enable-mlserver': Flags.boolean({
       default: false,
       summary: "Serve with Seldon MLServer instead of MLflow's scoring server.",
@@ -88,6 +96,13 @@ SIGINT or SIGTERM makes /readyz 503, stops accepting connections, lets requests 
       default: 256,
       min: 0,
       summary: 'Requests that may wait for a scorer when all are busy; beyond that, 503 with Retry-After.',
+    }),
+    'max-streams': Flags.integer({
+      env: 'MLSERVE_MAX_STREAMS',
+      default: 0,
+      min: 0,
+      summary:
+        'Streamed requests ("stream": true) that may run at once; beyond that, 503 with Retry-After (default 0: no bound of their own, --max-concurrency and --max-queue apply).',
     }),
     'header-timeout': Flags.integer({
       env: 'MLSERVE_HEADER_TIMEOUT',
@@ -185,11 +200,13 @@ SIGINT or SIGTERM makes /readyz 503, stops accepting connections, lets requests 
             timeoutSeconds: flags.timeout,
             workers: flags.workers,
             preload: flags.preload,
+            fastPath: flags['fast-path'],
             enableMlserver: flags['enable-mlserver'],
             gracePeriodMs: flags['grace-period'] * 1000,
             maxBodyBytes: flags['max-body-size'] * 1024 * 1024,
             maxConcurrency: flags['max-concurrency'],
             maxQueue: flags['max-queue'],
+            maxStreams: flags['max-streams'],
             headerTimeoutMs: flags['header-timeout'] * 1000,
             bodyTimeoutMs: flags['body-timeout'] * 1000,
             timeoutGraceMs: flags['timeout-grace'] * 1000,

@@ -10,6 +10,8 @@ export interface PyfuncFlavor {
   readonly pythonVersion?: string
   /** `env` as written: a dict {conda, virtualenv} (mlflow >= 2.0) or a conda file path (older). */
   readonly env?: string | Readonly<Record<string, string>>
+  /** `streamable: true`: the model implements predict_stream. */
+  readonly streamable?: boolean
 }
 
 export interface Mlmodel {
@@ -23,6 +25,8 @@ export interface Mlmodel {
   readonly servingInputPath?: string
   /** The run that logged the model (MLmodel `run_id`), when it was logged in one. */
   readonly runId?: string
+  /** MLmodel `metadata.task` (mlflow writes agent/v1/chat, agent/v2/chat, agent/v1/responses for GenAI models). */
+  readonly task?: string
 }
 
 /** The flavor a model is served by (not to be confused with the scorer backend of scorer/backend.ts). */
@@ -67,6 +71,7 @@ export function parseMlmodel(text: string, file: string): Mlmodel {
     mlflowVersion: optionalString(doc.mlflow_version),
     servingInputPath: isRecord(info) ? optionalString(info.serving_input_path) : undefined,
     runId: optionalString(doc.run_id) || undefined,
+    task: isRecord(doc.metadata) ? optionalString(doc.metadata.task) : undefined,
   }
 }
 
@@ -84,7 +89,12 @@ function parsePyfunc(flavor: unknown, file: string): PyfuncFlavor {
     parsedEnv = Object.fromEntries(Object.entries(env).flatMap(([key, value]) => (typeof value === 'string' ? [[key, value]] : [])))
   }
 
-  return {loaderModule: flavor.loader_module, pythonVersion: optionalString(flavor.python_version), env: parsedEnv}
+  return {
+    loaderModule: flavor.loader_module,
+    pythonVersion: optionalString(flavor.python_version),
+    env: parsedEnv,
+    streamable: flavor.streamable === true || undefined,
+  }
 }
 
 /** Reads `<dir>/MLmodel`. */

@@ -9,6 +9,21 @@ import {isInsideDir} from '../util/fs.js'
 import {readBounded} from '../util/read-bounded.js'
 import type {Mlmodel} from './mlmodel.js'
 
+/** The loaders of MLflow's GenAI model classes (ChatModel, ChatAgent, ResponsesAgent). */
+const GENAI_LOADERS = new Set(['mlflow.pyfunc.loaders.chat_model', 'mlflow.pyfunc.loaders.chat_agent', 'mlflow.pyfunc.loaders.responses_agent'])
+
+/**
+ * Why serve does not warm this model up, or undefined when it does: a GenAI model (MLmodel task agent/...,
+ * or one of MLflow's GenAI loaders) ships an example mlflow wrote for it ("Hello!"), and predicting it
+ * would call the model's LLM at every scorer start (paid, and fatal when the LLM is unreachable, where
+ * mlflow serves and answers each request with its error).
+ */
+export function genaiWarmupSkip(mlmodel: Mlmodel): string | undefined {
+  const loader = mlmodel.pyfunc?.loaderModule
+  if (!mlmodel.task?.startsWith('agent/') && !(loader !== undefined && GENAI_LOADERS.has(loader))) return undefined
+  return `it is a GenAI model (${mlmodel.task ?? loader}): its example would call its LLM at every scorer start`
+}
+
 /** The largest warm-up example read when --max-body-size is 0 (no limit). */
 const WARMUP_MAX_BYTES = 1024 * 1024 * 1024
 

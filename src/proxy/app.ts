@@ -8,6 +8,7 @@ import {MODEL_VERSION_HEADER, type Upstreams} from '../upstream.js'
 import {Batcher, type BatchOptions} from './batch.js'
 import {MEMORY_BODY_BUDGET, MemoryBudget} from './body.js'
 import {forward, type ForwardOptions} from './forward.js'
+import {StreamGate} from './streams.js'
 import {badTargetResponse, notReadyResponse, sendPlain, toWebResponse, type PlainResponse} from './responses.js'
 import type {RequestHandler, RequestRecord} from './server.js'
 
@@ -35,6 +36,8 @@ export interface ProxyDeps {
   readonly spillDir?: string
   /** --batch: merge queued /invocations requests (undefined: never). */
   readonly batch?: BatchOptions
+  /** --max-streams: requests asking for a stream beyond this many running get 503 (undefined or 0: no bound). */
+  readonly maxStreams?: number
   /**
    * The version the serving generation serves (X-MLServe-Model-Version on every response; a forwarded
    * one says the version of the scorer that answered it). undefined: no header.
@@ -73,6 +76,7 @@ export function createProxyHandler(deps: ProxyDeps): RequestHandler {
     bodyBudget: new MemoryBudget(deps.bodyBudgetBytes ?? MEMORY_BODY_BUDGET),
     spillDir: deps.spillDir,
     batcher: deps.batch && new Batcher(deps.batch),
+    streams: deps.maxStreams ? new StreamGate(deps.maxStreams) : undefined,
   }
   /** Paths that are never forwarded. */
   const local = new Set([...Object.keys(deps.operational ?? {}), ...Object.keys(deps.ownRoutes ?? {})])

@@ -7,6 +7,7 @@ import type {Dispatcher} from 'undici'
 import {MODEL_VERSION_HEADER, isLease, type Acquired, type ExchangeOutcome, type Joinable, type Lease, type Upstreams} from '../upstream.js'
 import {MAX_BATCHABLE_BYTES, type BatchMember, type Batcher, type MemberSink, type MergedRequest} from './batch.js'
 import {BodyTooLarge, readBody, type MemoryBudget, type RequestBody} from './body.js'
+import {asksForStream, tooManyStreamsResponse, type StreamGate} from './streams.js'
 import {TIMEOUT_RESPONSE, bodyTooLargeResponse, refusalResponse, sendPlain, upstreamFailedResponse, type PlainResponse} from './responses.js'
 import type {RequestRecord} from './server.js'
 
@@ -83,6 +84,8 @@ export interface ForwardOptions {
   readonly spillDir?: string
   /** --batch: merges queued /invocations requests (undefined: every request goes alone). */
   readonly batcher?: Batcher
+  /** --max-streams: requests asking for a stream beyond it get 503 (undefined: no bound). */
+  readonly streams?: StreamGate
 }
 
 /**
@@ -101,6 +104,13 @@ export function forward(
     new Exchange(upstreams, req, res, record, options, resolve).start()
   })
 }
+
+/** A server-sent events answer (a stream from predict_stream): its -t is per chunk. */
+const isEventStream = (type: string | string[] | undefined): boolean =>
+  typeof type === 'string' && type.trimStart().toLowerCase().startsWith('text/event-stream')
+
+/** How a stream cut by -t ends: MLflow's timeout message as an error event, then the end marker. */
+const STREAM_TIMEOUT_EVENTS = `data: {"error": {"error_code": "DEADLINE_EXCEEDED", "message": "${TIMEOUT_RESPONSE.body}"}}\n\ndata: [DONE]\n\n`
 
 /** Why the proxy cancels an upstream request itself; seen only by undici. */
 const CANCELLED = new Error('The proxy cancelled the request to the scorer.')
@@ -126,6 +136,10 @@ class Exchange implements Dispatcher.DispatchHandler {
   private upstreamDone = false
   /** The client is not reading fast enough: the scorer's answer waits on it. */
   private waitingOnClient = false
+  /** The answer is server-sent events: -t bounds the wait for each chunk, not the whole answer. */
+  private streaming = false
+  /** The request asked for a stream and holds a place under --max-streams. */
+  private inStreamGate = false
   /** --batch: this request waited for a scorer and may merge with others. */
   private member: BatchMember | undefined
   private parsed = false
@@ -159,6 +173,16 @@ class Exchange implements Dispatcher.DispatchHandler {
         }
 
         this.body = body
+        const {streams} = this.options
+        if (streams && this.req.method === 'POST' && asksForStream(this.req.headers['content-type'], body.memory)) {
+          if (!streams.enter()) {
+            this.refuse(tooManyStreamsResponse(streams.max))
+            return
+          }
+
+          this.inStreamGate = true
+        }
+
         this.prepare(body)
         if (this.options.timeoutMs > 0) this.timer = setTimeout(this.onTimeout, this.options.timeoutMs)
         this.acquire()
@@ -321,10 +345,22 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (statusCode < 200) return
     // MLflow's own timeout middleware answered: its prediction thread runs on regardless.
     if (statusCode === 504) this.scorerTimedOut = true
+    this.streaming = isEventStream(headers['content-type'])
+    if (this.streaming) {
+      this.timer?.refresh()
+      this.record.stream = {bytes: 0}
+    }
+
     this.res.writeHead(statusCode, forwardedResponseHeaders(headers))
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.record.stream) {
+      this.timer?.refresh()
+      this.record.stream.firstByteAt ??= performance.now()
+      this.record.stream.bytes += chunk.length
+    }
+
     if (this.res.write(chunk) || controller.paused) return
     controller.pause()
     this.waitingOnClient = true
@@ -362,8 +398,11 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   /** The deadline passed: the scorer's fault unless its answer was done or waiting for the client to read. */
   private readonly onTimeout = () => {
-    this.cancel(this.upstreamDone || this.waitingOnClient ? 'client-timeout' : 'timeout')
-    if (this.res.headersSent) this.res.destroy()
+    const clientsFault = this.upstreamDone || this.waitingOnClient
+    this.cancel(clientsFault ? 'client-timeout' : 'timeout')
+    // A stream the scorer stopped feeding ends as a stream does: an error event, then [DONE].
+    if (this.streaming && !clientsFault) this.res.end(STREAM_TIMEOUT_EVENTS)
+    else if (this.res.headersSent) this.res.destroy()
     else sendPlain(this.res, TIMEOUT_RESPONSE)
   }
 
@@ -397,6 +436,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
 
     this.releaseLease(outcome)
+    if (this.inStreamGate) this.options.streams!.leave()
     if (this.pending) this.upstreams.cancel?.(this.pending)
     this.body?.discard()
     this.resolve(outcome)

@@ -94,6 +94,26 @@ export class Observer {
     'mlserve_reload_check_failures_total',
     'Checks of the model reference that could not ask the tracking server (down, 5xx); serving went on.',
   )
+  private readonly streams = this.registry.counter(
+    'mlserve_streams_total',
+    'Server-sent events answers (predict_stream), by how they ended: ok, client-closed, timeout, upstream-error.',
+    ['outcome'],
+  )
+
+  private readonly streamFirstByte = this.registry.histogram(
+    'mlserve_stream_first_byte_seconds',
+    "Time from a streamed request arriving to its answer's first event going out.",
+    [],
+  )
+
+  private readonly streamDuration = this.registry.histogram(
+    'mlserve_stream_duration_seconds',
+    'Time from a streamed request arriving to its answer ending.',
+    [],
+    [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
+  )
+
+  private readonly streamBytes = this.registry.counter('mlserve_stream_bytes_total', 'Bytes of server-sent events sent to clients.')
   private readonly batchSize: Histogram | undefined
 
   constructor(private readonly options: ObserverOptions) {
@@ -178,6 +198,13 @@ export class Observer {
     this.latency.observe({route}, seconds)
     if (outcome === 'timeout') this.timeouts.inc()
     if (record.refusal) this.rejected.inc({reason: record.refusal})
+    const {stream} = record
+    if (stream) {
+      this.streams.inc({outcome: outcome === 'local' ? 'ok' : outcome})
+      if (stream.firstByteAt !== undefined) this.streamFirstByte.observe({}, (stream.firstByteAt - record.start) / 1000)
+      this.streamDuration.observe({}, seconds)
+      this.streamBytes.inc({}, stream.bytes)
+    }
     this.options.accessLog?.write(
       formatAccessLog(
         {
@@ -188,7 +215,7 @@ export class Observer {
           path: req.url ?? '',
           status,
           durationMs: seconds * 1000,
-          bytesOut: Number(res.getHeader('content-length') ?? Number.NaN) || undefined,
+          bytesOut: stream ? stream.bytes : Number(res.getHeader('content-length') ?? Number.NaN) || undefined,
           scorer: record.scorer,
           outcome,
         },

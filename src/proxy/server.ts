@@ -28,6 +28,8 @@ export interface RequestRecord {
   scorer?: number
   /** Why the proxy refused the request itself (a metrics reason, e.g. "queue_full"). */
   refusal?: string
+  /** A server-sent events answer: when its first body byte went out (performance.now()), and its bytes. */
+  stream?: {firstByteAt?: number; bytes: number}
 }
 
 /** Handles one request; the server has set its X-Request-ID already. */

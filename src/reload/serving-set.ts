@@ -9,7 +9,7 @@ import {MlserveError, messageOf} from '../errors.js'
 import type {ResolvedModel} from '../load-model.js'
 import type {Logger} from '../log.js'
 import type {FlavorKind, Mlmodel} from '../model/mlmodel.js'
-import {readWarmup} from '../model/warmup.js'
+import {genaiWarmupSkip, readWarmup} from '../model/warmup.js'
 import type {Backend} from '../scorer/backend.js'
 import {pyfuncBackend} from '../scorer/command.js'
 import type {OutputSink} from '../scorer/process.js'
@@ -57,8 +57,10 @@ export async function planScorers(model: ResolvedModel, options: ServeOptions, i
   const release = async () => cleanup.runAll((name, error) => io.log.warn(`could not ${name}: ${messageOf(error)}`))
   try {
     const backend = await backendFor(model.flavor, model.ref.localDir, model.mlmodel, options, io, cleanup)
+    const genai = options.warmup && model.flavor === 'pyfunc' ? genaiWarmupSkip(model.mlmodel) : undefined
+    if (genai) io.log.info(`not warming up: ${genai}; ready as soon as /ping answers`)
     const warmup =
-      options.warmup && model.flavor === 'pyfunc'
+      options.warmup && model.flavor === 'pyfunc' && !genai
         ? await readWarmup(model.ref.localDir, model.mlmodel, {maxBytes: options.maxBodyBytes, log: io.log})
         : undefined
     return {backend, warmup, release}
@@ -167,7 +169,7 @@ export async function backendFor(
   cleanup.defer('release the environment', env.release)
   let backend = mlserver
     ? mlserver.mlserverBackend({env, modelDir, workers: options.workers, timeoutSeconds: options.timeoutSeconds, baseEnv: options.env})
-    : pyfuncBackend({env, modelDir, timeoutSeconds: options.timeoutSeconds})
+    : pyfuncBackend({env, modelDir, timeoutSeconds: options.timeoutSeconds, fastPath: options.fastPath !== false})
   if (options.preload) backend = await preloadOrSpawn(backend, env.executable, modelDir, options, log)
   return {...backend, diagnoseExit: async () => diagnoseEnv(env)}
 }
@@ -181,5 +183,13 @@ async function preloadOrSpawn(backend: Backend, python: string, modelDir: string
   }
 
   const {preloadBackend} = await import('../scorer/preload.js')
-  return preloadBackend({spawn: backend, python, modelDir, timeoutSeconds: options.timeoutSeconds, loadTimeoutMs: options.loadTimeoutMs, log})
+  return preloadBackend({
+    spawn: backend,
+    python,
+    modelDir,
+    timeoutSeconds: options.timeoutSeconds,
+    fastPath: options.fastPath !== false,
+    loadTimeoutMs: options.loadTimeoutMs,
+    log,
+  })
 }

@@ -1,8 +1,10 @@
 // Builds the argv and environment that start MLflow's own pyfunc scoring server for a model: one process.
+import path from 'node:path'
 import {pathToFileURL} from 'node:url'
 
 import {MlserveError} from '../errors.js'
 import type {PythonEnv} from '../env/env.js'
+import {TEMPLATES_DIR} from '../paths.js'
 import type {Backend} from './backend.js'
 import {isAtLeast} from '../util/version.js'
 
@@ -22,35 +24,51 @@ export interface PyfuncScorerInput {
   /** The Unix socket the scorer listens on (only the proxy talks to it). */
   readonly socketPath: string
   readonly timeoutSeconds: number
+  /** Serve mlserve_fastpath:app (MLflow's app with a lean /invocations) instead of MLflow's app module. */
+  readonly fastPath?: boolean
 }
+
+/** Where mlserve_fastpath.py (and the preload loader) live: uvicorn's --app-dir. */
+export const PYTHON_TEMPLATES_DIR = path.join(TEMPLATES_DIR, 'python')
 
 /** mlflow serves its FastAPI app with uvicorn from 2.21.0; before that, its Flask app with gunicorn. */
 export const FASTAPI_SCORER_SINCE = '2.21.0'
 
 /** The variables mlflow's own launcher sets for the scoring server. */
-export function scorerEnv(modelDir: string, timeoutSeconds: number): Record<string, string> {
+export function scorerEnv(modelDir: string, timeoutSeconds: number, fastPath = false): Record<string, string> {
   return {
     __pyfunc_model_path__: pathToFileURL(modelDir).href,
     MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT: String(timeoutSeconds),
+    // Read by the preload loader: which app module its forks serve.
+    ...(fastPath ? {MLSERVE_FAST_PATH: '1'} : {}),
   }
 }
 
 export function pyfuncScorerCommand(input: PyfuncScorerInput): ScorerCommand {
   const {env, modelDir, socketPath, timeoutSeconds} = input
   const python = env.executable
-  const variables = scorerEnv(modelDir, timeoutSeconds)
 
   if (isAtLeast(env.mlflowVersion, FASTAPI_SCORER_SINCE)) {
     if (!env.uvicorn) throw missingServer('uvicorn', env.mlflowVersion, python)
+    const fastPath = input.fastPath === true
     return {
       file: python,
       // One process: mlserve runs -w of them itself. The access log is mlserve's (uvicorn's costs Python
       // time on the thread that serves every request).
-      args: ['-m', 'uvicorn', '--uds', socketPath, '--no-access-log', 'mlflow.pyfunc.scoring_server.app:app'],
-      env: variables,
+      args: [
+        '-m',
+        'uvicorn',
+        '--uds',
+        socketPath,
+        '--no-access-log',
+        ...(fastPath ? ['--app-dir', PYTHON_TEMPLATES_DIR, 'mlserve_fastpath:app'] : ['mlflow.pyfunc.scoring_server.app:app']),
+      ],
+      env: scorerEnv(modelDir, timeoutSeconds, fastPath),
       server: 'uvicorn',
     }
   }
+
+  const variables = scorerEnv(modelDir, timeoutSeconds)
 
   if (!env.gunicorn) throw missingServer('gunicorn', env.mlflowVersion, python)
   // gunicorn reads GUNICORN_CMD_ARGS from the environment itself, as it did under mlflow.

@@ -21,6 +21,8 @@ export interface PreloadInput {
   readonly python: string
   readonly modelDir: string
   readonly timeoutSeconds: number
+  /** The forks serve mlserve_fastpath:app (see scorer/command.ts). */
+  readonly fastPath?: boolean
   /** The model must be loaded within this long of the loader's start (--load-timeout; 0: no bound). */
   readonly loadTimeoutMs: number
   readonly log: Logger
@@ -111,7 +113,7 @@ class Loader {
         command: {
           file: input.python,
           args: [PRELOAD_SCRIPT, controlPath],
-          env: scorerEnv(input.modelDir, input.timeoutSeconds),
+          env: scorerEnv(input.modelDir, input.timeoutSeconds, input.fastPath === true),
           server: 'uvicorn',
         },
         ...io,

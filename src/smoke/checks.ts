@@ -15,6 +15,8 @@ import type {Signature} from './signature.js'
 export interface ModelFacts {
   readonly signature?: Signature
   readonly example?: {readonly body: Buffer; readonly source: string}
+  /** MLmodel says the model implements predict_stream: the example is also sent with "stream": true. */
+  readonly streamable?: boolean
 }
 
 export interface CheckOptions {
@@ -96,6 +98,34 @@ export function sameValue(expected: unknown, got: unknown, tolerance = 0): boole
   }
 
   return expected === got
+}
+
+/**
+ * The number of chunk events in a server-sent events body that ends with `data: [DONE]`; a CheckFailure
+ * for anything else (a JSON answer, an event that is not JSON, an error event, no [DONE]).
+ */
+function checkEvents(text: string): number {
+  const blocks = text.split('\n\n').filter((block) => block.length > 0)
+  if (blocks.at(-1) !== 'data: [DONE]') {
+    throw new CheckFailure('expected server-sent events ending with "data: [DONE]" (is the fast path off, or mlflow < 2.21?)', excerptOf(text))
+  }
+
+  for (const block of blocks.slice(0, -1)) {
+    if (!block.startsWith('data: ')) throw new CheckFailure(`an event that is not "data: <json>": ${show(block, 200)}`)
+    let event: unknown
+    try {
+      event = JSON.parse(block.slice(6))
+    } catch {
+      throw new CheckFailure(`an event whose data is not JSON: ${show(block, 200)}`)
+    }
+
+    if (typeof event === 'object' && event !== null && 'error' in event && Object.keys(event).length === 1) {
+      throw new CheckFailure('the stream ended with an error event', excerptOf(JSON.stringify((event as {error: unknown}).error)))
+    }
+  }
+
+  if (blocks.length < 2) throw new CheckFailure('the stream had no event before [DONE]')
+  return blocks.length - 1
 }
 
 const NO_EXAMPLE_HINT = [
@@ -195,6 +225,23 @@ export async function runChecks(options: CheckOptions): Promise<CaseResult[]> {
       if (cases.length > 0) throw new CheckSkipped('the model has no serving input example and no signature; the --cases call predict')
       throw new CheckFailure(model ? NO_EXAMPLE_HINT : `${NO_EXAMPLE_HINT}\nWith --url, pass -m to read the model's example and signature.`)
     })
+
+    if (model?.streamable) {
+      await run('stream', async () => {
+        let document: unknown
+        try {
+          document = model.example ? JSON.parse(model.example.body.toString('utf8')) : undefined
+        } catch {}
+
+        if (typeof document !== 'object' || document === null || Array.isArray(document)) {
+          throw new CheckSkipped('the model has no serving input example that is a JSON object to stream')
+        }
+
+        const response = await call('POST', '/invocations', {data: JSON.stringify({...document, stream: true}), contentType: 'application/json'})
+        expectStatus('the input example with "stream": true', response, 200)
+        return `${checkEvents(response.text)} event(s), then [DONE]`
+      })
+    }
 
     for (const smokeCase of cases) {
       // eslint-disable-next-line no-await-in-loop

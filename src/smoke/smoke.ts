@@ -72,7 +72,11 @@ function observingLogger(log: Logger, facts: {version?: string; envKey?: string;
 async function factsOf(model: ResolvedModel, log: Logger): Promise<ModelFacts> {
   const signature = await readSignature(model.mlmodel.path, (message) => log.warn(message))
   const warmup = model.flavor === 'pyfunc' ? await readWarmup(model.ref.localDir, model.mlmodel) : undefined
-  return {signature, example: warmup ? {body: warmup.body, source: warmup.source} : undefined}
+  return {
+    signature,
+    example: warmup ? {body: warmup.body, source: warmup.source} : undefined,
+    streamable: model.mlmodel.pyfunc?.streamable === true,
+  }
 }
 
 const describeError = (error: unknown) => (isMlserveError(error) ? `${error.code}: ${error.message}` : messageOf(error))

@@ -91,8 +91,13 @@ def preload_server(app):
 def main():
     channel = Channel(sys.argv[1])
     before = thread_count()
-    # Importing the app module loads the model (mlflow.pyfunc.scoring_server.app does it at import).
-    from mlflow.pyfunc.scoring_server.app import app
+    # Importing the app module loads the model (mlflow.pyfunc.scoring_server.app does it at import;
+    # mlserve_fastpath, beside this file, does the same and puts its lean /invocations in front).
+    if os.environ.get("MLSERVE_FAST_PATH") == "1":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from mlserve_fastpath import app
+    else:
+        from mlflow.pyfunc.scoring_server.app import app
     import uvicorn  # noqa: F401  (imported once here, shared by every scorer)
 
     after = thread_count()

@@ -1,6 +1,6 @@
 import t from 'tap'
 
-import {pyfuncScorerCommand, scorerEnv} from '../../src/scorer/command.js'
+import {PYTHON_TEMPLATES_DIR, pyfuncScorerCommand, scorerEnv} from '../../src/scorer/command.js'
 import {parentDeathPrefix} from '../../src/scorer/process.js'
 import {compareVersions, isAtLeast} from '../../src/util/version.js'
 
@@ -23,6 +23,26 @@ t.test('mlflow >= 2.21 serves the FastAPI app with uvicorn on the socket', async
   })
   t.equal(pyfuncScorerCommand({...input, env: env('2.21.0')}).server, 'uvicorn')
   t.equal(pyfuncScorerCommand({...input, env: env('2.21.0rc0')}).server, 'uvicorn')
+})
+
+t.test('the fast path serves mlserve_fastpath:app from the templates for uvicorn scorers only', async (t) => {
+  const command = pyfuncScorerCommand({...input, env: env('3.17.2'), fastPath: true})
+  t.same(command.args, [
+    '-m',
+    'uvicorn',
+    '--uds',
+    '/tmp/s/scorer.sock',
+    '--no-access-log',
+    '--app-dir',
+    PYTHON_TEMPLATES_DIR,
+    'mlserve_fastpath:app',
+  ])
+  t.match(PYTHON_TEMPLATES_DIR, /templates\/python$/)
+  t.equal(command.env.MLSERVE_FAST_PATH, '1', 'the preload loader reads it')
+  const legacy = pyfuncScorerCommand({...input, env: env('2.20.4'), fastPath: true})
+  t.equal(legacy.server, 'gunicorn', 'mlflow < 2.21 keeps gunicorn and its Flask app')
+  t.notOk(legacy.args.includes('mlserve_fastpath:app'))
+  t.notOk('MLSERVE_FAST_PATH' in legacy.env)
 })
 
 t.test('older mlflow serves its Flask app with gunicorn, with its timeout', async (t) => {

@@ -10,7 +10,7 @@ import {expandRequirements} from '../../src/env/requirements.js'
 import {readEnvSpec} from '../../src/env/spec.js'
 import type {Logger} from '../../src/log.js'
 import {parseMlmodel, readMlmodel} from '../../src/model/mlmodel.js'
-import {readWarmup} from '../../src/model/warmup.js'
+import {genaiWarmupSkip, readWarmup} from '../../src/model/warmup.js'
 import {readBounded} from '../../src/util/read-bounded.js'
 
 const made = new Map<Test, number>()
@@ -215,4 +215,13 @@ t.test('a regular MLmodel in a subdirectory layout still reads', async (t) => {
   mkdirSync(path.join(dir, 'm'))
   writeFileSync(path.join(dir, 'm', 'MLmodel'), MLMODEL)
   t.equal((await readMlmodel(path.join(dir, 'm'))).pyfunc?.loaderModule, 'mlflow.pyfunc.model')
+})
+
+t.test('GenAI models are not warmed up: their example would call the LLM', async (t) => {
+  const parse = (lines: string) => parseMlmodel(`flavors:\n  python_function:\n    loader_module: ${lines}`, 'MLmodel')
+  t.match(genaiWarmupSkip(parse('mlflow.pyfunc.model\nmetadata:\n  task: agent/v1/responses')), /GenAI model \(agent\/v1\/responses\)/)
+  t.match(genaiWarmupSkip(parse('mlflow.pyfunc.loaders.chat_model')), /GenAI model \(mlflow\.pyfunc\.loaders\.chat_model\)/)
+  t.match(genaiWarmupSkip(parse('mlflow.pyfunc.loaders.chat_agent')), /GenAI/)
+  t.equal(genaiWarmupSkip(parse('mlflow.sklearn')), undefined, 'a classic model is warmed up')
+  t.equal(genaiWarmupSkip(parse('mlflow.pyfunc.model\nmetadata:\n  task: classification')), undefined)
 })

@@ -503,3 +503,49 @@ t.test('an onResponse hook that throws is logged and the proxy carries on', asyn
   t.equal(calls.length, 2)
   t.match(String(calls[0]!.args[0]), /metrics are broken/)
 })
+
+t.test('a server-sent events answer passes through as it comes, and -t bounds each gap, not the whole', async (t) => {
+  const h = await harness(t, 400)
+  let sentLast = 0
+  h.setHandler((_req, res) => {
+    res.writeHead(200, {'content-type': 'text/event-stream; charset=utf-8'})
+    let i = 0
+    const tick = setInterval(() => {
+      res.write(`data: {"i": ${i}}\n\n`)
+      if (++i === 5) {
+        clearInterval(tick)
+        sentLast = performance.now()
+        res.end('data: [DONE]\n\n')
+      }
+    }, 150)
+  })
+  const started = performance.now()
+  const res = await fetch(`${h.url}/invocations`, {method: 'POST', headers: {'content-type': 'application/json'}, body: '{}'})
+  const reader = res.body!.getReader()
+  let text = ''
+  let firstAt = 0
+  for (;;) {
+    // eslint-disable-next-line no-await-in-loop
+    const {value, done} = await reader.read()
+    if (done) break
+    firstAt ||= performance.now()
+    text += Buffer.from(value).toString()
+  }
+
+  t.ok(firstAt < sentLast, 'the first event arrived before the upstream sent its last')
+  t.ok(performance.now() - started > 400, 'the whole stream took longer than -t')
+  t.equal(text, 'data: {"i": 0}\n\ndata: {"i": 1}\n\ndata: {"i": 2}\n\ndata: {"i": 3}\n\ndata: {"i": 4}\n\ndata: [DONE]\n\n', 'not cut')
+  t.same(await h.outcomesAfter(1), ['ok'])
+
+  // A gap longer than -t: the stream ends with an error event and [DONE], and the scorer is blamed.
+  h.setHandler((_req, res) => {
+    res.writeHead(200, {'content-type': 'text/event-stream; charset=utf-8'})
+    res.write('data: {"i": 0}\n\n')
+  })
+  const stalled = await fetch(`${h.url}/invocations`, {method: 'POST', headers: {'content-type': 'application/json'}, body: '{}'})
+  t.equal(
+    await stalled.text(),
+    'data: {"i": 0}\n\ndata: {"error": {"error_code": "DEADLINE_EXCEEDED", "message": "Request processing time exceeded limit"}}\n\ndata: [DONE]\n\n',
+  )
+  t.same(await h.outcomesAfter(2), ['ok', 'timeout'])
+})
