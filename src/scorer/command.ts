@@ -28,8 +28,11 @@ export interface PyfuncScorerInput {
   readonly fastPath?: boolean
 }
 
-/** Where mlserve_fastpath.py (and the preload loader) live: uvicorn's --app-dir. */
-export const PYTHON_TEMPLATES_DIR = path.join(TEMPLATES_DIR, 'python')
+/**
+ * uvicorn's --app-dir for the fast path: a directory holding only mlserve_fastpath.py, since it goes first
+ * on the scorer's sys.path (a model's own `import probe` must not find mlserve's probe.py).
+ */
+export const PYTHON_APP_DIR = path.join(TEMPLATES_DIR, 'python', 'app')
 
 /** mlflow serves its FastAPI app with uvicorn from 2.21.0; before that, its Flask app with gunicorn. */
 export const FASTAPI_SCORER_SINCE = '2.21.0'
@@ -61,7 +64,7 @@ export function pyfuncScorerCommand(input: PyfuncScorerInput): ScorerCommand {
         '--uds',
         socketPath,
         '--no-access-log',
-        ...(fastPath ? ['--app-dir', PYTHON_TEMPLATES_DIR, 'mlserve_fastpath:app'] : ['mlflow.pyfunc.scoring_server.app:app']),
+        ...(fastPath ? ['--app-dir', PYTHON_APP_DIR, 'mlserve_fastpath:app'] : ['mlflow.pyfunc.scoring_server.app:app']),
       ],
       env: scorerEnv(modelDir, timeoutSeconds, fastPath),
       server: 'uvicorn',

@@ -92,9 +92,9 @@ def main():
     channel = Channel(sys.argv[1])
     before = thread_count()
     # Importing the app module loads the model (mlflow.pyfunc.scoring_server.app does it at import;
-    # mlserve_fastpath, beside this file, does the same and puts its lean /invocations in front).
+    # mlserve_fastpath, in app/ beside this file, does the same and puts its lean /invocations in front).
     if os.environ.get("MLSERVE_FAST_PATH") == "1":
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "app"))
         from mlserve_fastpath import app
     else:
         from mlflow.pyfunc.scoring_server.app import app

@@ -1,6 +1,8 @@
+import {readdirSync} from 'node:fs'
+
 import t from 'tap'
 
-import {PYTHON_TEMPLATES_DIR, pyfuncScorerCommand, scorerEnv} from '../../src/scorer/command.js'
+import {PYTHON_APP_DIR, pyfuncScorerCommand, scorerEnv} from '../../src/scorer/command.js'
 import {parentDeathPrefix} from '../../src/scorer/process.js'
 import {compareVersions, isAtLeast} from '../../src/util/version.js'
 
@@ -27,17 +29,9 @@ t.test('mlflow >= 2.21 serves the FastAPI app with uvicorn on the socket', async
 
 t.test('the fast path serves mlserve_fastpath:app from the templates for uvicorn scorers only', async (t) => {
   const command = pyfuncScorerCommand({...input, env: env('3.17.2'), fastPath: true})
-  t.same(command.args, [
-    '-m',
-    'uvicorn',
-    '--uds',
-    '/tmp/s/scorer.sock',
-    '--no-access-log',
-    '--app-dir',
-    PYTHON_TEMPLATES_DIR,
-    'mlserve_fastpath:app',
-  ])
-  t.match(PYTHON_TEMPLATES_DIR, /templates\/python$/)
+  t.same(command.args, ['-m', 'uvicorn', '--uds', '/tmp/s/scorer.sock', '--no-access-log', '--app-dir', PYTHON_APP_DIR, 'mlserve_fastpath:app'])
+  t.match(PYTHON_APP_DIR, /templates\/python\/app$/)
+  t.same(readdirSync(PYTHON_APP_DIR), ['mlserve_fastpath.py'], "nothing else on the front of the scorer's sys.path")
   t.equal(command.env.MLSERVE_FAST_PATH, '1', 'the preload loader reads it')
   const legacy = pyfuncScorerCommand({...input, env: env('2.20.4'), fastPath: true})
   t.equal(legacy.server, 'gunicorn', 'mlflow < 2.21 keeps gunicorn and its Flask app')
