@@ -16,7 +16,7 @@ import {clientPython, downloadWithMlflow, versionWithMlflow, type PythonClient} 
 import {RestClient} from './rest.js'
 import {checkLocalArtifactLocation} from './safe-path.js'
 import {restStore, type ModelStore} from './store.js'
-import {redactUri, storeKind, trackingFrom, type Tracking} from './tracking.js'
+import {redactUri, requireStore, storeKind, trackingFrom, type Tracking} from './tracking.js'
 
 export {uriScheme} from './parse.js'
 
@@ -101,6 +101,7 @@ export async function resolveModelUri(uri: string, context: string | ResolveCont
   if (parsed.kind === 'local') return resolveLocal(uri, ctx.cwd)
   const env = ctx.env ?? process.env
   const tracking = await trackingFrom(env, ctx.cwd)
+  requireStore(tracking, env)
   const resolver = new Resolver(tracking, env, ctx.log ?? silentLogger, ctx.signal, ctx.python)
   try {
     const localDir = await resolver.resolve(parsed)
@@ -150,7 +151,9 @@ export async function lookUpModelTarget(uri: string, context: ResolveContext): P
   }
 
   const env = context.env ?? process.env
-  const resolver = new Resolver(await trackingFrom(env, context.cwd), env, context.log ?? silentLogger, context.signal, context.python)
+  const tracking = await trackingFrom(env, context.cwd)
+  requireStore(tracking, env)
+  const resolver = new Resolver(tracking, env, context.log ?? silentLogger, context.signal, context.python)
   try {
     const version = await resolver.currentVersion(parsed)
     const fixedUri = versionUri(parsed.name, version)
