@@ -37,6 +37,7 @@ t.test('on a terminal the model load shows its elapsed time while it runs', asyn
     child.kill('SIGKILL')
   })
 
+  // eslint-disable-next-line no-control-regex -- the terminal control sequence that clears the line is what is checked
   const live = /\r\u001B\[K\[mlserve\] load model in scorer\.\.\. \d+\.\d s/
   t.ok(await eventually(() => live.test(out), 120_000), 'a redrawn "load model in scorer... N.N s" line')
   t.ok(await eventually(() => /ready: serving/.test(out), 120_000), 'then ready')
