@@ -76,6 +76,8 @@ export const ERROR_CODES = {
   MLFLOW_DOWNLOAD_FAILED: 62,
   /** An artifact listing named a path outside the download directory (.., absolute): refused. */
   UNSAFE_ARTIFACT_PATH: 63,
+  /** runs:/ or models:/ with no tracking store to read: MLFLOW_TRACKING_URI unset and no ./mlruns or ./mlflow.db, or a sqlite URI naming a file that does not exist. */
+  NO_TRACKING_STORE: 66,
   /** Gave up waiting (MLSERVE_LOCK_TIMEOUT) for another live process's build of the same cache entry; the holder is named. */
   LOCK_TIMEOUT: 70,
   /** An environment build took longer than --build-timeout: the installer was killed and nothing was kept. */

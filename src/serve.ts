@@ -6,11 +6,13 @@ import {MlserveError, messageOf} from './errors.js'
 import {formatDuration, type Logger} from './log.js'
 import {loadModel, type ResolvedModel} from './load-model.js'
 import type {ServerState} from './proxy/app.js'
+import type {RequestHandler} from './proxy/server.js'
 import {describeServed, followReference} from './reload/reload.js'
 import {ServingSet, planScorers} from './reload/serving-set.js'
 import {Switchboard} from './reload/switchboard.js'
 import type {OutputSink} from './scorer/process.js'
 import type {RestartReason} from './scorer/supervisor.js'
+import type {Upstreams} from './upstream.js'
 import {redactUri} from './uri/tracking.js'
 import {CleanupStack} from './util/cleanup.js'
 import {guardPath} from './util/exit-guard.js'
@@ -38,6 +40,9 @@ export interface ServeIo {
 
 export type StartupPhase = 'resolve' | 'env' | 'spawn' | 'load' | 'warmup' | 'total'
 
+/** Where requests would go before the first scorers exist: nowhere (the starting handler never forwards). */
+const NO_SCORERS: Upstreams = {acquire: () => ({refused: 'unavailable', detail: 'the model is not loaded yet'}), release: () => {}}
+
 /** How long a scorer may take to exit after SIGTERM before its process group gets SIGKILL. */
 const SCORER_STOP_GRACE_MS = 10_000
 
@@ -52,31 +57,11 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
   const startedAt = performance.now()
 
   try {
-    const model = await loadModel(options.modelUri, options.cwd, log, {
-      env: options.env,
-      signal: io.stop,
-      python: options.python,
-    })
-    const resolvedAt = performance.now()
-    const plan = await planScorers(model, options, {log, signal: io.stop})
-    // The serving generation's environment, released last (a replaced one is released when it stops).
-    cleanup.defer('release the environment', async () => (switchboard ? switchboard.current.release() : plan.release()))
-    const {backend, warmup} = plan
-    const envReadyAt = performance.now()
-
     const [{createProxyHandler}, {ProxyServer}, {Observer}] = await Promise.all([
       import('./proxy/app.js'),
       import('./proxy/server.js'),
       import('./proxy/observe.js'),
     ])
-    const {dir: socketDir, fallbackReason} = await createSocketDir()
-    if (fallbackReason) log.warn(`the scorers' sockets are in ${socketDir}: ${fallbackReason} (set TMPDIR to a short writable directory)`)
-    // Removed by the exit guard's watchdog if mlserve dies without running its cleanup (SIGKILL).
-    const releaseSocketDir = guardPath(socketDir)
-    cleanup.defer('remove the scorer socket directory', async () => {
-      await rm(socketDir, {recursive: true, force: true})
-      releaseSocketDir()
-    })
 
     let server: InstanceType<typeof ProxyServer> | undefined
     const observer = new Observer({
@@ -94,41 +79,15 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
       io.onPhase?.(phase, ms)
     }
 
-    recordPhase('resolve', resolvedAt - startedAt)
-    recordPhase('env', envReadyAt - resolvedAt)
-    const restartEvents = {
-      onRestart: (reason: RestartReason) => observer.recordRestart(reason),
-      onRestarted: (seconds: number) => observer.recordRestarted(seconds),
-    }
-    const generationIo = {log, stdout: io.stdout, stderr: io.stderr}
-    const first = await ServingSet.create(
-      model,
-      plan,
-      1,
-      socketDir,
-      options,
-      {...generationIo, events: {...restartEvents, onPhase: recordPhase}},
-      SCORER_STOP_GRACE_MS,
-    )
-    switchboard = new Switchboard(first)
-    const scorers = switchboard
-
-    // The proxy binds first: a port in use fails in milliseconds, before any scorer starts.
-    const handler = createProxyHandler({
-      upstreams: scorers,
-      state: () => state,
-      modelVersion: () => scorers.served.label,
+    // The proxy binds first: a port in use fails in milliseconds, before any model is resolved or
+    // environment built. Until the first scorer's handler replaces it, every route but mlserve's own answers 503.
+    let handle: RequestHandler = createProxyHandler({
+      upstreams: NO_SCORERS,
+      state: () => 'starting',
       timeoutMs: options.timeoutSeconds * 1000,
-      maxBodyBytes: options.maxBodyBytes > 0 ? options.maxBodyBytes : undefined,
       operational: observer.routes(),
-      ownRoutes: backend.ownRoutes,
-      rewrites: backend.rewrites,
-      // Request bodies too big to hold in memory wait here for a scorer (removed with the directory).
-      spillDir: socketDir,
-      maxStreams: options.maxStreams,
-      batch: options.batchMaxRows ? {maxRows: options.batchMaxRows, waitMs: options.batchWaitMs, log, onBatch: observer.recordBatch} : undefined,
     })
-    server = new ProxyServer(handler, {
+    server = new ProxyServer((req, res, record) => handle(req, res, record), {
       onResponse: observer.onResponse,
       headersTimeoutMs: options.headerTimeoutMs,
       requestTimeoutMs: options.headerTimeoutMs + options.bodyTimeoutMs,
@@ -149,8 +108,63 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
     }
 
     cleanup.defer('close the proxy', closeProxy)
-    log.info(`listening on ${url} (answering 503 until the model is loaded${warmup ? ' and warmed up' : ''})`)
+    log.info(`listening on ${url} (answering 503 until the model is loaded${options.warmup ? ' and warmed up' : ''})`)
     io.onListening?.(url)
+
+    const model = await loadModel(options.modelUri, options.cwd, log, {
+      env: options.env,
+      signal: io.stop,
+      python: options.python,
+    })
+    const resolvedAt = performance.now()
+    const plan = await planScorers(model, options, {log, signal: io.stop})
+    // The serving generation's environment, released last (a replaced one is released when it stops).
+    cleanup.defer('release the environment', async () => (switchboard ? switchboard.current.release() : plan.release()))
+    const {backend} = plan
+    const envReadyAt = performance.now()
+
+    const {dir: socketDir, fallbackReason} = await createSocketDir()
+    if (fallbackReason) log.warn(`the scorers' sockets are in ${socketDir}: ${fallbackReason} (set TMPDIR to a short writable directory)`)
+    // Removed by the exit guard's watchdog if mlserve dies without running its cleanup (SIGKILL).
+    const releaseSocketDir = guardPath(socketDir)
+    cleanup.defer('remove the scorer socket directory', async () => {
+      await rm(socketDir, {recursive: true, force: true})
+      releaseSocketDir()
+    })
+
+    recordPhase('resolve', resolvedAt - startedAt)
+    recordPhase('env', envReadyAt - resolvedAt)
+    const restartEvents = {
+      onRestart: (reason: RestartReason) => observer.recordRestart(reason),
+      onRestarted: (seconds: number) => observer.recordRestarted(seconds),
+    }
+    const generationIo = {log, stdout: io.stdout, stderr: io.stderr}
+    const first = await ServingSet.create(
+      model,
+      plan,
+      1,
+      socketDir,
+      options,
+      {...generationIo, events: {...restartEvents, onPhase: recordPhase}},
+      SCORER_STOP_GRACE_MS,
+    )
+    switchboard = new Switchboard(first)
+    const scorers = switchboard
+
+    handle = createProxyHandler({
+      upstreams: scorers,
+      state: () => state,
+      modelVersion: () => scorers.served.label,
+      timeoutMs: options.timeoutSeconds * 1000,
+      maxBodyBytes: options.maxBodyBytes > 0 ? options.maxBodyBytes : undefined,
+      operational: observer.routes(),
+      ownRoutes: backend.ownRoutes,
+      rewrites: backend.rewrites,
+      // Request bodies too big to hold in memory wait here for a scorer (removed with the directory).
+      spillDir: socketDir,
+      maxStreams: options.maxStreams,
+      batch: options.batchMaxRows ? {maxRows: options.batchMaxRows, waitMs: options.batchWaitMs, log, onBatch: observer.recordBatch} : undefined,
+    })
 
     const killOnExit = () => scorers.killNow()
     process.once('exit', killOnExit)

@@ -1,5 +1,6 @@
 // SIGINT/SIGTERM for long-running commands: the first aborts `stop` (finish cleanly), the second `force`.
 import type {Logger} from '../log.js'
+import {launchedByNpm, watchParent} from './launcher.js'
 
 export interface StopSignals {
   /** Aborted by the first SIGINT or SIGTERM. */
@@ -8,7 +9,10 @@ export interface StopSignals {
   readonly force: AbortSignal
 }
 
-/** Runs `work` with signal handlers installed, and removes them afterwards. */
+/**
+ * Runs `work` with signal handlers installed, and removes them afterwards. Started by npm (npx, npm
+ * exec, npm run), mlserve also stops as on SIGTERM when its launcher exits: npm's shell passes no signal on.
+ */
 export async function withStopSignals<T>(log: Logger, work: (signals: StopSignals) => Promise<T>): Promise<T> {
   const stop = new AbortController()
   const force = new AbortController()
@@ -24,9 +28,17 @@ export async function withStopSignals<T>(log: Logger, work: (signals: StopSignal
 
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
+  const unwatch = launchedByNpm(process.env)
+    ? watchParent((parent) => {
+        if (stop.signal.aborted) return
+        log.info(`the process that started mlserve (pid ${parent}, npm) exited: stopping as on SIGTERM`)
+        stop.abort()
+      })
+    : undefined
   try {
     return await work({stop: stop.signal, force: force.signal})
   } finally {
+    unwatch?.()
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
   }

@@ -2,7 +2,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
-import {SERVICE_TYPES, nameFromModelUri, type ServiceType} from '../k8s/options.js'
+import {KUBE_DEFAULT_VERSION, SERVICE_TYPES, nameFromModelUri, parseKubeVersion, type ServiceType} from '../k8s/options.js'
 
 /** `serve` flags passed through to the container when given (unset: serve's own defaults apply). */
 const serveFlags = {
@@ -105,6 +105,10 @@ Without -o the documents go to stdout, separated by ---; with -o DIR, one file p
       default: 600,
       summary: 'Seconds a model load may take: the startupProbe allows this long (serve --load-timeout).',
     }),
+    'kube-version': Flags.string({
+      default: KUBE_DEFAULT_VERSION,
+      summary: 'Kubernetes version of the cluster (kubectl version): below 1.30 the preStop pause is an exec of node, not the sleep action.',
+    }),
     'run-as-user': Flags.integer({min: 1, default: 10_001, summary: 'Non-root user (and group) id the container runs as.'}),
     kserve: Flags.boolean({default: false, summary: 'Write a KServe InferenceService (RawDeployment mode) instead of the plain manifests.'}),
     'enable-mlserver': Flags.boolean({
@@ -137,6 +141,7 @@ Without -o the documents go to stdout, separated by ---; with -o DIR, one file p
       gracePeriod: flags['grace-period'],
       drainDelay: flags['drain-delay'],
       loadTimeout: flags['load-timeout'],
+      kubeMinor: parseKubeVersion(flags['kube-version']),
       runAsUser: flags['run-as-user'],
       kserve: flags.kserve,
       enableMlserver: flags['enable-mlserver'],

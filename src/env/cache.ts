@@ -1,6 +1,6 @@
 // The environment cache: the environment kind of the build-once cache (src/cache/build-once.ts), its root,
 // the cheap check that a cached env still works, and the in-use marks `env prune` respects.
-import {mkdir, readdir, rm, stat, utimes, writeFile} from 'node:fs/promises'
+import {mkdir, readdir, rm, stat, writeFile} from 'node:fs/promises'
 import {homedir} from 'node:os'
 import path from 'node:path'
 
@@ -80,8 +80,8 @@ export const ENV_KIND: CacheKind<EnvMetadata> = {
  * removes it meanwhile. Also records the use time.
  */
 export async function markInUse(dir: string): Promise<() => Promise<void>> {
-  const now = new Date()
-  await utimes(path.join(dir, MARKER), now, now).catch(() => {})
+  // An explicit stamp: reading the marker (env list, a cache lookup) moves its atime, so atime says nothing.
+  await writeFile(path.join(dir, LAST_USED), `${new Date().toISOString()}\n`).catch(() => {})
   const lease = path.join(dir, IN_USE_DIR, String(process.pid))
   // One mark per process: two generations of a reload may use the same environment; the last release removes it.
   leases.set(lease, (leases.get(lease) ?? 0) + 1)
@@ -110,7 +110,12 @@ export async function inUseBy(dir: string): Promise<number[]> {
   return names.map(Number).filter((pid) => Number.isInteger(pid) && isAlive(pid))
 }
 
+/** The stamp markInUse writes; its mtime is when the environment was last used. */
+export const LAST_USED = '.last-used'
+
+/** When the environment was last used: its stamp, else when it was built (the marker's mtime, never its atime). */
 export async function lastUsed(dir: string): Promise<Date | undefined> {
-  const info = await stat(path.join(dir, MARKER)).catch(() => undefined)
-  return info?.atime && info.mtime ? (info.atime > info.mtime ? info.atime : info.mtime) : undefined
+  const stamp = await stat(path.join(dir, LAST_USED)).catch(() => undefined)
+  const info = stamp ?? (await stat(path.join(dir, MARKER)).catch(() => undefined))
+  return info?.mtime
 }

@@ -28,6 +28,21 @@ export async function directorySize(dir: string): Promise<number> {
   return total
 }
 
+/** The mlflow (else mlflow-skinny) version installed in an environment, from its dist-info directory name. */
+export async function installedMlflow(home: string): Promise<string | undefined> {
+  const lib = path.join(home, 'lib')
+  for (const python of (await readdir(lib).catch(() => [] as string[])).filter((name) => name.startsWith('python'))) {
+    // eslint-disable-next-line no-await-in-loop
+    const names = await readdir(path.join(lib, python, 'site-packages')).catch(() => [] as string[])
+    for (const distribution of ['mlflow', 'mlflow_skinny']) {
+      const found = names.map((name) => new RegExp(`^${distribution}-([^-]+)\\.dist-info$`, 'i').exec(name)?.[1]).find(Boolean)
+      if (found) return found
+    }
+  }
+
+  return undefined
+}
+
 /** Every complete environment under root, most recently used first. */
 export async function listEnvs(root: string): Promise<EnvEntry[]> {
   const names = await readdir(root).catch((error: NodeJS.ErrnoException) => {
@@ -48,8 +63,13 @@ export async function listEnvs(root: string): Promise<EnvEntry[]> {
     const metadata = await readRecord(ENV_KIND, dir)
     if (!metadata) continue
     // eslint-disable-next-line no-await-in-loop
-    const [sizeBytes, used, users] = await Promise.all([directorySize(envHome(dir, metadata)), lastUsed(dir), inUseBy(dir)])
-    entries.push({...metadata, dir, sizeBytes, lastUsed: used?.toISOString() ?? null, inUseBy: users})
+    const [sizeBytes, used, users, mlflow] = await Promise.all([
+      directorySize(envHome(dir, metadata)),
+      lastUsed(dir),
+      inUseBy(dir),
+      installedMlflow(envHome(dir, metadata)),
+    ])
+    entries.push({...metadata, mlflow: mlflow ?? metadata.mlflow, dir, sizeBytes, lastUsed: used?.toISOString() ?? null, inUseBy: users})
   }
 
   return entries.sort((a, b) => (b.lastUsed ?? '').localeCompare(a.lastUsed ?? ''))

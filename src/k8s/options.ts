@@ -32,6 +32,8 @@ export interface K8sOptions {
   readonly gracePeriod: number
   /** Seconds the pod keeps serving after it is told to stop, while endpoints drop it (preStop sleep). */
   readonly drainDelay: number
+  /** The cluster's Kubernetes minor version (1.X); what the manifests may use (e.g. the preStop sleep action from 1.30). */
+  readonly kubeMinor?: number
   /** Seconds a model load may take: sizes the startupProbe (serve's --load-timeout). */
   readonly loadTimeout: number
   readonly runAsUser: number
@@ -59,6 +61,27 @@ export function nameFromModelUri(uri: string): string {
     .slice(0, KSERVE_NAME_MAX)
     .replace(/-+$/, '')
   return name === '' ? 'model' : name
+}
+
+/** The oldest Kubernetes the manifests work on (autoscaling/v2 HorizontalPodAutoscaler). */
+export const KUBE_MIN_MINOR = 23
+/** The first Kubernetes with the preStop sleep action on by default (PodLifecycleSleepAction, beta). */
+export const KUBE_SLEEP_ACTION_MINOR = 30
+/** --kube-version's default: the version the cluster proof runs (manifests are the same for every version from 1.30). */
+export const KUBE_DEFAULT_VERSION = '1.32'
+
+/** The minor version of a Kubernetes version as `kubectl version` prints it (1.29, v1.29.4). */
+export function parseKubeVersion(text: string): number {
+  const match = /^v?1\.(\d+)(\.\d+)?$/.exec(text.trim())
+  const minor = match ? Number(match[1]) : Number.NaN
+  if (!(minor >= KUBE_MIN_MINOR)) {
+    throw invalid(
+      `--kube-version ${JSON.stringify(text)} is not a Kubernetes version mlserve's manifests support (1.${KUBE_MIN_MINOR} or newer, e.g. 1.29 or v1.31.2).`,
+      "Pass the server version `kubectl version` prints; older clusters lack autoscaling/v2's HorizontalPodAutoscaler.",
+    )
+  }
+
+  return minor
 }
 
 function invalid(message: string, suggestion: string): MlserveError {

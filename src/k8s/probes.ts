@@ -1,5 +1,6 @@
 // The container's probes and stop sequence: /readyz for start-up and readiness, /livez for liveness, a drain on stop.
-import type {K8sOptions} from './options.js'
+import {IMAGE_PATHS} from '../docker/dockerfile.js'
+import {KUBE_SLEEP_ACTION_MINOR, type K8sOptions} from './options.js'
 
 /** Seconds between start-up probes: a model load is timed in these steps. */
 const STARTUP_PERIOD = 5
@@ -35,10 +36,14 @@ export function buildProbes(options: K8sOptions): Record<string, unknown> {
   }
 }
 
-/** The preStop pause that lets the endpoints drop the pod before mlserve stops accepting connections. */
+/**
+ * The preStop pause that lets the endpoints drop the pod before mlserve stops accepting connections: the
+ * sleep action from Kubernetes 1.30, else an exec of the image's own node (the image may have no `sleep`).
+ */
 export function buildLifecycle(options: K8sOptions): Record<string, unknown> | undefined {
   if (options.drainDelay === 0) return undefined
-  return {preStop: {sleep: {seconds: options.drainDelay}}}
+  if ((options.kubeMinor ?? KUBE_SLEEP_ACTION_MINOR) >= KUBE_SLEEP_ACTION_MINOR) return {preStop: {sleep: {seconds: options.drainDelay}}}
+  return {preStop: {exec: {command: [IMAGE_PATHS.node, '-e', `setTimeout(() => {}, ${options.drainDelay * 1000})`]}}}
 }
 
 /** Long enough for the preStop pause, mlserve's own drain and stopping its scorers, so SIGKILL never cuts a drain. */

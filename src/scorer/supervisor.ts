@@ -248,7 +248,7 @@ export class Supervisor implements Upstreams {
       this.onExit(scorer, exit)
     })
 
-    const loading = log.phase(`load model in ${label}`)
+    const loading = log.phase(`load model in ${label}`, {live: true})
     const bound = this.options.loadTimeoutMs ?? 0
     const deadline = bound > 0 ? performance.now() + bound : Number.POSITIVE_INFINITY
     const loaded = await waitUntilAnswering(scorer, backend.readyPath, deadline, () => this.stopping)

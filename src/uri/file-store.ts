@@ -35,6 +35,9 @@ export function fileStore(trackingRoot: string, registryRoot: string): ModelStor
   const modelExists = async (name: string) => (await readMeta(path.join(registryRoot, 'models', name, 'meta.yaml'))) !== undefined
 
   return {
+    async registeredModelNames() {
+      return (await listDir(path.join(registryRoot, 'models'))).filter((name) => !name.startsWith('.'))
+    },
     async run(runId) {
       for (const exp of await experiments(trackingRoot)) {
         // eslint-disable-next-line no-await-in-loop

@@ -6,8 +6,9 @@ import {fileURLToPath} from 'node:url'
 import yaml from 'js-yaml'
 
 import type {EnvVars} from '../config.js'
-import {MlserveError} from '../errors.js'
+import {MlserveError, isMlserveError} from '../errors.js'
 import {silentLogger, type Logger} from '../log.js'
+import {nearNames} from '../util/near.js'
 import {downloadArtifacts, isNativeArtifactUri} from './artifacts.js'
 import {fileStore, fileStoreRoot} from './file-store.js'
 import {cachedModel} from './model-cache.js'
@@ -16,7 +17,7 @@ import {clientPython, downloadWithMlflow, versionWithMlflow, type PythonClient} 
 import {RestClient} from './rest.js'
 import {checkLocalArtifactLocation} from './safe-path.js'
 import {restStore, type ModelStore} from './store.js'
-import {redactUri, storeKind, trackingFrom, type Tracking} from './tracking.js'
+import {redactUri, requireStore, sqliteFileOf, storeKind, trackingFrom, type Tracking} from './tracking.js'
 
 export {uriScheme} from './parse.js'
 
@@ -101,9 +102,13 @@ export async function resolveModelUri(uri: string, context: string | ResolveCont
   if (parsed.kind === 'local') return resolveLocal(uri, ctx.cwd)
   const env = ctx.env ?? process.env
   const tracking = await trackingFrom(env, ctx.cwd)
+  // runs:/ and models:/ are looked up in a store; an artifact URI (s3://, mlflow-artifacts:/) is read directly.
+  if (parsed.kind !== 'artifact') requireStore(tracking, env)
   const resolver = new Resolver(tracking, env, ctx.log ?? silentLogger, ctx.signal, ctx.python)
   try {
-    const localDir = await resolver.resolve(parsed)
+    const localDir = await resolver.resolve(parsed).catch(async (error: unknown) => {
+      throw 'name' in parsed ? await resolver.explainMissingModel(error, parsed.name) : error
+    })
     return {uri, localDir, ...identityOf(parsed, resolver.resolvedVersion)}
   } finally {
     await resolver.close()
@@ -150,9 +155,13 @@ export async function lookUpModelTarget(uri: string, context: ResolveContext): P
   }
 
   const env = context.env ?? process.env
-  const resolver = new Resolver(await trackingFrom(env, context.cwd), env, context.log ?? silentLogger, context.signal, context.python)
+  const tracking = await trackingFrom(env, context.cwd)
+  requireStore(tracking, env)
+  const resolver = new Resolver(tracking, env, context.log ?? silentLogger, context.signal, context.python)
   try {
-    const version = await resolver.currentVersion(parsed)
+    const version = await resolver.currentVersion(parsed).catch(async (error: unknown) => {
+      throw await resolver.explainMissingModel(error, parsed.name)
+    })
     const fixedUri = versionUri(parsed.name, version)
     return {key: fixedUri, fixedUri, moving: true, local: false, registered: {name: parsed.name, version}}
   } finally {
@@ -229,6 +238,23 @@ class Resolver {
       case 'artifact':
         return this.cached(parsed.uri, (dir) => this.downloadArtifactUri(parsed.uri, dir))
     }
+  }
+
+  /** A registered model that is not found: the registry searched, and the near names in it (best effort). */
+  async explainMissingModel(error: unknown, name: string): Promise<unknown> {
+    if (!isMlserveError(error) || error.code !== 'REGISTERED_MODEL_NOT_FOUND') return error
+    const names =
+      (await this.store('registry')
+        ?.registeredModelNames?.()
+        .catch(() => [])) ?? []
+    const near = nearNames(name, names)
+    const uri = this.tracking.registryUri
+    const file = sqliteFileOf(uri, this.tracking.cwd)
+    const where = `the model registry at ${redactUri(uri)}${file && !uri.startsWith('sqlite:////') ? ` (${file})` : ''}`
+    return new MlserveError('REGISTERED_MODEL_NOT_FOUND', `${error.message} in ${where}`, {
+      cause: error,
+      suggestions: [...(near.length > 0 ? [`Registered models with a similar name: ${near.join(', ')}.`] : []), ...error.suggestions],
+    })
   }
 
   async currentVersion(parsed: Extract<ModelUri, {kind: 'model-alias' | 'model-stage' | 'model-latest'}>): Promise<string> {

@@ -18,6 +18,8 @@ export interface ModelStore {
   versionOfAlias(name: string, alias: string): Promise<string>
   /** Highest version in `stage` (case-insensitive), or of all versions without a stage. */
   latestVersion(name: string, stage?: string): Promise<string>
+  /** Some registered model names (for "did you mean" hints; best effort). */
+  registeredModelNames?(): Promise<string[]>
 }
 
 export const runNotFound = (runId: string, detail?: string): MlserveError =>
@@ -65,6 +67,12 @@ export function restStore(client: RestClient, trackingBase: string, registryBase
   }
 
   return {
+    async registeredModelNames() {
+      const answer = await client.get<{registered_models?: Array<{name?: string}>}>(registryBase, 'mlflow/registered-models/search', {
+        max_results: '1000',
+      })
+      return (answer.registered_models ?? []).flatMap((model) => (model.name ? [model.name] : []))
+    },
     async run(runId) {
       try {
         const answer = await client.get<{run?: {info?: {artifact_uri?: string; experiment_id?: string}}}>(trackingBase, 'mlflow/runs/get', {

@@ -1,9 +1,11 @@
 // Where models are looked up: the tracking and registry URIs (mlflow's defaults, spec 4.5) and the credentials sent.
 import {readdir} from 'node:fs/promises'
+import {existsSync} from 'node:fs'
 import path from 'node:path'
 import {pathToFileURL} from 'node:url'
 
 import type {EnvVars} from '../config.js'
+import {MlserveError} from '../errors.js'
 import {pathExists} from '../util/fs.js'
 import {uriScheme} from './parse.js'
 import {retryPolicyFrom, type RetryPolicy} from './retry.js'
@@ -39,6 +41,46 @@ export async function defaultTrackingUri(cwd: string): Promise<string> {
   }
 
   return 'sqlite:///mlflow.db'
+}
+
+/** The file a sqlite:/// URI names (relative to cwd; sqlite://// is absolute), undefined for any other URI or :memory:. */
+export function sqliteFileOf(uri: string, cwd: string): string | undefined {
+  const match = /^sqlite:\/\/\/([^?]*)/i.exec(uri.trim())
+  if (!match || match[1] === '' || match[1] === ':memory:') return undefined
+  return path.resolve(cwd, decodeURIComponent(match[1]!))
+}
+
+/**
+ * Fails, before any Python runs, when there is no store to look a runs:/ or models:/ URI up in: the
+ * mlflow client would create an empty sqlite database and then report the model missing.
+ */
+export function requireStore(tracking: Tracking, env: EnvVars): void {
+  const pointAt = [
+    'Point at your store: export MLFLOW_TRACKING_URI=sqlite:////absolute/path/to/mlflow.db (a local store), or =http://host:5000 (a tracking server).',
+    'Or run mlserve from the directory that holds your mlruns/ or mlflow.db.',
+  ]
+  for (const [variable, uri] of [
+    ['MLFLOW_TRACKING_URI', tracking.trackingUri],
+    ['MLFLOW_REGISTRY_URI', tracking.registryUri],
+  ] as const) {
+    const file = sqliteFileOf(uri, tracking.cwd)
+    if (file === undefined || existsSync(file)) continue
+    if (!env.MLFLOW_TRACKING_URI?.trim() && !env.MLFLOW_REGISTRY_URI?.trim()) {
+      throw new MlserveError(
+        'NO_TRACKING_STORE',
+        `No tracking store to look the model up in: MLFLOW_TRACKING_URI is not set, and there is no ./mlruns and no ./mlflow.db in ${tracking.cwd}.`,
+        {suggestions: pointAt},
+      )
+    }
+
+    throw new MlserveError(
+      'NO_TRACKING_STORE',
+      `${variable}=${redactUri(uri)} names ${file}: no such file (mlserve never creates an empty store).`,
+      {
+        suggestions: pointAt,
+      },
+    )
+  }
 }
 
 const truthy = (value: string | undefined): boolean => ['true', '1', 'yes', 'on'].includes((value ?? '').trim().toLowerCase())

@@ -153,3 +153,16 @@ t.test('env list and env prune print an mlserve error whole, with its code and h
     t.equal(result.stdout, '', 'nothing listed')
   }
 })
+
+t.test('a mistyped command suggests the closest one (exit 2)', async (t) => {
+  const serv = await runMlserve(['serv', '-m', 'x'])
+  t.equal(serv.code, 2)
+  t.match(serv.stderr, /command serv not found/)
+  t.match(serv.stderr, /Did you mean: mlserve serve\?/)
+  const lst = await runMlserve(['env', 'lst'])
+  t.equal(lst.code, 2)
+  t.match(lst.stderr, /Did you mean: mlserve env list\?/)
+  const nothing = await runMlserve(['qqqqqqqq'])
+  t.equal(nothing.code, 2)
+  t.match(nothing.stderr, /mlserve --help lists the commands/)
+})

@@ -1,5 +1,6 @@
 // The life of `mlserve serve` with the real scorer: 503 until ready, failures during start-up, signals,
 // a scorer that dies (restarted), and that no Python process outlives mlserve on any of these paths.
+import {readdirSync} from 'node:fs'
 import {createServer} from 'node:net'
 
 import t from 'tap'
@@ -153,6 +154,28 @@ t.test('a scorer that dies while serving is restarted, and mlserve serves on', a
   })
   t.equal(res.status, 200)
   t.equal(await res.text(), '{"predictions": [3]}')
+})
+
+t.test('a port in use fails before any environment is built or model resolved (exit 30)', async (t) => {
+  const blocker = createServer()
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise((resolve) => blocker.close(resolve)))
+  const {port} = blocker.address() as {port: number}
+  const {spawnProc, MLSERVE_BIN} = await import('../helpers/servers.js')
+  const envRoot = t.testdir({})
+  // The default manager builds an environment for the model: with the port taken, it must never start.
+  const proc = spawnProc(
+    process.execPath,
+    [MLSERVE_BIN, 'serve', '-m', fixtureModel('sum'), '--env-manager', 'virtualenv', '-p', String(port)],
+    {
+      env: toolchainEnv({MLSERVE_ENV_ROOT: envRoot}),
+    },
+  )
+  const exit = await proc.exited
+  t.equal(exit.code, 30)
+  t.match(proc.stderr(), new RegExp(`Port ${port} on 127\\.0\\.0\\.1 is already in use`))
+  t.same(readdirSync(envRoot), [], 'the environment cache is untouched')
+  t.notMatch(proc.stderr(), /resolve model|prepare environment/, 'neither the model nor its environment was prepared')
 })
 
 t.test('a port in use fails before any Python starts (exit 30)', async (t) => {

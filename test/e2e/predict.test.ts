@@ -69,3 +69,20 @@ t.test('a failing prediction exits non-zero with the error; a missing input is I
   t.equal(badEnv.code, 2)
   t.match(badEnv.stderr, /NOEQUALS is not a valid key value pair, expecting `key=value`/)
 })
+
+t.test('the prediction on stdout ends with a newline (a file gets exactly what mlflow writes)', async (t) => {
+  const result = await runMlserve(['predict', '-m', fixtureModel('sum'), ...local], {stdin: '{"dataframe_records": [{"a": 5, "b": 6}]}'})
+  t.equal(result.code, 0)
+  t.match(result.stdout, /\{"predictions": \[11\]\}\n$/)
+})
+
+t.test("predict -i input_example.json (mlflow's stored example, not a request body) gets a hint about the formats", async (t) => {
+  const dir = mkdtempSync(path.join(scratch, 'example-'))
+  const example = path.join(dir, 'input_example.json')
+  writeFileSync(example, '{"columns": ["a", "b"], "data": [[1, 2]]}')
+  const result = await runMlserve(['predict', '-m', fixtureModel('sum'), ...local, '-i', example])
+  t.not(result.code, 0)
+  t.match(result.stderr, /hint: input_example\.json is the example mlflow stored with the model, not a request body/)
+  t.match(result.stderr, /serving_input_example\.json/)
+  t.match(result.stderr, /dataframe_split.*dataframe_records.*instances.*inputs/)
+})

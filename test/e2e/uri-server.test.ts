@@ -113,6 +113,12 @@ t.test('errors: a clear message, a distinct exit code, nothing in the cache', as
       t.match(result.stderr, `code: ${code}`, uri)
     }),
   )
+  const near = await runMlserve(['serve', '--env-manager', 'local', '--python', toolchainPython(), '-p', '0', '-m', 'models:/sumer@champion'], {
+    env: envFor({MLSERVE_MODEL_ROOT: root}),
+    cwd,
+  })
+  t.match(near.stderr, `Registered Model with name=sumer not found in the model registry at ${server.url}`, 'names the registry searched')
+  t.match(near.stderr, 'hint: Registered models with a similar name: summer.', 'and the near names in it (REST search)')
   const models = await runMlserve(['serve', '-p', '0', '-m', 'models:/a/b/c'], {env: envFor(), cwd})
   t.match(models.stderr, "Error: Not a proper models:/ URI: models:/a/b/c. Models URIs must be of the form 'models:/name/suffix'")
   t.same(await cacheDebris(root), [], 'no debris')

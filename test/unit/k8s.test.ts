@@ -185,3 +185,26 @@ t.test('an -o that cannot be written exits MANIFEST_WRITE_FAILED (100)', async (
   t.match(result.stderr, /Cannot write the manifests to .*a-file\/out/)
   t.match(result.stderr, /code: MANIFEST_WRITE_FAILED \(exit 100\)/)
 })
+
+t.test("--kube-version: from 1.30 a preStop sleep action; below it an exec of the image's node sleeping; below 1.23 refused", async (t) => {
+  const lifecycleFor = async (extra: string[]) => {
+    const docs = await documents(['-m', './models/iris', '--image', 'iris:1', '--drain-delay', '7', ...extra])
+    return byKind(docs, 'Deployment').spec.template.spec.containers[0].lifecycle
+  }
+
+  t.same(await lifecycleFor([]), {preStop: {sleep: {seconds: 7}}}, 'the default is a current cluster')
+  t.same(await lifecycleFor(['--kube-version', '1.30']), {preStop: {sleep: {seconds: 7}}})
+  t.same(await lifecycleFor(['--kube-version', 'v1.31.4']), {preStop: {sleep: {seconds: 7}}}, 'as kubectl version prints it')
+  const exec = {preStop: {exec: {command: ['/opt/mlserve/node/bin/node', '-e', 'setTimeout(() => {}, 7000)']}}}
+  t.same(await lifecycleFor(['--kube-version', '1.29']), exec, 'the image has node (and no sleep binary to count on)')
+  t.same(await lifecycleFor(['--kube-version', '1.23']), exec)
+  const kserve = await documents(['-m', './models/iris', '--image', 'iris:1', '--kserve', '--kube-version', '1.28'])
+  t.same(byKind(kserve, 'InferenceService').spec.predictor.containers[0].lifecycle, {
+    preStop: {exec: {command: ['/opt/mlserve/node/bin/node', '-e', 'setTimeout(() => {}, 5000)']}},
+  })
+  for (const bad of ['1.22', 'latest', '2']) {
+    const result = await generate(['-m', './models/iris', '--image', 'iris:1', '--kube-version', bad])
+    t.equal(result.exitCode, 2, bad)
+    t.match(result.stderr, /--kube-version/, bad)
+  }
+})

@@ -35,3 +35,30 @@ t.test('resolveModelUri checks the directory exists', async (t) => {
   const error = await resolveModelUri('m-0123abcd', dir).catch((error_: unknown) => error_)
   t.match(error, {code: 'MODEL_NOT_FOUND', suggestions: ["Maybe you meant 'models:/m-0123abcd'?"]})
 })
+
+t.test('a registered model not found names the store searched and the near names in it', async (t) => {
+  const root = t.testdir({
+    models: {
+      iris: {'meta.yaml': 'name: iris\n'},
+      'iris-classifier': {'meta.yaml': 'name: iris-classifier\n'},
+      wine: {'meta.yaml': 'name: wine\n'},
+    },
+  })
+  const error = await resolveModelUri('models:/Iris@champion', {cwd: root, env: {MLFLOW_TRACKING_URI: `file://${root}`}}).catch(
+    (error_: unknown) => error_,
+  )
+  t.match(error, {
+    code: 'REGISTERED_MODEL_NOT_FOUND',
+    message: `Registered Model with name=Iris not found in the model registry at file://${root}`,
+  })
+  const {suggestions} = error as {suggestions: string[]}
+  t.match(suggestions.join('\n'), /Registered models with a similar name: iris, iris-classifier/)
+  t.notMatch(suggestions.join('\n'), /wine/, 'only near names')
+})
+
+t.test('nearNames: close by edit distance or containing each other, case-insensitive, closest first', async (t) => {
+  const {nearNames} = await import('../../src/util/near.js')
+  t.same(nearNames('serv', ['serve', 'smoke', 'predict', 'prepare-env']), ['serve'])
+  t.same(nearNames('prdict', ['serve', 'smoke', 'predict']), ['predict'])
+  t.same(nearNames('xyz', ['serve', 'smoke']), [])
+})

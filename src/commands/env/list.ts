@@ -3,9 +3,8 @@ import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../cli/base-command.js'
 import {envRoot} from '../../env/cache.js'
+import {envTable} from '../../env/env-table.js'
 import {listEnvs} from '../../env/inventory.js'
-
-const megabytes = (bytes: number) => `${(bytes / 1024 ** 2).toFixed(0)} MB`
 
 export default class EnvList extends BaseCommand {
   static override summary = 'List the cached model environments.'
@@ -24,22 +23,7 @@ export default class EnvList extends BaseCommand {
     const root = flags.root ?? envRoot(process.env)
     const envs = await listEnvs(root)
     if (envs.length === 0) this.log(`No environments in ${root}.`)
-    for (const env of envs) {
-      this.log(
-        [
-          env.key,
-          env.manager,
-          `python ${env.python}`,
-          env.mlflow ?? '-',
-          megabytes(env.sizeBytes),
-          `last used ${env.lastUsed ?? 'never'}`,
-          env.inUseBy.length > 0 ? `in use (pid ${env.inUseBy.join(', ')})` : '',
-          env.model,
-        ]
-          .filter(Boolean)
-          .join('  '),
-      )
-    }
+    else for (const line of envTable(envs)) this.log(line)
 
     return {root, envs}
   }
