@@ -319,13 +319,21 @@ async function benchWorkers(workers, opts, model, load) {
   }
 }
 
+/** A right-aligned Markdown table: one row of cells per result row. */
+function markdownTable(headers, rows, cellsOf) {
+  const lines = [`| ${headers.join(' | ')} |`, `|${headers.map(() => '---:').join('|')}|`]
+  for (const row of rows) lines.push(`| ${cellsOf(row).join(' | ')} |`)
+  return lines.join('\n')
+}
+
+const otherLoad = (...servers) => fmt(Math.max(...servers.map((server) => server.maxBackgroundCores)), 2)
+
 function batchTable(rows) {
-  const lines = [
-    '| workers | connections | mlflow req/s | mlserve req/s | --batch req/s | --batch / mlflow | --batch / mlserve | mlflow p99 ms | mlserve p99 ms | --batch p99 ms | other load |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-  ]
-  for (const {workers, connections, mlflow: a, mlserve: b, batch: c} of rows) {
-    const cells = [
+  const headers = ['workers', 'connections', 'mlflow req/s', 'mlserve req/s', '--batch req/s', '--batch / mlflow', '--batch / mlserve']
+  return markdownTable(
+    [...headers, 'mlflow p99 ms', 'mlserve p99 ms', '--batch p99 ms', 'other load'],
+    rows,
+    ({workers, connections, mlflow: a, mlserve: b, batch: c}) => [
       workers,
       connections,
       fmt(a.rps, 0),
@@ -336,20 +344,17 @@ function batchTable(rows) {
       fmt(a.p99, 2),
       fmt(b.p99, 2),
       fmt(c.p99, 2),
-      fmt(Math.max(a.maxBackgroundCores, b.maxBackgroundCores, c.maxBackgroundCores), 2),
-    ]
-    lines.push(`| ${cells.join(' | ')} |`)
-  }
-  return lines.join('\n')
+      otherLoad(a, b, c),
+    ],
+  )
 }
 
 function fastPathTable(rows) {
-  const lines = [
-    '| workers | connections | mlflow req/s | --no-fast-path req/s | mlserve req/s | mlserve / mlflow | mlflow p50 ms | --no-fast-path p50 ms | mlserve p50 ms | mlserve p50 / mlflow | other load |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-  ]
-  for (const {workers, connections, mlflow: a, nofast: b, mlserve: c} of rows) {
-    const cells = [
+  const headers = ['workers', 'connections', 'mlflow req/s', '--no-fast-path req/s', 'mlserve req/s', 'mlserve / mlflow']
+  return markdownTable(
+    [...headers, 'mlflow p50 ms', '--no-fast-path p50 ms', 'mlserve p50 ms', 'mlserve p50 / mlflow', 'other load'],
+    rows,
+    ({workers, connections, mlflow: a, nofast: b, mlserve: c}) => [
       workers,
       connections,
       fmt(a.rps, 0),
@@ -360,35 +365,26 @@ function fastPathTable(rows) {
       fmt(b.p50, 2),
       fmt(c.p50, 2),
       `${fmt(c.p50 / a.p50, 2)}x`,
-      fmt(Math.max(a.maxBackgroundCores, b.maxBackgroundCores, c.maxBackgroundCores), 2),
-    ]
-    lines.push(`| ${cells.join(' | ')} |`)
-  }
-  return lines.join('\n')
+      otherLoad(a, b, c),
+    ],
+  )
 }
 
 function table(rows) {
-  const lines = [
-    '| workers | connections | mlflow req/s | mlserve req/s | ratio | mlflow p50 ms | mlserve p50 ms | Δp50 ms | mlflow p99 ms | mlserve p99 ms | other load |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-  ]
-  for (const {workers, connections, mlflow: a, mlserve: b} of rows) {
-    const cells = [
-      workers,
-      connections,
-      fmt(a.rps, 0),
-      fmt(b.rps, 0),
-      `${fmt(b.rps / a.rps, 3)}x`,
-      fmt(a.p50, 2),
-      fmt(b.p50, 2),
-      fmt(b.p50 - a.p50, 2),
-      fmt(a.p99, 2),
-      fmt(b.p99, 2),
-      fmt(Math.max(a.maxBackgroundCores, b.maxBackgroundCores), 2),
-    ]
-    lines.push(`| ${cells.join(' | ')} |`)
-  }
-  return lines.join('\n')
+  const headers = ['workers', 'connections', 'mlflow req/s', 'mlserve req/s', 'ratio', 'mlflow p50 ms', 'mlserve p50 ms', 'Δp50 ms']
+  return markdownTable([...headers, 'mlflow p99 ms', 'mlserve p99 ms', 'other load'], rows, ({workers, connections, mlflow: a, mlserve: b}) => [
+    workers,
+    connections,
+    fmt(a.rps, 0),
+    fmt(b.rps, 0),
+    `${fmt(b.rps / a.rps, 3)}x`,
+    fmt(a.p50, 2),
+    fmt(b.p50, 2),
+    fmt(b.p50 - a.p50, 2),
+    fmt(a.p99, 2),
+    fmt(b.p99, 2),
+    otherLoad(a, b),
+  ])
 }
 
 async function main() {
