@@ -170,7 +170,7 @@ SIGINT or SIGTERM makes /readyz 503, stops accepting connections, lets requests 
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Serve)
-    const {serve} = await import('../serve.js')
+    const {serve} = await import('../serve/serve.js')
     const json = flags['log-format'] === 'json'
     const log = createLogger(process.stderr, {tty: process.stderr.isTTY, format: flags['log-format']})
     const stdout = json ? jsonLines(process.stdout) : process.stdout

@@ -6,7 +6,7 @@ import {formatDuration, type Logger, type Phase} from '../log.js'
 import type {OutputSink} from '../scorer/process.js'
 import {loadModel, type ResolvedModel} from '../load-model.js'
 import {readWarmup} from '../model/warmup.js'
-import {serve} from '../serve.js'
+import {serve} from '../serve/serve.js'
 
 import {readCases, type SmokeCase} from './cases.js'
 import {runChecks, type ModelFacts} from './checks.js'

@@ -1,6 +1,6 @@
 import t from 'tap'
 
-import {pyfuncScorerCommand, scorerEnv} from '../../src/scorer/command.js'
+import {pyfuncScorerCommand, scorerEnv} from '../../src/scorer/pyfunc.js'
 import {parentDeathPrefix} from '../../src/scorer/process.js'
 import {compareVersions, isAtLeast} from '../../src/util/version.js'
 

@@ -1,20 +1,21 @@
 // The one orchestrator of `mlserve serve`: runs each stage, and undoes them in reverse order on any exit.
 import {rm} from 'node:fs/promises'
 
-import type {ServeOptions} from './config.js'
-import {MlserveError, messageOf} from './errors.js'
-import {formatDuration, type Logger} from './log.js'
-import {loadModel, type ResolvedModel} from './load-model.js'
-import type {ServerState} from './proxy/app.js'
-import {describeServed, followReference} from './reload/reload.js'
-import {ServingSet, planScorers} from './reload/serving-set.js'
-import {Switchboard} from './reload/switchboard.js'
-import type {OutputSink} from './scorer/process.js'
-import type {RestartReason} from './scorer/supervisor.js'
-import {redactUri} from './uri/tracking.js'
-import {CleanupStack} from './util/cleanup.js'
-import {guardPath} from './util/exit-guard.js'
-import {createSocketDir} from './util/socket-dir.js'
+import type {ServeOptions} from '../config.js'
+import {MlserveError, messageOf} from '../errors.js'
+import {formatDuration, type Logger} from '../log.js'
+import {loadModel, type ResolvedModel} from '../load-model.js'
+import type {ServerState} from '../proxy/app.js'
+import {describeServed, followReference} from './reload.js'
+import {ServingSet} from './generation.js'
+import {planScorers} from '../scorer/plan.js'
+import {Switchboard} from './switchboard.js'
+import type {OutputSink} from '../scorer/process.js'
+import type {RestartReason} from '../scorer/supervisor.js'
+import {redactUri} from '../uri/tracking.js'
+import {CleanupStack} from '../util/cleanup.js'
+import {guardPath} from '../util/exit-guard.js'
+import {createSocketDir} from '../util/socket-dir.js'
 
 export interface ServeIo {
   readonly log: Logger
@@ -65,9 +66,9 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
     const envReadyAt = performance.now()
 
     const [{createProxyHandler}, {ProxyServer}, {Observer}] = await Promise.all([
-      import('./proxy/app.js'),
-      import('./proxy/server.js'),
-      import('./proxy/observe.js'),
+      import('../proxy/app.js'),
+      import('../proxy/server.js'),
+      import('../proxy/observe.js'),
     ])
     const {dir: socketDir, fallbackReason} = await createSocketDir()
     if (fallbackReason) log.warn(`the scorers' sockets are in ${socketDir}: ${fallbackReason} (set TMPDIR to a short writable directory)`)
