@@ -61,15 +61,6 @@ export interface ModelFlagValues {
   python: string
 }
 
-/** Shared by serve and smoke: how long a scorer may take to load the model. */
-export const loadTimeoutFlag = Flags.integer({
-  env: 'MLSERVE_LOAD_TIMEOUT',
-  default: 600,
-  min: 0,
-  summary:
-    'Seconds a new scorer may take to load the model (answer /ping); past it the start fails (exit 44), or a later scorer is restarted (0: no bound).',
-})
-
 export function modelOptionsFrom(flags: ModelFlagValues): ModelOptions {
   return {
     modelUri: flags['model-uri'],
