@@ -19,10 +19,21 @@ export interface ScorerPlan {
   readonly release: () => Promise<void>
 }
 
+/** The model's environment, as data for whoever runs serve (smoke's report). */
+export interface EnvironmentFacts {
+  readonly manager: string
+  /** The cache key of an environment mlserve built (undefined: local). */
+  readonly key?: string
+  /** Its interpreter and mlflow, for people. */
+  readonly detail: string
+}
+
 export interface PlanIo {
   readonly log: Logger
   /** Aborts an environment build. */
   readonly signal: AbortSignal
+  /** Called once the model's Python environment is ready. */
+  readonly onEnvironment?: (facts: EnvironmentFacts) => void
 }
 
 /** The backend for `model` with its environment prepared, and its warm-up example. */
@@ -74,6 +85,11 @@ export async function backendFor(
   const mlserver = options.enableMlserver ? await import('./mlserver.js') : undefined
   const env = await prepareEnv({options, modelDir, mlmodel, log, signal: io.signal, serverPackages: mlserver?.MLSERVER_PACKAGES})
   cleanup.defer('release the environment', env.release)
+  io.onEnvironment?.({
+    manager: env.manager,
+    key: env.key,
+    detail: `python ${env.pythonVersion} at ${env.executable}, mlflow ${env.mlflowVersion}`,
+  })
   let backend = mlserver
     ? mlserver.mlserverBackend({env, modelDir, workers: options.workers, timeoutSeconds: options.timeoutSeconds, baseEnv: options.env})
     : pyfuncBackend({env, modelDir, timeoutSeconds: options.timeoutSeconds})

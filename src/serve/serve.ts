@@ -7,8 +7,8 @@ import {formatDuration, type Logger} from '../log.js'
 import {loadModel, type ResolvedModel} from '../load-model.js'
 import type {ServerState} from '../proxy/app.js'
 import {describeServed, followReference} from './reload.js'
-import {ServingSet} from './generation.js'
-import {planScorers} from '../scorer/plan.js'
+import {ServingSet, servedModelOf, type ServedModel} from './generation.js'
+import {planScorers, type PlanIo} from '../scorer/plan.js'
 import {Switchboard} from './switchboard.js'
 import type {OutputSink} from '../scorer/process.js'
 import type {RestartReason} from '../scorer/supervisor.js'
@@ -33,6 +33,10 @@ export interface ServeIo {
   readonly onPhase?: (phase: StartupPhase, ms: number) => void
   /** Calls `listener` on each request to check the model reference at once (SIGHUP); returns what unsubscribes it. */
   readonly onReloadRequest?: (listener: () => void) => () => void
+  /** Called once the model is resolved, with its version and run id (facts as data: never parse the log). */
+  readonly onModel?: (served: ServedModel) => void
+  /** Called once the model's Python environment is ready, with its manager and cache key. */
+  readonly onEnvironment?: PlanIo['onEnvironment']
   /** Called once the first scorer is ready, with the URL and the model it serves. */
   readonly onReady?: (ready: {readonly url: string; readonly model: ResolvedModel}) => void
 }
@@ -59,7 +63,8 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
       python: options.python,
     })
     const resolvedAt = performance.now()
-    const plan = await planScorers(model, options, {log, signal: io.stop})
+    io.onModel?.(servedModelOf(model, 1))
+    const plan = await planScorers(model, options, {log, signal: io.stop, onEnvironment: io.onEnvironment})
     // The serving generation's environment, released last (a replaced one is released when it stops).
     cleanup.defer('release the environment', async () => (switchboard ? switchboard.current.release() : plan.release()))
     const {backend, warmup} = plan
