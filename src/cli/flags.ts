@@ -46,8 +46,9 @@ export const modelFlags = {
   python: Flags.string({
     env: 'MLSERVE_PYTHON',
     default: 'python3',
-    summary: 'The Python interpreter the local env manager uses.',
-    description: 'A path or a command on PATH. It must have mlflow installed (and uvicorn, which mlflow depends on).',
+    summary: 'The Python interpreter the local env manager uses, and that resolves models:/ and other URIs through the mlflow client.',
+    description:
+      "A path or a command on PATH. With --env-manager local it runs the scorers and must have mlflow installed (and uvicorn, which mlflow depends on). Whatever the manager, mlserve runs mlflow's own client in it for what it does not read itself: registry lookups (models:/ aliases, stages, latest) and downloads from sqlite, cloud or plugin stores; plain file and REST stores need no Python.",
   }),
 }
 

@@ -5,6 +5,20 @@ import {Flags} from '@oclif/core'
 import {LOG_FORMATS, R_SCORERS, type LogFormat, type RScorer, type ServeOptions} from '../config.js'
 import {modelFlags, modelOptionsFrom, type ModelFlagValues} from './flags.js'
 
+/**
+ * Every flag's help shows its default: oclif prints `[default: X]` except for booleans and falsy values,
+ * so those say theirs in the summary (on/off, 0).
+ */
+function showDefaults<T extends Record<string, {type: string; default?: unknown; summary?: string}>>(flags: T): T {
+  const shown: Record<string, unknown> = {}
+  for (const [name, flag] of Object.entries(flags)) {
+    const hidden = flag.type === 'boolean' ? (flag.default ? 'on' : 'off') : flag.default === 0 ? '0' : undefined
+    shown[name] = hidden === undefined ? flag : {...flag, summary: `${flag.summary ?? ''} Default: ${hidden}.`}
+  }
+
+  return shown as T
+}
+
 /** How long a scorer may take to load the model. */
 export const loadTimeoutFlag = Flags.integer({
   env: 'MLSERVE_LOAD_TIMEOUT',
@@ -14,7 +28,7 @@ export const loadTimeoutFlag = Flags.integer({
     'Seconds a new scorer may take to load the model (answer /ping); past it the start fails (exit 44), or a later scorer is restarted (0: no bound).',
 })
 
-export const serveFlags = {
+export const serveFlags = showDefaults({
   ...modelFlags,
   port: Flags.integer({
     char: 'p',
@@ -158,7 +172,7 @@ export const serveFlags = {
     default: 'mlserve' as RScorer,
     summary: "R crate models: mlserve's own R scorer (R with httpuv and jsonlite), or mlflow: the R mlflow package's mlflow_rfunc_serve.",
   })(),
-}
+})
 
 /** The values `this.parse` gives for serveFlags. */
 export interface ServeFlagValues extends ModelFlagValues {

@@ -12,6 +12,8 @@ export default class Serve extends BaseCommand {
 
 The proxy sends each request to the least busy scorer, restarts scorers that exit or stop answering (with backoff; after 5 failures within 60 s it stops and /livez answers 503), and replaces a scorer whose timed-out work runs on. /ping and /health answer 503 until a scorer has loaded the model and predicted its serving_input_example.json. mlserve also answers GET /livez, /readyz (for orchestrators) and /metrics (Prometheus), and gives every response an X-Request-ID.
 
+Words: a scorer is one process that loads the model and predicts (MLflow's scoring server, the R scorer or MLServer); the warm-up is the prediction of the model's input example each new scorer makes before it takes requests; a generation is one model version being served (--reload-interval switches to the next); to drain is to stop taking new requests and let those in flight finish.
+
 SIGINT or SIGTERM makes /readyz 503, stops accepting connections, lets requests in flight finish (up to --grace-period), stops the scorers and exits 0; a second signal stops at once.`
 
   static override examples = [
