@@ -2,7 +2,7 @@
 import type {Pool} from 'undici'
 
 import type {WarmupRequest} from '../model/warmup.js'
-import type {Scorer} from './generation.js'
+import type {Scorer} from './scorer.js'
 
 export type {WarmupRequest} from '../model/warmup.js'
 

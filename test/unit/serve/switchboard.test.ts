@@ -52,7 +52,7 @@ t.test('a switch: new requests to the new generation, the old one drains, then i
   const one = generation('1')
   const two = generation('2')
   const board = new Switchboard(one.set)
-  const {lease} = board.acquire() as {lease: Lease}
+  const {lease} = board.acquire() as unknown as {lease: Lease}
   t.equal(board.served.version, '1')
 
   board.prepare(two.set)
@@ -76,7 +76,7 @@ t.test('while a generation retires, its ready scorers count as retiring and its 
     return []
   }
 
-  const {lease} = board.acquire() as {lease: Lease}
+  const {lease} = board.acquire() as unknown as {lease: Lease}
   const switched = board.switchTo(two.set, 1000, 1000)
   board.release(lease, done)
   t.same(one.calls, ['acquire', 'release'], 'a lease of the retiring generation goes back to it')
