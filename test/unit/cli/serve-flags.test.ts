@@ -1,7 +1,8 @@
 // Serve's flags are declared once: the commands that pass them on, and smoke, take serve's names, bounds and defaults.
 import t from 'tap'
 
-import {serveFlagDefaults, serveFlags, serveOptionsFrom, smokeServeOptions} from '../../../src/cli/serve-flags.js'
+import {serveFlagDefaults, serveFlags, serveOptionsFrom} from '../../../src/cli/serve-flags.js'
+import {smokeServeOptions} from '../../../src/cli/smoke-options.js'
 import GenerateK8s, {PASS_THROUGH} from '../../../src/commands/generate-k8s.js'
 import PrepareEnv from '../../../src/commands/prepare-env.js'
 import Smoke from '../../../src/commands/smoke.js'
