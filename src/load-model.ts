@@ -1,7 +1,8 @@
 // Stages 1 and 2 of every command that runs a model: the model URI becomes a model directory with a servable MLmodel.
 import type {EnvVars} from './config.js'
 import type {Logger} from './log.js'
-import {pickBackend, readMlmodel, type FlavorKind, type Mlmodel} from './model/mlmodel.js'
+import {readMlmodel, type FlavorKind, type Mlmodel} from './model/mlmodel.js'
+import {pickFlavor} from './scorer/flavor.js'
 import {resolveModelUri, type ModelRef} from './uri/resolve.js'
 
 export interface ResolvedModel {
@@ -26,7 +27,7 @@ export async function loadModel(uri: string, cwd: string, log: Logger, context: 
 
   const reading = log.phase('read MLmodel')
   const mlmodel = await readMlmodel(ref.localDir)
-  const flavor = pickBackend(mlmodel)
+  const flavor = pickFlavor(mlmodel)
   reading.done(
     flavor === 'pyfunc'
       ? `python_function flavor, loader ${mlmodel.pyfunc!.loaderModule}${mlmodel.mlflowVersion ? `, saved by mlflow ${mlmodel.mlflowVersion}` : ''}`

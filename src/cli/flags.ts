@@ -46,8 +46,9 @@ export const modelFlags = {
   python: Flags.string({
     env: 'MLSERVE_PYTHON',
     default: 'python3',
-    summary: 'The Python interpreter the local env manager uses.',
-    description: 'A path or a command on PATH. It must have mlflow installed (and uvicorn, which mlflow depends on).',
+    summary: 'The Python interpreter the local env manager uses, and that resolves models:/ and other URIs through the mlflow client.',
+    description:
+      "A path or a command on PATH. With --env-manager local it runs the scorers and must have mlflow installed (and uvicorn, which mlflow depends on). Whatever the manager, mlserve runs mlflow's own client in it for what it does not read itself: registry lookups (models:/ aliases, stages, latest) and downloads from sqlite, cloud or plugin stores; plain file and REST stores need no Python.",
   }),
 }
 
@@ -60,15 +61,6 @@ export interface ModelFlagValues {
   'build-timeout': number
   python: string
 }
-
-/** Shared by serve and smoke: how long a scorer may take to load the model. */
-export const loadTimeoutFlag = Flags.integer({
-  env: 'MLSERVE_LOAD_TIMEOUT',
-  default: 600,
-  min: 0,
-  summary:
-    'Seconds a new scorer may take to load the model (answer /ping); past it the start fails (exit 44), or a later scorer is restarted (0: no bound).',
-})
 
 export function modelOptionsFrom(flags: ModelFlagValues): ModelOptions {
   return {

@@ -2,35 +2,70 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
+import {serveFlags as serve} from '../cli/serve-flags.js'
 import {KUBE_DEFAULT_VERSION, SERVICE_TYPES, nameFromModelUri, parseKubeVersion, type ServiceType} from '../k8s/options.js'
 
-/** `serve` flags passed through to the container when given (unset: serve's own defaults apply). */
-const serveFlags = {
-  workers: Flags.integer({char: 'w', min: 1, summary: 'Scorer processes per pod (serve -w).', helpGroup: 'SERVE'}),
-  timeout: Flags.integer({char: 't', min: 1, summary: "Seconds a request may take before MLflow's 504 (serve -t).", helpGroup: 'SERVE'}),
-  'max-body-size': Flags.integer({min: 0, summary: 'Largest request body in MiB (serve --max-body-size).', helpGroup: 'SERVE'}),
-  'max-concurrency': Flags.integer({min: 1, summary: 'Requests one scorer works on at once (serve --max-concurrency).', helpGroup: 'SERVE'}),
-  'max-queue': Flags.integer({min: 0, summary: 'Requests that may wait for a scorer (serve --max-queue).', helpGroup: 'SERVE'}),
-  'timeout-grace': Flags.integer({min: 0, summary: 'Seconds a timed-out request may run on (serve --timeout-grace).', helpGroup: 'SERVE'}),
-  'liveness-interval': Flags.integer({
-    min: 0,
-    summary: 'Seconds between pings of idle scorers (serve --liveness-interval).',
-    helpGroup: 'SERVE',
-  }),
-  'batch-max-rows': Flags.integer({min: 1, summary: 'Most rows in one merged call (serve --batch-max-rows).', helpGroup: 'SERVE'}),
-  'batch-wait': Flags.integer({min: 0, summary: 'Milliseconds a request waits for others to join (serve --batch-wait).', helpGroup: 'SERVE'}),
-  preload: Flags.boolean({summary: 'Load the model once and fork the scorers (serve --preload).', helpGroup: 'SERVE'}),
-  batch: Flags.boolean({summary: 'Merge waiting /invocations requests into one call (serve --batch).', helpGroup: 'SERVE'}),
-  warmup: Flags.boolean({allowNo: true, summary: 'Warm-up prediction before serving (serve --warmup, --no-warmup).', helpGroup: 'SERVE'}),
-  'access-log': Flags.boolean({allowNo: true, summary: 'One log line per request (serve --access-log, --no-access-log).', helpGroup: 'SERVE'}),
+/** The serve flags passed through to the container when given, in this order (unset: serve's own defaults apply). */
+export const PASS_THROUGH = [
+  'workers',
+  'timeout',
+  'max-body-size',
+  'max-concurrency',
+  'max-queue',
+  'max-streams',
+  'timeout-grace',
+  'liveness-interval',
+  'batch-max-rows',
+  'batch-wait',
+  'preload',
+  'fast-path',
+  'batch',
+  'warmup',
+  'access-log',
+  'header-timeout',
+  'body-timeout',
+  'reload-interval',
+  'r-scorer',
+] as const
+
+/** Serve's declaration without its default and variable (this machine's MLSERVE_* must not leak into manifests). */
+function passedThrough<F extends {default?: unknown; env?: string}>(flag: F): F {
+  return {...flag, default: undefined, env: undefined, helpGroup: 'SERVE'}
 }
+
+/** Serve's declaration with its default, without its variable. */
+function withoutEnv<F extends {env?: string}>(flag: F, bounds: {min?: number} = {}): F {
+  return {...flag, env: undefined, ...bounds}
+}
+
+const serveFlags = {
+  workers: passedThrough(serve.workers),
+  timeout: passedThrough(serve.timeout),
+  'max-body-size': passedThrough(serve['max-body-size']),
+  'max-concurrency': passedThrough(serve['max-concurrency']),
+  'max-queue': passedThrough(serve['max-queue']),
+  'max-streams': passedThrough(serve['max-streams']),
+  'timeout-grace': passedThrough(serve['timeout-grace']),
+  'liveness-interval': passedThrough(serve['liveness-interval']),
+  'batch-max-rows': passedThrough(serve['batch-max-rows']),
+  'batch-wait': passedThrough(serve['batch-wait']),
+  preload: passedThrough(serve.preload),
+  'fast-path': passedThrough(serve['fast-path']),
+  batch: passedThrough(serve.batch),
+  warmup: passedThrough(serve.warmup),
+  'access-log': passedThrough(serve['access-log']),
+  'header-timeout': passedThrough(serve['header-timeout']),
+  'body-timeout': passedThrough(serve['body-timeout']),
+  'reload-interval': passedThrough(serve['reload-interval']),
+  'r-scorer': passedThrough(serve['r-scorer']),
+} satisfies Record<(typeof PASS_THROUGH)[number], unknown>
 
 /** The pass-through flags the user gave, as `serve` argv, in the order of serveFlags. */
 function serveArgsFrom(values: Readonly<Record<string, unknown>>): string[] {
   const args: string[] = []
-  for (const name of Object.keys(serveFlags)) {
+  for (const name of PASS_THROUGH) {
     const value = values[name]
-    if (typeof value === 'number') args.push(`--${name}`, String(value))
+    if (typeof value === 'number' || typeof value === 'string') args.push(`--${name}`, String(value))
     if (typeof value === 'boolean') args.push(value ? `--${name}` : `--no-${name}`)
   }
 
@@ -90,31 +125,21 @@ Without -o the documents go to stdout, separated by ---; with -o DIR, one file p
     }),
     'service-type': Flags.option({options: SERVICE_TYPES, default: 'ClusterIP' as ServiceType, summary: 'Type of the Service.'})(),
     'service-port': Flags.integer({min: 1, max: 65_535, default: 80, summary: "Port of the Service (it forwards to the pod's 8080)."}),
-    'grace-period': Flags.integer({
-      min: 0,
-      default: 30,
-      summary: 'Seconds requests in flight may take to finish on SIGTERM (serve --grace-period).',
-    }),
+    'grace-period': withoutEnv(serve['grace-period']),
     'drain-delay': Flags.integer({
       min: 0,
       default: 5,
       summary: 'Seconds a stopping pod keeps serving while it is taken out of the endpoints (preStop sleep).',
     }),
-    'load-timeout': Flags.integer({
-      min: 1,
-      default: 600,
-      summary: 'Seconds a model load may take: the startupProbe allows this long (serve --load-timeout).',
-    }),
+    // At least 1 s (serve allows 0, no bound): it sizes the startupProbe, which needs a bound.
+    'load-timeout': withoutEnv(serve['load-timeout'], {min: 1}),
     'kube-version': Flags.string({
       default: KUBE_DEFAULT_VERSION,
       summary: 'Kubernetes version of the cluster (kubectl version): below 1.30 the preStop pause is an exec of node, not the sleep action.',
     }),
     'run-as-user': Flags.integer({min: 1, default: 10_001, summary: 'Non-root user (and group) id the container runs as.'}),
     kserve: Flags.boolean({default: false, summary: 'Write a KServe InferenceService (RawDeployment mode) instead of the plain manifests.'}),
-    'enable-mlserver': Flags.boolean({
-      default: false,
-      summary: 'The image serves with MLServer (serve --enable-mlserver); with --kserve: the V2 protocol.',
-    }),
+    'enable-mlserver': serve['enable-mlserver'],
     ...serveFlags,
   }
 

@@ -2,7 +2,9 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../cli/base-command.js'
-import {loadTimeoutFlag, modelFlags, modelOptionsFrom} from '../cli/flags.js'
+import {modelFlags} from '../cli/flags.js'
+import {serveFlags} from '../cli/serve-flags.js'
+import {smokeServeOptions} from '../cli/smoke-options.js'
 import {withStopSignals} from '../cli/signals.js'
 import {MlserveError} from '../errors.js'
 import {createLogger} from '../log.js'
@@ -44,15 +46,9 @@ A summary goes to stderr, ending with "N passed, N failed, N skipped"; --json pr
     }),
     junit: Flags.string({summary: 'Write the report as JUnit XML to this file (also when start-up fails).'}),
     json: Flags.boolean({default: false, summary: 'Print the report as one JSON document on stdout.'}),
-    timeout: Flags.integer({
-      char: 't',
-      env: 'MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT',
-      default: 60,
-      min: 1,
-      summary: "Seconds each request may take (as serve's --timeout).",
-    }),
-    'load-timeout': loadTimeoutFlag,
-    'enable-mlserver': Flags.boolean({default: false, summary: "Serve with Seldon MLServer instead of MLflow's scoring server (as serve)."}),
+    timeout: serveFlags.timeout,
+    'load-timeout': serveFlags['load-timeout'],
+    'enable-mlserver': serveFlags['enable-mlserver'],
   }
 
   async run(): Promise<void> {
@@ -77,27 +73,7 @@ A summary goes to stderr, ending with "N passed, N failed, N skipped"; --json pr
     const outcome = await withStopSignals(log, ({stop, force}) =>
       runSmoke(
         {
-          serve: {
-            ...modelOptionsFrom({...flags, 'model-uri': flags['model-uri'] ?? ''}),
-            host: '127.0.0.1',
-            port: 0,
-            timeoutSeconds: flags.timeout,
-            workers: 1,
-            enableMlserver: flags['enable-mlserver'],
-            gracePeriodMs: 5000,
-            maxBodyBytes: 100 * 1024 * 1024,
-            maxConcurrency: 16,
-            maxQueue: 256,
-            headerTimeoutMs: 10_000,
-            bodyTimeoutMs: 60_000,
-            timeoutGraceMs: 10_000,
-            livenessIntervalMs: 5000,
-            loadTimeoutMs: flags['load-timeout'] * 1000,
-            warmup: true,
-            accessLog: false,
-            logFormat: 'text',
-            rScorer: 'mlserve',
-          },
+          serve: smokeServeOptions({...flags, 'model-uri': flags['model-uri'] ?? ''}),
           url,
           casesFile: flags.cases,
           timeoutMs: flags.timeout * 1000,

@@ -22,6 +22,8 @@ export interface PythonEnv extends PythonInfo {
   readonly release: () => Promise<void>
   /** The directory that holds the env's files (bin/python, lib/): mlserve's own envs only, not local. */
   readonly home?: string
+  /** The environment's cache key (its directory's name): mlserve's own envs only, not local. */
+  readonly key?: string
 }
 
 /**
@@ -159,7 +161,11 @@ async function readyEnv(
   phase: Phase,
 ): Promise<PythonEnv> {
   const release = await markInUse(built.dir)
-  const env = {...requireMlflow(await probePython(built.python, options.env), manager, release), home: path.dirname(path.dirname(built.python))}
+  const env = {
+    ...requireMlflow(await probePython(built.python, options.env), manager, release),
+    home: path.dirname(path.dirname(built.python)),
+    key: path.basename(built.dir),
+  }
   phase.done(`${built.built ? 'built' : 'cached'} ${built.dir}: python ${env.pythonVersion} at ${env.executable}, mlflow ${env.mlflowVersion}`)
   return env
 }

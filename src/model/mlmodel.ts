@@ -113,16 +113,3 @@ export async function readMlmodel(modelDir: string): Promise<Mlmodel> {
 
   return parseMlmodel(text, file)
 }
-
-/** python_function wins over crate, as in mlflow's flavor backend registry. */
-export function pickBackend(mlmodel: Mlmodel): FlavorKind {
-  if (mlmodel.pyfunc) return 'pyfunc'
-  if (mlmodel.hasCrate) return 'crate'
-  const found = Object.keys(mlmodel.flavors)
-  throw new MlserveError('NO_SUITABLE_FLAVOR', 'No suitable flavor backend was found for the model.', {
-    suggestions: [
-      `The model's flavors are [${found.join(', ')}]; mlserve serves python_function and crate models.`,
-      'Log the model with a python_function flavor (every mlflow.<flavor>.log_model adds one when it can).',
-    ],
-  })
-}

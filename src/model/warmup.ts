@@ -4,10 +4,17 @@ import path from 'node:path'
 
 import {messageOf} from '../errors.js'
 import type {Logger} from '../log.js'
-import type {WarmupRequest} from '../scorer/supervisor.js'
 import {isInsideDir} from '../util/fs.js'
 import {readBounded} from '../util/read-bounded.js'
 import type {Mlmodel} from './mlmodel.js'
+
+/** A prediction sent to each scorer before it takes traffic. */
+export interface WarmupRequest {
+  readonly body: Buffer
+  readonly contentType: string
+  /** Where it came from, for logs. */
+  readonly source: string
+}
 
 /** The loaders of MLflow's GenAI model classes (ChatModel, ChatAgent, ResponsesAgent). */
 const GENAI_LOADERS = new Set(['mlflow.pyfunc.loaders.chat_model', 'mlflow.pyfunc.loaders.chat_agent', 'mlflow.pyfunc.loaders.responses_agent'])

@@ -10,7 +10,7 @@ import {TEMPLATES_DIR} from '../paths.js'
 import {sleep} from '../util/abort.js'
 import {createDeferred, type Deferred} from '../util/deferred.js'
 import type {Backend, ScorerMode, SlotInfo, StartIo, StartedScorer} from './backend.js'
-import {scorerEnv} from './command.js'
+import {scorerEnv} from './pyfunc.js'
 import {ScorerProcess, type ExitInfo, type ScorerHandle} from './process.js'
 
 export const PRELOAD_SCRIPT = path.join(TEMPLATES_DIR, 'python', 'preload.py')

@@ -1,14 +1,10 @@
 // Asking a starting scorer whether it is there: its ready path until it answers, then the warm-up prediction.
 import type {Pool} from 'undici'
 
-import type {Scorer} from './generation.js'
+import type {WarmupRequest} from '../model/warmup.js'
+import type {Scorer} from './scorer.js'
 
-export interface WarmupRequest {
-  readonly body: Buffer
-  readonly contentType: string
-  /** Where it came from, for logs. */
-  readonly source: string
-}
+export type {WarmupRequest} from '../model/warmup.js'
 
 /**
  * Polls `path` until 200: 'ready'; 'gone' when the process exited, the scorer left 'starting' or

@@ -10,14 +10,14 @@ import {sleep} from '../util/abort.js'
 import {createDeferred} from '../util/deferred.js'
 import {freePort} from '../util/net.js'
 import type {Backend, Endpoint} from './backend.js'
-import {Scorer, poolFor, type RestartReason} from './generation.js'
+import {Scorer, poolFor, type RestartReason} from './scorer.js'
 import {ping, waitUntilAnswering, warmUp, type WarmupRequest} from './probe.js'
 import {ScorerProcess, describeExit, type ExitInfo, type OutputSink, type ScorerHandle} from './process.js'
 import {DEFAULT_RESTART_POLICY, decideRestart, type RestartPolicy} from './restart-policy.js'
 import {Scheduler} from './scheduler.js'
 
 export {DEFAULT_RESTART_POLICY, type RestartPolicy} from './restart-policy.js'
-export {type RestartReason} from './generation.js'
+export {type RestartReason} from './scorer.js'
 export {summarizeError, type WarmupRequest} from './probe.js'
 
 export interface SupervisorOptions {

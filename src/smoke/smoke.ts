@@ -2,11 +2,12 @@
 // stops everything, and returns the report whatever happened.
 import type {ServeOptions} from '../config.js'
 import {MlserveError, isMlserveError, messageOf} from '../errors.js'
-import {formatDuration, type Logger, type Phase} from '../log.js'
+import {formatDuration, type Logger} from '../log.js'
 import type {OutputSink} from '../scorer/process.js'
 import {loadModel, type ResolvedModel} from '../load-model.js'
 import {readWarmup} from '../model/warmup.js'
-import {serve} from '../serve.js'
+import type {EnvironmentFacts} from '../scorer/plan.js'
+import {serve} from '../serve/serve.js'
 
 import {readCases, type SmokeCase} from './cases.js'
 import {runChecks, type ModelFacts} from './checks.js'
@@ -44,31 +45,6 @@ export interface SmokeOutcome {
 const STARTUP = 'start-up'
 const LATER_CASES = ['health', 'input example', 'bad input is refused', 'output schema']
 
-/** Records what serve's log says about the resolved version and the environment, passing every line on. */
-function observingLogger(log: Logger, facts: {version?: string; envKey?: string; envDetail?: string}): Logger {
-  const observe = (message: string) => {
-    facts.version ??= /is version (\S+) of registered model/.exec(message)?.[1]
-    facts.envKey ??= /(?:using cached|building) environment (\S+)/.exec(message)?.[1]
-  }
-
-  return {
-    info(message) {
-      observe(message)
-      log.info(message)
-    },
-    warn: (message) => log.warn(message),
-    phase(name, options): Phase {
-      const phase = log.phase(name, options)
-      return {
-        done(detail) {
-          if (name.startsWith('prepare environment') && detail) facts.envDetail = detail
-          return phase.done(detail)
-        },
-      }
-    },
-  }
-}
-
 async function factsOf(model: ResolvedModel, log: Logger): Promise<ModelFacts> {
   const signature = await readSignature(model.mlmodel.path, (message) => log.warn(message))
   const warmup = model.flavor === 'pyfunc' ? await readWarmup(model.ref.localDir, model.mlmodel) : undefined
@@ -103,6 +79,8 @@ interface RunContext {
   readonly cases: readonly SmokeCase[]
   readonly log: Logger
   readonly phases: PhaseTiming[]
+  /** What serve reported as data while starting. */
+  readonly served: {version?: string; environment?: EnvironmentFacts}
   readonly onCase: (result: CaseResult) => void
 }
 
@@ -110,11 +88,11 @@ export async function runSmoke(options: SmokeOptions, io: SmokeIo): Promise<Smok
   const startedAt = performance.now()
   // A bad cases file is found before anything starts (and is not a smoke failure: it throws).
   const cases = options.casesFile ? await readCases(options.casesFile) : []
-  const facts: {version?: string; envKey?: string; envDetail?: string} = {}
   const context: RunContext = {
     cases,
-    log: observingLogger(io.log, facts),
+    log: io.log,
     phases: [],
+    served: {},
     onCase: (result) => io.log.info(`smoke: ${result.name}: ${result.status}`),
   }
   const run = options.url ? await checkRunningServer(options.url, options, io, context) : await startAndCheck(options, io, context)
@@ -123,9 +101,11 @@ export async function runSmoke(options: SmokeOptions, io: SmokeIo): Promise<Smok
   const report: SmokeReport = {
     modelUri: options.serve.modelUri || undefined,
     modelDir: run.modelDir,
-    modelVersion: facts.version ?? /^models:\/[^/@]+\/(\d+)$/.exec(options.serve.modelUri)?.[1],
+    modelVersion: context.served.version ?? /^models:\/[^/@]+\/(\d+)$/.exec(options.serve.modelUri)?.[1],
     url: run.url,
-    environment: options.url ? undefined : {manager: options.serve.envManager, key: facts.envKey, detail: facts.envDetail},
+    environment: options.url
+      ? undefined
+      : {manager: options.serve.envManager, key: context.served.environment?.key, detail: context.served.environment?.detail},
     phases: context.phases,
     cases: all,
     durationMs: performance.now() - startedAt,
@@ -193,6 +173,8 @@ async function startAndCheck(options: SmokeOptions, io: SmokeIo, context: RunCon
         stop: AbortSignal.any([io.stop, done.signal]),
         force: io.force,
         onPhase: (name, ms) => phases.push({name, ms}),
+        onModel: (served) => (context.served.version = served.version),
+        onEnvironment: (environment) => (context.served.environment = environment),
         onReady(ready) {
           url = ready.url
           modelDir = ready.model.ref.localDir

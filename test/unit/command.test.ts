@@ -2,7 +2,7 @@ import {readdirSync} from 'node:fs'
 
 import t from 'tap'
 
-import {PYTHON_APP_DIR, pyfuncScorerCommand, scorerEnv} from '../../src/scorer/command.js'
+import {PYTHON_APP_DIR, pyfuncScorerCommand, scorerEnv} from '../../src/scorer/pyfunc.js'
 import {parentDeathPrefix} from '../../src/scorer/process.js'
 import {compareVersions, isAtLeast} from '../../src/util/version.js'
 

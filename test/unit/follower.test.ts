@@ -2,7 +2,7 @@
 // tried again after a failure (until the reference moves or SIGHUP), and one check at a time.
 import t from 'tap'
 
-import {Follower, type FollowerOptions, type ReloadOutcome} from '../../src/reload/follower.js'
+import {Follower, type FollowerOptions, type ReloadOutcome} from '../../src/serve/follower.js'
 import type {ModelTarget} from '../../src/uri/resolve.js'
 
 const version = (v: string): ModelTarget => ({

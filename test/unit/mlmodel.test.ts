@@ -1,7 +1,8 @@
 import t from 'tap'
 
 import {type MlserveError} from '../../src/errors.js'
-import {parseMlmodel, pickBackend} from '../../src/model/mlmodel.js'
+import {parseMlmodel} from '../../src/model/mlmodel.js'
+import {pickFlavor} from '../../src/scorer/flavor.js'
 
 const PYFUNC = `
 flavors:
@@ -21,7 +22,7 @@ t.test('reads the python_function flavor and what it says about the environment'
   t.same(model.pyfunc?.env, {conda: 'conda.yaml', virtualenv: 'python_env.yaml'})
   t.equal(model.mlflowVersion, '3.8.0')
   t.equal(model.servingInputPath, 'serving_input_example.json')
-  t.equal(pickBackend(model), 'pyfunc')
+  t.equal(pickFlavor(model), 'pyfunc')
 })
 
 t.test('keeps an old-style env string (mlflow < 2.0)', async (t) => {
@@ -30,19 +31,19 @@ t.test('keeps an old-style env string (mlflow < 2.0)', async (t) => {
 })
 
 t.test('python_function wins over crate; crate alone is the R backend', async (t) => {
-  t.equal(pickBackend(parseMlmodel('flavors: {crate: {model: crate.bin}, python_function: {loader_module: m}}', 'f')), 'pyfunc')
-  t.equal(pickBackend(parseMlmodel('flavors: {crate: {version: 0.1.0, model: crate.bin}}', 'f')), 'crate')
+  t.equal(pickFlavor(parseMlmodel('flavors: {crate: {model: crate.bin}, python_function: {loader_module: m}}', 'f')), 'pyfunc')
+  t.equal(pickFlavor(parseMlmodel('flavors: {crate: {version: 0.1.0, model: crate.bin}}', 'f')), 'crate')
 })
 
 t.test("no servable flavor is mlflow's error, with the flavors found", async (t) => {
   const model = parseMlmodel('flavors: {sklearn: {pickled_model: model.pkl}}', 'f')
-  t.throws(() => pickBackend(model), {
+  t.throws(() => pickFlavor(model), {
     code: 'NO_SUITABLE_FLAVOR',
     message: 'No suitable flavor backend was found for the model.',
     exitCode: 12,
   })
   try {
-    pickBackend(model)
+    pickFlavor(model)
   } catch (error) {
     t.match((error as MlserveError).suggestions.join(' '), /\[sklearn\]/)
   }

@@ -1,22 +1,23 @@
 // The one orchestrator of `mlserve serve`: runs each stage, and undoes them in reverse order on any exit.
 import {rm} from 'node:fs/promises'
 
-import type {ServeOptions} from './config.js'
-import {MlserveError, messageOf} from './errors.js'
-import {formatDuration, type Logger} from './log.js'
-import {loadModel, type ResolvedModel} from './load-model.js'
-import type {ServerState} from './proxy/app.js'
-import type {RequestHandler} from './proxy/server.js'
-import {describeServed, followReference} from './reload/reload.js'
-import {ServingSet, planScorers} from './reload/serving-set.js'
-import {Switchboard} from './reload/switchboard.js'
-import type {OutputSink} from './scorer/process.js'
-import type {RestartReason} from './scorer/supervisor.js'
-import type {Upstreams} from './upstream.js'
-import {redactUri} from './uri/tracking.js'
-import {CleanupStack} from './util/cleanup.js'
-import {guardPath} from './util/exit-guard.js'
-import {createSocketDir} from './util/socket-dir.js'
+import type {ServeOptions} from '../config.js'
+import {MlserveError, messageOf} from '../errors.js'
+import {formatDuration, type Logger} from '../log.js'
+import {loadModel, type ResolvedModel} from '../load-model.js'
+import type {ServerState} from '../proxy/app.js'
+import type {RequestHandler} from '../proxy/server.js'
+import {describeServed, followReference} from './reload.js'
+import {ServingSet, servedModelOf, type ServedModel} from './generation.js'
+import {planScorers, type PlanIo} from '../scorer/plan.js'
+import {Switchboard} from './switchboard.js'
+import type {OutputSink} from '../scorer/process.js'
+import type {RestartReason} from '../scorer/supervisor.js'
+import type {Upstreams} from '../upstream.js'
+import {redactUri} from '../uri/tracking.js'
+import {CleanupStack} from '../util/cleanup.js'
+import {guardPath} from '../util/exit-guard.js'
+import {createSocketDir} from '../util/socket-dir.js'
 
 export interface ServeIo {
   readonly log: Logger
@@ -34,6 +35,10 @@ export interface ServeIo {
   readonly onPhase?: (phase: StartupPhase, ms: number) => void
   /** Calls `listener` on each request to check the model reference at once (SIGHUP); returns what unsubscribes it. */
   readonly onReloadRequest?: (listener: () => void) => () => void
+  /** Called once the model is resolved, with its version and run id (facts as data: never parse the log). */
+  readonly onModel?: (served: ServedModel) => void
+  /** Called once the model's Python environment is ready, with its manager and cache key. */
+  readonly onEnvironment?: PlanIo['onEnvironment']
   /** Called once the first scorer is ready, with the URL and the model it serves. */
   readonly onReady?: (ready: {readonly url: string; readonly model: ResolvedModel}) => void
 }
@@ -58,9 +63,9 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
 
   try {
     const [{createProxyHandler}, {ProxyServer}, {Observer}] = await Promise.all([
-      import('./proxy/app.js'),
-      import('./proxy/server.js'),
-      import('./proxy/observe.js'),
+      import('../proxy/app.js'),
+      import('../proxy/server.js'),
+      import('../proxy/observe.js'),
     ])
 
     let server: InstanceType<typeof ProxyServer> | undefined
@@ -117,7 +122,8 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
       python: options.python,
     })
     const resolvedAt = performance.now()
-    const plan = await planScorers(model, options, {log, signal: io.stop})
+    io.onModel?.(servedModelOf(model, 1))
+    const plan = await planScorers(model, options, {log, signal: io.stop, onEnvironment: io.onEnvironment})
     // The serving generation's environment, released last (a replaced one is released when it stops).
     cleanup.defer('release the environment', async () => (switchboard ? switchboard.current.release() : plan.release()))
     const {backend} = plan

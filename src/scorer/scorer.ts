@@ -1,4 +1,4 @@
-// One process of one scorer slot (a generation): its state, its load, the pool that reaches it.
+// One process of one scorer slot (the slot's n-th start): its state, its load, the pool that reaches it.
 import {Pool} from 'undici'
 
 import type {Endpoint} from './backend.js'

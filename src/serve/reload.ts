@@ -7,7 +7,8 @@ import {formatDuration, type Logger} from '../log.js'
 import {isMovingUri, lookUpModelTarget, targetKeyOf, type ModelTarget} from '../uri/resolve.js'
 import {redactUri} from '../uri/tracking.js'
 import {Follower, describeTarget, type ReloadOutcome} from './follower.js'
-import {ServingSet, planScorers, type GenerationIo, type ServedModel} from './serving-set.js'
+import {planScorers} from '../scorer/plan.js'
+import {ServingSet, type GenerationIo, type ServedModel} from './generation.js'
 import type {Switchboard} from './switchboard.js'
 
 export interface ReloadIo {

@@ -3,7 +3,7 @@
 import type {ScorerStatus} from '../proxy/observe.js'
 import type {ExitInfo} from '../scorer/process.js'
 import type {Acquired, ExchangeOutcome, Joinable, Lease, Upstreams} from '../upstream.js'
-import type {ServedModel, ServingSet} from './serving-set.js'
+import type {ServedModel, ServingSet} from './generation.js'
 
 export class Switchboard implements Upstreams, ScorerStatus {
   /** Generations that were replaced and still finish their requests. */
