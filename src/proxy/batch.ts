@@ -91,8 +91,30 @@ function kindOf(text: string, span: Span): string | undefined {
   if (c === '[' || c === '{') return undefined
   const raw = text.slice(span.start, span.end)
   if (/[.eEIN]/.test(raw)) return 'f'
-  // Beyond 15 digits an integer may not fit int64: its own kind.
-  return raw.replace('-', '').length > 15 ? 'I' : 'i'
+  return integerKind(raw)
+}
+
+const INT64_MIN = -(2n ** 63n)
+const INT64_MAX = 2n ** 63n - 1n
+const UINT64_MAX = 2n ** 64n - 1n
+
+/**
+ * pandas and numpy type an integer column by sign and range: int64, uint64 (non-negative, some beyond
+ * int64), else object or float64. So: `i` non-negative int64, `j` negative int64, `u` uint64 only,
+ * `I` beyond both. Where no `u` or `I` is in a column, `i` and `j` are one kind (int64 either way).
+ */
+function integerKind(raw: string): string {
+  if (raw.replace('-', '').length > 20) return 'I'
+  const value = BigInt(raw)
+  if (value < INT64_MIN || value > UINT64_MAX) return 'I'
+  if (value > INT64_MAX) return 'u'
+  return value < 0n ? 'j' : 'i'
+}
+
+/** A column's kinds as a key: the sign of int64 values only counts next to a uint64 or larger one. */
+function columnKinds(kinds: ReadonlySet<string>): string {
+  const signed = kinds.has('u') || kinds.has('I')
+  return [...new Set([...kinds].map((k) => (k === 'j' && !signed ? 'i' : k)))].sort().join('')
 }
 
 /** The rows' common shape and the kinds in each column; undefined when rows differ in shape or nest. */
@@ -130,7 +152,7 @@ function rowShape(text: string, rows: readonly Span[]): string | undefined {
     }
   }
 
-  return `${shape}\u0000${kinds.map((k) => [...k].sort().join('')).join(',')}`
+  return `${shape}\u0000${kinds.map((k) => columnKinds(k)).join(',')}`
 }
 
 /** A value in a canonical form: object keys sorted, strings re-encoded, numbers as written (1 is not 1.0). */

@@ -42,6 +42,14 @@ t.test('what must match for two requests to merge', async (t) => {
   t.equal(key('{"instances": [[1, "x"]]}'), key('{"instances": [[5, "y"], [-7, "z"]]}'), 'same shape and kinds')
   t.not(key('{"instances": [[1]]}'), key('{"instances": [[1.0]]}'), 'an int column and a float column do not merge')
   t.not(key('{"instances": [[1]]}'), key('{"instances": [[null]]}'), 'null makes another kind')
+  t.equal(key('{"instances": [[1]]}'), key('{"instances": [[-9007199254740993]]}'), 'int64 either side of 2^53 merges')
+  t.not(key('{"instances": [[-9007199254740993]]}'), key('{"instances": [[18446744073709551615]]}'), 'int64 and uint64 do not merge')
+  t.not(key('{"instances": [[18446744073709551615]]}'), key('{"instances": [[18446744073709551616]]}'), 'uint64 and beyond do not')
+  t.not(
+    key('{"instances": [[1], [18446744073709551615]]}'),
+    key('{"instances": [[-1], [18446744073709551615]]}'),
+    'with a uint64 in the column, the sign of the others counts',
+  )
   t.not(key('{"instances": [[1]]}'), key('{"inputs": [[1]]}'), 'another format')
   t.not(
     key('{"dataframe_split": {"columns": ["a"], "data": [[1]]}}'),
