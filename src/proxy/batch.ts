@@ -9,6 +9,13 @@ import {NotJson, arraySpans, objectSpans, topLevelMembers, valueEnd, type Member
 /** Bodies above this are never merged: parsing them would cost more than a merge saves. */
 export const MAX_BATCHABLE_BYTES = 1024 * 1024
 
+/**
+ * Most bytes of rows in one merged call. Its body is a copy of its members' rows, and its answer is held
+ * whole to be cut: capped at one batchable body, so a merged call needs no more memory than the largest
+ * request served alone (without it, 1024 rows of 1 MiB made one 1 GiB call, and the scorer's frame of it).
+ */
+export const MAX_MERGED_BYTES = MAX_BATCHABLE_BYTES
+
 /** The four row formats of MLflow's JSON input. */
 const ROW_FORMATS = new Set(['dataframe_split', 'dataframe_records', 'instances', 'inputs'])
 
@@ -234,6 +241,7 @@ export interface MemberSink {
 export class BatchMember implements Joinable {
   readonly followers: BatchMember[] = []
   private rowsTaken: number
+  private bytesTaken: number
   /** Set by a running merged call: told when this member's exchange settles. */
   onLeave: (() => void) | undefined
 
@@ -243,6 +251,7 @@ export class BatchMember implements Joinable {
     private readonly maxRows: number,
   ) {
     this.rowsTaken = rows.rows
+    this.bytesTaken = Buffer.byteLength(rows.rowsText)
   }
 
   /** No more rows fit. */
@@ -253,7 +262,10 @@ export class BatchMember implements Joinable {
   join(other: Joinable): boolean {
     if (!(other instanceof BatchMember) || other.rows.key !== this.rows.key) return false
     if (this.rowsTaken + other.rows.rows > this.maxRows) return false
+    const bytes = Buffer.byteLength(other.rows.rowsText)
+    if (this.bytesTaken + bytes > MAX_MERGED_BYTES) return false
     this.rowsTaken += other.rows.rows
+    this.bytesTaken += bytes
     this.followers.push(other)
     return true
   }
