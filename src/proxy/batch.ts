@@ -9,6 +9,13 @@ import {NotJson, arraySpans, objectSpans, topLevelMembers, valueEnd, type Member
 /** Bodies above this are never merged: parsing them would cost more than a merge saves. */
 export const MAX_BATCHABLE_BYTES = 1024 * 1024
 
+/**
+ * Most bytes of rows in one merged call. Its body is a copy of its members' rows, and its answer is held
+ * whole to be cut: capped at one batchable body, so a merged call needs no more memory than the largest
+ * request served alone (without it, 1024 rows of 1 MiB made one 1 GiB call, and the scorer's frame of it).
+ */
+export const MAX_MERGED_BYTES = MAX_BATCHABLE_BYTES
+
 /** The four row formats of MLflow's JSON input. */
 const ROW_FORMATS = new Set(['dataframe_split', 'dataframe_records', 'instances', 'inputs'])
 
@@ -91,8 +98,30 @@ function kindOf(text: string, span: Span): string | undefined {
   if (c === '[' || c === '{') return undefined
   const raw = text.slice(span.start, span.end)
   if (/[.eEIN]/.test(raw)) return 'f'
-  // Beyond 15 digits an integer may not fit int64: its own kind.
-  return raw.replace('-', '').length > 15 ? 'I' : 'i'
+  return integerKind(raw)
+}
+
+const INT64_MIN = -(2n ** 63n)
+const INT64_MAX = 2n ** 63n - 1n
+const UINT64_MAX = 2n ** 64n - 1n
+
+/**
+ * pandas and numpy type an integer column by sign and range: int64, uint64 (non-negative, some beyond
+ * int64), else object or float64. So: `i` non-negative int64, `j` negative int64, `u` uint64 only,
+ * `I` beyond both. Where no `u` or `I` is in a column, `i` and `j` are one kind (int64 either way).
+ */
+function integerKind(raw: string): string {
+  if (raw.replace('-', '').length > 20) return 'I'
+  const value = BigInt(raw)
+  if (value < INT64_MIN || value > UINT64_MAX) return 'I'
+  if (value > INT64_MAX) return 'u'
+  return value < 0n ? 'j' : 'i'
+}
+
+/** A column's kinds as a key: the sign of int64 values only counts next to a uint64 or larger one. */
+function columnKinds(kinds: ReadonlySet<string>): string {
+  const signed = kinds.has('u') || kinds.has('I')
+  return [...new Set([...kinds].map((k) => (k === 'j' && !signed ? 'i' : k)))].sort().join('')
 }
 
 /** The rows' common shape and the kinds in each column; undefined when rows differ in shape or nest. */
@@ -130,7 +159,7 @@ function rowShape(text: string, rows: readonly Span[]): string | undefined {
     }
   }
 
-  return `${shape}\u0000${kinds.map((k) => [...k].sort().join('')).join(',')}`
+  return `${shape}\u0000${kinds.map((k) => columnKinds(k)).join(',')}`
 }
 
 /** A value in a canonical form: object keys sorted, strings re-encoded, numbers as written (1 is not 1.0). */
@@ -212,6 +241,7 @@ export interface MemberSink {
 export class BatchMember implements Joinable {
   readonly followers: BatchMember[] = []
   private rowsTaken: number
+  private bytesTaken: number
   /** Set by a running merged call: told when this member's exchange settles. */
   onLeave: (() => void) | undefined
 
@@ -221,6 +251,7 @@ export class BatchMember implements Joinable {
     private readonly maxRows: number,
   ) {
     this.rowsTaken = rows.rows
+    this.bytesTaken = Buffer.byteLength(rows.rowsText)
   }
 
   /** No more rows fit. */
@@ -231,7 +262,10 @@ export class BatchMember implements Joinable {
   join(other: Joinable): boolean {
     if (!(other instanceof BatchMember) || other.rows.key !== this.rows.key) return false
     if (this.rowsTaken + other.rows.rows > this.maxRows) return false
+    const bytes = Buffer.byteLength(other.rows.rowsText)
+    if (this.bytesTaken + bytes > MAX_MERGED_BYTES) return false
     this.rowsTaken += other.rows.rows
+    this.bytesTaken += bytes
     this.followers.push(other)
     return true
   }

@@ -275,8 +275,12 @@ class Exchange implements Dispatcher.DispatchHandler {
   private batchable(): boolean {
     const {batcher} = this.options
     if (!batcher?.enabled || this.req.method !== 'POST' || this.req.url !== '/invocations') return false
-    const type = this.req.headers['content-type']
-    return type !== undefined && type.trim().toLowerCase() === 'application/json' && (this.body?.memory?.length ?? 0) <= MAX_BATCHABLE_BYTES
+    // A merged call goes with its first member's headers; mlflow reads Content-Type as sent (case and
+    // parameters count: `APPLICATION/JSON` gets 415), so only the exact one, sent once, merges.
+    const types = this.req.rawHeaders.filter((value, i) => i % 2 === 0 && value.toLowerCase() === 'content-type')
+    return (
+      types.length === 1 && this.req.headers['content-type'] === 'application/json' && (this.body?.memory?.length ?? 0) <= MAX_BATCHABLE_BYTES
+    )
   }
 
   /** Parses the body once, the first time the request may merge. */

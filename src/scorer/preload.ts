@@ -15,6 +15,13 @@ import {ScorerProcess, type ExitInfo, type ScorerHandle} from './process.js'
 
 export const PRELOAD_SCRIPT = path.join(TEMPLATES_DIR, 'python', 'preload.py')
 
+/**
+ * How long the loaded process may take to answer a fork request or report a killed fork's exit (it does
+ * both in milliseconds). Past it, it is frozen (SIGSTOP, a deadlock): it is killed, so its slots come back
+ * with a new one instead of waiting for it forever.
+ */
+const LOADER_REPLY_MS = 10_000
+
 export interface PreloadInput {
   /** The spawn-mode backend: used as it is after a fall-back, and for what both modes share. */
   readonly spawn: Backend
@@ -69,6 +76,16 @@ class ForkedScorer implements ScorerHandle {
     wait.abort()
     if (first !== 'timeout') return first
     this.signal('SIGKILL')
+    return this.reported()
+  }
+
+  /** Its exit, as the loader reports it; a loader that does not within LOADER_REPLY_MS is killed (which settles it). */
+  private async reported(): Promise<ExitInfo> {
+    const wait = new AbortController()
+    const first = await Promise.race([this.exited, sleep(LOADER_REPLY_MS, wait.signal).then(() => 'timeout' as const)])
+    wait.abort()
+    if (first !== 'timeout') return first
+    this.loader.unresponsive(`report the exit of scorer pid ${this.pid}`)
     return this.exited
   }
 
@@ -92,10 +109,13 @@ class Loader {
   private nextId = 0
   private channel: Socket | undefined
   gone = false
+  /** Found frozen and killed: its exit is on its way. */
+  private frozen = false
 
   private constructor(
     readonly process: ScorerProcess,
     private readonly server: Server,
+    private readonly log: Logger,
   ) {}
 
   /** Starts the loader and waits for its verdict: loaded (forks may be asked for), or why it cannot fork. */
@@ -123,7 +143,7 @@ class Loader {
       throw error
     }
 
-    const loader = new Loader(child, server)
+    const loader = new Loader(child, server, input.log)
     const verdict = createDeferred<{loader: Loader} | {unsafe: string}>()
     if (input.loadTimeoutMs > 0) {
       const timer = setTimeout(() => {
@@ -191,7 +211,25 @@ class Loader {
     const forked = createDeferred<ForkedScorer>()
     this.pending.set(id, forked)
     this.channel.write(JSON.stringify({op: 'fork', id, socket: socketPath}) + '\n')
+    const timer = setTimeout(() => {
+      if (this.pending.has(id)) this.unresponsive('fork a scorer')
+    }, LOADER_REPLY_MS)
+    timer.unref()
+    void forked.promise.then(
+      () => clearTimeout(timer),
+      () => clearTimeout(timer),
+    )
     return forked.promise
+  }
+
+  /** It did not do `what` within LOADER_REPLY_MS: frozen. Killed (its forks go too); the next start forks from a new one. */
+  unresponsive(what: string): void {
+    if (this.gone || this.frozen) return
+    this.frozen = true
+    this.log.warn(
+      `--preload: the process that loaded the model (pid ${this.process.pid}) did not ${what} within ${LOADER_REPLY_MS / 1000} s: killing it; its scorers restart from a new one`,
+    )
+    this.process.killNow()
   }
 
   private onMessage(message: LoaderMessage): void {

@@ -18,8 +18,11 @@ export interface FollowerOptions {
   readonly lookUp: () => Promise<ModelTarget>
   /** The key of what is served now. */
   readonly currentKey: () => string
-  /** Prepares `target` beside the serving generation and switches to it; throws (the old one serves on) if it cannot. */
-  readonly reload: (target: ModelTarget) => Promise<void>
+  /**
+   * Prepares `target` beside the serving generation and switches to it; throws (the old one serves on) if it
+   * cannot. `signal` aborts when it is no longer wanted (a newer target, SIGHUP): it stops and cleans up.
+   */
+  readonly reload: (target: ModelTarget, signal: AbortSignal) => Promise<void>
   readonly onOutcome?: (outcome: ReloadOutcome) => void
   readonly onCheckFailed?: () => void
 }
@@ -32,6 +35,8 @@ export class Follower {
   /** The target that failed last: not tried again until the reference names something else, or SIGHUP. */
   private failedKey: string | undefined
   private stopped = false
+  /** The reload in progress: a newer target or SIGHUP cancels it (a hanging build blocks nothing). */
+  private preparing: {readonly target: ModelTarget; readonly controller: AbortController; peeking: boolean} | undefined
 
   constructor(private readonly options: FollowerOptions) {}
 
@@ -54,6 +59,15 @@ export class Follower {
    */
   async request(forced: boolean): Promise<void> {
     if (this.stopped) return
+    const {preparing} = this
+    if (this.running && preparing && !preparing.controller.signal.aborted) {
+      if (forced) {
+        this.again = {forced: true}
+        this.cancel(preparing, 'SIGHUP asked for a new check')
+      } else void this.peek(preparing)
+      return this.running
+    }
+
     if (this.running) {
       this.again = {forced: forced || (this.again?.forced ?? false)}
       return this.running
@@ -77,6 +91,28 @@ export class Follower {
     clearTimeout(this.timer)
     this.again = undefined
     await this.running
+  }
+
+  /** While a reload runs: does the reference name something else now? Then that reload is not wanted. */
+  private async peek(preparing: NonNullable<Follower['preparing']>): Promise<void> {
+    if (preparing.peeking) return
+    preparing.peeking = true
+    try {
+      const target = await this.options.lookUp()
+      if (this.stopped || this.preparing !== preparing || target.key === preparing.target.key) return
+      this.again = {forced: this.again?.forced ?? false}
+      this.cancel(preparing, `${this.options.uri} names ${describeTarget(target)} now`)
+    } catch {
+      // A failed lookup changes nothing: the reload goes on.
+    } finally {
+      preparing.peeking = false
+      if (this.preparing === preparing) this.schedule()
+    }
+  }
+
+  private cancel(preparing: NonNullable<Follower['preparing']>, reason: string): void {
+    this.options.log.info(`reload of ${this.options.uri} (${describeTarget(preparing.target)}) cancelled: ${reason}`)
+    preparing.controller.abort(new Error(`reload cancelled: ${reason}`))
   }
 
   private schedule(): void {
@@ -111,17 +147,23 @@ export class Follower {
       return
     }
 
+    const preparing = {target, controller: new AbortController(), peeking: false}
+    this.preparing = preparing
+    // The periodic checks go on while it prepares: a newer target cancels it.
+    this.schedule()
     try {
-      await this.options.reload(target)
+      await this.options.reload(target, preparing.controller.signal)
       this.failedKey = undefined
       this.options.onOutcome?.('switched')
     } catch (error) {
-      if (this.stopped) return
+      if (this.stopped || preparing.controller.signal.aborted) return
       this.failedKey = target.key
       log.warn(
         `reload of ${uri} (${describeTarget(target)}) failed, still serving what was served; not trying it again until the reference moves or SIGHUP: ${messageOf(error)}`,
       )
       this.options.onOutcome?.('failed')
+    } finally {
+      this.preparing = undefined
     }
   }
 }

@@ -44,12 +44,14 @@ export function followReference(options: ServeOptions, io: ReloadIo, switchboard
   /** The last replaced generation, until it has drained and stopped: the next reload waits for it. */
   let draining: Promise<unknown> = Promise.resolve()
 
-  const reload = async (target: ModelTarget): Promise<void> => {
+  const reload = async (target: ModelTarget, cancel: AbortSignal): Promise<void> => {
+    // A reload that is no longer wanted (a newer target, SIGHUP) stops like one that mlserve's stop abandons.
+    const stop = AbortSignal.any([io.stop, cancel])
     await draining
     const previous = switchboard.current
     const began = performance.now()
     log.info(`reload: preparing ${describeTarget(target)} beside the serving generation ${previous.served.generation}`)
-    const loaded = await loadModel(target.fixedUri, options.cwd, log, {env: options.env, signal: io.stop, python: options.python})
+    const loaded = await loadModel(target.fixedUri, options.cwd, log, {env: options.env, signal: stop, python: options.python})
     // Named as the user named it (models:/fraud@champion), whatever fixed URI was fetched.
     const model: ResolvedModel = {...loaded, ref: {...loaded.ref, uri: options.modelUri, registered: target.registered ?? loaded.ref.registered}}
     if (model.flavor !== previous.model.flavor) {
@@ -60,7 +62,7 @@ export function followReference(options: ServeOptions, io: ReloadIo, switchboard
       )
     }
 
-    const plan = await planScorers(model, options, {log, signal: io.stop})
+    const plan = await planScorers(model, options, {log, signal: stop})
     let next: ServingSet
     try {
       next = await ServingSet.create(model, plan, generation + 1, context.socketDir, options, context.generationIo, context.stopGraceMs)
@@ -77,13 +79,13 @@ export function followReference(options: ServeOptions, io: ReloadIo, switchboard
       await next.release()
     }
 
-    const started = await next.supervisor.start(io.stop).catch(async (error: unknown) => {
+    const started = await next.supervisor.start(stop).catch(async (error: unknown) => {
       await abandon()
       throw error
     })
     if (!started) {
       await abandon()
-      throw new MlserveError('INTERRUPTED', 'mlserve is stopping')
+      throw new MlserveError('INTERRUPTED', io.stop.aborted ? 'mlserve is stopping' : 'the reload was cancelled')
     }
 
     const was = previous.served

@@ -22,16 +22,56 @@ import selectors
 import signal
 import socket
 import sys
-import threading
 
 PR_SET_PDEATHSIG = 1
 
 
 def thread_count():
-    """Python threads of this process. Native thread pools (OpenBLAS, OpenMP, MKL), which numpy starts at
-    import, are left out: they re-create themselves in a forked child (pthread_atfork). A Python thread the
+    """Python threads of this process, however started (threading, or _thread.start_new_thread, which
+    threading does not list). Native thread pools (OpenBLAS, OpenMP, MKL), which numpy starts at import,
+    are left out: they re-create themselves in a forked child (pthread_atfork). A Python thread the
     model's load starts (a prefetcher, a watcher, a client's heartbeat) would simply be missing in a fork."""
-    return threading.active_count()
+    return len(sys._current_frames())
+
+
+def open_descriptors():
+    """This process's descriptors: {fd: what it is} (Linux /proc; empty elsewhere)."""
+    found = {}
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return found
+    for name in fds:
+        try:
+            found[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:  # the descriptor listdir itself used, closed meanwhile
+            pass
+    return found
+
+
+def written(fd):
+    """Whether the descriptor was opened for writing (O_WRONLY or O_RDWR in /proc/self/fdinfo)."""
+    try:
+        with open(f"/proc/self/fdinfo/{fd}") as info:
+            for line in info:
+                if line.startswith("flags:"):
+                    return int(line.split()[1], 8) & 3 != 0
+    except OSError:
+        pass
+    return False
+
+
+def shared_descriptors(before):
+    """Descriptors the load opened that every fork would share with the others: sockets (a connection to a
+    feature store or a database: the forks' requests and answers would cross), pipes, files opened for
+    writing. Read-only files and /dev nodes are left out."""
+    shared = []
+    for fd, target in sorted(open_descriptors().items()):
+        if before.get(fd) == target:
+            continue
+        if target.startswith(("socket:", "pipe:")) or (target.startswith("/") and not target.startswith("/dev/") and written(fd)):
+            shared.append(f"fd {fd} ({target})")
+    return shared
 
 
 def die_with_parent():
@@ -91,6 +131,7 @@ def preload_server(app):
 def main():
     channel = Channel(sys.argv[1])
     before = thread_count()
+    descriptors = open_descriptors()
     # Importing the app module loads the model (mlflow.pyfunc.scoring_server.app does it at import;
     # mlserve_fastpath, in app/ beside this file, does the same and puts its lean /invocations in front).
     if os.environ.get("MLSERVE_FAST_PATH") == "1":
@@ -105,6 +146,13 @@ def main():
         channel.send(
             event="unsafe",
             reason=f"loading the model started {after - before} thread(s), which a forked scorer would not have",
+        )
+        return 0
+    shared = shared_descriptors(descriptors)
+    if shared:
+        channel.send(
+            event="unsafe",
+            reason=f"loading the model left open {len(shared)} descriptor(s) every forked scorer would share: {', '.join(shared)}",
         )
         return 0
 

@@ -60,11 +60,11 @@ interface Answer {
   body: string
 }
 
-async function post(server: Server, body: string, signal?: AbortSignal): Promise<Answer> {
+async function post(server: Server, body: string, signal?: AbortSignal, type = 'application/json'): Promise<Answer> {
   const res = await fetch(`${server.url}/invocations`, {
     dispatcher: agent,
     method: 'POST',
-    headers: {'content-type': 'application/json'},
+    headers: {'content-type': type},
     body,
     signal,
   })
@@ -103,11 +103,11 @@ const BATCHED_REQUESTS = 'mlserve_batch_size_sum{of="requests"}'
  * Holds the only scorer with a request waiting for a gate, sends `bodies` at once, waits until they
  * all queue, then opens the gate: the queued requests go to the scorer when it is free again.
  */
-async function behindBusyScorer(server: Server, bodies: readonly string[]) {
+async function behindBusyScorer(server: Server, bodies: readonly string[], types?: readonly string[]) {
   const blocker = gate()
   const blocking = post(server, JSON.stringify({dataframe_records: [{wait: blocker.path}]}))
   await until('the scorer is busy', async () => (await metric(server, 'mlserve_scorer_requests_in_flight')) === 1)
-  const answers = bodies.map((body) => post(server, body))
+  const answers = bodies.map((body, i) => post(server, body, undefined, types?.[i]))
   await until('every request is queued', async () => (await metric(server, 'mlserve_queue_depth')) === bodies.length)
   blocker.open()
   t.equal((await blocking).status, 200, 'the request that held the scorer is answered')
@@ -115,10 +115,10 @@ async function behindBusyScorer(server: Server, bodies: readonly string[]) {
 }
 
 /** What mlflow answers for each body sent alone. */
-async function reference(server: Server, bodies: readonly string[]): Promise<Answer[]> {
+async function reference(server: Server, bodies: readonly string[], types?: readonly string[]): Promise<Answer[]> {
   const answers: Answer[] = []
   // eslint-disable-next-line no-await-in-loop
-  for (const body of bodies) answers.push(await post(server, body))
+  for (const [i, body] of bodies.entries()) answers.push(await post(server, body, undefined, types?.[i]))
   return answers
 }
 
@@ -188,6 +188,24 @@ t.test('every row format and params: merged, and each answer is byte for byte ml
   t.match(expected[0]!.body, /\\u65e5/, 'non-ASCII escaped in the answer')
   t.equal((await metric(ours, BATCHED_CALLS)) - callsBefore, 6, 'six merged calls: one per compatible group')
   t.equal(await metric(ours, BATCHED_REQUESTS), 13, 'holding all 13 requests')
+})
+
+t.test('integers beyond 2^53 and int64: each answer is mlflow’s for it alone (pandas types them by sign and range)', async (t) => {
+  // Alone: int64, uint64, int64. Merged into one frame they would turn float64 (-9007199254740992.0).
+  const bodies = ['-9007199254740993', '18446744073709551615', '9007199254740993'].map((x) => `{"instances": [[${x}]]}`)
+  const actual = await behindBusyScorer(ours, bodies)
+  const expected = await reference(mlflow, bodies)
+  for (const [i, body] of bodies.entries()) t.same(actual[i], expected[i], `same answer as mlflow for ${body}`)
+  t.match(expected[0]!.body, /-9007199254740993\b/, 'mlflow keeps the integer exactly')
+})
+
+t.test('a follower never rides under the leader’s Content-Type: APPLICATION/JSON gets mlflow’s answer for it', async (t) => {
+  const bodies = [1.5, 2.5, 3.5].map((x) => split(['x', 's'], [[x, 'a']]))
+  const types = ['application/json', 'APPLICATION/JSON', 'application/json']
+  const actual = await behindBusyScorer(ours, bodies, types)
+  const expected = await reference(mlflow, bodies, types)
+  t.equal(expected[1]!.status, 415, 'mlflow refuses it')
+  for (const [i, body] of bodies.entries()) t.same(actual[i], expected[i], `same answer as mlflow for ${types[i]} ${body}`)
 })
 
 t.test('a request that fails among merged ones gets its own error; the others their predictions', async (t) => {

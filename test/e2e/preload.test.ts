@@ -4,6 +4,7 @@
 // load starts a thread falls back to spawning. The `control` fixture answers with its pid.
 import {execFileSync} from 'node:child_process'
 import {mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
+import {createServer, type AddressInfo} from 'node:net'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 
@@ -113,6 +114,32 @@ t.test('kill -9 of the loaded process: its scorers go with it and the generation
   for (const pid of after) t.equal(parentOf(pid), next, `scorer ${pid} is a fork of the new loaded process`)
 })
 
+t.test('a frozen loaded process (SIGSTOP) whose forks are killed: it is killed after its deadline and the generation restarts', async (t) => {
+  const server = await startMlserve(['-m', fixtureModel('control'), '-w', '2', '--preload', '--liveness-interval', '1'])
+  t.teardown(() => server.stop('SIGKILL'))
+  const [, loaderText] = await server.waitForOutput(/--preload: the model is loaded once in pid (\d+) \(generation 1\)/)
+  const loader = Number(loaderText)
+  t.teardown(() => killIfAlive(loader))
+  await readyScorers(server, 2)
+  const forks = await servingPids(server, 2)
+
+  process.kill(loader, 'SIGSTOP')
+  for (const pid of forks) process.kill(pid, 'SIGKILL')
+  await server.waitForOutput(
+    /--preload: the process that loaded the model \(pid \d+\) did not (report the exit of scorer pid \d+|fork a scorer) within \d+ s: killing it/,
+  )
+  t.ok(await eventually(() => !running(loader)), 'the frozen process is killed')
+  const [, nextText] = await server.waitForOutput(/--preload: the model is loaded once in pid (\d+) \(generation 2\)/)
+  const next = Number(nextText)
+  t.teardown(() => killIfAlive(next))
+  await server.waitForOutput(/scorer \d is ready \(pid \d+\)[^\n]*\n[\s\S]*scorer \d is ready \(pid \d+\)/)
+  const after = await servingPids(server, 2)
+  t.equal(after.size, 2, 'two scorers serve again')
+  for (const pid of after) t.equal(parentOf(pid), next, `scorer ${pid} is a fork of the new loaded process`)
+  const livez = await fetch(`${server.url}/livez`, {dispatcher: client})
+  t.equal(livez.status, 200, '/livez: alive, and rightly so')
+})
+
 t.test('kill -9 of mlserve: the loaded process and every fork go too', async (t) => {
   const {server, loader} = await startPreloaded(t)
   const forks = await servingPids(server, 2)
@@ -159,6 +186,57 @@ t.test('a model whose load starts a thread: a warning naming why, then the spawn
   t.match(await res.text(), /^\{"predictions": \[\d+\]\}$/)
   t.match(await metricsOf(server), /mlserve_scorer_mode\{mode="spawn"\} 1\n/, '/metrics says the spawn mode serves')
   t.match(server.stderr(), /scorer 1 started \(pid \d+, generation 1\)/)
+})
+
+t.test('a model whose load opens a TCP connection: a warning naming it, then the spawn mode: every answer to its own client', async (t) => {
+  // A "feature store": answers each line it gets with the same line, on the connection it came on.
+  const store = createServer((socket) => socket.pipe(socket))
+  await new Promise<void>((resolve) => store.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => store.close())
+  const {port} = store.address() as AddressInfo
+  const model = path.join(scratch, 'connected')
+  const script = path.join(scratch, 'save_connected.py')
+  writeFileSync(
+    script,
+    [
+      'import socket, sys, threading, mlflow',
+      'class Connected(mlflow.pyfunc.PythonModel):',
+      '    def load_context(self, context):',
+      `        self.conn = socket.create_connection(("127.0.0.1", ${port}))`,
+      '        self.lines = self.conn.makefile("rb")',
+      '        self.lock = threading.Lock()  # one request at a time on it within a process',
+      '    def predict(self, context, model_input, params=None):',
+      '        x = int(model_input["x"].iloc[0])',
+      '        with self.lock:',
+      '            self.conn.sendall(b"%d\\n" % x)',
+      '            return [int(self.lines.readline())]',
+      'mlflow.pyfunc.save_model(sys.argv[1], python_model=Connected())',
+      '',
+    ].join('\n'),
+  )
+  execFileSync(toolchainPython(), [script, model], {env: toolchainEnv(), cwd: scratch, stdio: 'ignore'})
+
+  const server = await startMlserve(['-m', model, '-w', '2', '--preload'])
+  t.teardown(() => server.stop('SIGKILL'))
+  await server.waitForOutput(/--preload: loading the model left open[^\n]*socket[^\n]*falling back to the spawn mode/)
+  await readyScorers(server, 2)
+  const answers = await Promise.all(
+    Array.from({length: 200}, async (_, x) => {
+      const res = await fetch(`${server.url}/invocations`, {
+        dispatcher: client,
+        method: 'POST',
+        headers: {'content-type': 'application/json'},
+        body: split(['x'], [[x]]),
+      })
+      return `${res.status} ${await res.text()}`
+    }),
+  )
+  t.same(
+    answers.filter((answer, x) => answer !== `200 {"predictions": [${x}]}`),
+    [],
+    'each of 200 concurrent clients gets its own answer',
+  )
+  t.match(await metricsOf(server), /mlserve_scorer_mode\{mode="spawn"\} 1\n/, '/metrics says the spawn mode serves')
 })
 
 /** The pid of mlserve's child that runs preload.py, once it runs. */

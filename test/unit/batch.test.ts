@@ -3,7 +3,7 @@
 import t from 'tap'
 import {Agent} from 'undici'
 
-import {BatchMember, mergeRows, readRows, splitPredictions, type MemberSink} from '../../src/proxy/batch.js'
+import {BatchMember, MAX_MERGED_BYTES, mergeRows, readRows, splitPredictions, type MemberSink} from '../../src/proxy/batch.js'
 import {Scheduler, type Schedulable} from '../../src/scorer/scheduler.js'
 import {isLease, type Acquired} from '../../src/upstream.js'
 
@@ -42,6 +42,14 @@ t.test('what must match for two requests to merge', async (t) => {
   t.equal(key('{"instances": [[1, "x"]]}'), key('{"instances": [[5, "y"], [-7, "z"]]}'), 'same shape and kinds')
   t.not(key('{"instances": [[1]]}'), key('{"instances": [[1.0]]}'), 'an int column and a float column do not merge')
   t.not(key('{"instances": [[1]]}'), key('{"instances": [[null]]}'), 'null makes another kind')
+  t.equal(key('{"instances": [[1]]}'), key('{"instances": [[-9007199254740993]]}'), 'int64 either side of 2^53 merges')
+  t.not(key('{"instances": [[-9007199254740993]]}'), key('{"instances": [[18446744073709551615]]}'), 'int64 and uint64 do not merge')
+  t.not(key('{"instances": [[18446744073709551615]]}'), key('{"instances": [[18446744073709551616]]}'), 'uint64 and beyond do not')
+  t.not(
+    key('{"instances": [[1], [18446744073709551615]]}'),
+    key('{"instances": [[-1], [18446744073709551615]]}'),
+    'with a uint64 in the column, the sign of the others counts',
+  )
   t.not(key('{"instances": [[1]]}'), key('{"inputs": [[1]]}'), 'another format')
   t.not(
     key('{"dataframe_split": {"columns": ["a"], "data": [[1]]}}'),
@@ -119,4 +127,14 @@ t.test('the request that gets a scorer takes the compatible queued ones along', 
     'the one that would pass the row limit stays queued; incompatible ones are skipped',
   )
   t.equal(scheduler.queueDepth, 3, 'the others wait for the next scorer')
+})
+
+t.test('a merged call holds at most MAX_MERGED_BYTES of rows: big requests go alone', async (t) => {
+  const sink = {} as MemberSink
+  const big = () => new BatchMember(rows(`{"inputs": ["${'a'.repeat(600 * 1024)}"]}`)!, sink, 1024)
+  const head = big()
+  t.notOk(head.join(big()), 'two 600 KiB rows would pass the byte cap: not merged')
+  const small = new BatchMember(rows('{"inputs": ["b"]}')!, sink, 1024)
+  t.ok(head.join(small), 'a small one still fits')
+  t.ok(MAX_MERGED_BYTES <= 1024 * 1024, 'the cap is no more than one batchable body')
 })

@@ -126,3 +126,65 @@ t.test('a forced check of a local directory reloads it even though its path is t
   await instance.request(true)
   t.equal(reloaded, 1, 'SIGHUP reloads it')
 })
+
+t.test('a reload that never ends is cancelled by a newer target (and by SIGHUP); the newer one is prepared at once', async (t) => {
+  let names = ['2']
+  const reloads: string[] = []
+  const cancelled: string[] = []
+  const outcomes: ReloadOutcome[] = []
+  const lines: string[] = []
+  let served = 'models:/m/1'
+  const instance = new Follower({
+    uri: 'models:/m@champion',
+    intervalMs: 0,
+    moving: true,
+    log: {info: (line: string) => lines.push(line), warn: (line: string) => lines.push(`warning: ${line}`), phase: () => ({done: () => 0})},
+    lookUp: async () => version(names.shift() ?? '3'),
+    currentKey: () => served,
+    async reload(target, signal) {
+      const v = target.registered!.version
+      reloads.push(v)
+      if (v === '3') {
+        served = target.key
+        return
+      }
+
+      // An environment build that hangs: it ends only when aborted.
+      await new Promise<void>((_resolve, reject) => {
+        signal.addEventListener('abort', () => {
+          cancelled.push(v)
+          reject(new Error('aborted'))
+        })
+      })
+    },
+    onOutcome: (outcome) => outcomes.push(outcome),
+  })
+  const first = instance.request(false)
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  t.same(reloads, ['2'], 'version 2 is being prepared (and hangs)')
+  names = ['3']
+  await instance.request(false)
+  await first
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  t.same(cancelled, ['2'], 'the hanging build of version 2 is aborted')
+  t.same(reloads, ['2', '3'], 'version 3 is prepared without waiting for it')
+  t.equal(served, 'models:/m/3')
+  t.same(outcomes, ['switched'], 'the cancelled reload is no failure')
+  t.match(lines, [/reload of models:\/m@champion \(version 2 of m\) cancelled: .*version 3 of m/])
+
+  // SIGHUP while a build hangs: it is cancelled and the check runs again at once.
+  names = ['2', '2']
+  served = 'models:/m/1'
+  const hanging = instance.request(false)
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  await instance.request(true)
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  t.same(cancelled, ['2', '2'], 'SIGHUP aborts the build in progress')
+  t.same(reloads.slice(2), ['2', '2'], 'and the reference is checked and prepared again')
+  names = ['3']
+  await instance.request(false)
+  await hanging
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  t.equal(served, 'models:/m/3', 'then the newer target again cancels that one and is served')
+  await instance.stop()
+})
