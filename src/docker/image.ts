@@ -20,6 +20,7 @@ import {
   type DockerfileSpec,
 } from './dockerfile.js'
 import {DockerEngine} from './engine.js'
+import {checkImageReference} from './reference.js'
 import {LABELS, checkOptions, prepareImage, type ImageIo, type ImageOptions, type Prepared} from './prepare.js'
 
 export type {ImageIo, ImageOptions} from './prepare.js'
@@ -83,6 +84,7 @@ function environmentTag(prepared: Prepared, baseImageId: string): string {
  */
 export async function buildDockerImage(options: ImageOptions & {readonly tag: string}, io: ImageIo): Promise<BuiltImage> {
   checkOptions(options)
+  checkImageReference(options.tag, '-n/--name')
   const {log} = io
   const engine = await DockerEngine.connect(options.env)
   try {

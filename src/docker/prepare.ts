@@ -14,6 +14,7 @@ import {loadBoundedYaml} from '../util/yaml-bounded.js'
 import {MLSERVE_ROOT, appFiles, mlserveVersion} from './app-files.js'
 import type {ContextSources} from './context.js'
 import type {DockerfileSpec} from './dockerfile.js'
+import {checkImageReference} from './reference.js'
 
 export interface ImageOptions extends ModelOptions {
   readonly enableMlserver: boolean
@@ -50,6 +51,7 @@ export function hostPlatform(): string {
 }
 
 export function checkOptions(options: ImageOptions): void {
+  if (options.baseImage !== undefined) checkImageReference(options.baseImage, '--base-image')
   if (options.envManager === 'local' || options.envManager === 'conda') {
     throw new MlserveError('INVALID_ARGUMENT', `--env-manager ${options.envManager} cannot build an image environment offline.`, {
       suggestions: [
