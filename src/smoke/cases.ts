@@ -1,10 +1,14 @@
 // The user's cases file for `mlserve smoke --cases` (YAML or JSON): read, validated, bodies loaded.
-import {readFile} from 'node:fs/promises'
+import {realpath} from 'node:fs/promises'
 import path from 'node:path'
 
-import {load} from 'js-yaml'
-
 import {MlserveError, messageOf} from '../errors.js'
+import {isInsideDir} from '../util/fs.js'
+import {MODEL_TEXT_MAX_BYTES, readBounded, readBoundedText} from '../util/read-bounded.js'
+import {loadBoundedYaml} from '../util/yaml-bounded.js'
+
+/** The largest body_file smoke sends (serve's default --max-body-size). */
+export const SMOKE_BODY_MAX_BYTES = 100 * 1024 * 1024
 
 export interface Expectation {
   readonly status: number
@@ -39,14 +43,15 @@ const invalid = (file: string, message: string, cause?: unknown) =>
 export async function readCases(file: string): Promise<SmokeCase[]> {
   let text: string
   try {
-    text = await readFile(file, 'utf8')
+    text = await readBoundedText(file, {maxBytes: MODEL_TEXT_MAX_BYTES, code: 'SMOKE_CASES_INVALID', what: file})
   } catch (error) {
+    if (error instanceof MlserveError) throw error
     throw invalid(file, `cannot read the cases file (${messageOf(error)})`, error)
   }
 
   let doc: unknown
   try {
-    doc = load(text)
+    doc = loadBoundedYaml(text)
   } catch (error) {
     throw invalid(file, `not valid YAML or JSON: ${messageOf(error)}`, error)
   }
@@ -78,15 +83,34 @@ async function parseCase(entry: unknown, index: number, dir: string, file: strin
     body = Buffer.from(typeof entry.body === 'string' ? entry.body : JSON.stringify(entry.body))
   } else {
     if (typeof entry.body_file !== 'string') throw invalid(file, `${where}: body_file is not a string`)
-    const bodyFile = path.resolve(dir, entry.body_file)
-    try {
-      body = await readFile(bodyFile)
-    } catch (error) {
-      throw invalid(file, `${where}: cannot read body_file ${bodyFile} (${messageOf(error)})`, error)
-    }
+    body = await readBodyFile(path.resolve(dir, entry.body_file), dir, where, file)
   }
 
   return {name: entry.name, body, contentType: entry.content_type ?? 'application/json', expect: parseExpect(entry.expect, where, file)}
+}
+
+/** A body_file: a regular file of at most SMOKE_BODY_MAX_BYTES inside the cases file's folder (links resolved). */
+async function readBodyFile(bodyFile: string, dir: string, where: string, file: string): Promise<Buffer> {
+  const real = await realpath(bodyFile).catch(() => undefined)
+  const realDir = await realpath(dir).catch(() => path.resolve(dir))
+  if (!isInsideDir(dir, bodyFile) || (real !== undefined && !isInsideDir(realDir, real))) {
+    throw invalid(
+      file,
+      `${where}: body_file ${bodyFile} is outside the folder of the cases file (${realDir}); put the body next to the cases file`,
+    )
+  }
+
+  try {
+    return await readBounded(real ?? bodyFile, {
+      maxBytes: SMOKE_BODY_MAX_BYTES,
+      code: 'SMOKE_CASES_INVALID',
+      what: `${where}: body_file ${bodyFile}`,
+    })
+  } catch (error) {
+    if (error instanceof MlserveError)
+      throw invalid(file, error.message.replace(/: mlserve reads only .*$/, ': smoke sends only a regular file of at most 100 MiB'), error)
+    throw invalid(file, `${where}: cannot read body_file ${bodyFile} (${messageOf(error)})`, error)
+  }
 }
 
 function parseExpect(raw: unknown, where: string, file: string): Expectation {

@@ -42,7 +42,7 @@ const LABELS: Record<CaseStatus, string> = {passed: 'PASS', failed: 'FAIL', skip
 
 /** The summary printed on stderr; its last line is `N passed, N failed, N skipped`. */
 export function formatSummary(report: SmokeReport): string {
-  const width = Math.max(...report.cases.map((result) => result.name.length), 10)
+  const width = report.cases.reduce((widest, result) => Math.max(widest, result.name.length), 10)
   const lines = ['', `mlserve smoke${report.modelUri ? ` ${report.modelUri}` : ''}${report.url ? ` (${report.url})` : ''}`]
   for (const result of report.cases) {
     const duration = result.status === 'skipped' ? '-' : formatDuration(result.durationMs)

@@ -1,6 +1,6 @@
 // Where a smoke report goes: the summary on stderr, --json on stdout, --junit to a file.
 import {constants} from 'node:fs'
-import {access, writeFile} from 'node:fs/promises'
+import {access, stat, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 
 import {MlserveError, messageOf} from '../errors.js'
@@ -24,6 +24,14 @@ export async function writeReports(report: SmokeReport, targets: ReportTargets):
 
 /** Fails fast (before anything starts) when the --junit file could not be written at the end. */
 export async function checkWritable(file: string): Promise<void> {
+  const existing = await stat(file).catch(() => undefined)
+  if (existing && !existing.isFile()) {
+    const kind = existing.isDirectory() ? 'a directory' : existing.isFIFO() ? 'a FIFO (named pipe)' : 'not a regular file'
+    throw new MlserveError('INVALID_ARGUMENT', `--junit ${file} is ${kind}: the JUnit report is written to a regular file`, {
+      suggestions: ['Name a file, e.g. --junit smoke.xml.'],
+    })
+  }
+
   try {
     await access(path.dirname(path.resolve(file)), constants.W_OK)
   } catch (error) {
