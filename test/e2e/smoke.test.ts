@@ -3,7 +3,7 @@
 // --url against a running `mlserve serve`, and Ctrl-C leaving no process. JUnit files are parsed by
 // Python's xml.etree (the test toolchain's interpreter): strict XML, counts checked.
 import {execFileSync} from 'node:child_process'
-import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {copyFileSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 
@@ -110,6 +110,7 @@ t.test('a cases file: passing cases pass, a wrong expectation fails with expecte
   const dir = path.join(work, 'cases')
   const junitFile = path.join(work, 'cases.xml')
   execFileSync('mkdir', ['-p', dir])
+  copyFileSync(path.join(IRIS, 'serving_input_example.json'), path.join(dir, 'three.json'))
   writeFileSync(
     path.join(dir, 'setosa.json'),
     JSON.stringify({dataframe_split: {columns: ['sepal_length', 'sepal_width', 'petal_length', 'petal_width'], data: [[5.1, 3.5, 1.4, 0.2]]}}),
@@ -118,7 +119,7 @@ t.test('a cases file: passing cases pass, a wrong expectation fails with expecte
     path.join(dir, 'cases.yaml'),
     [
       '- name: three species',
-      `  body_file: ${path.join(IRIS, 'serving_input_example.json')}`,
+      '  body_file: three.json',
       '  expect: {predictions: [0, 1, 2]}',
       '- name: setosa',
       '  body_file: setosa.json',
