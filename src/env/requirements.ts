@@ -1,9 +1,8 @@
 // Expands pip requirement lines (-r / -c includes, comments, continuations) as mlflow's _parse_requirements does.
-import {realpath} from 'node:fs/promises'
 import path from 'node:path'
 
 import {MlserveError, messageOf} from '../errors.js'
-import {isInsideDir} from '../util/fs.js'
+import {dirRoot, resolveInside, type DirRoot} from '../util/fs.js'
 import {MODEL_TEXT_MAX_BYTES, readBoundedText} from '../util/read-bounded.js'
 
 /** One parsed requirement line, as mlflow's `_Requirement(req_str, is_constraint)`. */
@@ -20,7 +19,7 @@ interface Origin {
   readonly baseDir: string
   readonly chain: readonly string[]
   /** The model directory (as given, and with symlinks resolved): no include may leave it. */
-  readonly root: {readonly dir: string; readonly real: string}
+  readonly root: DirRoot
 }
 
 /** Regular files only, bounded: a FIFO or a device named by `-r` is refused instead of read. */
@@ -90,8 +89,7 @@ function checkOption(line: string, origin: Origin): void {
 
 /** An include must stay inside the model directory, also once symlinks are resolved. */
 async function checkInside(file: string, line: string, origin: Origin): Promise<void> {
-  const real = await realpath(file).catch(() => undefined)
-  const inside = isInsideDir(origin.root.dir, file) && (real === undefined || isInsideDir(origin.root.real, real))
+  const {inside, real} = await resolveInside(origin.root, file)
   if (inside) return
   throw new MlserveError(
     'ENV_SPEC_INVALID',
@@ -196,8 +194,7 @@ export async function expandRequirements(
   label = `the requirement lines given for ${baseDir}`,
 ): Promise<Requirement[]> {
   const dir = path.resolve(baseDir)
-  const root = {dir, real: await realpath(dir).catch(() => dir)}
-  return expand(lines, false, {label, baseDir: dir, chain: [], root}, readText)
+  return expand(lines, false, {label, baseDir: dir, chain: [], root: await dirRoot(dir)}, readText)
 }
 
 /** Sorted as Python sorts `_Requirement` tuples: by line, then constraints after requirements. */

@@ -1,10 +1,9 @@
 // The model's serving input example, read defensively for the warm-up prediction.
-import {realpath} from 'node:fs/promises'
 import path from 'node:path'
 
 import {messageOf} from '../errors.js'
 import type {Logger} from '../log.js'
-import {isInsideDir} from '../util/fs.js'
+import {dirRoot, resolveInside} from '../util/fs.js'
 import {readBounded} from '../util/read-bounded.js'
 import type {Mlmodel} from './mlmodel.js'
 
@@ -51,9 +50,8 @@ export async function readWarmup(
     return undefined
   }
 
-  const real = await realpath(file).catch(() => undefined)
-  const realDir = await realpath(modelDir).catch(() => path.resolve(modelDir))
-  if (!isInsideDir(modelDir, file) || (real !== undefined && !isInsideDir(realDir, real))) {
+  const {inside, real} = await resolveInside(await dirRoot(modelDir), file)
+  if (!inside) {
     return skip(`it is outside the model directory (${real ?? file})`)
   }
 
@@ -64,14 +62,10 @@ export async function readWarmup(
 
   const maxBytes = options.maxBytes && options.maxBytes > 0 ? options.maxBytes : WARMUP_MAX_BYTES
   try {
-    const body = await readBounded(real, {maxBytes, code: 'WARMUP_FAILED', what: name})
+    const rule = `the warm-up reads only a regular file of at most --max-body-size (${maxBytes} bytes)`
+    const body = await readBounded(real, {maxBytes, code: 'WARMUP_FAILED', what: name, rule})
     return {body, contentType: 'application/json', source: name}
   } catch (error) {
-    return skip(
-      messageOf(error).replace(
-        /: mlserve reads only .*$/,
-        `: the warm-up reads only a regular file of at most --max-body-size (${maxBytes} bytes)`,
-      ),
-    )
+    return skip(messageOf(error))
   }
 }

@@ -1,9 +1,8 @@
 // The user's cases file for `mlserve smoke --cases` (YAML or JSON): read, validated, bodies loaded.
-import {realpath} from 'node:fs/promises'
 import path from 'node:path'
 
 import {MlserveError, messageOf} from '../errors.js'
-import {isInsideDir} from '../util/fs.js'
+import {dirRoot, resolveInside, type DirRoot} from '../util/fs.js'
 import {MODEL_TEXT_MAX_BYTES, readBounded, readBoundedText} from '../util/read-bounded.js'
 import {loadBoundedYaml} from '../util/yaml-bounded.js'
 
@@ -43,10 +42,10 @@ const invalid = (file: string, message: string, cause?: unknown) =>
 export async function readCases(file: string): Promise<SmokeCase[]> {
   let text: string
   try {
-    text = await readBoundedText(file, {maxBytes: MODEL_TEXT_MAX_BYTES, code: 'SMOKE_CASES_INVALID', what: file})
+    const rule = 'smoke reads only a regular file of at most 16 MiB as its cases file'
+    text = await readBoundedText(file, {maxBytes: MODEL_TEXT_MAX_BYTES, code: 'SMOKE_CASES_INVALID', what: 'the cases file', rule})
   } catch (error) {
-    if (error instanceof MlserveError) throw error
-    throw invalid(file, `cannot read the cases file (${messageOf(error)})`, error)
+    throw invalid(file, error instanceof MlserveError ? error.message : `cannot read the cases file (${messageOf(error)})`, error)
   }
 
   let doc: unknown
@@ -57,11 +56,12 @@ export async function readCases(file: string): Promise<SmokeCase[]> {
   }
 
   if (!Array.isArray(doc)) throw invalid(file, 'expected a list of cases')
+  const root = await dirRoot(path.dirname(file))
   const names = new Set<string>()
   const cases: SmokeCase[] = []
   for (const [index, entry] of doc.entries()) {
     // eslint-disable-next-line no-await-in-loop
-    const smokeCase = await parseCase(entry, index, path.dirname(file), file)
+    const smokeCase = await parseCase(entry, index, root, file)
     if (names.has(smokeCase.name)) throw invalid(file, `two cases are named '${smokeCase.name}'`)
     names.add(smokeCase.name)
     cases.push(smokeCase)
@@ -70,7 +70,7 @@ export async function readCases(file: string): Promise<SmokeCase[]> {
   return cases
 }
 
-async function parseCase(entry: unknown, index: number, dir: string, file: string): Promise<SmokeCase> {
+async function parseCase(entry: unknown, index: number, root: DirRoot, file: string): Promise<SmokeCase> {
   if (!isRecord(entry)) throw invalid(file, `case ${index + 1} is not a mapping`)
   const where = typeof entry.name === 'string' && entry.name !== '' ? `case '${entry.name}'` : `case ${index + 1}`
   if (typeof entry.name !== 'string' || entry.name === '') throw invalid(file, `${where} has no name`)
@@ -83,20 +83,19 @@ async function parseCase(entry: unknown, index: number, dir: string, file: strin
     body = Buffer.from(typeof entry.body === 'string' ? entry.body : JSON.stringify(entry.body))
   } else {
     if (typeof entry.body_file !== 'string') throw invalid(file, `${where}: body_file is not a string`)
-    body = await readBodyFile(path.resolve(dir, entry.body_file), dir, where, file)
+    body = await readBodyFile(path.resolve(root.dir, entry.body_file), root, where, file)
   }
 
   return {name: entry.name, body, contentType: entry.content_type ?? 'application/json', expect: parseExpect(entry.expect, where, file)}
 }
 
 /** A body_file: a regular file of at most SMOKE_BODY_MAX_BYTES inside the cases file's folder (links resolved). */
-async function readBodyFile(bodyFile: string, dir: string, where: string, file: string): Promise<Buffer> {
-  const real = await realpath(bodyFile).catch(() => undefined)
-  const realDir = await realpath(dir).catch(() => path.resolve(dir))
-  if (!isInsideDir(dir, bodyFile) || (real !== undefined && !isInsideDir(realDir, real))) {
+async function readBodyFile(bodyFile: string, root: DirRoot, where: string, file: string): Promise<Buffer> {
+  const {inside, real} = await resolveInside(root, bodyFile)
+  if (!inside) {
     throw invalid(
       file,
-      `${where}: body_file ${bodyFile} is outside the folder of the cases file (${realDir}); put the body next to the cases file`,
+      `${where}: body_file ${bodyFile} is outside the folder of the cases file (${root.real}); put the body next to the cases file`,
     )
   }
 
@@ -105,11 +104,11 @@ async function readBodyFile(bodyFile: string, dir: string, where: string, file: 
       maxBytes: SMOKE_BODY_MAX_BYTES,
       code: 'SMOKE_CASES_INVALID',
       what: `${where}: body_file ${bodyFile}`,
+      rule: 'smoke sends only a regular file of at most 100 MiB',
     })
   } catch (error) {
-    if (error instanceof MlserveError)
-      throw invalid(file, error.message.replace(/: mlserve reads only .*$/, ': smoke sends only a regular file of at most 100 MiB'), error)
-    throw invalid(file, `${where}: cannot read body_file ${bodyFile} (${messageOf(error)})`, error)
+    const message = error instanceof MlserveError ? error.message : `${where}: cannot read body_file ${bodyFile} (${messageOf(error)})`
+    throw invalid(file, message, error)
   }
 }
 

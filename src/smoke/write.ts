@@ -4,6 +4,7 @@ import {access, stat, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 
 import {MlserveError, messageOf} from '../errors.js'
+import {kindOf} from '../util/read-bounded.js'
 
 import {toJunit} from './junit.js'
 import {formatSummary, toJson, type SmokeReport} from './report.js'
@@ -26,8 +27,7 @@ export async function writeReports(report: SmokeReport, targets: ReportTargets):
 export async function checkWritable(file: string): Promise<void> {
   const existing = await stat(file).catch(() => undefined)
   if (existing && !existing.isFile()) {
-    const kind = existing.isDirectory() ? 'a directory' : existing.isFIFO() ? 'a FIFO (named pipe)' : 'not a regular file'
-    throw new MlserveError('INVALID_ARGUMENT', `--junit ${file} is ${kind}: the JUnit report is written to a regular file`, {
+    throw new MlserveError('INVALID_ARGUMENT', `--junit ${file} is ${kindOf(existing)}: the JUnit report is written to a regular file`, {
       suggestions: ['Name a file, e.g. --junit smoke.xml.'],
     })
   }

@@ -1,5 +1,5 @@
 // Small file-system questions.
-import {access} from 'node:fs/promises'
+import {access, realpath} from 'node:fs/promises'
 import path from 'node:path'
 
 export const pathExists = (file: string): Promise<boolean> =>
@@ -10,3 +10,17 @@ export const pathExists = (file: string): Promise<boolean> =>
 
 /** Whether `file` is strictly below `dir` (after resolving both; `dir` itself is not). */
 export const isInsideDir = (dir: string, file: string): boolean => path.resolve(file).startsWith(path.resolve(dir) + path.sep)
+
+/** A directory that files must stay inside, as given and with its links resolved. */
+export interface DirRoot {
+  readonly dir: string
+  readonly real: string
+}
+
+export const dirRoot = async (dir: string): Promise<DirRoot> => ({dir, real: await realpath(dir).catch(() => path.resolve(dir))})
+
+/** `file`'s real path (undefined when it does not exist) and whether it stays inside `root`, as written and once its links are resolved. */
+export async function resolveInside(root: DirRoot, file: string): Promise<{readonly inside: boolean; readonly real?: string}> {
+  const real = await realpath(file).catch(() => undefined)
+  return {inside: isInsideDir(root.dir, file) && (real === undefined || isInsideDir(root.real, real)), real}
+}

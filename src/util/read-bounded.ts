@@ -13,6 +13,8 @@ export interface BoundedRead {
   readonly code: ErrorCode
   /** What the file is, for messages (default: its path). */
   readonly what?: string
+  /** What may be read, after the reason in a refusal (default: mlserve's rule for the files of a model). */
+  readonly rule?: string
   readonly suggestions?: readonly string[]
 }
 
@@ -20,7 +22,7 @@ const MIB = 1024 * 1024
 const sizeText = (bytes: number): string => (bytes >= MIB ? `${(bytes / MIB).toFixed(bytes % MIB === 0 ? 0 : 1)} MiB` : `${bytes} bytes`)
 
 /** What a stat says a non-regular file is. */
-function kindOf(info: {
+export function kindOf(info: {
   isDirectory(): boolean
   isFIFO(): boolean
   isSocket(): boolean
@@ -42,9 +44,13 @@ function kindOf(info: {
 export async function readBounded(file: string, options: BoundedRead): Promise<Buffer> {
   const what = options.what ?? file
   const refuse = (why: string) =>
-    new MlserveError(options.code, `${what} ${why}: mlserve reads only regular files of at most ${sizeText(options.maxBytes)} from a model.`, {
-      suggestions: options.suggestions ?? ['Replace it with a regular file (save the model again with mlflow).'],
-    })
+    new MlserveError(
+      options.code,
+      `${what} ${why}: ${options.rule ?? `mlserve reads only regular files of at most ${sizeText(options.maxBytes)} from a model.`}`,
+      {
+        suggestions: options.suggestions ?? ['Replace it with a regular file (save the model again with mlflow).'],
+      },
+    )
   const info = await stat(file)
   if (!info.isFile()) throw refuse(`is ${kindOf(info)}`)
   if (info.size > options.maxBytes) throw refuse(`is too large (${sizeText(info.size)})`)

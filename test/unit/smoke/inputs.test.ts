@@ -8,6 +8,7 @@ import path from 'node:path'
 
 import t from 'tap'
 
+import type {MlserveError} from '../../../src/errors.js'
 import {readCases} from '../../../src/smoke/cases.js'
 import {toJunit} from '../../../src/smoke/junit.js'
 import {formatSummary, summarize, toJson, type CaseResult} from '../../../src/smoke/report.js'
@@ -67,6 +68,18 @@ t.test('body_file must be a regular file: a device or a FIFO is refused without 
   await t.rejects(readCases(file), {code: 'SMOKE_CASES_INVALID'})
   execFileSync('mkfifo', [path.join(dir, 'cases', 'fifo.json')])
   await t.rejects(readCases(casesWith(dir, 'fifo.json')), {code: 'SMOKE_CASES_INVALID', message: /FIFO/})
+})
+
+t.test('a cases file that is a FIFO is refused as a cases file, not as a model file', async (t) => {
+  const dir = tempDir(t)
+  execFileSync('mkfifo', [path.join(dir, 'cases.yaml')])
+  const error = await readCases(path.join(dir, 'cases.yaml')).catch((error_: unknown) => error_)
+  t.match(error, {
+    code: 'SMOKE_CASES_INVALID',
+    message: /cases\.yaml: the cases file is a FIFO .*: smoke reads only a regular file of at most 16 MiB/,
+  })
+  t.notMatch((error as Error).message, /from a model/)
+  t.match((error as MlserveError).suggestions, [/cases file is a YAML or JSON list/])
 })
 
 t.test('--junit must be a regular file in a writable folder, checked before anything starts', async (t) => {
