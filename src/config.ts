@@ -65,6 +65,26 @@ export interface ServeOptions extends ModelOptions {
   readonly batchWaitMs?: number
   /** --reload-interval: how often a moving reference (an alias, a stage, `latest`) is checked; 0 (or absent): never. */
   readonly reloadIntervalMs?: number
+  /** API keys, TLS, CORS and a path prefix in front of every route (absent: none, mlflow's behaviour). */
+  readonly frontDoor?: FrontDoorOptions
+}
+
+/** The front door's flags (see docs/front-door.md); every part is off when its field is unset or empty. */
+export interface FrontDoorOptions {
+  /** --auth-token-file: one token per line, `#` comments; re-read on SIGHUP. */
+  readonly authTokenFile?: string
+  /** MLSERVE_AUTH_TOKENS, comma-separated. */
+  readonly authTokens?: readonly string[]
+  /** --metrics-public: /metrics answers without a token. */
+  readonly metricsPublic?: boolean
+  /** --tls-cert and --tls-key: serve HTTPS; --tls-client-ca: require client certificates signed by it. */
+  readonly tlsCert?: string
+  readonly tlsKey?: string
+  readonly tlsClientCa?: string
+  /** --cors-origin: origins allowed to call from a browser (`*`: any). */
+  readonly corsOrigins?: readonly string[]
+  /** --static-prefix: every route served under this path (e.g. /p). */
+  readonly staticPrefix?: string
 }
 
 export const LOG_FORMATS = ['text', 'json'] as const

@@ -40,6 +40,10 @@ export const ERROR_CODES = {
   R_PACKAGE_MISSING: 28,
   /** The proxy cannot listen on host:port (in use, permission, bad address). */
   LISTEN_FAILED: 30,
+  /** --auth-token-file is missing, empty (no token), readable by group or others, or not a regular file; or MLSERVE_AUTH_TOKENS holds no token. */
+  AUTH_TOKENS_INVALID: 31,
+  /** --tls-cert, --tls-key or --tls-client-ca cannot be read or parsed, the key does not match the certificate, or one is given without the other. */
+  TLS_INVALID: 32,
   /** The scorer exited before it became ready (its own exit code is in the message, never mlserve's exit code). */
   SCORER_START_FAILED: 40,
   /** The warm-up prediction with the model's serving_input_example.json failed, so the scorer never became ready. */

@@ -4,20 +4,8 @@ import {Flags} from '@oclif/core'
 
 import {LOG_FORMATS, R_SCORERS, type LogFormat, type RScorer, type ServeOptions} from '../config.js'
 import {modelFlags, modelOptionsFrom, type ModelFlagValues} from './flags.js'
-
-/**
- * Every flag's help shows its default: oclif prints `[default: X]` except for booleans and falsy values,
- * so those say theirs in the summary (on/off, 0).
- */
-function showDefaults<T extends Record<string, {type: string; default?: unknown; summary?: string}>>(flags: T): T {
-  const shown: Record<string, unknown> = {}
-  for (const [name, flag] of Object.entries(flags)) {
-    const hidden = flag.type === 'boolean' ? (flag.default ? 'on' : 'off') : flag.default === 0 ? '0' : undefined
-    shown[name] = hidden === undefined ? flag : {...flag, summary: `${flag.summary ?? ''} Default: ${hidden}.`}
-  }
-
-  return shown as T
-}
+import {showDefaults} from './show-defaults.js'
+import {frontDoorFlags, frontDoorOptionsFrom, withoutTokens, type FrontDoorFlagValues} from './front-door-flags.js'
 
 /** How long a scorer may take to load the model. */
 export const loadTimeoutFlag = Flags.integer({
@@ -187,10 +175,11 @@ export const serveFlags = showDefaults({
     default: 'mlserve' as RScorer,
     summary: "R crate models: mlserve's own R scorer (R with httpuv and jsonlite), or mlflow: the R mlflow package's mlflow_rfunc_serve.",
   })(),
+  ...frontDoorFlags,
 })
 
 /** The values `this.parse` gives for serveFlags. */
-export interface ServeFlagValues extends ModelFlagValues {
+export interface ServeFlagValues extends ModelFlagValues, FrontDoorFlagValues {
   port: number
   host: string
   timeout: number
@@ -220,8 +209,11 @@ export interface ServeFlagValues extends ModelFlagValues {
 
 /** Serve's flags as ServeOptions (seconds and MiB become milliseconds and bytes). */
 export function serveOptionsFrom(flags: ServeFlagValues): ServeOptions {
+  const model = modelOptionsFrom(flags)
   return {
-    ...modelOptionsFrom(flags),
+    ...model,
+    env: withoutTokens(model.env),
+    frontDoor: frontDoorOptionsFrom(flags, model.env),
     host: flags.host,
     port: flags.port,
     timeoutSeconds: flags.timeout,

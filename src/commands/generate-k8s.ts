@@ -26,6 +26,8 @@ export const PASS_THROUGH = [
   'body-timeout',
   'reload-interval',
   'r-scorer',
+  'static-prefix',
+  'cors-origin',
 ] as const
 
 /** Serve's declaration without its default and variable (this machine's MLSERVE_* must not leak into manifests). */
@@ -58,6 +60,8 @@ const serveFlags = {
   'body-timeout': passedThrough(serve['body-timeout']),
   'reload-interval': passedThrough(serve['reload-interval']),
   'r-scorer': passedThrough(serve['r-scorer']),
+  'static-prefix': passedThrough(serve['static-prefix']),
+  'cors-origin': passedThrough(serve['cors-origin']),
 } satisfies Record<(typeof PASS_THROUGH)[number], unknown>
 
 /** The pass-through flags the user gave, as `serve` argv, in the order of serveFlags. */
@@ -67,6 +71,7 @@ function serveArgsFrom(values: Readonly<Record<string, unknown>>): string[] {
     const value = values[name]
     if (typeof value === 'number' || typeof value === 'string') args.push(`--${name}`, String(value))
     if (typeof value === 'boolean') args.push(value ? `--${name}` : `--no-${name}`)
+    if (Array.isArray(value)) for (const item of value) args.push(`--${name}`, String(item))
   }
 
   return args
@@ -171,6 +176,8 @@ Without -o the documents go to stdout, separated by ---; with -o DIR, one file p
       kserve: flags.kserve,
       enableMlserver: flags['enable-mlserver'],
       serveArgs: serveArgsFrom(flags),
+      // The probes and the scrape annotation ask for the routes under the prefix.
+      pathPrefix: flags['static-prefix']?.replace(/\/+$/, ''),
     }
     if (flags.output === undefined) {
       process.stdout.write(generateStream(options))

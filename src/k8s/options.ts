@@ -41,6 +41,8 @@ export interface K8sOptions {
   readonly enableMlserver: boolean
   /** `mlserve serve` flags passed through to the container, in order (after the generated ones). */
   readonly serveArgs: readonly string[]
+  /** serve's --static-prefix: the probes and /metrics are under it. */
+  readonly pathPrefix?: string
 }
 
 /** DNS-1035 label, at most 63 characters: what a Service name must be. */

@@ -16,7 +16,7 @@ export function buildPodAnnotations(options: K8sOptions): Record<string, string>
   return {
     'prometheus.io/scrape': 'true',
     'prometheus.io/port': String(CONTAINER_PORT),
-    'prometheus.io/path': '/metrics',
+    'prometheus.io/path': `${options.pathPrefix ?? ''}/metrics`,
     'mlserve.dev/model-uri': options.modelUri,
   }
 }

@@ -5,12 +5,9 @@ import {KUBE_SLEEP_ACTION_MINOR, type K8sOptions} from './options.js'
 /** Seconds between start-up probes: a model load is timed in these steps. */
 const STARTUP_PERIOD = 5
 
-function httpGet(path: string): {readonly path: string; readonly port: string} {
-  return {path, port: 'http'}
-}
-
 /** startupProbe, readinessProbe and livenessProbe for mlserve's /readyz and /livez. */
 export function buildProbes(options: K8sOptions): Record<string, unknown> {
+  const httpGet = (path: string) => ({path: `${options.pathPrefix ?? ''}${path}`, port: 'http'})
   return {
     // /readyz turns 200 once a scorer has loaded the model and passed its warm-up: allow --load-timeout for it.
     startupProbe: {

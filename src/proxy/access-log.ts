@@ -16,6 +16,8 @@ export interface AccessEntry {
   readonly scorer?: number
   /** An ExchangeOutcome ('ok', 'timeout', 'client-timeout', 'upstream-error', 'client-closed', 'refused') or 'local'. */
   readonly outcome: string
+  /** The short hash of the API key presented (never the key). */
+  readonly key?: string
 }
 
 export type AccessLogFormat = 'text' | 'json'
@@ -37,6 +39,7 @@ function textLine(entry: AccessEntry): string {
   if (entry.bytesIn !== undefined) line += ` in=${entry.bytesIn}`
   if (entry.bytesOut !== undefined) line += ` out=${entry.bytesOut}`
   if (entry.scorer !== undefined) line += ` scorer=${entry.scorer}`
+  if (entry.key !== undefined) line += ` key=${token(entry.key)}`
   return `${line} id=${token(entry.requestId)}\n`
 }
 
@@ -59,6 +62,7 @@ function jsonLine(entry: AccessEntry): string {
     bytesOut: entry.bytesOut,
     scorer: entry.scorer,
     outcome: entry.outcome,
+    key: entry.key,
   })
   return `${json.replace(JSON_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}\n`
 }

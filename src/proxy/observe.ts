@@ -218,6 +218,7 @@ export class Observer {
           bytesOut: stream ? stream.bytes : Number(res.getHeader('content-length') ?? Number.NaN) || undefined,
           scorer: record.scorer,
           outcome,
+          key: record.key,
         },
         this.options.logFormat,
       ),

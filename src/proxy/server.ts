@@ -1,6 +1,8 @@
 // The listening HTTP server that owns host:port: binds, names and counts requests, drains on close.
 import {Server as NetServer, type AddressInfo, type Socket} from 'node:net'
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
+import {createServer as createSecureServer, type Server as HttpsServer, type ServerOptions as HttpsOptions} from 'node:https'
+import type {SecureContextOptions} from 'node:tls'
 import type {Duplex} from 'node:stream'
 
 import {MlserveError} from '../errors.js'
@@ -30,6 +32,8 @@ export interface RequestRecord {
   refusal?: string
   /** A server-sent events answer: when its first body byte went out (performance.now()), and its bytes. */
   stream?: {firstByteAt?: number; bytes: number}
+  /** The short hash of the API key the request presented (front-door.ts), for the access log. */
+  key?: string
 }
 
 /** Handles one request; the server has set its X-Request-ID already. */
@@ -42,6 +46,10 @@ export interface ProxyServerOptions {
   readonly headersTimeoutMs?: number
   /** A client must send its whole request, body included, within this many ms (else 408). */
   readonly requestTimeoutMs?: number
+  /** The front door (front-door.ts): wraps every request's handling (prefix, CORS, API keys). */
+  readonly guard?: (handler: RequestHandler) => RequestHandler
+  /** Serve HTTPS with these (HTTP/1.1); undefined: plain HTTP. */
+  readonly tls?: HttpsOptions
 }
 
 /**
@@ -52,7 +60,7 @@ export interface ProxyServerOptions {
 export const DRAIN_LINGER_MS = 1000
 
 export class ProxyServer {
-  private readonly server: Server
+  private readonly server: Server | HttpsServer
   private inFlight = 0
   private draining = false
   private readonly sockets = new Set<Socket>()
@@ -60,8 +68,9 @@ export class ProxyServer {
   private idleWaiters: Array<() => void> = []
 
   /** Every response carries an X-Request-ID: the client's own when it is sane, else a new one. */
-  constructor(handler: RequestHandler, options: ProxyServerOptions = {}) {
+  constructor(plainHandler: RequestHandler, options: ProxyServerOptions = {}) {
     const {onResponse} = options
+    const handler = options.guard ? options.guard(plainHandler) : plainHandler
     const headersTimeout = options.headersTimeoutMs ?? 60_000
     const handle = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean) => {
       this.inFlight++
@@ -89,15 +98,14 @@ export class ProxyServer {
       }
     }
 
-    this.server = createServer(
-      {
-        headersTimeout,
-        requestTimeout: Math.max(options.requestTimeoutMs ?? 300_000, headersTimeout),
-        // How often Node checks those two deadlines (default 30 s, too coarse for a 10 s limit).
-        connectionsCheckingInterval: Math.min(1000, headersTimeout),
-      },
-      (req, res) => handle(req, res, false),
-    )
+    const serverOptions = {
+      headersTimeout,
+      requestTimeout: Math.max(options.requestTimeoutMs ?? 300_000, headersTimeout),
+      // How often Node checks those two deadlines (default 30 s, too coarse for a 10 s limit).
+      connectionsCheckingInterval: Math.min(1000, headersTimeout),
+    }
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => handle(req, res, false)
+    this.server = options.tls ? createSecureServer({...serverOptions, ...options.tls}, onRequest) : createServer(serverOptions, onRequest)
     // Node would answer 100 Continue at once; the handler does it only once it wants the body (a
     // declared length over the limit gets its 413 straight away).
     this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => handle(req, res, true))
@@ -115,6 +123,11 @@ export class ProxyServer {
   private readonly onResponseClosed = () => {
     this.inFlight--
     if (this.inFlight === 0) for (const wake of this.idleWaiters.splice(0)) wake()
+  }
+
+  /** Swaps the TLS certificate (SIGHUP): new connections use it, open ones go on undisturbed. */
+  setSecureContext(options: SecureContextOptions): void {
+    if ('setSecureContext' in this.server) this.server.setSecureContext(options)
   }
 
   get requestsInFlight(): number {

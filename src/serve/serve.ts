@@ -51,7 +51,8 @@ const NO_SCORERS: Upstreams = {acquire: () => ({refused: 'unavailable', detail: 
 /** How long a scorer may take to exit after SIGTERM before its process group gets SIGKILL. */
 const SCORER_STOP_GRACE_MS = 10_000
 
-export const urlOf = (host: string, port: number): string => `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+export const urlOf = (host: string, port: number, https = false): string =>
+  `${https ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`
 
 export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
   const {log} = io
@@ -62,11 +63,14 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
   const startedAt = performance.now()
 
   try {
-    const [{createProxyHandler}, {ProxyServer}, {Observer}] = await Promise.all([
+    const [{createProxyHandler}, {ProxyServer}, {Observer}, {prepareFrontDoor}] = await Promise.all([
       import('../proxy/app.js'),
       import('../proxy/server.js'),
       import('../proxy/observe.js'),
+      import('../proxy/front-door.js'),
     ])
+    // API keys, TLS files, CORS and the prefix are checked before the port is bound or anything is built.
+    const door = await prepareFrontDoor(options.frontDoor)
 
     let server: InstanceType<typeof ProxyServer> | undefined
     const observer = new Observer({
@@ -96,10 +100,14 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
       onResponse: observer.onResponse,
       headersTimeoutMs: options.headerTimeoutMs,
       requestTimeoutMs: options.headerTimeoutMs + options.bodyTimeoutMs,
+      guard: door?.guard,
+      tls: door?.tls,
     })
     const proxy = server
     const port = await proxy.listen(options.host, options.port)
-    const url = urlOf(options.host, port)
+    const url = urlOf(options.host, port, Boolean(door?.tls)) + (door?.prefix ?? '')
+    const stopDoorReload = door && io.onReloadRequest?.(() => void door.reload(proxy, log))
+    if (stopDoorReload) cleanup.defer('stop re-reading keys and certificates', async () => stopDoorReload())
     // Closing the proxy drains it: on a signal this runs first (before the scorers stop), on other exits
     // as the last cleanup step; either way only once.
     let closing: Promise<void> | undefined
