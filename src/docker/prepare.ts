@@ -8,6 +8,7 @@ import {prepareEnv} from '../env/env.js'
 import {MlserveError} from '../errors.js'
 import {loadModel} from '../load-model.js'
 import type {Logger} from '../log.js'
+import {redactUri} from '../uri/tracking.js'
 import {describeFailure, run, tailLines} from '../util/exec.js'
 import {pathExists} from '../util/fs.js'
 import {loadBoundedYaml} from '../util/yaml-bounded.js'
@@ -71,8 +72,9 @@ export function checkOptions(options: ImageOptions): void {
   }
 }
 
-async function readModelLabels(mlmodelPath: string, modelDir: string): Promise<Record<string, string>> {
-  const labels: Record<string, string> = {}
+/** The labels that say which model an image holds: its URI (credentials hidden), its run, uuid and registry version. */
+export async function modelLabels(modelUri: string, mlmodelPath: string, modelDir: string): Promise<Record<string, string>> {
+  const labels: Record<string, string> = {[LABELS.modelUri]: redactUri(modelUri)}
   try {
     const doc = loadBoundedYaml(await readFile(mlmodelPath, 'utf8')) as Record<string, unknown>
     if (typeof doc.run_id === 'string') labels[LABELS.runId] = doc.run_id
@@ -158,8 +160,7 @@ export async function prepareImage(options: ImageOptions, io: ImageIo): Promise<
       soabi,
       serveFlags: options.enableMlserver ? ['--enable-mlserver'] : [],
       labels: {
-        [LABELS.modelUri]: options.modelUri,
-        ...(await readModelLabels(mlmodel.path, ref.localDir)),
+        ...(await modelLabels(options.modelUri, mlmodel.path, ref.localDir)),
         [LABELS.mlflowVersion]: env.mlflowVersion,
         [LABELS.pythonVersion]: env.pythonVersion,
         [LABELS.mlserveVersion]: mlserveVersion(),
