@@ -15,6 +15,7 @@ import {loadBoundedYaml} from '../util/yaml-bounded.js'
 import {MLSERVE_ROOT, appFiles, mlserveVersion} from './app-files.js'
 import type {ContextSources} from './context.js'
 import type {DockerfileSpec} from './dockerfile.js'
+import {checkModelLinks} from './model-links.js'
 import {checkImageReference} from './reference.js'
 
 export interface ImageOptions extends ModelOptions {
@@ -147,6 +148,8 @@ export async function prepareImage(options: ImageOptions, io: ImageIo): Promise<
     })
   }
 
+  // Before the environment (minutes): the build context follows links, so none may leave the model.
+  await checkModelLinks(ref.localDir)
   const serverPackages = options.enableMlserver ? (await import('../scorer/mlserver.js')).MLSERVER_PACKAGES : undefined
   const env = await prepareEnv({options, modelDir: ref.localDir, mlmodel, log, signal, serverPackages})
   try {
