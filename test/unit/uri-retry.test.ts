@@ -1,5 +1,13 @@
+import {mkdtempSync, readdirSync, rmSync} from 'node:fs'
+import {createServer} from 'node:http'
+import type {AddressInfo} from 'node:net'
+import {tmpdir} from 'node:os'
+import path from 'node:path'
+
 import t from 'tap'
 
+import {cachedModel} from '../../src/uri/model-cache.js'
+import {RestClient} from '../../src/uri/rest.js'
 import {DEFAULT_RETRY_POLICY, isRetryableStatus, parseRetryAfter, retryDelayMs, retryPolicyFrom} from '../../src/uri/retry.js'
 
 t.test('retryable statuses', async (t) => {
@@ -39,4 +47,40 @@ t.test('policy from the environment: bounded defaults, MLFLOW_HTTP_REQUEST_* ove
     backoffFactor: 0.1,
   })
   t.match(retryPolicyFrom({MLFLOW_HTTP_REQUEST_MAX_RETRIES: 'x', MLFLOW_HTTP_REQUEST_TIMEOUT: '0'}), {maxRetries: 3, timeoutMs: 30_000})
+})
+
+t.test('a full disk while downloading is not retried nor blamed on the server: the cache directory is named', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'mlserve-enospc-'))
+  t.teardown(() => rmSync(dir, {recursive: true, force: true}))
+  let requests = 0
+  const server = createServer((request, response) => {
+    requests++
+    response.end('x'.repeat(64 * 1024))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => server.close())
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/get-artifact`
+  const retry = {...DEFAULT_RETRY_POLICY, backoffFactor: 0, jitter: 0}
+  const client = new RestClient({trackingUri: url, registryUri: url, insecureTls: false, retry, cwd: dir})
+  t.teardown(() => client.close())
+  const root = path.join(dir, 'models')
+  // Writing to /dev/full fails with ENOSPC, as a full disk does.
+  const download = cachedModel({
+    env: {MLSERVE_MODEL_ROOT: root},
+    source: 'runs:/r1/model',
+    stores: [],
+    download: () => client.download(url, '/dev/full'),
+  })
+  await t.rejects(download, {
+    code: 'CACHE_IO_FAILED',
+    exitCode: 72,
+    message: `Could not write to ${root}: no space left on the device [ENOSPC]`,
+    suggestions: [/^Free space on the file system that holds .*MLSERVE_MODEL_ROOT/],
+  })
+  t.equal(requests, 1, 'one try: a retry cannot free the disk')
+  t.same(
+    readdirSync(root).filter((name) => !name.endsWith('.lock')),
+    [],
+    'nothing half-downloaded kept',
+  )
 })
