@@ -8,7 +8,7 @@ import {prepareEnv} from '../env/env.js'
 import {MlserveError} from '../errors.js'
 import {loadModel} from '../load-model.js'
 import type {Logger} from '../log.js'
-import {redactUri} from '../uri/tracking.js'
+import {publicModelUri} from '../uri/public.js'
 import {describeFailure, run, tailLines} from '../util/exec.js'
 import {pathExists} from '../util/fs.js'
 import {loadBoundedYaml} from '../util/yaml-bounded.js'
@@ -73,9 +73,12 @@ export function checkOptions(options: ImageOptions): void {
   }
 }
 
-/** The labels that say which model an image holds: its URI (credentials hidden), its run, uuid and registry version. */
+/**
+ * The labels that say which model an image holds: its URI (credentials hidden; a local model by its
+ * directory's name, never the host's path), its run, uuid and registry version.
+ */
 export async function modelLabels(modelUri: string, mlmodelPath: string, modelDir: string): Promise<Record<string, string>> {
-  const labels: Record<string, string> = {[LABELS.modelUri]: redactUri(modelUri)}
+  const labels: Record<string, string> = {[LABELS.modelUri]: publicModelUri(modelUri, modelDir)}
   try {
     const doc = loadBoundedYaml(await readFile(mlmodelPath, 'utf8')) as Record<string, unknown>
     if (typeof doc.run_id === 'string') labels[LABELS.runId] = doc.run_id
