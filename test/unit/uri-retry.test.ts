@@ -1,4 +1,4 @@
-import {mkdtempSync, readdirSync, rmSync} from 'node:fs'
+import {mkdtempSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
 import {createServer} from 'node:http'
 import type {AddressInfo} from 'node:net'
 import {tmpdir} from 'node:os'
@@ -7,6 +7,7 @@ import path from 'node:path'
 import t from 'tap'
 
 import {cachedModel} from '../../src/uri/model-cache.js'
+import {downloadWithMlflow} from '../../src/uri/python-client.js'
 import {RestClient} from '../../src/uri/rest.js'
 import {DEFAULT_RETRY_POLICY, isRetryableStatus, parseRetryAfter, retryDelayMs, retryPolicyFrom} from '../../src/uri/retry.js'
 
@@ -83,4 +84,28 @@ t.test('a full disk while downloading is not retried nor blamed on the server: t
     [],
     'nothing half-downloaded kept',
   )
+})
+
+t.test("a full disk under the mlflow client (s3, sqlite stores...) is the cache directory's error too", async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'mlserve-enospc-'))
+  t.teardown(() => rmSync(dir, {recursive: true, force: true}))
+  // A stand-in for `python -m mlflow artifacts download -u URI -d DIR` failing as Python does on a full disk.
+  const python = path.join(dir, 'python')
+  writeFileSync(
+    python,
+    `#!/bin/sh\necho 'Traceback (most recent call last):' >&2\necho "OSError: [Errno 28] No space left on device: '$8/model.pkl'" >&2\nexit 1\n`,
+    {mode: 0o755},
+  )
+  const tracking = {trackingUri: 'sqlite:///x.db', registryUri: 'sqlite:///x.db', insecureTls: false, retry: DEFAULT_RETRY_POLICY, cwd: dir}
+  const root = path.join(dir, 'models')
+  const download = cachedModel({
+    env: {MLSERVE_MODEL_ROOT: root},
+    source: 's3://bucket/model',
+    stores: [],
+    download: (into) => downloadWithMlflow({python, env: {}, tracking}, 's3://bucket/model', into),
+  })
+  await t.rejects(download, {
+    code: 'CACHE_IO_FAILED',
+    message: new RegExp(`^Could not write to ${root}: no space left on the device \\[ENOSPC\\] \\(write ${root}/.*model\\.pkl\\)\\.$`),
+  })
 })
