@@ -41,7 +41,7 @@ t.test('a link leaving the model is refused, naming the link, its target and the
       checkModelLinks(model),
       {
         code: 'DOCKER_MODEL_LINK_REFUSED',
-        exitCode: 95,
+        exitCode: 96,
         message: `The model directory ${model} holds a symbolic link data/x -> ${target}, which leaves the model directory`,
         suggestions: [/^Copy the file into the model in place of the link/],
       },
@@ -72,7 +72,7 @@ t.test('a loop is a clear error, not a raw ELOOP; so is a link to a folder that 
   }
 })
 
-t.test('generate-dockerfile refuses a link leaving the model before anything is built or written (exit 95)', async (t) => {
+t.test('generate-dockerfile refuses a link leaving the model before anything is built or written (exit 96)', async (t) => {
   const {dir, model} = setup(t)
   symlinkSync(path.join(dir, 'secret.txt'), path.join(model, 'data', 'creds.txt'))
   const out = path.join(dir, 'out')
@@ -80,7 +80,7 @@ t.test('generate-dockerfile refuses a link leaving the model before anything is 
     reject: false,
     env: {MLSERVE_ENV_ROOT: path.join(dir, 'envs'), MLSERVE_MODEL_ROOT: path.join(dir, 'models')},
   })
-  t.equal(result.exitCode, 95, result.stderr)
+  t.equal(result.exitCode, 96, result.stderr)
   t.match(result.stderr, `symbolic link data/creds.txt -> ${path.join(dir, 'secret.txt')}, which leaves the model directory`)
   t.same(readdirSync(out), [], 'nothing written into the context')
 })
