@@ -1,6 +1,6 @@
 // An image takes only the model's own files: links leaving the model, loops and dangling links are refused
 // (the build context follows links), before any environment is built; links inside the model are fine.
-import {mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 
@@ -8,6 +8,8 @@ import {execa} from 'execa'
 import t from 'tap'
 
 import {checkModelLinks} from '../../src/docker/model-links.js'
+import {downloadArtifacts} from '../../src/uri/artifacts.js'
+import type {RestClient} from '../../src/uri/rest.js'
 import {MLSERVE_BIN} from '../helpers/servers.js'
 
 /** A temp dir with `secret.txt` and a model directory `model/` (MLmodel, data/weights.bin). */
@@ -30,6 +32,15 @@ t.test('links that stay inside the model are fine, also when the model directory
   t.equal(await checkModelLinks(model), 3)
   symlinkSync(model, path.join(dir, 'model-link'))
   t.equal(await checkModelLinks(path.join(dir, 'model-link')), 3)
+})
+
+t.test('a model copied from a file store (runs:/ of ./mlruns) keeps its inside links inside: an image takes them', async (t) => {
+  const {dir, model} = setup(t)
+  symlinkSync('weights.bin', path.join(model, 'data', 'same.bin'))
+  const copy = path.join(dir, 'cache', 'model')
+  t.ok(await downloadArtifacts(`file://${model}`, copy, undefined as unknown as RestClient, ''))
+  t.equal(readlinkSync(path.join(copy, 'data', 'same.bin')), 'weights.bin', "the link as written, not the store's absolute path")
+  t.equal(await checkModelLinks(copy), 1)
 })
 
 t.test('a link leaving the model is refused, naming the link, its target and the fix', async (t) => {
