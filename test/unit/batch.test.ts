@@ -3,7 +3,8 @@
 import t from 'tap'
 import {Agent} from 'undici'
 
-import {BatchMember, MAX_MERGED_BYTES, mergeRows, readRows, splitPredictions, type MemberSink} from '../../src/proxy/batch.js'
+import {BatchMember, type MemberSink} from '../../src/proxy/batch-member.js'
+import {MAX_MERGED_BYTES, mergeRows, readRows, splitPredictions} from '../../src/proxy/batch-rows.js'
 import {Scheduler, type Schedulable} from '../../src/scorer/scheduler.js'
 import {isLease, type Acquired} from '../../src/upstream.js'
 
