@@ -1,10 +1,11 @@
+// Model URIs as uri/resolve.ts reads them: schemes, local paths, what a moving reference names and its key.
 import {mkdtemp, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 
 import t from 'tap'
 
-import {localPathOf, resolveModelUri, uriScheme} from '../../../src/uri/resolve.js'
+import {isMovingUri, localPathOf, lookUpModelTarget, resolveModelUri, targetKeyOf, uriScheme} from '../../../src/uri/resolve.js'
 
 t.test('schemes', async (t) => {
   t.equal(uriScheme('runs:/abc/model'), 'runs')
@@ -61,4 +62,23 @@ t.test('nearNames: close by edit distance or containing each other, case-insensi
   t.same(nearNames('serv', ['serve', 'smoke', 'predict', 'prepare-env']), ['serve'])
   t.same(nearNames('prdict', ['serve', 'smoke', 'predict']), ['predict'])
   t.same(nearNames('xyz', ['serve', 'smoke']), [])
+})
+
+t.test('moving references, fixed ones, and the key of what was resolved', async (t) => {
+  for (const uri of ['models:/fraud@champion', 'models:/fraud/Production', 'models:/fraud/latest']) t.ok(isMovingUri(uri), uri)
+  for (const uri of ['models:/fraud/7', 'runs:/abc/model', './model', 'models:/m-0123abcd', 's3://bucket/model']) t.notOk(isMovingUri(uri), uri)
+
+  t.equal(targetKeyOf({uri: 'models:/fraud@champion', localDir: '/cache/x', registered: {name: 'fraud', version: '7'}}), 'models:/fraud/7')
+  t.equal(targetKeyOf({uri: './model', localDir: '/srv/model'}), '/srv/model', 'a directory: its path')
+  t.equal(targetKeyOf({uri: 'runs:/abc/model', localDir: '/cache/y', runId: 'abc'}), 'runs:/abc/model')
+
+  // Fixed references and directories are named without asking any server.
+  t.same(await lookUpModelTarget('./model', {cwd: '/srv'}), {key: '/srv/model', fixedUri: './model', moving: false, local: true})
+  t.same(await lookUpModelTarget('models:/fraud/7', {cwd: '/srv', env: {}}), {
+    key: 'models:/fraud/7',
+    fixedUri: 'models:/fraud/7',
+    moving: false,
+    local: false,
+    registered: {name: 'fraud', version: '7'},
+  })
 })
