@@ -1,115 +1,15 @@
-// The proxy against a real upstream HTTP server on a Unix socket (no Python): what passes through
-// unchanged, and what the proxy answers itself (503 before ready, 504 on timeout, 502 on a dead upstream).
-import {mkdtemp} from 'node:fs/promises'
-import {createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
+// A forwarded exchange against a real upstream HTTP server on a Unix socket (no Python): what passes
+// through unchanged, the deadline (504), a dead upstream (502), a stale connection replayed once, a client
+// that goes away, the request record's outcome, and server-sent events.
+import {request as httpRequest} from 'node:http'
 import {connect} from 'node:net'
-import {tmpdir} from 'node:os'
-import path from 'node:path'
 
-import t, {type Test} from 'tap'
-import {Pool} from 'undici'
+import t from 'tap'
 
-import {createProxyApp, createProxyHandler, type ServerState} from '../../../src/proxy/app.js'
+import {createProxyHandler} from '../../../src/proxy/app.js'
 import {singleUpstream} from '../../../src/proxy/forward.js'
-import {errorEnvelope, pythonJsonString} from '../../../src/proxy/responses.js'
 import {ProxyServer} from '../../../src/proxy/server.js'
-import type {ExchangeOutcome} from '../../../src/upstream.js'
-
-type Handler = (req: IncomingMessage, res: ServerResponse) => void
-
-/** Node's own, before any proxy was created in this process. */
-const GLOBALS = {Request: globalThis.Request, Response: globalThis.Response}
-
-interface Harness {
-  url: string
-  received: Array<{method?: string; url?: string; headers: IncomingMessage['headers']; body: Buffer}>
-  setState(state: ServerState): void
-  proxy: ProxyServer
-  setHandler(handler: Handler): void
-  pool: Pool
-  /** How each forwarded exchange ended (its request record's outcome), in order. */
-  outcomes: ExchangeOutcome[]
-  /** Resolves once `count` forwarded exchanges have ended in all. */
-  outcomesAfter(count: number): Promise<ExchangeOutcome[]>
-}
-
-async function harness(t: Test, timeoutMs = 2000, poolOptions: Pool.Options = {}): Promise<Harness> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'mlserve-proxy-test-'))
-  const socketPath = path.join(dir, 'upstream.sock')
-  const received: Harness['received'] = []
-  let handler: Handler = (_req, res) => res.end('ok')
-  const upstream: Server = createServer((req, res) => {
-    const chunks: Buffer[] = []
-    req.on('data', (chunk: Buffer) => chunks.push(chunk))
-    req.on('end', () => {
-      received.push({method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks)})
-      handler(req, res)
-    })
-  })
-  await new Promise<void>((resolve) => upstream.listen(socketPath, resolve))
-  const pool = new Pool('http://localhost', {socketPath, keepAliveTimeout: 4000, ...poolOptions})
-  let state: ServerState = 'ready'
-  const outcomes: ExchangeOutcome[] = []
-  const proxy = new ProxyServer(createProxyHandler({upstreams: singleUpstream(pool), state: () => state, timeoutMs}), {
-    onResponse(record) {
-      if (record.outcome) outcomes.push(record.outcome)
-    },
-  })
-  const port = await proxy.listen('127.0.0.1', 0)
-  t.teardown(async () => {
-    await proxy.close(0)
-    await pool.destroy()
-    upstream.closeAllConnections()
-    await new Promise((resolve) => upstream.close(resolve))
-  })
-  return {
-    url: `http://127.0.0.1:${port}`,
-    received,
-    proxy,
-    pool,
-    outcomes,
-    async outcomesAfter(count) {
-      while (outcomes.length < count) await new Promise((resolve) => setTimeout(resolve, 10)) // eslint-disable-line no-await-in-loop
-      return outcomes
-    },
-    setState: (next) => {
-      state = next
-    },
-    setHandler: (next) => {
-      handler = next
-    },
-  }
-}
-
-t.test('python-style JSON envelopes', async (t) => {
-  t.equal(pythonJsonString('a "b" é\n'), '"a \\"b\\" \\u00e9\\n"')
-  t.same(errorEnvelope(503, 'TEMPORARILY_UNAVAILABLE', 'not yet'), {
-    status: 503,
-    contentType: 'application/json',
-    body: '{"error_code": "TEMPORARILY_UNAVAILABLE", "message": "not yet"}',
-    headers: undefined,
-  })
-})
-
-t.test('before the scorer is ready every route is a 503 envelope with Retry-After', async (t) => {
-  const app = createProxyApp({upstreams: singleUpstream(undefined), state: () => 'starting', timeoutMs: 1000})
-  for (const [method, route] of [
-    ['GET', '/ping'],
-    ['GET', '/health'],
-    ['POST', '/invocations'],
-  ] as const) {
-    // eslint-disable-next-line no-await-in-loop
-    const res = await app.request(route, {method})
-    t.equal(res.status, 503, `${method} ${route}`)
-    t.equal(res.headers.get('content-type'), 'application/json')
-    t.equal(res.headers.get('retry-after'), '1')
-    // eslint-disable-next-line no-await-in-loop
-    t.same(JSON.parse(await res.text()), {
-      error_code: 'TEMPORARILY_UNAVAILABLE',
-      message: 'The model server is not ready to serve requests (starting).',
-    })
-  }
-})
+import {harness} from '../../helpers/proxy.js'
 
 t.test('status, media type and body bytes pass through unchanged (bare NaN included)', async (t) => {
   const h = await harness(t)
@@ -268,47 +168,6 @@ t.test('a client that goes away aborts the upstream request', async (t) => {
   t.ok(upstreamSawClose)
 })
 
-t.test('close() lets a request in flight finish, then refuses new connections', async (t) => {
-  const h = await harness(t, 10_000)
-  h.setHandler((_req, res) => {
-    setTimeout(() => {
-      res.writeHead(200, {'content-type': 'application/json'})
-      res.end('{"done": true}')
-    }, 300)
-  })
-  const inFlight = fetch(`${h.url}/invocations`, {method: 'POST', headers: {'content-type': 'application/json'}, body: '{}'})
-  await new Promise((resolve) => setTimeout(resolve, 100))
-  t.equal(h.proxy.requestsInFlight, 1)
-  const closing = h.proxy.close(5000)
-  const res = await inFlight
-  t.equal(res.status, 200)
-  t.equal(await res.text(), '{"done": true}')
-  t.equal(await closing, 0, 'nothing was abandoned')
-  await t.rejects(fetch(`${h.url}/ping`), 'new connections are refused')
-})
-
-t.test('close() gives up on requests that outlast the grace period', async (t) => {
-  const h = await harness(t, 10_000)
-  h.setHandler(() => {})
-  const inFlight = fetch(`${h.url}/invocations`, {method: 'POST', headers: {'content-type': 'application/json'}, body: '{}'}).catch(
-    (error: Error) => error,
-  )
-  await new Promise((resolve) => setTimeout(resolve, 100))
-  t.equal(await h.proxy.close(200), 1)
-  t.type(await inFlight, Error)
-})
-
-t.test('listening on a port in use is LISTEN_FAILED with a suggestion', async (t) => {
-  const h = await harness(t)
-  const port = Number(new URL(h.url).port)
-  const other = new ProxyServer(createProxyHandler({upstreams: singleUpstream(undefined), state: () => 'starting', timeoutMs: 1}))
-  await t.rejects(other.listen('127.0.0.1', port), {
-    code: 'LISTEN_FAILED',
-    exitCode: 30,
-    message: `Port ${port} on 127.0.0.1 is already in use.`,
-  })
-})
-
 const post = (url: string, body = '{}', signal?: AbortSignal) =>
   fetch(url, {method: 'POST', headers: {'content-type': 'application/json'}, body, signal})
 
@@ -434,74 +293,6 @@ t.test('a client that reads slowly still gets every byte of a large response', a
   })
   t.ok(received.equals(big))
   t.same(await h.outcomesAfter(1), ['ok'])
-})
-
-t.test('through the server: 503 until ready, forwarded once ready and while draining', async (t) => {
-  const h = await harness(t)
-  h.setHandler((_req, res) => res.end('{"from": "scorer"}'))
-  for (const [state, status, body] of [
-    ['starting', 503, 'The model server is not ready to serve requests (starting).'],
-    ['ready', 200, undefined],
-    ['stopping', 200, undefined],
-  ] as const) {
-    h.setState(state)
-    // eslint-disable-next-line no-await-in-loop
-    const res = await post(`${h.url}/invocations`)
-    t.equal(res.status, status, state)
-    // eslint-disable-next-line no-await-in-loop
-    const text = await res.text()
-    if (body === undefined) {
-      t.equal(text, '{"from": "scorer"}')
-    } else {
-      t.equal(res.headers.get('retry-after'), '1')
-      t.same(JSON.parse(text), {error_code: 'TEMPORARILY_UNAVAILABLE', message: body})
-    }
-  }
-
-  for (const route of ['/ping', '/health']) {
-    // eslint-disable-next-line no-await-in-loop
-    const res = await fetch(`${h.url}${route}`)
-    t.equal(res.status, 503, `${route} while draining`)
-    // eslint-disable-next-line no-await-in-loop
-    await res.text()
-  }
-
-  t.same(h.outcomes, ['ok', 'ok'], 'only the forwarded requests have an outcome')
-  t.equal(h.received.length, 2)
-})
-
-t.test("mlserve's own Hono app leaves the global Request and Response alone", async (t) => {
-  const h = await harness(t)
-  h.setState('starting')
-  const res = await post(`${h.url}/invocations`)
-  t.equal(res.status, 503)
-  await res.text()
-  t.equal(globalThis.Request, GLOBALS.Request)
-  t.equal(globalThis.Response, GLOBALS.Response)
-})
-
-t.test('an onResponse hook that throws is logged and the proxy carries on', async (t) => {
-  const h = await harness(t)
-  const logged = t.capture(console, 'error', () => {})
-  const server = new ProxyServer(createProxyHandler({upstreams: singleUpstream(h.pool), state: () => 'ready', timeoutMs: 2000}), {
-    onResponse() {
-      throw new Error('metrics are broken')
-    },
-  })
-  const port = await server.listen('127.0.0.1', 0)
-  t.teardown(() => server.close(0))
-  for (let i = 0; i < 2; i++) {
-    // eslint-disable-next-line no-await-in-loop
-    const res = await post(`http://127.0.0.1:${port}/invocations`)
-    t.equal(res.status, 200)
-    // eslint-disable-next-line no-await-in-loop
-    t.equal(await res.text(), 'ok')
-  }
-
-  await new Promise((resolve) => setTimeout(resolve, 20))
-  const calls = logged()
-  t.equal(calls.length, 2)
-  t.match(String(calls[0]!.args[0]), /metrics are broken/)
 })
 
 t.test('a server-sent events answer passes through as it comes, and -t bounds each gap, not the whole', async (t) => {

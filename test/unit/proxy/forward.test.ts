@@ -1,97 +1,12 @@
-// The proxy's edges against a stand-in upstream on a Unix socket: slow and stalled uploads never hold a
-// scorer, bodies beyond the memory budget wait in a file, the client's Host reaches the scorer, and
-// request targets and methods no scorer can answer get their answer from the proxy.
-import {mkdtemp, readdir} from 'node:fs/promises'
-import {createServer, type IncomingMessage, type ServerResponse} from 'node:http'
+// Forwarding's admission and the request the scorer gets, against a stand-in upstream on a Unix socket:
+// slow and stalled uploads never hold a scorer, bodies beyond the memory budget wait in a file, Expect:
+// 100-continue, and the client's Host and X-Forwarded-* reach the scorer.
+import {readdir} from 'node:fs/promises'
 import {connect} from 'node:net'
-import {tmpdir} from 'node:os'
-import path from 'node:path'
 
-import t, {type Test} from 'tap'
-import {Pool} from 'undici'
+import t from 'tap'
 
-import {createProxyHandler, type ProxyDeps} from '../../../src/proxy/app.js'
-import {ProxyServer} from '../../../src/proxy/server.js'
-import type {Acquired, ExchangeOutcome, Lease, Upstreams} from '../../../src/upstream.js'
-
-interface Received {
-  url?: string
-  headers: IncomingMessage['headers']
-  body: Buffer
-}
-
-/** A stand-in scorer behind the real handler and server; the upstreams count leases and releases. */
-async function harness(t: Test, deps: Partial<ProxyDeps> = {}) {
-  const dir = await mkdtemp(path.join(tmpdir(), 'mlserve-hardening-'))
-  const socketPath = path.join(dir, 'upstream.sock')
-  const received: Received[] = []
-  const upstream = createServer((req, res: ServerResponse) => {
-    const chunks: Buffer[] = []
-    req.on('data', (chunk: Buffer) => chunks.push(chunk))
-    req.on('end', () => {
-      received.push({url: req.url, headers: req.headers, body: Buffer.concat(chunks)})
-      if (req.url === '/big') {
-        res.writeHead(200, {'content-type': 'application/octet-stream'})
-        res.end(Buffer.alloc(64 * 1024 * 1024))
-        return
-      }
-
-      res.writeHead(200, {'content-type': 'application/json'})
-      res.end(`{"bytes": ${Buffer.concat(chunks).length}}`)
-    })
-  })
-  await new Promise<void>((resolve) => upstream.listen(socketPath, resolve))
-  const pool = new Pool('http://localhost', {socketPath})
-  const lease: Lease = {dispatcher: pool, slot: 0}
-  const leases = {acquired: 0, released: [] as ExchangeOutcome[]}
-  const upstreams: Upstreams = {
-    acquire(): Acquired {
-      leases.acquired++
-      return lease
-    },
-    release(_lease, outcome) {
-      leases.released.push(outcome)
-    },
-  }
-  const spillDir = path.join(dir, 'spill')
-  await import('node:fs/promises').then(async (fs) => fs.mkdir(spillDir))
-  const proxy = new ProxyServer(createProxyHandler({upstreams, state: () => 'ready', timeoutMs: 10_000, spillDir, ...deps}), {
-    headersTimeoutMs: 10_000,
-    requestTimeoutMs: 60_000,
-  })
-  const port = await proxy.listen('127.0.0.1', 0)
-  t.teardown(async () => {
-    await proxy.close(0)
-    await pool.destroy()
-    upstream.closeAllConnections()
-    await new Promise((resolve) => upstream.close(resolve))
-  })
-  return {port, url: `http://127.0.0.1:${port}`, received, leases, spillDir}
-}
-
-/** A raw connection: write what you like, read everything the server sends. */
-async function raw(port: number) {
-  const socket = connect(port, '127.0.0.1')
-  await new Promise((resolve) => socket.once('connect', resolve))
-  let data = ''
-  const closed = new Promise<void>((resolve) => {
-    socket.on('close', () => resolve())
-  })
-  socket.on('data', (chunk) => {
-    data += chunk.toString('latin1')
-  })
-  socket.on('error', () => {})
-  return {
-    socket,
-    text: () => data,
-    closed,
-    /** Waits until the answer so far matches; fails (instead of hanging) if it never does. */
-    async waitFor(pattern: RegExp) {
-      for (let i = 0; i < 2000 && !pattern.test(data); i++) await new Promise((resolve) => setTimeout(resolve, 10)) // eslint-disable-line no-await-in-loop
-      if (!pattern.test(data)) throw new Error(`no ${pattern} in ${JSON.stringify(data.slice(0, 300))}`)
-    },
-  }
-}
+import {leasingHarness as harness, raw} from '../../helpers/proxy.js'
 
 const sleep = (ms: number) =>
   new Promise((resolve) => {
@@ -185,30 +100,6 @@ t.test("the scorer sees the client's Host, and X-Forwarded-For, -Proto and -Host
   t.equal(headers['x-forwarded-for'], '10.0.0.1, 127.0.0.1', "the client's address is appended")
   t.equal(headers['x-forwarded-proto'], 'http', 'the proxy says what the client actually spoke')
   t.equal(headers['x-forwarded-host'], `127.0.0.1:${h.port}`)
-})
-
-t.test('OPTIONS * gets a 400 envelope from the proxy, without a scorer', async (t) => {
-  const h = await harness(t)
-  const client = await raw(h.port)
-  client.socket.write('OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
-  await client.closed
-  t.match(client.text(), /^HTTP\/1\.1 400 Bad Request\r\n/)
-  t.match(
-    client.text(),
-    /\r\n\r\n\{"error_code": "BAD_REQUEST", "message": "The request target must be a path starting with \\"\/\\", not \\"\*\\"\."\}$/,
-  )
-  t.equal(h.leases.acquired, 0)
-  t.equal(h.received.length, 0)
-})
-
-t.test('CONNECT gets a 405 answer before the connection closes', async (t) => {
-  const h = await harness(t)
-  const client = await raw(h.port)
-  client.socket.write('CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n')
-  await client.closed
-  t.match(client.text(), /^HTTP\/1\.1 405 Method Not Allowed\r\n/)
-  t.match(client.text(), /"message": "CONNECT is not supported by this server\."/)
-  t.equal(h.leases.acquired, 0)
 })
 
 t.test('Expect: 100-continue: a declared length over the limit gets its 413 at once, no 100 Continue', async (t) => {
