@@ -4,6 +4,7 @@ import t from 'tap'
 
 import {expandRequirements, sortedRequirements} from '../../../src/env/requirements.js'
 import {parsePythonEnv, pythonEnvFromConda, readEnvSpec} from '../../../src/env/spec.js'
+import {BOMB, model} from '../../helpers/model-dir.js'
 
 const req = (line: string, isConstraint = false) => ({line, isConstraint})
 
@@ -313,4 +314,25 @@ t.test('readEnvSpec: invalid files are reported with their path', async (t) => {
     code: 'ENV_SPEC_INVALID',
     message: /python_env\.yaml is a directory: mlserve reads only regular files/,
   })
+})
+
+t.test('python_env.yaml and conda.yaml: alias bombs are refused, and messages never print an unbounded value', async (t) => {
+  const bombed = model(t, {'python_env.yaml': `python: "3.11"\n${BOMB.join('\n')}\ndependencies: *i\n`})
+  await t.rejects(readEnvSpec(bombed, undefined, '3.11'), {
+    code: 'ENV_SPEC_INVALID',
+    message: /python_env\.yaml: the document expands to more than/,
+  })
+  const conda = model(t, {'conda.yaml': `${BOMB.join('\n')}\ndependencies: [python=3.11, *i]\n`})
+  await t.rejects(readEnvSpec(conda, {conda: 'conda.yaml'}, '3.11'), {code: 'ENV_SPEC_INVALID', message: /conda\.yaml: the document expands/})
+
+  // Under the bound, but still a value that prints as megabytes: the message stays short.
+  const wide = model(t, {
+    'python_env.yaml': `python: "3.11"\ndependencies:\n- [${Array.from({length: 50_000}, () => '"abcdefghij"').join(', ')}]\n`,
+  })
+  const error = (await readEnvSpec(wide, undefined, '3.11').catch((error_: unknown) => error_)) as Error
+  t.match(error, {code: 'ENV_SPEC_INVALID', message: /^`dependencies` must be a list of strings but has \['abcdefghij', /})
+  t.ok(error.message.length < 2200, `the message is bounded (${error.message.length} characters)`)
+
+  const fifo = model(t, {}, {fifos: ['python_env.yaml']})
+  await t.rejects(readEnvSpec(fifo, undefined, '3.11'), {code: 'ENV_SPEC_INVALID', message: /python_env\.yaml is a FIFO/})
 })

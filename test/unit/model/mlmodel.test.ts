@@ -1,8 +1,13 @@
+// MLmodel files as mlserve reads them: flavors and the scorer kind they pick, and a FIFO, a device or an alias bomb refused.
+import {mkdirSync, writeFileSync} from 'node:fs'
+import path from 'node:path'
+
 import t from 'tap'
 
 import {type MlserveError} from '../../../src/errors.js'
-import {parseMlmodel} from '../../../src/model/mlmodel.js'
+import {parseMlmodel, readMlmodel} from '../../../src/model/mlmodel.js'
 import {pickFlavor} from '../../../src/scorer/flavor.js'
+import {BOMB, MLMODEL, model} from '../../helpers/model-dir.js'
 
 const PYFUNC = `
 flavors:
@@ -57,4 +62,26 @@ t.test('broken MLmodel files are MLMODEL_INVALID, naming the file', async (t) =>
     code: 'MLMODEL_INVALID',
     message: /no `loader_module`/,
   })
+})
+
+// Each read below must finish at once: a FIFO nobody writes to would block a reader forever.
+t.setTimeout(60_000)
+
+t.test('MLmodel: a FIFO, a device and an alias bomb are MLMODEL_INVALID', async (t) => {
+  const fifo = model(t, {}, {fifos: ['MLmodel']})
+  await t.rejects(readMlmodel(fifo), {code: 'MLMODEL_INVALID', exitCode: 11, message: /MLmodel is a FIFO/})
+  const device = model(t, {}, {links: {MLmodel: '/dev/zero'}})
+  await t.rejects(readMlmodel(device), {code: 'MLMODEL_INVALID', message: /MLmodel is a device/})
+  t.throws(() => parseMlmodel(`${MLMODEL}${BOMB.join('\n')}\n`, '/m/MLmodel'), {
+    code: 'MLMODEL_INVALID',
+    message: /^Could not parse \/m\/MLmodel: the document expands to more than \d+ values/,
+  })
+  t.equal((await readMlmodel(model(t, {MLmodel: MLMODEL}))).pyfunc?.loaderModule, 'mlflow.pyfunc.model', 'a regular MLmodel reads as before')
+})
+
+t.test('a regular MLmodel in a subdirectory layout still reads', async (t) => {
+  const dir = t.testdir({})
+  mkdirSync(path.join(dir, 'm'))
+  writeFileSync(path.join(dir, 'm', 'MLmodel'), MLMODEL)
+  t.equal((await readMlmodel(path.join(dir, 'm'))).pyfunc?.loaderModule, 'mlflow.pyfunc.model')
 })
