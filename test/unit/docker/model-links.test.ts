@@ -7,10 +7,10 @@ import path from 'node:path'
 import {execa} from 'execa'
 import t from 'tap'
 
-import {checkModelLinks} from '../../src/docker/model-links.js'
-import {downloadArtifacts} from '../../src/uri/artifacts.js'
-import type {RestClient} from '../../src/uri/rest.js'
-import {MLSERVE_BIN} from '../helpers/servers.js'
+import {checkModelLinks} from '../../../src/docker/model-links.js'
+import {downloadArtifacts} from '../../../src/uri/artifacts.js'
+import type {RestClient} from '../../../src/uri/rest.js'
+import {MLSERVE_BIN} from '../../helpers/servers.js'
 
 /** A temp dir with `secret.txt` and a model directory `model/` (MLmodel, data/weights.bin). */
 const setup = (t: {teardown(fn: () => void): void}) => {

@@ -6,11 +6,11 @@ import path from 'node:path'
 
 import t from 'tap'
 
-import {environmentLabels} from '../../src/docker/image.js'
-import {LABELS, modelLabels} from '../../src/docker/prepare.js'
-import type {ResolvedModel} from '../../src/load-model.js'
-import {Observer} from '../../src/proxy/observe.js'
-import {servedModelOf} from '../../src/serve/generation.js'
+import {environmentLabels} from '../../../src/docker/image.js'
+import {LABELS, modelLabels} from '../../../src/docker/prepare.js'
+import type {ResolvedModel} from '../../../src/load-model.js'
+import {Observer} from '../../../src/proxy/observe.js'
+import {servedModelOf} from '../../../src/serve/generation.js'
 
 const resolved = (uri: string, localDir: string, extra: {registered?: {name: string; version: string}; runId?: string} = {}) =>
   ({ref: {uri, localDir, ...extra}, mlmodel: {path: path.join(localDir, 'MLmodel')}, flavor: 'pyfunc'}) as unknown as ResolvedModel
