@@ -104,6 +104,8 @@ export const ERROR_CODES = {
   DOCKER_BASE_PYTHON_MISMATCH: 93,
   /** generate-dockerfile: the output directory exists and is not empty, or cannot be written. */
   DOCKER_CONTEXT_FAILED: 94,
+  /** build-docker, generate-dockerfile: a symbolic link in the model directory leaves it, loops or names nothing; the link and its target are named. */
+  DOCKER_MODEL_LINK_REFUSED: 96,
   /** `mlserve generate-k8s -o DIR`: the directory or a manifest file cannot be written (the directory is named). */
   MANIFEST_WRITE_FAILED: 100,
   /** Stopped by a signal before the work was done: an environment build, or a drain cut short by a second signal. */

@@ -31,8 +31,11 @@ SIGINT or SIGTERM makes /readyz 503, stops accepting connections, lets requests 
     const stdout = json ? jsonLines(process.stdout) : process.stdout
     const stderr = json ? jsonLines(process.stderr) : process.stderr
     await withReloadSignal(log, async (reload) =>
-      withStopSignals(log, async ({stop, force}) =>
-        serve(serveOptionsFrom(flags), {log, stdout, stderr, accessLog: process.stdout, stop, force, onReloadRequest: reload.subscribe}),
+      withStopSignals(
+        log,
+        async ({stop, force}) =>
+          serve(serveOptionsFrom(flags), {log, stdout, stderr, accessLog: process.stdout, stop, force, onReloadRequest: reload.subscribe}),
+        {ownsForce: true},
       ),
     )
   }

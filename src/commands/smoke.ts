@@ -16,7 +16,9 @@ export default class Smoke extends BaseCommand {
 
 Checks, one test case each: start-up (with the time of each phase), health (/ping and /version), input example (the model's serving_input_example.json, else one row built from its signature, must get a 200), each case of --cases, bad input is refused (a body without a required column gets a 4xx with MLflow's error envelope and the server still answers /ping), and output schema (the predictions of every successful case conform to the signature's outputs).
 
-A summary goes to stderr, ending with "N passed, N failed, N skipped"; --json prints the report on stdout and --junit writes JUnit XML, also when start-up fails. Exit 0 when every check passed (skips allowed), 85 when a check failed; start-up failures exit with serve's codes.`
+A summary goes to stderr, ending with "N passed, N failed, N skipped"; --json prints the report on stdout and --junit writes JUnit XML, also when start-up fails. Exit 0 when every check passed (skips allowed), 85 when a check failed; start-up failures exit with serve's codes.
+
+SIGINT or SIGTERM stops the checks and the model, writes the report (what was not run is "interrupted") and exits 130; a second signal stops at once, without a report.`
 
   static override examples = [
     '<%= config.bin %> smoke -m models:/iris@champion --junit smoke.xml',

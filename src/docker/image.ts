@@ -77,6 +77,12 @@ function environmentTag(prepared: Prepared, baseImageId: string): string {
   return `mlserve-env:${key}`
 }
 
+/** The environment image's labels: the environment's cache key (never the host's path to it) and mlserve's version. */
+export const environmentLabels = (prepared: Pick<Prepared, 'envKey'>): Record<string, string> => ({
+  [LABELS.environment]: prepared.envKey,
+  [LABELS.mlserveVersion]: mlserveVersion(),
+})
+
 /**
  * build-docker: checks the daemon first (milliseconds), prepares the model and its environment, checks
  * the base image and its Python, then builds the environment image unless the daemon has it, and the
@@ -99,8 +105,8 @@ export async function buildDockerImage(options: ImageOptions & {readonly tag: st
         log.info(`environment image ${environmentImage} is in the daemon already: only mlserve and the model are sent`)
       } else {
         await requireBasePython(engine, prepared.spec, log)
-        const labels = {[LABELS.environment]: prepared.sources.envDir, [LABELS.mlserveVersion]: mlserveVersion()}
-        await buildContext(engine, environmentImage, io, renderEnvironmentDockerfile(prepared.spec, labels), prepared.sources, 'environment')
+        const dockerfile = renderEnvironmentDockerfile(prepared.spec, environmentLabels(prepared))
+        await buildContext(engine, environmentImage, io, dockerfile, prepared.sources, 'environment')
       }
 
       const built = await buildContext(

@@ -8,12 +8,14 @@ import {prepareEnv} from '../env/env.js'
 import {MlserveError} from '../errors.js'
 import {loadModel} from '../load-model.js'
 import type {Logger} from '../log.js'
+import {publicModelUri} from '../uri/public.js'
 import {describeFailure, run, tailLines} from '../util/exec.js'
 import {pathExists} from '../util/fs.js'
 import {loadBoundedYaml} from '../util/yaml-bounded.js'
 import {MLSERVE_ROOT, appFiles, mlserveVersion} from './app-files.js'
 import type {ContextSources} from './context.js'
 import type {DockerfileSpec} from './dockerfile.js'
+import {checkModelLinks} from './model-links.js'
 import {checkImageReference} from './reference.js'
 
 export interface ImageOptions extends ModelOptions {
@@ -71,8 +73,12 @@ export function checkOptions(options: ImageOptions): void {
   }
 }
 
-async function readModelLabels(mlmodelPath: string, modelDir: string): Promise<Record<string, string>> {
-  const labels: Record<string, string> = {}
+/**
+ * The labels that say which model an image holds: its URI (credentials hidden; a local model by its
+ * directory's name, never the host's path), its run, uuid and registry version.
+ */
+export async function modelLabels(modelUri: string, mlmodelPath: string, modelDir: string): Promise<Record<string, string>> {
+  const labels: Record<string, string> = {[LABELS.modelUri]: publicModelUri(modelUri, modelDir)}
   try {
     const doc = loadBoundedYaml(await readFile(mlmodelPath, 'utf8')) as Record<string, unknown>
     if (typeof doc.run_id === 'string') labels[LABELS.runId] = doc.run_id
@@ -145,6 +151,8 @@ export async function prepareImage(options: ImageOptions, io: ImageIo): Promise<
     })
   }
 
+  // Before the environment (minutes): the build context follows links, so none may leave the model.
+  await checkModelLinks(ref.localDir)
   const serverPackages = options.enableMlserver ? (await import('../scorer/mlserver.js')).MLSERVER_PACKAGES : undefined
   const env = await prepareEnv({options, modelDir: ref.localDir, mlmodel, log, signal, serverPackages})
   try {
@@ -158,8 +166,7 @@ export async function prepareImage(options: ImageOptions, io: ImageIo): Promise<
       soabi,
       serveFlags: options.enableMlserver ? ['--enable-mlserver'] : [],
       labels: {
-        [LABELS.modelUri]: options.modelUri,
-        ...(await readModelLabels(mlmodel.path, ref.localDir)),
+        ...(await modelLabels(options.modelUri, mlmodel.path, ref.localDir)),
         [LABELS.mlflowVersion]: env.mlflowVersion,
         [LABELS.pythonVersion]: env.pythonVersion,
         [LABELS.mlserveVersion]: mlserveVersion(),

@@ -1,5 +1,6 @@
 // What `mlserve generate-k8s` builds from: plain readonly options, checked once, shared by every manifest.
 import {MlserveError} from '../errors.js'
+import {redactUri} from '../uri/tracking.js'
 
 export const SERVICE_TYPES = ['ClusterIP', 'NodePort', 'LoadBalancer'] as const
 export type ServiceType = (typeof SERVICE_TYPES)[number]
@@ -53,7 +54,9 @@ export const KSERVE_NAME_MAX = 45
 
 /** A name for the manifests from the model URI: its registered model name or its last path segment. */
 export function nameFromModelUri(uri: string): string {
-  const trimmed = uri.replace(/[?#].*$/, '').replace(/\/+$/, '')
+  const trimmed = redactUri(uri)
+    .replace(/[?#].*$/, '')
+    .replace(/\/+$/, '')
   const registered = /^models:\/([^/@]+)/.exec(trimmed)
   const base = registered?.[1] ?? trimmed.split(/[/:]/).pop() ?? ''
   const name = base

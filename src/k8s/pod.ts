@@ -1,4 +1,5 @@
 // The mlserve container and pod settings that the Deployment and the InferenceService share.
+import {redactUri} from '../uri/tracking.js'
 import {CONTAINER_PORT, type K8sOptions} from './options.js'
 import {buildLifecycle, buildProbes, terminationGracePeriod} from './probes.js'
 
@@ -11,13 +12,13 @@ export function buildSelector(options: K8sOptions): Record<string, string> {
   return {'app.kubernetes.io/name': options.name}
 }
 
-/** Where Prometheus finds /metrics (the common prometheus.io annotations) and which model the pod serves. */
+/** Where Prometheus finds /metrics (the common prometheus.io annotations) and which model the pod serves (credentials hidden). */
 export function buildPodAnnotations(options: K8sOptions): Record<string, string> {
   return {
     'prometheus.io/scrape': 'true',
     'prometheus.io/port': String(CONTAINER_PORT),
     'prometheus.io/path': `${options.pathPrefix ?? ''}/metrics`,
-    'mlserve.dev/model-uri': options.modelUri,
+    'mlserve.dev/model-uri': redactUri(options.modelUri),
   }
 }
 

@@ -5,9 +5,10 @@ import {getRequestListener} from '@hono/node-server'
 import {Hono} from 'hono'
 
 import {MODEL_VERSION_HEADER, type Upstreams} from '../upstream.js'
-import {Batcher, type BatchOptions} from './batch.js'
+import {Batcher, batching, type BatchOptions} from './batch.js'
 import {MEMORY_BODY_BUDGET, MemoryBudget} from './body.js'
 import {forward, type ForwardOptions} from './forward.js'
+import {composeLending} from './lending.js'
 import {StreamGate} from './streams.js'
 import {badTargetResponse, notReadyResponse, sendPlain, toWebResponse, type PlainResponse} from './responses.js'
 import type {RequestHandler, RequestRecord} from './server.js'
@@ -75,7 +76,7 @@ export function createProxyHandler(deps: ProxyDeps): RequestHandler {
     rewrites: deps.rewrites ? new Map(Object.entries(deps.rewrites)) : undefined,
     bodyBudget: new MemoryBudget(deps.bodyBudgetBytes ?? MEMORY_BODY_BUDGET),
     spillDir: deps.spillDir,
-    batcher: deps.batch && new Batcher(deps.batch),
+    lend: composeLending(deps.batch ? [batching(new Batcher(deps.batch))] : []),
     streams: deps.maxStreams ? new StreamGate(deps.maxStreams) : undefined,
   }
   /** Paths that are never forwarded. */

@@ -1,275 +1,11 @@
-// Opportunistic batching (--batch): /invocations requests queued for a scorer with the same row format,
-// columns, params and value kinds go to it as one call; its raw answer is cut back at the row boundaries.
-import type {Dispatcher} from 'undici'
-
+// Opportunistic batching (--batch), a lending policy composed onto forwarding: /invocations requests
+// queued for a scorer with the same row format, columns, params and value kinds go to it as one call.
 import type {Logger} from '../log.js'
-import {MODEL_VERSION_HEADER, type ExchangeOutcome, type Joinable, type Lease, type Upstreams} from '../upstream.js'
-import {NotJson, arraySpans, objectSpans, topLevelMembers, valueEnd, type Member, type Span} from './json-spans.js'
-
-/** Bodies above this are never merged: parsing them would cost more than a merge saves. */
-export const MAX_BATCHABLE_BYTES = 1024 * 1024
-
-/**
- * Most bytes of rows in one merged call. Its body is a copy of its members' rows, and its answer is held
- * whole to be cut: capped at one batchable body, so a merged call needs no more memory than the largest
- * request served alone (without it, 1024 rows of 1 MiB made one 1 GiB call, and the scorer's frame of it).
- */
-export const MAX_MERGED_BYTES = MAX_BATCHABLE_BYTES
-
-/** The four row formats of MLflow's JSON input. */
-const ROW_FORMATS = new Set(['dataframe_split', 'dataframe_records', 'instances', 'inputs'])
-
-/** A batchable request, read: what must match for two to merge, its rows as raw text, and its parts. */
-export interface RowsRequest {
-  /** Format, columns, params (canonical), row shape and the JSON kinds in each column. */
-  readonly key: string
-  readonly format: string
-  readonly rows: number
-  /** The rows as sent, from the first row's start to the last one's end (separators included). */
-  readonly rowsText: string
-  /** dataframe_split's `columns`, as sent. */
-  readonly columnsText: string | undefined
-  /** `params`, as sent. */
-  readonly paramsText: string | undefined
-}
-
-const utf8 = new TextDecoder('utf-8', {fatal: true})
-
-/** The request's rows when it may merge with others; undefined for anything that must pass unchanged. */
-export function readRows(body: Buffer): RowsRequest | undefined {
-  if (body.length > MAX_BATCHABLE_BYTES) return undefined
-  try {
-    const text = utf8.decode(body)
-    const members = topLevelMembers(text)
-    if (new Set(members.map((m) => m.key)).size !== members.length) return undefined
-    const formats = members.filter((m) => ROW_FORMATS.has(m.key))
-    const params = members.find((m) => m.key === 'params')
-    if (formats.length !== 1 || members.length !== (params ? 2 : 1)) return undefined
-    const {key: format, value} = formats[0]!
-    let columnsSpan: Span | undefined
-    let rowsSpan: Span | undefined
-    if (format === 'dataframe_split') {
-      if (text[value.start] !== '{') return undefined
-      const parts: Member[] = []
-      objectSpans(text, value.start, parts)
-      // `index` (and anything else) passes through: only columns and data are merged.
-      if (parts.some((p) => p.key !== 'columns' && p.key !== 'data') || new Set(parts.map((p) => p.key)).size !== parts.length) {
-        return undefined
-      }
-
-      columnsSpan = parts.find((p) => p.key === 'columns')?.value
-      rowsSpan = parts.find((p) => p.key === 'data')?.value
-    } else rowsSpan = value
-
-    if (!rowsSpan || text[rowsSpan.start] !== '[') return undefined
-    const rows: Span[] = []
-    arraySpans(text, rowsSpan.start, rows)
-    if (rows.length === 0) return undefined
-    const shape = rowShape(text, rows)
-    if (shape === undefined) return undefined
-    const paramsText = params && text.slice(params.value.start, params.value.end)
-    const columnsText = columnsSpan && text.slice(columnsSpan.start, columnsSpan.end)
-    const columnsKey = columnsSpan ? canonical(text, columnsSpan) : '-'
-    const paramsKey = params ? canonical(text, params.value) : '-'
-    return {
-      key: `${format}\u0000${columnsKey}\u0000${paramsKey}\u0000${shape}`,
-      format,
-      rows: rows.length,
-      rowsText: text.slice(rows[0]!.start, rows.at(-1)!.end),
-      columnsText,
-      paramsText,
-    }
-  } catch {
-    // Not UTF-8, not JSON as Python reads it: it goes alone, unchanged.
-    return undefined
-  }
-}
-
-/**
- * The JSON kind of a cell: pandas and numpy infer a column's dtype from the kinds in it, so only
- * requests with the same kinds per column merge (a merged frame then has the dtypes each alone had).
- * Nested values: undefined (not merged).
- */
-function kindOf(text: string, span: Span): string | undefined {
-  const c = text[span.start]!
-  if (c === '"') return 's'
-  if (c === 't' || c === 'f') return 'b'
-  if (c === 'n') return 'n'
-  if (c === '[' || c === '{') return undefined
-  const raw = text.slice(span.start, span.end)
-  if (/[.eEIN]/.test(raw)) return 'f'
-  return integerKind(raw)
-}
-
-const INT64_MIN = -(2n ** 63n)
-const INT64_MAX = 2n ** 63n - 1n
-const UINT64_MAX = 2n ** 64n - 1n
-
-/**
- * pandas and numpy type an integer column by sign and range: int64, uint64 (non-negative, some beyond
- * int64), else object or float64. So: `i` non-negative int64, `j` negative int64, `u` uint64 only,
- * `I` beyond both. Where no `u` or `I` is in a column, `i` and `j` are one kind (int64 either way).
- */
-function integerKind(raw: string): string {
-  if (raw.replace('-', '').length > 20) return 'I'
-  const value = BigInt(raw)
-  if (value < INT64_MIN || value > UINT64_MAX) return 'I'
-  if (value > INT64_MAX) return 'u'
-  return value < 0n ? 'j' : 'i'
-}
-
-/** A column's kinds as a key: the sign of int64 values only counts next to a uint64 or larger one. */
-function columnKinds(kinds: ReadonlySet<string>): string {
-  const signed = kinds.has('u') || kinds.has('I')
-  return [...new Set([...kinds].map((k) => (k === 'j' && !signed ? 'i' : k)))].sort().join('')
-}
-
-/** The rows' common shape and the kinds in each column; undefined when rows differ in shape or nest. */
-function rowShape(text: string, rows: readonly Span[]): string | undefined {
-  let shape: string | undefined
-  let kinds: Array<Set<string>> = []
-  for (const row of rows) {
-    const c = text[row.start]
-    let cells: Span[]
-    let rowShape: string
-    if (c === '[') {
-      cells = []
-      arraySpans(text, row.start, cells)
-      rowShape = `L${cells.length}`
-    } else if (c === '{') {
-      const members: Member[] = []
-      objectSpans(text, row.start, members)
-      const keys = members.map((m) => m.key)
-      if (new Set(keys).size !== keys.length) return undefined
-      cells = members.map((m) => m.value)
-      rowShape = `D${JSON.stringify(keys)}`
-    } else {
-      cells = [row]
-      rowShape = 'S'
-    }
-
-    if (shape === undefined) {
-      shape = rowShape
-      kinds = cells.map(() => new Set<string>())
-    } else if (shape !== rowShape) return undefined
-    for (let i = 0; i < cells.length; i++) {
-      const kind = kindOf(text, cells[i]!)
-      if (kind === undefined) return undefined
-      kinds[i]!.add(kind)
-    }
-  }
-
-  return `${shape}\u0000${kinds.map((k) => columnKinds(k)).join(',')}`
-}
-
-/** A value in a canonical form: object keys sorted, strings re-encoded, numbers as written (1 is not 1.0). */
-function canonical(text: string, span: Span): string {
-  const c = text[span.start]
-  if (c === '"') return JSON.stringify(JSON.parse(text.slice(span.start, span.end)))
-  if (c === '[') {
-    const items: Span[] = []
-    arraySpans(text, span.start, items)
-    return `[${items.map((item) => canonical(text, item)).join(',')}]`
-  }
-
-  if (c === '{') {
-    const members: Member[] = []
-    objectSpans(text, span.start, members)
-    if (new Set(members.map((m) => m.key)).size !== members.length) throw new NotJson('duplicate keys')
-    const sorted = members.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
-    return `{${sorted.map((m) => `${JSON.stringify(m.key)}:${canonical(text, m.value)}`).join(',')}}`
-  }
-
-  return text.slice(span.start, valueEnd(text, span.start))
-}
-
-/** One request body holding every member's rows, in order, with the first member's columns and params. */
-export function mergeRows(members: readonly RowsRequest[]): Buffer {
-  const first = members[0]!
-  const rows = `[${members.map((m) => m.rowsText).join(', ')}]`
-  const params = first.paramsText === undefined ? '' : `, "params": ${first.paramsText}`
-  const value =
-    first.format === 'dataframe_split' ? `{${first.columnsText === undefined ? '' : `"columns": ${first.columnsText}, `}"data": ${rows}}` : rows
-  return Buffer.from(`{"${first.format}": ${value}${params}}`, 'utf8')
-}
-
-/**
- * Cuts the scorer's `{"predictions": [...]}` into one body per member (`counts` rows each), every one
- * exactly the text the scorer wrote, separators included. Undefined when the answer is anything else
- * (not a list, or not one element per row): the model's output is not row-aligned.
- */
-export function splitPredictions(text: string, counts: readonly number[]): string[] | undefined {
-  let members: Member[]
-  try {
-    members = topLevelMembers(text)
-  } catch {
-    return undefined
-  }
-
-  const list = members.length === 1 && members[0]!.key === 'predictions' ? members[0]!.value : undefined
-  if (!list || text[list.start] !== '[') return undefined
-  const items: Span[] = []
-  arraySpans(text, list.start, items)
-  if (items.length !== counts.reduce((sum, n) => sum + n, 0)) return undefined
-  const prefix = text.slice(0, list.start + 1)
-  const suffix = text.slice(list.end - 1)
-  const parts: string[] = []
-  let at = 0
-  for (const n of counts) {
-    parts.push(prefix + text.slice(items[at]!.start, items[at + n - 1]!.end) + suffix)
-    at += n
-  }
-
-  return parts
-}
-
-/** What a member's exchange does with the outcome of the merged call. */
-export interface MemberSink {
-  /** The member's exchange is over (answered, timed out, client gone): it gets nothing more. */
-  readonly settled: boolean
-  /** How it ended, once settled. */
-  readonly outcome: ExchangeOutcome | undefined
-  /** Its own answer, cut from the merged one. */
-  answer(status: number, headers: Readonly<Record<string, string | string[]>>, body: Buffer, slot: number): void
-  /** Send the request alone on this lease (its own: the exchange gives it back). */
-  alone(lease: Lease): void
-  /** The scorer failed: a 502. */
-  fail(message: string): void
-}
-
-/** A queued batchable request: its rows, and, once it gets a scorer, the requests it takes along. */
-export class BatchMember implements Joinable {
-  readonly followers: BatchMember[] = []
-  private rowsTaken: number
-  private bytesTaken: number
-  /** Set by a running merged call: told when this member's exchange settles. */
-  onLeave: (() => void) | undefined
-
-  constructor(
-    readonly rows: RowsRequest,
-    readonly sink: MemberSink,
-    private readonly maxRows: number,
-  ) {
-    this.rowsTaken = rows.rows
-    this.bytesTaken = Buffer.byteLength(rows.rowsText)
-  }
-
-  /** No more rows fit. */
-  get full(): boolean {
-    return this.rowsTaken >= this.maxRows
-  }
-
-  join(other: Joinable): boolean {
-    if (!(other instanceof BatchMember) || other.rows.key !== this.rows.key) return false
-    if (this.rowsTaken + other.rows.rows > this.maxRows) return false
-    const bytes = Buffer.byteLength(other.rows.rowsText)
-    if (this.bytesTaken + bytes > MAX_MERGED_BYTES) return false
-    this.rowsTaken += other.rows.rows
-    this.bytesTaken += bytes
-    this.followers.push(other)
-    return true
-  }
-}
+import {isLease, type Acquired, type Lease, type Upstreams} from '../upstream.js'
+import {runMergedCall} from './batch-call.js'
+import {BatchMember, type MemberSink} from './batch-member.js'
+import {MAX_BATCHABLE_BYTES, readRows} from './batch-rows.js'
+import {deliver, type ExchangePort, type ForwardedRequest, type Lending, type LendingPolicy} from './lending.js'
 
 export interface BatchOptions {
   /** Most rows in one merged call (--batch-max-rows). */
@@ -284,20 +20,12 @@ export interface BatchOptions {
   readonly onBatch?: (rows: number, requests: number) => void
 }
 
-/** The merged request's template: the first member's path and forwarded headers. */
-export interface MergedRequest {
-  readonly path: string
-  readonly headers: readonly string[]
-}
-
-const STALE_CONNECTION = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE'])
-
 /** A call held open for --batch-wait: its scorer is lent already, compatible requests may still join. */
 interface OpenCall {
   readonly upstreams: Upstreams
   readonly lease: Lease
   readonly leader: BatchMember
-  readonly template: MergedRequest
+  readonly template: ForwardedRequest
   readonly timer: NodeJS.Timeout
 }
 
@@ -326,7 +54,7 @@ export class Batcher {
   }
 
   /** --batch-wait: holds `leader`'s call (its scorer lent already) open for --batch-wait ms, then sends it. */
-  hold(upstreams: Upstreams, lease: Lease, leader: BatchMember, template: MergedRequest): void {
+  hold(upstreams: Upstreams, lease: Lease, leader: BatchMember, template: ForwardedRequest): void {
     const {key} = leader.rows
     const previous = this.open.get(key)
     if (previous) this.flush(previous)
@@ -340,7 +68,7 @@ export class Batcher {
     const {upstreams, lease, leader} = call
     if (leader.followers.length > 0) this.run(upstreams, lease, leader, call.template)
     else if (leader.sink.settled) upstreams.release(lease, leader.sink.outcome ?? 'client-closed')
-    else leader.sink.alone(lease)
+    else leader.sink.send(lease)
   }
 
   /** A member for a request that has to wait, when its body can merge. */
@@ -351,94 +79,8 @@ export class Batcher {
   }
 
   /** Sends `leader` and its followers as one call on `lease`, which it gives back when the call ends. */
-  run(upstreams: Upstreams, lease: Lease, leader: BatchMember, template: MergedRequest): void {
-    const members = [leader, ...leader.followers]
-    const controller = new AbortController()
-    const onLeave = () => {
-      if (members.every((m) => m.sink.settled)) controller.abort()
-    }
-
-    for (const m of members) m.onLeave = onLeave
-    const body = mergeRows(members.map((m) => m.rows))
-    const headers = withLength(template.headers, body.length)
-    const rows = members.reduce((sum, m) => sum + m.rows.rows, 0)
-    this.options.onBatch?.(rows, members.length)
-    const request: Dispatcher.RequestOptions = {
-      path: template.path,
-      method: 'POST',
-      headers,
-      body,
-      signal: controller.signal,
-      // The members' own deadlines decide; when all are gone the call is aborted.
-      headersTimeout: 0,
-      bodyTimeout: 0,
-    }
-    void this.call(lease.dispatcher, request, controller.signal, 1).then(
-      ({status, headers: answerHeaders, text}) => {
-        const parts =
-          status === 200
-            ? splitPredictions(
-                text,
-                members.map((m) => m.rows.rows),
-              )
-            : undefined
-        if (!parts) {
-          if (status === 200) this.stop()
-          for (const m of members) if (!m.sink.settled) m.sink.alone(upstreams.share?.(lease) ?? lease)
-          upstreams.release(lease, 'ok')
-          return
-        }
-
-        const outHeaders = {...answerHeaders}
-        delete outHeaders['content-length']
-        // Each member's response carries its own request ID (set by the server), never the first one's.
-        delete outHeaders['x-request-id']
-        if (lease.modelVersion !== undefined) outHeaders[MODEL_VERSION_HEADER] = lease.modelVersion
-        for (const [i, m] of members.entries()) {
-          if (!m.sink.settled) m.sink.answer(200, outHeaders, Buffer.from(parts[i]!, 'utf8'), lease.slot)
-        }
-
-        upstreams.release(lease, 'ok')
-      },
-      (error: Error) => {
-        let outcome: ExchangeOutcome = 'upstream-error'
-        if (controller.signal.aborted) outcome = 'client-closed'
-        else for (const m of members) if (!m.sink.settled) m.sink.fail(error.message)
-        // A member that timed out while the call ran: the scorer's work goes on past its deadline.
-        if (controller.signal.aborted && members.some((m) => m.sink.outcome === 'timeout')) outcome = 'timeout'
-        upstreams.release(lease, outcome)
-      },
-    )
-  }
-
-  private async call(
-    dispatcher: Dispatcher,
-    request: Dispatcher.RequestOptions,
-    signal: AbortSignal,
-    replays: number,
-  ): Promise<{status: number; headers: Record<string, string | string[]>; text: string}> {
-    try {
-      const response = await dispatcher.request(request)
-      const bytes = Buffer.from(await response.body.arrayBuffer())
-      const headers: Record<string, string | string[]> = {}
-      for (const [name, value] of Object.entries(response.headers)) {
-        if (value !== undefined && !HOP_BY_HOP_RESPONSE.has(name)) headers[name] = value
-      }
-
-      // An answer that is not UTF-8 cannot be cut as text: treat it as not row-aligned.
-      let text: string
-      try {
-        text = utf8.decode(bytes)
-      } catch {
-        text = ''
-      }
-
-      return {status: response.statusCode, headers, text}
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code ?? ''
-      if (replays > 0 && !signal.aborted && STALE_CONNECTION.has(code)) return this.call(dispatcher, request, signal, replays - 1)
-      throw error
-    }
+  run(upstreams: Upstreams, lease: Lease, leader: BatchMember, template: ForwardedRequest): void {
+    runMergedCall(upstreams, lease, leader, template, {onBatch: this.options.onBatch, onNotRowAligned: () => this.stop()})
   }
 
   private stop(): void {
@@ -450,16 +92,82 @@ export class Batcher {
   }
 }
 
-const HOP_BY_HOP_RESPONSE = new Set(['connection', 'keep-alive', 'transfer-encoding', 'trailer', 'upgrade', 'proxy-authenticate'])
+/** --batch as a lending policy: batchable requests go through `batcher`, the rest to the lending it wraps. */
+export function batching(batcher: Batcher): LendingPolicy {
+  return (next) => (upstreams, port) => (batchable(batcher, port) ? new BatchLending(batcher, upstreams, port) : next(upstreams, port))
+}
 
-/** The headers with content-length set to `length` (replacing the client's, transfer-encoding dropped). */
-function withLength(headers: readonly string[], length: number): string[] {
-  const out: string[] = []
-  for (let i = 0; i + 1 < headers.length; i += 2) {
-    const name = headers[i]!.toLowerCase()
-    if (name !== 'content-length' && name !== 'transfer-encoding') out.push(headers[i]!, headers[i + 1]!)
+/** Only while batching is on: POST /invocations with a JSON body held in memory. */
+function batchable(batcher: Batcher, port: ExchangePort): boolean {
+  const {req, body} = port
+  if (!batcher.enabled || req.method !== 'POST' || req.url !== '/invocations') return false
+  // A merged call goes with its first member's headers; mlflow reads Content-Type as sent (case and
+  // parameters count: `APPLICATION/JSON` gets 415), so only the exact one, sent once, merges.
+  const types = req.rawHeaders.filter((value, i) => i % 2 === 0 && value.toLowerCase() === 'content-type')
+  return types.length === 1 && req.headers['content-type'] === 'application/json' && (body.memory?.length ?? 0) <= MAX_BATCHABLE_BYTES
+}
+
+/** A batchable exchange's lending: it may join a held call, take queued requests along, or be taken along. */
+class BatchLending implements Lending {
+  /** This request as a member, once it had to wait and its body was parsed. */
+  private member: BatchMember | undefined
+  private parsed = false
+  private pending: Promise<Acquired> | undefined
+
+  constructor(
+    private readonly batcher: Batcher,
+    private readonly upstreams: Upstreams,
+    private readonly port: ExchangePort,
+  ) {}
+
+  start(): void {
+    const {batcher, upstreams, port} = this
+    // --batch-wait: a call held open for compatible requests takes this one along.
+    if (batcher.waitMs > 0 && this.joinable() && batcher.joinOpen(this.member!)) return
+    const got = upstreams.acquire(this.joinable)
+    if (!(got instanceof Promise)) {
+      if (isLease(got) && batcher.waitMs > 0 && this.member) {
+        // --batch-wait: a free scorer, held for compatible requests to join before the call goes.
+        port.record.scorer = got.slot
+        batcher.hold(upstreams, got, this.member, port.target)
+        return
+      }
+
+      this.onAcquired(got)
+      return
+    }
+
+    this.pending = got
+    void got.then((value) => {
+      this.pending = undefined
+      if (!port.settled) this.onAcquired(value)
+      // The requests it took along still need their merged call.
+      else if (isLease(value) && this.member && this.member.followers.length > 0) batcher.run(upstreams, value, this.member, port.target)
+      else if (isLease(value)) upstreams.release(value, port.outcome ?? 'client-closed')
+    })
   }
 
-  out.push('content-length', String(length))
-  return out
+  end(): void {
+    this.member?.onLeave?.()
+    if (this.pending) this.upstreams.cancel?.(this.pending)
+  }
+
+  /** With requests to take along, the merged call holds the lease; this exchange is one of its members. */
+  private onAcquired(value: Acquired): void {
+    const {member, port} = this
+    if (isLease(value) && member && member.followers.length > 0) {
+      port.record.scorer = value.slot
+      port.sayVersion(value)
+      this.batcher.run(this.upstreams, value, member, port.target)
+    } else deliver(port, value)
+  }
+
+  /** Parses the body once, the first time the request may merge. */
+  private readonly joinable = (): BatchMember | undefined => {
+    if (this.parsed) return this.member
+    this.parsed = true
+    const {memory} = this.port.body
+    this.member = memory && this.batcher.member(memory, this.port)
+    return this.member
+  }
 }

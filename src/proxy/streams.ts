@@ -1,6 +1,6 @@
 // Which requests ask for a stream (`"stream": true` at the top level or in `params` of a JSON body), and
 // --max-streams: how many of them may run at once before the proxy answers 503 itself.
-import {errorEnvelope, type PlainResponse} from './responses.js'
+import {TIMEOUT_RESPONSE, errorEnvelope, type PlainResponse} from './responses.js'
 
 const STREAM_KEY = Buffer.from('"stream"')
 
@@ -49,3 +49,10 @@ export const tooManyStreamsResponse = (max: number): PlainResponse => ({
   }),
   refusal: 'too_many_streams',
 })
+
+/** A server-sent events answer (a stream from predict_stream): its -t is per chunk. */
+export const isEventStream = (type: string | string[] | undefined): boolean =>
+  typeof type === 'string' && type.trimStart().toLowerCase().startsWith('text/event-stream')
+
+/** How a stream cut by -t ends: MLflow's timeout message as an error event, then the end marker. */
+export const STREAM_TIMEOUT_EVENTS = `data: {"error": {"error_code": "DEADLINE_EXCEEDED", "message": "${TIMEOUT_RESPONSE.body}"}}\n\ndata: [DONE]\n\n`

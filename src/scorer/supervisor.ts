@@ -1,112 +1,43 @@
-// Runs N scorer processes behind the proxy through their lifecycle: spawn, ping until loaded, warm-up,
-// ready, retire, exit. Lending them to requests is the scheduler's; when to restart, the restart policy's.
-import {rm} from 'node:fs/promises'
-
-import type {EnvVars} from '../config.js'
-import {MlserveError} from '../errors.js'
-import type {Logger} from '../log.js'
+// Runs N scorer processes behind the proxy and lends them to requests: the slots' lifecycle is slots.ts's,
+// lending the scheduler's, liveness pings liveness.ts's; here they meet as Upstreams, and stop together.
 import type {Acquired, ExchangeOutcome, Joinable, Lease, Upstreams} from '../upstream.js'
 import {sleep} from '../util/abort.js'
-import {createDeferred} from '../util/deferred.js'
-import {freePort} from '../util/net.js'
-import type {Backend, Endpoint} from './backend.js'
-import {Scorer, poolFor, type RestartReason} from './scorer.js'
-import {ping, waitUntilAnswering, warmUp, type WarmupRequest} from './probe.js'
-import {ScorerProcess, describeExit, type ExitInfo, type OutputSink, type ScorerHandle} from './process.js'
-import {DEFAULT_RESTART_POLICY, decideRestart, type RestartPolicy} from './restart-policy.js'
+import {Liveness} from './liveness.js'
+import type {ExitInfo} from './process.js'
+import type {Scorer} from './scorer.js'
 import {Scheduler} from './scheduler.js'
+import {Slots} from './slots.js'
+import type {SupervisorOptions} from './supervisor-options.js'
 
 export {DEFAULT_RESTART_POLICY, type RestartPolicy} from './restart-policy.js'
 export {type RestartReason} from './scorer.js'
 export {summarizeError, type WarmupRequest} from './probe.js'
-
-export interface SupervisorOptions {
-  readonly backend: Backend
-  readonly workers: number
-  /** A private directory for the scorers' Unix sockets. */
-  readonly socketDir: string
-  readonly baseEnv: EnvVars
-  readonly cwd?: string
-  readonly stdout: OutputSink
-  readonly stderr: OutputSink
-  readonly log: Logger
-  /** Requests one scorer works on at once; more wait in the proxy's queue. */
-  readonly maxConcurrency: number
-  /** Requests that may wait for a scorer; beyond that, 503. */
-  readonly maxQueue: number
-  /** The request timeout: bounds the warm-up prediction too. */
-  readonly timeoutMs: number
-  /** After a timed-out request, how long its work may run on before the scorer is replaced. */
-  readonly stuckGraceMs: number
-  /** An idle scorer is pinged this often; 3 unanswered pings in a row and it is restarted. 0: never. */
-  readonly livenessIntervalMs: number
-  /** A new scorer must answer its ready path within this long of its spawn, else it is killed. 0: no bound. */
-  readonly loadTimeoutMs?: number
-  readonly warmup?: WarmupRequest
-  readonly restart?: RestartPolicy
-  /** How long a stopping scorer may take after SIGTERM before SIGKILL. */
-  readonly stopGraceMs: number
-  readonly events?: SupervisorEvents
-  /**
-   * Ready only once every slot is (a reload's new generation): until then any scorer failing ends the
-   * start, as the first one's failure does by default. Default: ready with the first scorer.
-   */
-  readonly requireAll?: boolean
-  /** What the scorers serve, sent back with every response they answer (X-MLServe-Model-Version). */
-  readonly modelVersion?: string
-  /** Which model generation these scorers are (a reload's new one: 2, 3, ...), for the log. */
-  readonly modelGeneration?: number
-}
-
-/** Hooks for metrics. */
-export interface SupervisorEvents {
-  onRestart?(reason: RestartReason): void
-  onPhase?(phase: 'spawn' | 'load' | 'warmup', ms: number): void
-  /** A slot serves again after a failure or replacement: seconds from the failure to ready. */
-  onRestarted?(seconds: number): void
-}
-
-const LIVENESS_FAILURES = 3
-
-interface SlotState {
-  generation: number
-  /** Failures since the slot last stayed ready for a whole crash window. */
-  consecutiveFailures: number
-  restartTimer: NodeJS.Timeout | undefined
-  /** When the slot's scorer failed (or its replacement began), until a new one is ready; 0: none. */
-  failedAt: number
-}
+export type {SupervisorEvents, SupervisorOptions} from './supervisor-options.js'
 
 export class Supervisor implements Upstreams {
-  private readonly scorers: Scorer[] = []
-  private readonly slots: SlotState[]
+  private readonly slots: Slots
   private readonly scheduler: Scheduler<Scorer>
-  /** Recent failures of any slot, for the crash-loop cut-off. */
-  private failures: readonly number[] = []
-  private readonly policy: RestartPolicy
-  private stopping = false
-  private everReady = false
-  private unhealthyReason: string | undefined
-  private livenessTimer: NodeJS.Timeout | undefined
-  /** Settles once: true when the first scorer is ready, rejected when one fails before that. */
-  private readonly firstReady = createDeferred<boolean>()
-  private restartCount = 0
-  /** The backend said why scorers exit 127 (once is enough). */
-  private explained = false
-  /** Every scorer this supervisor made, to tell its leases from another generation's. */
-  private readonly made = new WeakSet<Scorer>()
-  /** Retiring as a whole (a newer generation took over): no restarts; stops once idle. */
-  private draining = false
+  private readonly liveness: Liveness
   private idleWaiter: (() => void) | undefined
 
   constructor(private readonly options: SupervisorOptions) {
-    this.policy = options.restart ?? DEFAULT_RESTART_POLICY
-    this.slots = Array.from({length: options.workers}, () => ({generation: 0, consecutiveFailures: 0, restartTimer: undefined, failedAt: 0}))
+    this.slots = new Slots(options, {drain: () => this.scheduler.drain(), left: () => this.checkIdle()})
     this.scheduler = new Scheduler({
-      members: () => this.scorers,
+      members: () => this.slots.scorers,
       limit: Math.min(options.maxConcurrency, options.backend.maxConcurrency ?? Number.POSITIVE_INFINITY),
       maxQueue: options.maxQueue,
       unavailable: () => this.unavailableReason(),
+    })
+    this.liveness = new Liveness({
+      intervalMs: options.livenessIntervalMs,
+      readyPath: options.backend.readyPath,
+      log: options.log,
+      scorers: () => this.slots.scorers,
+      onUnresponsive: (scorer) => {
+        scorer.state = 'retiring'
+        void this.slots.end(scorer, 'unresponsive')
+        this.scheduler.drain()
+      },
     })
   }
 
@@ -120,13 +51,9 @@ export class Supervisor implements Upstreams {
       if (signal.aborted) resolve(false)
       signal.addEventListener('abort', () => resolve(false), {once: true})
     })
-    for (let index = 0; index < this.options.workers; index++) void this.spawn(index, true)
-    const result = await Promise.race([this.firstReady.promise, aborted])
-    if (result && this.options.livenessIntervalMs > 0) {
-      this.livenessTimer = setInterval(() => this.checkLiveness(), this.options.livenessIntervalMs)
-      this.livenessTimer.unref()
-    }
-
+    for (let index = 0; index < this.options.workers; index++) void this.slots.spawn(index, true)
+    const result = await Promise.race([this.slots.firstReady.promise, aborted])
+    if (result && this.options.livenessIntervalMs > 0) this.liveness.start()
     return result
   }
 
@@ -143,14 +70,14 @@ export class Supervisor implements Upstreams {
   release(lease: Lease, outcome: ExchangeOutcome): void {
     const scorer = lease as Scorer
     this.scheduler.release(scorer)
-    if (outcome === 'timeout') this.onTimeout(scorer)
-    if (scorer.state === 'retiring' && scorer.outstanding === 0) void this.end(scorer, undefined)
+    if (outcome === 'timeout') this.slots.watchdog.timedOut(scorer)
+    if (scorer.state === 'retiring' && scorer.outstanding === 0) void this.slots.end(scorer, undefined)
     this.checkIdle()
   }
 
   /** Whether `lease` is one of this supervisor's scorers (of any state). */
   owns(lease: Lease): boolean {
-    return this.made.has(lease as Scorer)
+    return this.slots.owns(lease as Scorer)
   }
 
   cancel(pending: Promise<Acquired>): void {
@@ -158,15 +85,16 @@ export class Supervisor implements Upstreams {
   }
 
   private unavailableReason(): string {
-    if (this.unhealthyReason) return `${this.unhealthyReason}; not restarting any more.`
-    if (this.stopping) return 'the server is shutting down.'
+    const {unhealthy} = this.slots.restarts
+    if (unhealthy) return `${unhealthy}; not restarting any more.`
+    if (this.slots.stopping) return 'the server is shutting down.'
     return 'every scorer is restarting; retry shortly.'
   }
 
   // ---- state for /readyz, /livez and /metrics ----
 
   get unhealthy(): string | undefined {
-    return this.unhealthyReason
+    return this.slots.restarts.unhealthy
   }
 
   get queueDepth(): number {
@@ -175,330 +103,34 @@ export class Supervisor implements Upstreams {
 
   /** How scorers are made: spawned, or forked from a process that loaded the model (--preload). */
   get mode(): string {
-    return this.options.backend.mode?.() ?? 'spawn'
+    return this.slots.mode
   }
 
   get restarts(): number {
-    return this.restartCount
+    return this.slots.restarts.count
   }
 
   counts(): Record<'starting' | 'ready' | 'retiring', number> {
-    const counts = {starting: 0, ready: 0, retiring: 0}
-    for (const scorer of this.scorers) if (scorer.state !== 'gone') counts[scorer.state]++
-    return counts
+    return this.slots.counts()
   }
 
   /** Requests running on each slot's scorers, for metrics. */
   get outstanding(): number {
     let total = 0
-    for (const scorer of this.scorers) total += scorer.outstanding
+    for (const scorer of this.slots.scorers) total += scorer.outstanding
     return total
   }
 
-  // ---- starting, restarting, replacing ----
-
-  private async spawn(index: number, initial: boolean): Promise<void> {
-    const slot = this.slots[index]!
-    slot.restartTimer = undefined
-    if (slot.failedAt === 0 && !initial) slot.failedAt = performance.now()
-    const generation = ++slot.generation
-    const {backend, log} = this.options
-    const label = this.options.workers === 1 ? 'scorer' : `scorer ${index}`
-    const socketPath = `${this.options.socketDir}/s${index}-${generation}.sock`
-    const first = initial && index === 0
-    const preload = backend.mode?.() === 'preload' ? ', preload' : ''
-    const model = (this.options.modelGeneration ?? 1) > 1 ? `, model generation ${this.options.modelGeneration}` : ''
-    const spawning = first
-      ? log.phase(`start scorer (${backend.server}, ${this.options.workers} process${this.options.workers === 1 ? '' : 'es'}${preload}${model})`)
-      : undefined
-
-    let scorer: Scorer
-    try {
-      const slotInfo = {index, generation, socketPath, freePort}
-      const io = {baseEnv: this.options.baseEnv, label, stdout: this.options.stdout, stderr: this.options.stderr, cwd: this.options.cwd}
-      let started: {process: ScorerHandle; endpoint: Endpoint}
-      if (backend.start) {
-        started = await backend.start(slotInfo, io)
-      } else {
-        const {command, endpoint} = await backend.launch(slotInfo)
-        started = {process: await ScorerProcess.start({command, ...io}), endpoint}
-      }
-
-      scorer = new Scorer(index, generation, started.process, poolFor(started.endpoint), label)
-      scorer.modelVersion = this.options.modelVersion
-      this.made.add(scorer)
-    } catch (error) {
-      this.onStartError(error, index)
-      return
-    }
-
-    if (this.stopping || this.draining) {
-      await scorer.process.stop(0)
-      return
-    }
-
-    this.scorers.push(scorer)
-    const spawnMs = spawning?.done(`pid ${scorer.process.pid}`) ?? 0
-    if (first) this.options.events?.onPhase?.('spawn', spawnMs)
-    if (!first)
-      log.info(`${label} started (pid ${scorer.process.pid}, generation ${generation}${this.mode === 'preload' ? ', forked' : ''}${model})`)
-    void scorer.process.exited.then((exit) => {
-      // A Unix socket file outlives its server (the R scorer leaves it behind): a restart uses a new name.
-      void rm(socketPath, {force: true})
-      this.onExit(scorer, exit)
-    })
-
-    const loading = log.phase(`load model in ${label}`, {live: true})
-    const bound = this.options.loadTimeoutMs ?? 0
-    const deadline = bound > 0 ? performance.now() + bound : Number.POSITIVE_INFINITY
-    const loaded = await waitUntilAnswering(scorer, backend.readyPath, deadline, () => this.stopping)
-    if (loaded === 'timeout') {
-      this.onLoadTimeout(scorer)
-      return
-    }
-
-    if (loaded === 'gone') return
-    const loadMs = loading.done()
-    if (first) this.options.events?.onPhase?.('load', loadMs)
-
-    if (this.options.warmup) {
-      const warming = log.phase(`warm-up prediction in ${label} (${this.options.warmup.source})`)
-      const failure = await warmUp(scorer, this.options.warmup, this.options.timeoutMs)
-      if (scorer.state !== 'starting') return
-      if (failure) {
-        log.warn(`${label}: the warm-up prediction failed: ${failure}`)
-        if (!this.everReady) {
-          this.failStart(
-            new MlserveError('WARMUP_FAILED', `The warm-up prediction with ${this.options.warmup.source} failed: ${failure}`, {
-              suggestions: [
-                "The model cannot predict its own serving input example: read the scorer's output above.",
-                'Serve without the warm-up (--no-warmup) to answer requests anyway.',
-              ],
-            }),
-          )
-        }
-
-        await this.end(scorer, 'warmup-failed')
-        return
-      }
-
-      const warmupMs = warming.done()
-      if (first) this.options.events?.onPhase?.('warmup', warmupMs)
-    }
-
-    if (this.stopping || scorer.state !== 'starting') return
-    scorer.state = 'ready'
-    scorer.readyAt = performance.now()
-    if (slot.failedAt > 0) {
-      const seconds = (performance.now() - slot.failedAt) / 1000
-      slot.failedAt = 0
-      this.options.events?.onRestarted?.(seconds)
-      log.info(`${label} is ready (pid ${scorer.process.pid}), ${Math.round(seconds * 1000)} ms after its predecessor failed`)
-    } else if (this.everReady) {
-      log.info(`${label} is ready (pid ${scorer.process.pid})`)
-    }
-
-    if (this.options.requireAll && this.counts().ready < this.options.workers) return
-    this.everReady = true
-    // Older generations of this slot (a replacement) leave the rotation and go once idle.
-    for (const other of this.scorers) {
-      if (other !== scorer && other.slot === index && other.state === 'ready') this.retire(other)
-    }
-
-    this.firstReady.resolve(true)
-    this.scheduler.drain()
-  }
-
-  /** A scorer that did not load within --load-timeout: the first one ends the start, later ones are restarted. */
-  private onLoadTimeout(scorer: Scorer): void {
-    const seconds = Math.round((this.options.loadTimeoutMs ?? 0) / 1000)
-    const what = `${scorer.label} did not answer ${this.options.backend.readyPath} within ${seconds} s of its start (--load-timeout)`
-    if (this.everReady) {
-      this.options.log.warn(`${what}: restarting it.`)
-    } else {
-      this.failStart(
-        new MlserveError('LOAD_TIMEOUT', `The model did not load: ${what}.`, {
-          suggestions: [
-            "Read the scorer's output above, prefixed [scorer]: a load that hangs (a download, a lock) shows there.",
-            'A model that takes longer to load needs a larger --load-timeout (MLSERVE_LOAD_TIMEOUT; 0: no bound).',
-          ],
-        }),
-      )
-    }
-
-    void this.end(scorer, 'load-timeout')
-  }
-
-  /** Takes a scorer out of the rotation; it ends once its requests are done (or at once if idle). */
-  private retire(scorer: Scorer): void {
-    scorer.state = 'retiring'
-    if (scorer.outstanding === 0) void this.end(scorer, undefined)
-  }
-
-  /** Stops a scorer's process (SIGTERM, then SIGKILL); `reason` marks it as a failure to restart from. */
-  private async end(scorer: Scorer, reason: RestartReason | undefined): Promise<void> {
-    if (scorer.endedBy !== undefined || scorer.state === 'gone') return
-    scorer.endedBy = reason ?? 'stop'
-    if (reason === undefined) scorer.state = 'retiring'
-    clearTimeout(scorer.stuckTimer)
-    // A failed process gets no grace, nor one with stuck work (Python would wait for that thread to end):
-    // their requests already had their answers.
-    await scorer.process.stop(reason === undefined && scorer.stuck === 0 ? this.options.stopGraceMs : 0)
-  }
-
-  private onExit(scorer: Scorer, exit: ExitInfo): void {
-    const wasReady = scorer.state === 'ready'
-    const endedBy = scorer.endedBy
-    scorer.state = 'gone'
-    clearTimeout(scorer.stuckTimer)
-    this.scorers.splice(this.scorers.indexOf(scorer), 1)
-    // Requests still on it fail at once (502 envelopes), never hang.
-    void scorer.dispatcher.destroy()
-    this.checkIdle()
-    if (this.stopping || this.draining || endedBy === 'stop') {
-      this.scheduler.drain()
-      return
-    }
-
-    const reason: RestartReason = endedBy ?? 'exited'
-    if (!this.everReady) {
-      // Before anything was ready a failure ends the start (a warm-up failure has already said why).
-      const lastLine = scorer.process.stderrTail(1).trim()
-      this.failStart(
-        new MlserveError(
-          'SCORER_START_FAILED',
-          `The scoring server ${describeExit(exit)} before it was ready${lastLine ? `: ${lastLine}` : '.'}`,
-          {
-            suggestions: ['Its full output is above, prefixed [scorer]: a failed model load (a missing package, a corrupt file) shows there.'],
-          },
-        ),
-      )
-      return
-    }
-
-    if (reason === 'exited') this.options.log.warn(`${scorer.label} ${describeExit(exit)}${wasReady ? ' while serving' : ' while starting'}.`)
-    if (exit.exitCode === 127) void this.explainMissingCommand()
-    this.options.events?.onRestart?.(reason)
-    this.scheduler.drain()
-    this.slotFailed(scorer.slot, scorer.readyAt, scorer.label)
-  }
-
-  /** Says once why scorers exit 127, when the backend can tell (its environment is gone). */
-  private async explainMissingCommand(): Promise<void> {
-    if (this.explained) return
-    const why = await this.options.backend.diagnoseExit?.().catch(() => undefined)
-    if (why && !this.explained) {
-      this.explained = true
-      this.options.log.warn(why)
-    }
-  }
-
-  /** Counts a failure of a slot and restarts it with backoff, unless this makes a crash loop. */
-  private slotFailed(index: number, readyAt: number, label: string): void {
-    const slot = this.slots[index]!
-    slot.failedAt ||= performance.now()
-    const decision = decideRestart(this.policy, {failures: this.failures, consecutive: slot.consecutiveFailures, readyAt}, performance.now())
-    this.restartCount++
-    this.failures = decision.failures
-    if (decision.action === 'give-up') {
-      if (this.unhealthyReason === undefined) {
-        this.unhealthyReason = `${decision.failures.length} scorer failures within ${Math.round(this.policy.crashWindowMs / 1000)} s`
-        this.options.log.warn(
-          `${this.unhealthyReason}: a crash loop. Not restarting any more; /livez answers 503 (the last one: ${label}, see its output above).`,
-        )
-      }
-
-      for (const other of this.slots) clearTimeout(other.restartTimer)
-      this.scheduler.drain()
-      return
-    }
-
-    // A replacement already on its way covers this slot.
-    if (slot.restartTimer || this.scorers.some((s) => s.slot === index && s.state === 'starting')) return
-    slot.consecutiveFailures = decision.consecutive
-    // A fork is cheap: in the preload mode a slot's first restart needs no back-off.
-    const delayMs = this.mode === 'preload' && decision.consecutive === 1 ? 0 : decision.delayMs
-    this.options.log.info(`restarting scorer ${index} in ${delayMs} ms (failure ${slot.consecutiveFailures} in a row)`)
-    slot.restartTimer = setTimeout(() => void this.spawn(index, false), delayMs)
-  }
-
-  private onStartError(error: unknown, index: number): void {
-    const wrapped =
-      error instanceof MlserveError
-        ? error
-        : new MlserveError('SCORER_START_FAILED', `Cannot start scorer ${index}: ${(error as Error).message}`, {cause: error})
-    if (!this.everReady) {
-      this.failStart(wrapped)
-      return
-    }
-
-    this.options.log.warn(wrapped.message)
-    this.options.events?.onRestart?.('exited')
-    this.slotFailed(index, 0, `scorer ${index}`)
-  }
-
-  private failStart(error: Error): void {
-    this.firstReady.reject(error)
-  }
-
-  /** A request on `scorer` timed out: its work runs on. Unless it ends within the grace, replace the scorer. */
-  private onTimeout(scorer: Scorer): void {
-    scorer.stuck++
-    if (scorer.stuckTimer || scorer.replacing || scorer.state !== 'ready') return
-    scorer.stuckTimer = setTimeout(() => {
-      scorer.stuckTimer = undefined
-      if (scorer.state !== 'ready' || this.stopping || this.draining || this.unhealthyReason) return
-      this.options.log.warn(
-        `${scorer.label}: ${scorer.stuck} timed-out request(s) may still be running ${Math.round(this.options.stuckGraceMs / 1000)} s past the deadline; starting a fresh scorer to replace it.`,
-      )
-      this.restartCount++
-      this.options.events?.onRestart?.('stuck')
-      // The old one serves on (minus its stuck capacity) until the new one is ready, then goes.
-      scorer.replacing = true
-      void this.spawn(scorer.slot, false)
-    }, this.options.stuckGraceMs)
-    scorer.stuckTimer.unref()
-  }
-
-  /** Pings every idle ready scorer; one that misses LIVENESS_FAILURES in a row is killed and restarted. */
-  private checkLiveness(): void {
-    for (const scorer of this.scorers) {
-      if (scorer.state !== 'ready' || scorer.pinging) continue
-      // A busy scorer may be slow to answer (a sync gunicorn worker cannot): its requests have deadlines.
-      if (scorer.outstanding > 0) {
-        scorer.pingFailures = 0
-        continue
-      }
-
-      scorer.pinging = true
-      void ping(scorer.dispatcher, this.options.backend.readyPath, this.options.livenessIntervalMs).then((ok) => {
-        scorer.pinging = false
-        if (ok || scorer.state !== 'ready') {
-          scorer.pingFailures = 0
-          return
-        }
-
-        scorer.pingFailures++
-        if (scorer.pingFailures >= LIVENESS_FAILURES) {
-          this.options.log.warn(
-            `${scorer.label} did not answer ${this.options.backend.readyPath} ${LIVENESS_FAILURES} times in a row: restarting it.`,
-          )
-          scorer.state = 'retiring'
-          void this.end(scorer, 'unresponsive')
-          this.scheduler.drain()
-        }
-      })
-    }
-  }
+  // ---- stopping ----
 
   /**
    * A newer generation took over: no more restarts; requests in flight (and any still queued here) finish
    * on these scorers for up to `drainMs`, then every scorer stops as stop() does.
    */
   async retireAll(drainMs: number, stopGraceMs: number, force?: AbortSignal): Promise<ExitInfo[]> {
-    this.draining = true
-    clearInterval(this.livenessTimer)
-    for (const slot of this.slots) clearTimeout(slot.restartTimer)
+    this.slots.draining = true
+    this.liveness.stop()
+    this.slots.restarts.cancel()
     if (!this.idle()) {
       const idle = new Promise<void>((resolve) => {
         this.idleWaiter = resolve
@@ -523,14 +155,14 @@ export class Supervisor implements Upstreams {
 
   /** Stops every scorer: SIGTERM, then SIGKILL after the grace (at once when `force` aborts). */
   async stop(graceMs: number, force?: AbortSignal): Promise<ExitInfo[]> {
-    this.stopping = true
-    clearInterval(this.livenessTimer)
-    for (const slot of this.slots) clearTimeout(slot.restartTimer)
+    this.slots.stopping = true
+    this.liveness.stop()
+    this.slots.restarts.cancel()
     this.scheduler.drain()
-    const scorers = [...this.scorers]
+    const scorers = [...this.slots.scorers]
     for (const scorer of scorers) {
       scorer.endedBy ??= 'stop'
-      clearTimeout(scorer.stuckTimer)
+      this.slots.watchdog.forget(scorer)
     }
 
     const exits = await Promise.all(scorers.map(async (scorer) => scorer.process.stop(graceMs, force)))
@@ -541,7 +173,7 @@ export class Supervisor implements Upstreams {
 
   /** Synchronous last resort (process 'exit'): SIGKILL every scorer's process group. */
   killNow(): void {
-    for (const scorer of this.scorers) scorer.process.killNow()
+    for (const scorer of this.slots.scorers) scorer.process.killNow()
     this.options.backend.killNow?.()
   }
 }

@@ -9,11 +9,11 @@ import type {Logger} from '../log.js'
 import type {ScorerPlan} from '../scorer/plan.js'
 import type {OutputSink} from '../scorer/process.js'
 import {Supervisor, type SupervisorEvents} from '../scorer/supervisor.js'
-import {redactUri} from '../uri/tracking.js'
+import {publicModelUri} from '../uri/public.js'
 
 /** What a generation serves, for the log, /metrics, /readyz and the X-MLServe-Model-Version header. */
 export interface ServedModel {
-  /** The model URI as the user gave it (credentials hidden). */
+  /** The model URI as the user gave it without credentials; a local model by its directory's name only (no host path on the public port). */
   readonly uri: string
   /** The registry version, when the URI names a registered model. */
   readonly version?: string
@@ -28,7 +28,7 @@ export interface ServedModel {
 export function servedModelOf(model: ResolvedModel, generation: number): ServedModel {
   const version = model.ref.registered?.version
   const runId = model.ref.runId ?? model.mlmodel.runId
-  return {uri: redactUri(model.ref.uri), version, runId, generation, label: version ?? runId}
+  return {uri: publicModelUri(model.ref.uri, model.ref.localDir), version, runId, generation, label: version ?? runId}
 }
 
 export interface GenerationIo {

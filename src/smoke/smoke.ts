@@ -8,6 +8,7 @@ import {loadModel, type ResolvedModel} from '../load-model.js'
 import {readWarmup} from '../model/warmup.js'
 import type {EnvironmentFacts} from '../scorer/plan.js'
 import {serve} from '../serve/serve.js'
+import {redactUri} from '../uri/tracking.js'
 
 import {readCases, type SmokeCase} from './cases.js'
 import {runChecks, type ModelFacts} from './checks.js'
@@ -99,10 +100,11 @@ export async function runSmoke(options: SmokeOptions, io: SmokeIo): Promise<Smok
 
   const all = [run.startup, ...run.later]
   const report: SmokeReport = {
-    modelUri: options.serve.modelUri || undefined,
+    // The report is printed, written as --json and JUnit: every URI in it without its credentials.
+    modelUri: options.serve.modelUri ? redactUri(options.serve.modelUri) : undefined,
     modelDir: run.modelDir,
     modelVersion: context.served.version ?? /^models:\/[^/@]+\/(\d+)$/.exec(options.serve.modelUri)?.[1],
-    url: run.url,
+    url: run.url && redactUri(run.url),
     environment: options.url
       ? undefined
       : {manager: options.serve.envManager, key: context.served.environment?.key, detail: context.served.environment?.detail},

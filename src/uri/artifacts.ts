@@ -37,7 +37,9 @@ async function copyLocal(source: string, dest: string): Promise<boolean> {
   const info = await stat(source).catch(() => undefined)
   if (!info) return false
   await mkdir(dest, {recursive: true})
-  if (info.isDirectory()) await cp(source, dest, {recursive: true, force: true})
+  // Links are copied as they are written (Node would rewrite a relative one to the store's absolute path):
+  // a link inside the model stays inside its copy.
+  if (info.isDirectory()) await cp(source, dest, {recursive: true, force: true, verbatimSymlinks: true})
   else await cp(source, path.join(dest, path.basename(source)), {force: true})
   return true
 }

@@ -31,9 +31,16 @@ const KNOWN_FAILURES: ReadonlyArray<readonly [RegExp, ErrorCode]> = [
   [/Failed to download artifacts from path/, 'ARTIFACT_NOT_FOUND'],
 ]
 
-function failureOf(stderr: string, what: string, python: string): MlserveError {
+/** Python's errno numbers of a disk that cannot take the download (Linux): the cache's error, not mlflow's. */
+const DISK_ERRNOS: Readonly<Record<string, string>> = {'28': 'ENOSPC', '122': 'EDQUOT', '30': 'EROFS'}
+
+function failureOf(stderr: string, what: string, python: string): Error {
   const lines = redactText(stderr).trim().split('\n')
   const tail = lines.slice(-12).join('\n')
+  // "OSError: [Errno 28] No space left on device: '/path'": thrown as the file-system error it is, so the
+  // cache names its directory (CACHE_IO_FAILED) instead of blaming the store.
+  const disk = /\[Errno (28|122|30)\] [^:\n]*(?:: '([^'\n]*)')?/.exec(tail)
+  if (disk) return Object.assign(new Error(`${what}: ${disk[0]}`), {code: DISK_ERRNOS[disk[1]!], syscall: 'write', path: disk[2]})
   // mlflow's last line is the exception: "mlflow.exceptions.MlflowException: <message>".
   const last = lines.at(-1)?.replace(/^[\w.]*(Exception|Error): /, '') ?? ''
   for (const [pattern, code] of KNOWN_FAILURES) {

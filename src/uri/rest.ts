@@ -19,6 +19,9 @@ export interface RestFailure {
 export const restFailureOf = (error: unknown): RestFailure | undefined =>
   error instanceof MlserveError && error.code === 'TRACKING_REQUEST_FAILED' ? (error.cause as RestFailure | undefined) : undefined
 
+/** Errors of writing a download to this machine's disk, told apart from the network's. */
+const localFailures = new WeakSet<Error>()
+
 type Query = Readonly<Record<string, string | readonly string[] | undefined>>
 
 export class RestClient {
@@ -52,10 +55,15 @@ export class RestClient {
     return this.#json<T>(`${base.replace(/\/+$/, '')}/api/2.0/${endpoint}`, 'POST', JSON.stringify(body))
   }
 
-  /** Streams the body of GET `url` into `file` (truncated on each try). */
+  /**
+   * Streams the body of GET `url` into `file` (truncated on each try). A failure to write the file (a full
+   * disk, a quota, a read-only cache) is thrown as it is, at once: no retry helps, and the server is not to blame.
+   */
   async download(url: string, file: string): Promise<void> {
     await this.#withRetries(url, 'GET', undefined, async (body) => {
-      await pipeline(body, createWriteStream(file))
+      const out = createWriteStream(file)
+      out.once('error', (error) => localFailures.add(error))
+      await pipeline(body, out)
     })
   }
 
@@ -110,7 +118,7 @@ export class RestClient {
         const header = response.headers['retry-after']
         retryAfter = parseRetryAfter(Array.isArray(header) ? header[0] : header)
       } catch (error) {
-        if (this.#signal?.aborted) throw error
+        if (this.#signal?.aborted || (error instanceof Error && localFailures.has(error))) throw error
         if (error instanceof MlserveError) {
           if (error.code !== 'TRACKING_REQUEST_FAILED' || !isRetryableStatus((error.cause as RestFailure | undefined)?.status ?? 0)) {
             throw error

@@ -106,11 +106,15 @@ export async function trackingFrom(env: EnvVars, cwd: string): Promise<Tracking>
   }
 }
 
-/** A URI with any user:password@ removed, for messages and logs. */
-export const redactUri = (uri: string): string => uri.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1***@')
+/**
+ * A URI with any user:password@ removed: the one redaction of every place mlserve writes a model URI or
+ * a URL (messages, logs, /readyz, image labels, manifests, smoke reports). The userinfo ends at the last
+ * @ of the authority (a password may hold an @).
+ */
+export const redactUri = (uri: string): string => uri.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1***@')
 
 /** Text (a child's stderr, a message) with the userinfo of every URI in it replaced by ***. */
-export const redactText = (text: string): string => text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/@\s'"]*@/gi, '$1***@')
+export const redactText = (text: string): string => text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/?#\s'"]*@/gi, '$1***@')
 
 /**
  * A URL's own credentials (`https://user:password@host/...`): the URL without them, and the Basic

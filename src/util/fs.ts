@@ -19,8 +19,18 @@ export interface DirRoot {
 
 export const dirRoot = async (dir: string): Promise<DirRoot> => ({dir, real: await realpath(dir).catch(() => path.resolve(dir))})
 
-/** `file`'s real path (undefined when it does not exist) and whether it stays inside `root`, as written and once its links are resolved. */
-export async function resolveInside(root: DirRoot, file: string): Promise<{readonly inside: boolean; readonly real?: string}> {
-  const real = await realpath(file).catch(() => undefined)
-  return {inside: isInsideDir(root.dir, file) && (real === undefined || isInsideDir(root.real, real)), real}
+/**
+ * `file`'s real path (undefined when it cannot be resolved: `error` says why, ENOENT or ELOOP) and whether
+ * it stays inside `root`, as written and once its links are resolved.
+ */
+export async function resolveInside(
+  root: DirRoot,
+  file: string,
+): Promise<{readonly inside: boolean; readonly real?: string; readonly error?: string}> {
+  let error: string | undefined
+  const real = await realpath(file).catch((failure: NodeJS.ErrnoException) => {
+    error = failure.code ?? 'EIO'
+    return undefined
+  })
+  return {inside: isInsideDir(root.dir, file) && (real === undefined || isInsideDir(root.real, real)), real, error}
 }

@@ -110,7 +110,7 @@ t.test('build-docker: the bundled example, served in a container as mlserve serv
     'health check with Node, no curl',
   )
   t.match(config.Labels, {
-    'org.mlserve.model.uri': IRIS,
+    'org.mlserve.model.uri': 'sklearn-iris',
     'org.mlserve.model.uuid': '843277d1a25b4c22a0caabb79752768c',
     'org.mlserve.mlflow.version': '3.17.2',
   })
@@ -140,9 +140,10 @@ t.test('build-docker: the bundled example, served in a container as mlserve serv
     // eslint-disable-next-line no-await-in-loop
     const [inImage, onHost] = await Promise.all([answer(container.url, c), answer(host.url, c)])
     if (c.path === '/readyz') {
-      // /readyz names the model's path, which is /opt/ml/model in the image: the rest must be the same.
-      t.match(inImage.body, '"uri":"/opt/ml/model"', '/readyz in the image names the baked-in model')
-      inImage.body = inImage.body.replace('"uri":"/opt/ml/model"', `"uri":${JSON.stringify(IRIS)}`)
+      // /readyz names a local model by its directory's name, model in the image (/opt/ml/model): the rest must be the same.
+      t.match(inImage.body, '"uri":"model"', '/readyz in the image names the baked-in model')
+      t.match(onHost.body, '"uri":"sklearn-iris"', 'no host path on the public port')
+      inImage.body = inImage.body.replace('"uri":"model"', '"uri":"sklearn-iris"')
     }
     t.same(inImage, onHost, `${c.method ?? 'GET'} ${c.path} ${c.body ?? ''}: the same answer as mlserve serve on the host`)
   }

@@ -3,7 +3,7 @@
 // --url against a running `mlserve serve`, and Ctrl-C leaving no process. JUnit files are parsed by
 // Python's xml.etree (the test toolchain's interpreter): strict XML, counts checked.
 import {execFileSync} from 'node:child_process'
-import {copyFileSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 
@@ -317,4 +317,32 @@ t.test('Ctrl-C during a check stops everything: no process left, the report says
     'output schema': 'skipped',
   })
   t.equal(junit.cases.find((c) => c.name === 'sleepy')!.failure!.message, 'interrupted')
+})
+
+t.test('a second Ctrl-C stops at once: exit 130, no report, no process left', async (t) => {
+  const casesFile = path.join(work, 'slow-twice.yaml')
+  const junitFile = path.join(work, 'slow-twice.xml')
+  writeFileSync(casesFile, '- name: sleepy\n  body: {dataframe_split: {columns: [seconds], data: [[60]]}}\n')
+  const proc = spawnProc(process.execPath, [
+    MLSERVE_BIN,
+    'smoke',
+    '-m',
+    fixtureModel('slow'),
+    ...LOCAL,
+    '--cases',
+    casesFile,
+    '--junit',
+    junitFile,
+  ])
+  t.teardown(() => proc.stop('SIGKILL'))
+  const [, pid] = await proc.waitForOutput(/start scorer [^\n]*: pid (\d+)/)
+  await proc.waitForOutput(/slow model: sleeping 60\.0 s/)
+  proc.child.kill('SIGINT')
+  await proc.waitForOutput(/received SIGINT/)
+  proc.child.kill('SIGINT')
+  const exit = await proc.exited
+  t.equal(exit.code, 130)
+  t.match(proc.stderr(), /received SIGINT again: stopping now[\s\S]*Stopped at once by a second signal/)
+  t.ok(await gone(Number(pid), 20_000), 'the scorer is gone')
+  t.notOk(existsSync(junitFile), 'no report: the second signal does not wait for it')
 })

@@ -199,7 +199,7 @@ t.test('readiness waits for the warm-up prediction; a failed warm-up never becom
   t.same(JSON.parse((await get(slow, '/readyz')).body), {
     status: 'ready',
     scorers: {starting: 0, ready: 1, retiring: 0, configured: 1},
-    model: {uri: MODEL, version: null, run_id: null, generation: 1},
+    model: {uri: 'control', version: null, run_id: null, generation: 1},
   })
 
   const failing = await startMlserve(['-m', MODEL], {waitReady: false, env: toolchainEnv({MLSERVE_TEST_WARMUP_FAIL: '1'})})

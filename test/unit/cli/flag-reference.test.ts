@@ -1,4 +1,4 @@
-// README.md's flag table is generated from serve's flag declarations, and CI fails when it is stale.
+// docs/flags.md's flag table is generated from serve's flag declarations, and CI fails when it is stale.
 import {readFileSync} from 'node:fs'
 
 import t from 'tap'
@@ -6,13 +6,13 @@ import t from 'tap'
 import {BEGIN_MARKER, END_MARKER, flagTable, withFlagTable} from '../../../src/cli/flag-reference.js'
 import {serveFlags} from '../../../src/cli/serve-flags.js'
 
-const README = new URL('../../../README.md', import.meta.url)
+const PAGE = new URL('../../../docs/flags.md', import.meta.url)
 
-t.test('README.md holds the flag table its declarations give (else: npm run docs:flags)', async (t) => {
-  const readme = readFileSync(README, 'utf8')
-  const fresh = withFlagTable(readme, flagTable(serveFlags))
-  t.not(fresh, undefined, `README.md has the markers ${BEGIN_MARKER} ... ${END_MARKER}`)
-  t.ok(fresh === readme, "README.md's flag table is stale: run `npm run docs:flags` and commit README.md")
+t.test('docs/flags.md holds the flag table its declarations give (else: npm run docs:flags)', async (t) => {
+  const page = readFileSync(PAGE, 'utf8')
+  const fresh = withFlagTable(page, flagTable(serveFlags))
+  t.not(fresh, undefined, `docs/flags.md has the markers ${BEGIN_MARKER} ... ${END_MARKER}`)
+  t.ok(fresh === page, "docs/flags.md's flag table is stale: run `npm run docs:flags` and commit docs/flags.md")
 })
 
 t.test('a row says the flag, its default (booleans: on/off), its variable and its help', async (t) => {
@@ -24,7 +24,7 @@ t.test('a row says the flag, its default (booleans: on/off), its variable and it
   t.same(table.split('\n').slice(2), [
     '| `-p, --port` | `5000` | `MLFLOW_PORT` | The port \\| a pipe. |',
     '| `--[no-]warmup` | on |  | Warm up. More. |',
-    '| `-m, --model-uri` | required |  | The model. See [Model URIs](#model-uris). |',
+    '| `-m, --model-uri` | required |  | The model. See [Model URIs](model-uris.md). |',
   ])
 })
 

@@ -1,0 +1,36 @@
+// What /metrics and /readyz say is served across a reload: the serving generation's model, reloads by outcome.
+import t from 'tap'
+
+import {Observer} from '../../../src/proxy/observe.js'
+
+t.test('/metrics and /readyz name the model the serving generation serves; reloads are counted by outcome', async (t) => {
+  let generation = 1
+  const observer = new Observer({
+    state: () => 'ready',
+    scorers: () => ({counts: () => ({starting: 0, ready: 1, retiring: 0}), queueDepth: 0, outstanding: 0, unhealthy: undefined}),
+    inFlight: () => 0,
+    workers: 1,
+    logFormat: 'text',
+    model: () => ({uri: 'models:/fraud@champion', version: String(5 + generation), runId: 'r1', generation}),
+  })
+  const routes = observer.routes()
+  t.match(routes['/metrics']!().body, /\nmlserve_model_info\{uri="models:\/fraud@champion",version="6",run_id="r1",generation="1"\} 1\n/)
+  t.match(routes['/metrics']!().body, /\nmlserve_reloads_total\{outcome="switched"\} 0\n/)
+  generation = 2
+  observer.recordReload('switched')
+  observer.recordReload('unchanged')
+  observer.recordReloadCheckFailure()
+  const text = routes['/metrics']!().body
+  t.match(text, /\nmlserve_model_info\{uri="models:\/fraud@champion",version="7",run_id="r1",generation="2"\} 1\n/)
+  t.notMatch(text, /generation="1"/, 'only the serving generation')
+  t.match(
+    text,
+    /\nmlserve_reloads_total\{outcome="switched"\} 1\nmlserve_reloads_total\{outcome="failed"\} 0\nmlserve_reloads_total\{outcome="unchanged"\} 1\n/,
+  )
+  t.match(text, /\nmlserve_reload_check_failures_total 1\n/)
+  t.same(JSON.parse(routes['/readyz']!().body), {
+    status: 'ready',
+    scorers: {starting: 0, ready: 1, retiring: 0, configured: 1},
+    model: {uri: 'models:/fraud@champion', version: '7', run_id: 'r1', generation: 2},
+  })
+})
