@@ -63,11 +63,12 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
   const startedAt = performance.now()
 
   try {
-    const [{createProxyHandler}, {ProxyServer}, {Observer}, {prepareFrontDoor}] = await Promise.all([
+    const [{createProxyHandler}, {ProxyServer}, {Observer}, {prepareFrontDoor}, {openApiRoute, OPENAPI_ROUTE}] = await Promise.all([
       import('../proxy/app.js'),
       import('../proxy/server.js'),
       import('../proxy/observe.js'),
       import('../proxy/front-door.js'),
+      import('../proxy/openapi-source.js'),
     ])
     // API keys, TLS files, CORS and the prefix are checked before the port is bound or anything is built.
     const door = await prepareFrontDoor(options.frontDoor)
@@ -172,7 +173,17 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
       timeoutMs: options.timeoutSeconds * 1000,
       maxBodyBytes: options.maxBodyBytes > 0 ? options.maxBodyBytes : undefined,
       operational: observer.routes(),
-      ownRoutes: backend.ownRoutes,
+      ownRoutes: {
+        ...backend.ownRoutes,
+        // The model's own OpenAPI document (mlflow's /docs and /openapi.json stay the scorer's).
+        [OPENAPI_ROUTE]: await openApiRoute(model, {
+          title: redactUri(options.modelUri),
+          version: model.ref.registered?.version,
+          maxBodyBytes: options.maxBodyBytes,
+          log,
+          prefix: door?.prefix ?? '',
+        }),
+      },
       rewrites: backend.rewrites,
       // Request bodies too big to hold in memory wait here for a scorer (removed with the directory).
       spillDir: socketDir,
