@@ -61,6 +61,30 @@ function dropKeyHeaders(req: IncomingMessage): void {
   }
 }
 
+/**
+ * The scorer's redirects (POST /invocations/ gets 307 to /invocations) name the URL it saw: plain http and
+ * no prefix. Rewrites a Location on the client's own host to https (over TLS) and under the prefix.
+ */
+function fixRedirects(req: IncomingMessage, res: ServerResponse, https: boolean, prefix: string): void {
+  const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => ServerResponse
+  res.writeHead = ((status: number, ...rest: unknown[]) => {
+    const headers = rest.find((arg): arg is Record<string, unknown> => typeof arg === 'object' && arg !== null && !Array.isArray(arg))
+    const location = headers?.location
+    if (status >= 300 && status < 400 && typeof location === 'string') {
+      try {
+        const url = new URL(location, `http://${req.headers.host ?? 'localhost'}`)
+        if (url.host === req.headers.host) {
+          if (https) url.protocol = 'https:'
+          if (prefix && stripPrefix(url.pathname, prefix) === undefined) url.pathname = `${prefix}${url.pathname}`
+          headers!.location = location.startsWith('/') ? `${url.pathname}${url.search}` : url.href
+        }
+      } catch {}
+    }
+
+    return writeHead(status, ...rest)
+  }) as typeof res.writeHead
+}
+
 /** Checks every front-door option (files read, keys parsed, certificates matched) before anything else starts. */
 export async function prepareFrontDoor(options: FrontDoorOptions | undefined): Promise<FrontDoor | undefined> {
   if (!options) return undefined
@@ -89,6 +113,7 @@ export async function prepareFrontDoor(options: FrontDoorOptions | undefined): P
         req.url = inner
       }
 
+      if (tls || prefix) fixRedirects(req, res, Boolean(tls), prefix)
       if (origins.size > 0 && applyCors(origins, req, res)) return
       if (keys) {
         const token = presentedToken(req)

@@ -39,6 +39,14 @@ t.test('every route under --static-prefix, none outside it', async (t) => {
     t.same(await call(origin, route), {status: 404, body: '{"detail":"Not Found"}'}, `${route} is outside the prefix`)
   }
 
+  const slash = await fetch(`${server.url}/invocations/`, {...invoke(), redirect: 'manual'})
+  await slash.arrayBuffer()
+  t.same(
+    {status: slash.status, location: slash.headers.get('location')},
+    {status: 307, location: `${server.url}/invocations`},
+    "the scorer's redirect stays under the prefix",
+  )
+
   const metrics = await call(server.url, '/metrics')
   t.match(
     metrics.body,

@@ -100,6 +100,15 @@ t.test('HTTPS with the certificate, swapped on SIGHUP while a connection stays o
   t.same({status: first.status, body: first.body}, {status: 200, body: '{"predictions": [3, 7]}'}, "the scorer's answer over HTTPS")
   t.equal(await servedFingerprint(server.url), new X509Certificate(read(server1.cert)).fingerprint256)
   await t.rejects(call(server.url, {path: '/ping'}), /self-signed|self signed/, 'a client that does not trust it refuses it')
+  const slash = await new Promise<{status?: number; location?: string}>((resolve, reject) => {
+    const req = request(`${server.url}/invocations/`, {...invocation, path: '/invocations/', agent}, (res) => {
+      res.resume()
+      resolve({status: res.statusCode, location: res.headers.location})
+    })
+    req.on('error', reject)
+    req.end(BODY)
+  })
+  t.same(slash, {status: 307, location: `${server.url}/invocations`}, "the scorer's redirect keeps https")
 
   writeFileSync(cert, read(server2.cert))
   writeFileSync(key, read(server2.key))
