@@ -2,7 +2,8 @@
 // times on the same fixture model (plain HTTP, with an API key, with TLS on a self-signed certificate
 // made here by openssl), checks that all three answer the body with the same bytes, then sends requests
 // one at a time on one keep-alive connection to each in turn (rounds in rotating order, so drift and
-// background load hit all alike) and prints p50/p99 per request as a Markdown table. A second table
+// background load hit all alike), for POST /invocations and for mlserve's own GET /openapi.model.json (no
+// scorer: the front door's share shows), and prints p50/p99 per request as a Markdown table. A second table
 // times the key check alone in this process (no network, no scorer). Raw numbers: bench/results/frontdoor-<time>.json.
 //
 //   npm run build && node bench/frontdoor.js [--requests 2000] [--rounds 6] [--warmup 300] [--model <dir>]
@@ -93,10 +94,18 @@ process.on('exit', () => {
   rmSync(WORK_DIR, {recursive: true, force: true})
 })
 
-/** One POST /invocations on the server's one keep-alive connection: its answer and its time in ms. */
-async function invoke(target) {
+/** The routes timed: a prediction (through the scorer), and mlserve's own document (no scorer: the front door's share shows). */
+const ROUTES = [
+  {name: 'POST /invocations', path: '/invocations', method: 'POST', body: BODY},
+  {name: 'GET /openapi.model.json', path: '/openapi.model.json', method: 'GET'},
+]
+
+/** One request on the server's one keep-alive connection: its answer and its time in ms. */
+async function invoke(target, route = ROUTES[0]) {
   const start = performance.now()
-  const res = await request(`${target.url}/invocations`, {method: 'POST', headers: target.headers, body: BODY, dispatcher: target.agent})
+  const {'content-type': _json, ...getHeaders} = target.headers
+  const headers = route.method === 'POST' ? target.headers : getHeaders
+  const res = await request(`${target.url}${route.path}`, {method: route.method, headers, body: route.body, dispatcher: target.agent})
   const text = await res.body.text()
   const ms = performance.now() - start
   if (res.statusCode !== 200) throw new Error(`${target.name}: ${res.statusCode} ${text}`)
@@ -141,35 +150,42 @@ async function main() {
   if (new Set(answers).size !== 1) throw new Error(`the servers answered differently: ${answers.join(' | ')}`)
   for (const target of targets) for (let i = 0; i < opts.warmup; i++) await invoke(target)
 
-  const perRound = new Map(targets.map((target) => [target.name, []]))
+  const perRound = new Map(ROUTES.flatMap((route) => targets.map((target) => [`${route.name} ${target.name}`, []])))
   for (let round = 0; round < opts.rounds; round++) {
     // Rotate the order each round, so no server always goes first or last.
     const order = targets.map((_, i) => targets[(i + round) % targets.length])
-    for (const target of order) {
-      const times = []
-      for (let i = 0; i < opts.requests; i++) times.push((await invoke(target)).ms)
-      times.sort((a, b) => a - b)
-      perRound.get(target.name).push({p50: percentile(times, 50), p99: percentile(times, 99)})
+    for (const route of ROUTES) {
+      for (const target of order) {
+        const times = []
+        for (let i = 0; i < opts.requests; i++) times.push((await invoke(target, route)).ms)
+        times.sort((a, b) => a - b)
+        perRound.get(`${route.name} ${target.name}`).push({p50: percentile(times, 50), p99: percentile(times, 99)})
+      }
     }
   }
 
   await stopAll()
   await Promise.all(targets.map((target) => target.agent.close()))
-  const rows = targets.map((target) => {
-    const rounds = perRound.get(target.name)
-    return {name: target.name, p50: median(rounds.map((r) => r.p50)), p99: median(rounds.map((r) => r.p99))}
-  })
-  const plain = rows[0]
   const check = await keyCheckCost()
+  const rows = []
   console.log(
-    `\nPOST /invocations (fixture ${path.basename(model)}), one keep-alive connection, ${opts.rounds} rounds of ${opts.requests} requests each:\n`,
+    `\nFixture ${path.basename(model)}, one keep-alive connection per server, ${opts.rounds} rounds of ${opts.requests} requests per route and server:\n`,
   )
-  console.log('| server | p50 ms | p99 ms | p50 vs plain | p99 vs plain |')
-  console.log('|---|---|---|---|---|')
-  for (const row of rows) {
-    const d50 = row === plain ? '' : `${row.p50 - plain.p50 >= 0 ? '+' : ''}${(row.p50 - plain.p50).toFixed(3)} ms`
-    const d99 = row === plain ? '' : `${row.p99 - plain.p99 >= 0 ? '+' : ''}${(row.p99 - plain.p99).toFixed(3)} ms`
-    console.log(`| ${row.name} | ${row.p50.toFixed(3)} | ${row.p99.toFixed(3)} | ${d50} | ${d99} |`)
+  console.log('| route | server | p50 ms | p99 ms | p50 vs plain | p99 vs plain |')
+  console.log('|---|---|---|---|---|---|')
+  const delta = (value, base) => `${value - base >= 0 ? '+' : ''}${(value - base).toFixed(3)} ms`
+  for (const route of ROUTES) {
+    const routeRows = targets.map((target) => {
+      const rounds = perRound.get(`${route.name} ${target.name}`)
+      return {route: route.name, name: target.name, p50: median(rounds.map((r) => r.p50)), p99: median(rounds.map((r) => r.p99))}
+    })
+    const [plain] = routeRows
+    for (const row of routeRows) {
+      const [d50, d99] = row === plain ? ['', ''] : [delta(row.p50, plain.p50), delta(row.p99, plain.p99)]
+      console.log(`| ${row.route} | ${row.name} | ${row.p50.toFixed(3)} | ${row.p99.toFixed(3)} | ${d50} | ${d99} |`)
+    }
+
+    rows.push(...routeRows)
   }
 
   console.log(

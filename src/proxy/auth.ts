@@ -95,10 +95,15 @@ export class Keyring {
    * fixed-length hashes, so the time taken says nothing of how much of a key was right.
    */
   accepts(token: string | undefined): boolean {
+    return this.check(token).accepted
+  }
+
+  /** accepts(), and the key's id for the access log (tokenId), from one digest. */
+  check(token: string | undefined): {readonly accepted: boolean; readonly id?: string} {
     const digest = sha256(token ?? '')
     let found = false
     for (const known of this.digests) found = timingSafeEqual(known, digest) || found
-    return found && token !== undefined
+    return token === undefined ? {accepted: false} : {accepted: found, id: digest.toString('hex', 0, 4)}
   }
 }
 

@@ -5,7 +5,7 @@ import type {SecureContextOptions} from 'node:tls'
 import type {FrontDoorOptions} from '../config.js'
 import {MlserveError, messageOf} from '../errors.js'
 import type {Logger} from '../log.js'
-import {Keyring, PUBLIC_ROUTES, presentedToken, readTokenFile, tokenId, unauthenticatedResponse} from './auth.js'
+import {Keyring, PUBLIC_ROUTES, presentedToken, readTokenFile, unauthenticatedResponse} from './auth.js'
 import {applyCors} from './cors.js'
 import {sendPlain} from './responses.js'
 import type {RequestHandler} from './server.js'
@@ -117,9 +117,10 @@ export async function prepareFrontDoor(options: FrontDoorOptions | undefined): P
       if (origins.size > 0 && applyCors(origins, req, res)) return
       if (keys) {
         const token = presentedToken(req)
-        if (token !== undefined) record.key = tokenId(token)
+        const {accepted, id} = keys.check(token)
+        if (id !== undefined) record.key = id
         const path = (req.url ?? '/').split('?', 1)[0]!
-        if (!exempt.has(path) && !keys.accepts(token)) {
+        if (!exempt.has(path) && !accepted) {
           req.resume()
           const response = unauthenticatedResponse(token !== undefined)
           record.refusal = response.refusal

@@ -34,6 +34,7 @@ t.test('the keyring accepts its keys only, and swaps them', async (t) => {
   t.notOk(keys.accepts('one'))
   t.ok(keys.accepts('three'))
   t.match(tokenId('one'), /^[0-9a-f]{8}$/)
+  t.same(keys.check('three'), {accepted: true, id: tokenId('three')}, 'the access log id is the same short hash')
   const req = (headers: Record<string, string>) => ({headers}) as unknown as IncomingMessage
   t.equal(presentedToken(req({authorization: 'Bearer abc'})), 'abc')
   t.equal(presentedToken(req({authorization: 'bearer  abc '})), 'abc')
