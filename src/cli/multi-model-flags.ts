@@ -8,8 +8,8 @@ import {modelFlags} from './flags.js'
 
 export const multiModelFlags = {
   'model-uri': Flags.string({
-    ...modelFlags['model-uri'],
-    required: false,
+    char: 'm',
+    description: modelFlags['model-uri'].description,
     multiple: true,
     multipleNonGreedy: true,
     summary: `${modelFlags['model-uri'].summary} Repeat it, as -m NAME=URI, to serve several models (see docs/multi-model.md).`,

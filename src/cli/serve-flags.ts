@@ -4,6 +4,7 @@ import {Flags} from '@oclif/core'
 
 import {LOG_FORMATS, R_SCORERS, type LogFormat, type RScorer, type ServeOptions} from '../config.js'
 import {modelFlags, modelOptionsFrom, type ModelFlagValues} from './flags.js'
+import {multiModelFlags} from './multi-model-flags.js'
 
 /**
  * Every flag's help shows its default: oclif prints `[default: X]` except for booleans and falsy values,
@@ -187,6 +188,7 @@ export const serveFlags = showDefaults({
     default: 'mlserve' as RScorer,
     summary: "R crate models: mlserve's own R scorer (R with httpuv and jsonlite), or mlflow: the R mlflow package's mlflow_rfunc_serve.",
   })(),
+  ...multiModelFlags,
 })
 
 /** The values `this.parse` gives for serveFlags. */

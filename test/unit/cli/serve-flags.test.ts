@@ -36,6 +36,8 @@ t.test("generate-k8s passes every serve flag the image does not fix, with serve'
   ]
   // generate-k8s reads these itself (the drain, the startupProbe, the V2 protocol) and passes them on.
   const readByGenerateK8s = ['grace-period', 'load-timeout', 'enable-mlserver']
+  // Several models in one image are not built yet (issue 27 step 1): the image serves its one baked model.
+  fixedByTheImage.push('models', 'default-model', 'strict')
   t.same(
     Object.keys(serveFlags)
       .filter((name) => !fixedByTheImage.includes(name) && !readByGenerateK8s.includes(name))
