@@ -1,6 +1,6 @@
 // The routes of a multi-model server, without scorers: which model a path goes to and as what path,
 // GET /models, the 404s for unknown names and for /invocations without --default-model, /ping.
-import {createServer, type Server} from 'node:http'
+import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 import type {AddressInfo} from 'node:net'
 
 import t, {type Test} from 'tap'
@@ -26,7 +26,7 @@ function entry(name: string, state: ServedEntry['state'], error?: string): Serve
     error,
     uri: `./${name}`,
     options: {workers: 1},
-    handle: (req, res) => {
+    handle: (req: IncomingMessage, res: ServerResponse) => {
       req.resume()
       res.end(`${name} got ${req.url}`)
     },
