@@ -65,8 +65,8 @@ export class ServedEntry {
     try {
       const model = await loadModel(options.modelUri, options.cwd, log, {env: options.env, signal: stop, python: options.python})
       this.served = servedModelOf(model, 1)
-      const plan = await planScorers(model, options, {log, signal: stop, onEnvironment: (facts) => (this.environment = facts)})
       await mkdir(socketDir, {mode: 0o700})
+      const plan = await planScorers(model, options, {log, signal: stop, onEnvironment: (facts) => (this.environment = facts)})
       const first = await ServingSet.create(
         model,
         plan,
