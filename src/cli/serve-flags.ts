@@ -10,6 +10,7 @@ import {loggingFlags} from './serve-flags/logging.js'
 import {reloadFlags} from './serve-flags/reload.js'
 import {scorersFlags} from './serve-flags/scorers.js'
 import {serverFlags} from './serve-flags/server.js'
+import {multiModelFlags} from './serve-flags/multi-model.js'
 
 /**
  * Every flag's help shows its default: oclif prints `[default: X]` except for booleans and falsy values,
@@ -53,6 +54,7 @@ export const serveFlags = showDefaults({
   'reload-interval': reloadFlags['reload-interval'],
   'r-scorer': scorersFlags['r-scorer'],
   ...frontDoorFlags,
+  ...multiModelFlags,
 })
 
 /** The values `this.parse` gives for serveFlags. */

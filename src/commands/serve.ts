@@ -1,5 +1,6 @@
 // `mlserve serve`: mlflow's flags, parsed once into ServeOptions and handed to the orchestrator.
 import {BaseCommand} from '../cli/base-command.js'
+import {selectModels} from '../cli/serve-flags/multi-model.js'
 import {withReloadSignal} from '../cli/reload-signal.js'
 import {serveFlags, serveOptionsFrom} from '../cli/serve-flags.js'
 import {withStopSignals} from '../cli/signals.js'
@@ -25,16 +26,24 @@ SIGINT or SIGTERM makes /readyz 503, stops accepting connections, lets requests 
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Serve)
-    const {serve} = await import('../serve/serve.js')
+    // Names and the --models file are checked before anything starts (usage errors exit 2 at once).
+    const selection = await selectModels(flags)
+    const options = serveOptionsFrom({...flags, 'model-uri': selection.kind === 'single' ? selection.uri : ''})
     const json = flags['log-format'] === 'json'
     const log = createLogger(process.stderr, {tty: process.stderr.isTTY, format: flags['log-format']})
     const stdout = json ? jsonLines(process.stdout) : process.stdout
     const stderr = json ? jsonLines(process.stderr) : process.stderr
+    const {serve} = await import('../serve/serve.js')
+    const {serveModels} = await import('../serve/serve-models.js')
     await withReloadSignal(log, async (reload) =>
       withStopSignals(
         log,
-        async ({stop, force}) =>
-          serve(serveOptionsFrom(flags), {log, stdout, stderr, accessLog: process.stdout, stop, force, onReloadRequest: reload.subscribe}),
+        async ({stop, force}) => {
+          const io = {log, stdout, stderr, accessLog: process.stdout, stop, force, onReloadRequest: reload.subscribe}
+          await (selection.kind === 'single'
+            ? serve(options, io)
+            : serveModels(options, {...selection, batchMaxRows: flags['batch-max-rows']}, io))
+        },
         {ownsForce: true},
       ),
     )

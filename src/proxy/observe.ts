@@ -1,7 +1,7 @@
 // What mlserve tells about itself: the Prometheus metrics, the access log, and /livez, /readyz, /metrics.
 import {formatAccessLog, type AccessLogFormat} from './access-log.js'
 import {pathOf, type ServerState} from './app.js'
-import {PROMETHEUS_CONTENT_TYPE, Registry, type Histogram} from './metrics.js'
+import {PROMETHEUS_CONTENT_TYPE, Registry, type Counter, type Histogram} from './metrics.js'
 import type {PlainResponse} from './responses.js'
 import type {RequestRecord} from './server.js'
 import type {ExchangeOutcome} from '../upstream.js'
@@ -36,6 +36,8 @@ export interface ObserverOptions {
   readonly batch?: boolean
   /** What the serving generation serves (mlserve_model_info, /readyz). */
   readonly model?: () => ServedModelInfo | undefined
+  /** Several models: the per-request series get a `model` label, and mlserve_model_state says each one's state. */
+  readonly models?: () => ReadonlyArray<{readonly name: string; readonly state: string}>
 }
 
 /** The model a generation serves, as /metrics and /readyz name it. */
@@ -51,17 +53,8 @@ const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096]
 
 export class Observer {
   private readonly registry = new Registry()
-  private readonly requests = this.registry.counter('mlserve_http_requests_total', 'HTTP requests answered, by route, method and status.', [
-    'route',
-    'method',
-    'status',
-  ])
-
-  private readonly latency = this.registry.histogram(
-    'mlserve_http_request_duration_seconds',
-    'Time from the request arriving to its response ending, by route.',
-    ['route'],
-  )
+  private readonly requests: Counter
+  private readonly latency: Histogram
 
   private readonly rejected = this.registry.counter(
     'mlserve_requests_rejected_total',
@@ -118,6 +111,18 @@ export class Observer {
 
   constructor(private readonly options: ObserverOptions) {
     const {registry} = this
+    const model = options.models ? ['model'] : []
+    const by = options.models ? 'by model, route' : 'by route'
+    this.requests = registry.counter('mlserve_http_requests_total', `HTTP requests answered, ${by}, method and status.`, [
+      ...model,
+      'route',
+      'method',
+      'status',
+    ])
+    this.latency = registry.histogram('mlserve_http_request_duration_seconds', `Time from the request arriving to its response ending, ${by}.`, [
+      ...model,
+      'route',
+    ])
     this.batchSize = options.batch
       ? registry.histogram(
           'mlserve_batch_size',
@@ -154,6 +159,12 @@ export class Observer {
         if (!model) return []
         return [[{uri: model.uri, version: model.version ?? '', run_id: model.runId ?? '', generation: String(model.generation)}, 1] as const]
       })
+    if (options.models) {
+      registry
+        .gauge('mlserve_model_state', '1 for each served model in its state: loading, loaded or failed.', ['model', 'state'])
+        .collect(() => options.models!().map(({name, state}) => [{model: name, state}, 1] as const))
+    }
+
     for (const outcome of ['switched', 'failed', 'unchanged']) this.reloads.inc({outcome}, 0)
     this.reloadCheckFailures.inc(undefined, 0)
     for (const reason of ['exited', 'unresponsive', 'stuck', 'warmup-failed', 'load-timeout']) this.restarts.inc({reason}, 0)
@@ -192,10 +203,11 @@ export class Observer {
     const {req, res} = record
     const seconds = (performance.now() - record.start) / 1000
     const route = routeOf(req.url ?? '/')
+    const model = record.model ?? ''
     const status = res.headersSent ? res.statusCode : 0
     const outcome: ExchangeOutcome | 'local' = record.outcome ?? (res.writableFinished ? 'local' : 'client-closed')
-    this.requests.inc({route, method: req.method ?? '', status: String(status)})
-    this.latency.observe({route}, seconds)
+    this.requests.inc({model, route, method: req.method ?? '', status: String(status)})
+    this.latency.observe({model, route}, seconds)
     if (outcome === 'timeout') this.timeouts.inc()
     if (record.refusal) this.rejected.inc({reason: record.refusal})
     const {stream} = record
@@ -212,7 +224,7 @@ export class Observer {
           requestId: record.id,
           remote: req.socket.remoteAddress ?? '',
           method: req.method ?? '',
-          path: req.url ?? '',
+          path: record.target ?? req.url ?? '',
           status,
           durationMs: seconds * 1000,
           bytesOut: stream ? stream.bytes : Number(res.getHeader('content-length') ?? Number.NaN) || undefined,

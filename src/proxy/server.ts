@@ -30,6 +30,9 @@ export interface RequestRecord {
   scorer?: number
   /** Why the proxy refused the request itself (a metrics reason, e.g. "queue_full"). */
   refusal?: string
+  /** Several models: the model that answered, and the request target as sent when a route rewrote req.url. */
+  model?: string
+  target?: string
   /** A server-sent events answer: when its first body byte went out (performance.now()), and its bytes. */
   stream?: {firstByteAt?: number; bytes: number}
   /** The short hash of the API key the request presented (front-door.ts), for the access log. */

@@ -27,7 +27,7 @@ interface Answer {
 // then fail in the test client, which is not what is under test.
 const freshConnections = new Agent({pipelining: 0})
 
-async function exchange(server: Server, c: Case): Promise<Answer> {
+export async function exchange(server: Pick<Server, 'url'>, c: Case): Promise<Answer> {
   const method = c.method ?? 'POST'
   const res = await fetch(server.url + (c.path ?? '/invocations'), {
     dispatcher: freshConnections,

@@ -38,6 +38,8 @@ t.test("generate-k8s passes every serve flag the image does not fix, with serve'
   const readByGenerateK8s = ['grace-period', 'load-timeout', 'enable-mlserver']
   // Files from Secrets the manifests do not mount (and HTTPS probes): left to the user's own patch.
   const needSecrets = ['auth-token-file', 'metrics-public', 'tls-cert', 'tls-key', 'tls-client-ca']
+  // Several models in one image are not built yet (issue 27 step 1): the image serves its one baked model.
+  fixedByTheImage.push('models', 'default-model', 'strict')
   t.same(
     Object.keys(serveFlags)
       .filter((name) => !fixedByTheImage.includes(name) && !readByGenerateK8s.includes(name) && !needSecrets.includes(name))

@@ -1,0 +1,199 @@
+// `mlserve serve` with several models: one proxy, one socket directory, and per model its own
+// single-model stack (see models.ts) behind the routes of model-routes.ts; undone in reverse on any exit.
+import {rm} from 'node:fs/promises'
+
+import type {ServeOptions} from '../config.js'
+import {MlserveError, messageOf} from '../errors.js'
+import {formatDuration} from '../log.js'
+import type {ServerState} from '../proxy/app.js'
+import type {PlainResponse} from '../proxy/responses.js'
+import type {RestartReason} from '../scorer/supervisor.js'
+import type {Upstreams} from '../upstream.js'
+import {CleanupStack} from '../util/cleanup.js'
+import {guardPath} from '../util/exit-guard.js'
+import {createSocketDir} from '../util/socket-dir.js'
+import type {ModelSpec} from './model-specs.js'
+import {describeEntry} from './model-routes.js'
+import {ServedEntry, combinedStatus, startAll, type ModelContext} from './models.js'
+import {urlOf, type ServeIo} from './serve.js'
+
+export interface ModelSetOptions {
+  readonly models: readonly ModelSpec[]
+  readonly defaultModel?: string
+  /** Fail at start when any model cannot be served. */
+  readonly strict: boolean
+  /** The rows of a merged call for a model whose `batch: true` turns batching on (serve's --batch-max-rows). */
+  readonly batchMaxRows?: number
+}
+
+const SCORER_STOP_GRACE_MS = 10_000
+/** How many models resolve, build and load at once. */
+const LOADING_AT_ONCE = 2
+const NO_SCORERS: Upstreams = {acquire: () => ({refused: 'unavailable', detail: 'the model is not loaded yet'}), release: () => {}}
+
+/** serve's options for one model: its URI and its own settings over serve's flags. */
+export function optionsOf(base: ServeOptions, spec: ModelSpec, batchMaxRows = 1024): ServeOptions {
+  const {settings} = spec
+  const batch = settings.batch
+  return {
+    ...base,
+    modelUri: spec.uri,
+    workers: settings.workers ?? base.workers,
+    timeoutSeconds: settings.timeoutSeconds ?? base.timeoutSeconds,
+    envManager: settings.envManager ?? base.envManager,
+    installMlflow: settings.installMlflow ?? base.installMlflow,
+    batchMaxRows: batch === undefined ? base.batchMaxRows : batch === false ? 0 : batch === true ? base.batchMaxRows || batchMaxRows : batch,
+  }
+}
+
+export async function serveModels(options: ServeOptions, set: ModelSetOptions, io: ServeIo): Promise<void> {
+  const {log} = io
+  const cleanup = new CleanupStack()
+  let state: ServerState = 'starting'
+  const graceFor = (ms: number) => (io.force.aborted ? 0 : ms)
+  const startedAt = performance.now()
+  try {
+    const [{createProxyHandler}, {ProxyServer}, {Observer}, {prepareFrontDoor}, {createModelRouter}] = await Promise.all([
+      import('../proxy/app.js'),
+      import('../proxy/server.js'),
+      import('../proxy/observe.js'),
+      import('../proxy/front-door.js'),
+      import('./model-routes.js'),
+    ])
+    // The front door guards every model's routes as it guards one model's: checked before the port is bound.
+    const door = await prepareFrontDoor(options.frontDoor)
+    const entries: ServedEntry[] = []
+    const status = combinedStatus(entries)
+    let server: InstanceType<typeof ProxyServer> | undefined
+    const observer = new Observer({
+      state: () => state,
+      scorers: () => status,
+      inFlight: () => server?.requestsInFlight ?? 0,
+      workers: set.models.reduce((sum, spec) => sum + (spec.settings.workers ?? options.workers), 0),
+      accessLog: options.accessLog ? (io.accessLog ?? io.stdout) : undefined,
+      logFormat: options.logFormat,
+      batch: true,
+      models: () => entries.map(({name, state}) => ({name, state})),
+    })
+    const {dir: socketDir, fallbackReason} = await createSocketDir()
+    if (fallbackReason) log.warn(`the scorers' sockets are in ${socketDir}: ${fallbackReason} (set TMPDIR to a short writable directory)`)
+    const releaseSocketDir = guardPath(socketDir)
+    cleanup.defer('remove the scorer socket directory', async () => {
+      await rm(socketDir, {recursive: true, force: true})
+      releaseSocketDir()
+    })
+
+    const context: ModelContext = {
+      log,
+      generationIo: {
+        log,
+        stdout: io.stdout,
+        stderr: io.stderr,
+        events: {
+          onRestart: (reason: RestartReason) => observer.recordRestart(reason),
+          onRestarted: (seconds: number) => observer.recordRestarted(seconds),
+        },
+      },
+      reloadIo: {log, stop: io.stop, force: io.force, onReloadRequest: io.onReloadRequest},
+      reload: {generationIo: {log, stdout: io.stdout, stderr: io.stderr}, graceFor, stopGraceMs: SCORER_STOP_GRACE_MS, observer},
+      stopGraceMs: SCORER_STOP_GRACE_MS,
+      handlerFor: (entry) => {
+        const board = entry.switchboard
+        const own = entry.options
+        const backend = board?.current.plan.backend
+        return createProxyHandler({
+          upstreams: board ?? NO_SCORERS,
+          state: () => (state === 'stopping' ? 'stopping' : entry.state === 'loaded' ? 'ready' : 'starting'),
+          modelVersion: board ? () => board.served.label : undefined,
+          timeoutMs: own.timeoutSeconds * 1000,
+          maxBodyBytes: own.maxBodyBytes > 0 ? own.maxBodyBytes : undefined,
+          ownRoutes: backend?.ownRoutes,
+          rewrites: backend?.rewrites,
+          spillDir: socketDir,
+          maxStreams: own.maxStreams,
+          batch: own.batchMaxRows ? {maxRows: own.batchMaxRows, waitMs: own.batchWaitMs, log, onBatch: observer.recordBatch} : undefined,
+        })
+      },
+    }
+    for (const spec of set.models) entries.push(new ServedEntry(spec, optionsOf(options, spec, set.batchMaxRows), context))
+
+    const handle = createModelRouter({
+      entries,
+      defaultModel: set.defaultModel,
+      state: () => state,
+      operational: {...observer.routes(), '/readyz': () => readiness(state, entries)},
+    })
+    server = new ProxyServer(handle, {
+      onResponse: observer.onResponse,
+      headersTimeoutMs: options.headerTimeoutMs,
+      requestTimeoutMs: options.headerTimeoutMs + options.bodyTimeoutMs,
+      guard: door?.guard,
+      tls: door?.tls,
+    })
+    const proxy = server
+    const url = urlOf(options.host, await proxy.listen(options.host, options.port), Boolean(door?.tls)) + (door?.prefix ?? '')
+    const stopDoorReload = door && io.onReloadRequest?.(() => void door.reload(proxy, log))
+    if (stopDoorReload) cleanup.defer('stop re-reading keys and certificates', async () => stopDoorReload())
+    let closing: Promise<void> | undefined
+    const closeProxy = () => {
+      closing ??= (async () => {
+        state = 'stopping'
+        const abandoned = await proxy.close(graceFor(options.gracePeriodMs), io.force)
+        if (abandoned > 0) log.warn(`${abandoned} request(s) were still running when the grace period ended.`)
+      })()
+      return closing
+    }
+
+    cleanup.defer('close the proxy', closeProxy)
+    log.info(
+      `listening on ${url} (${entries.length} models: ${entries.map((entry) => entry.name).join(', ')}; each answers 503 until it is loaded)`,
+    )
+    io.onListening?.(url)
+
+    const killOnExit = () => {
+      for (const entry of entries) entry.killNow()
+    }
+
+    process.once('exit', killOnExit)
+    cleanup.defer('stop the models', async () => {
+      process.off('exit', killOnExit)
+      await Promise.all(entries.map(async (entry) => entry.stop(graceFor(SCORER_STOP_GRACE_MS), io.force)))
+    })
+    // The router answers from the start: each model serves as soon as it is loaded.
+    state = 'ready'
+    await startAll(entries, socketDir, io.stop, LOADING_AT_ONCE)
+    if (io.stop.aborted) return
+    const failed = entries.filter((entry) => entry.state === 'failed')
+    if (failed.length === entries.length || (set.strict && failed.length > 0)) {
+      const none = failed.length === entries.length
+      throw new MlserveError(
+        'SCORER_START_FAILED',
+        `${none ? 'No model could be served' : `${failed.length} of ${entries.length} models could not be served (--strict)`}: ${failed.map((entry) => `${entry.name}: ${entry.error}`).join('; ')}`,
+        {suggestions: ["Each model's own error is logged above (lines starting with its name)."]},
+      )
+    }
+
+    log.info(
+      `ready: serving ${entries.length - failed.length} of ${entries.length} models on ${url} (started in ${formatDuration(performance.now() - startedAt)})${failed.length > 0 ? `; not served: ${failed.map((entry) => entry.name).join(', ')}` : ''}`,
+    )
+    await new Promise<void>((resolve) => {
+      if (io.stop.aborted) resolve()
+      io.stop.addEventListener('abort', () => resolve(), {once: true})
+    })
+    log.info('shutting down: finishing requests in flight (send the signal again to stop at once)')
+    await closeProxy()
+  } finally {
+    state = 'stopping'
+    await cleanup.runAll((name, error) => log.warn(`could not ${name}: ${messageOf(error)}`))
+  }
+
+  if (io.force.aborted) throw new MlserveError('INTERRUPTED', 'Stopped at once by a second signal; requests in flight were cut off.')
+}
+
+/** /readyz with several models: 200 while one of them has a ready scorer; each model's state and scorers. */
+function readiness(state: ServerState, entries: readonly ServedEntry[]): PlainResponse {
+  const models = entries.map((entry) => describeEntry(entry))
+  const ready = state === 'ready' && entries.some((entry) => entry.state === 'loaded' && (entry.switchboard?.counts().ready ?? 0) > 0)
+  const body = {status: ready ? 'ready' : state === 'ready' ? 'unavailable' : state, models}
+  return {status: ready ? 200 : 503, contentType: 'application/json', body: JSON.stringify(body)}
+}
