@@ -72,7 +72,7 @@ t.test('two models and one that fails to load, from one mlserve; Ctrl-C leaves n
   const list = (await (await fetch(`${ours.url}/models`)).json()) as {models: Array<Record<string, unknown>>}
   t.match(list.models, [
     {name: 'sum', state: 'loaded', environment: {manager: 'local'}, scorers: {ready: 1}, route: '/models/sum/invocations'},
-    {name: 'echo', state: 'loaded', uri: fixtureModel('echo')},
+    {name: 'echo', state: 'loaded', uri: 'echo' /* a local model by its directory's name, never a host path */},
     {name: 'broken', state: 'failed', error: /UnpicklingError/},
   ])
   t.match(await (await fetch(`${ours.url}/models/echo`)).json(), {name: 'echo', state: 'loaded'})
