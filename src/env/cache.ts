@@ -6,7 +6,7 @@ import path from 'node:path'
 
 import type {EnvVars} from '../config.js'
 import {MARKER, parseBaseRecord, type CacheKind} from '../cache/build-once.js'
-import {isAlive} from '../cache/lock.js'
+import {isAlive} from '../cache/lock-owner.js'
 import {pathExists} from '../util/fs.js'
 
 export {MARKER, contentKey} from '../cache/build-once.js'

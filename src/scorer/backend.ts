@@ -11,7 +11,7 @@ export type Endpoint = {readonly kind: 'unix'; readonly socketPath: string} | {r
 /** One scorer process to start: the index of its slot (0..workers-1) and the how-many-th start of that slot. */
 export interface SlotInfo {
   readonly index: number
-  readonly generation: number
+  readonly start: number
   /** A fresh Unix socket path for this start (its directory exists and belongs to mlserve). */
   readonly socketPath: string
   /** A free TCP port on 127.0.0.1, for scorers that cannot listen on a Unix socket. */

@@ -15,9 +15,9 @@ export interface LaunchIo {
   readonly cwd?: string
 }
 
-/** The slot's `generation`-th scorer, started; its Unix socket (when it has one) at `socketPath`. */
-export async function launchScorer(backend: Backend, index: number, generation: number, socketPath: string, io: LaunchIo): Promise<Scorer> {
-  const slotInfo = {index, generation, socketPath, freePort}
+/** The slot's `start`-th scorer, started; its Unix socket (when it has one) at `socketPath`. */
+export async function launchScorer(backend: Backend, index: number, start: number, socketPath: string, io: LaunchIo): Promise<Scorer> {
+  const slotInfo = {index, start, socketPath, freePort}
   let started: {process: ScorerHandle; endpoint: Endpoint}
   if (backend.start) {
     started = await backend.start(slotInfo, io)
@@ -26,5 +26,5 @@ export async function launchScorer(backend: Backend, index: number, generation: 
     started = {process: await ScorerProcess.start({command, ...io}), endpoint}
   }
 
-  return new Scorer(index, generation, started.process, poolFor(started.endpoint), io.label)
+  return new Scorer(index, start, started.process, poolFor(started.endpoint), io.label)
 }

@@ -33,7 +33,7 @@ type LoaderMessage =
   | {readonly event: 'forked'; readonly id: number; readonly pid: number}
   | {readonly event: 'exited'; readonly pid: number; readonly code: number | null; readonly signal: string | null}
 
-/** One loaded process (a generation) and its control channel. */
+/** One loaded process (the backend's n-th start of one) and its control channel. */
 export class Loader {
   readonly forks = new Map<number, ForkedScorer>()
   private readonly pending = new Map<number, Deferred<ForkedScorer>>()
@@ -50,8 +50,8 @@ export class Loader {
   ) {}
 
   /** Starts the loader and waits for its verdict: loaded (forks may be asked for), or why it cannot fork. */
-  static async start(input: LoaderInput, io: StartIo, socketDir: string, generation: number): Promise<{loader: Loader} | {unsafe: string}> {
-    const controlPath = path.join(socketDir, `preload-${generation}.ctl`)
+  static async start(input: LoaderInput, io: StartIo, socketDir: string, start: number): Promise<{loader: Loader} | {unsafe: string}> {
+    const controlPath = path.join(socketDir, `preload-${start}.ctl`)
     const server = createServer()
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)

@@ -37,7 +37,8 @@ async function socketAppears(socketPath: string, scorer: ScorerHandle): Promise<
 export function preloadBackend(input: PreloadInput): Backend {
   let loader: Promise<Loader | undefined> | undefined
   let current: Loader | undefined
-  let generation = 0
+  /** How many loaded processes this backend started (1, 2, ...). */
+  let starts = 0
   let fallback: string | undefined
 
   const loaderFor = async (io: StartIo, socketDir: string): Promise<Loader | undefined> => {
@@ -47,7 +48,7 @@ export function preloadBackend(input: PreloadInput): Backend {
     }
 
     loader ??= (async () => {
-      const started = await Loader.start(input, {...io, label: 'scorer'}, socketDir, ++generation)
+      const started = await Loader.start(input, {...io, label: 'scorer'}, socketDir, ++starts)
       if ('unsafe' in started) {
         fallback = started.unsafe
         input.log.warn(`--preload: ${started.unsafe}; falling back to the spawn mode (each scorer loads its own copy of the model).`)
@@ -55,7 +56,7 @@ export function preloadBackend(input: PreloadInput): Backend {
       }
 
       current = started.loader
-      input.log.info(`--preload: the model is loaded once in pid ${current.process.pid} (generation ${generation}); scorers are forked from it`)
+      input.log.info(`--preload: the model is loaded once in pid ${current.process.pid} (start ${starts}); scorers are forked from it`)
       return current
     })()
     // A loader that failed to start is forgotten, so that the next restart tries a new one.

@@ -5,7 +5,7 @@ import {decideRestart, type RestartPolicy} from './restart-policy.js'
 
 export interface SlotState {
   /** How many times the slot was started (its scorer's n-th start). */
-  generation: number
+  starts: number
   /** Failures since the slot last stayed ready for a whole crash window. */
   consecutiveFailures: number
   restartTimer: NodeJS.Timeout | undefined
@@ -26,7 +26,7 @@ export class Restarts {
     private readonly policy: RestartPolicy,
     private readonly log: Logger,
   ) {
-    this.slots = Array.from({length: workers}, () => ({generation: 0, consecutiveFailures: 0, restartTimer: undefined, failedAt: 0}))
+    this.slots = Array.from({length: workers}, () => ({starts: 0, consecutiveFailures: 0, restartTimer: undefined, failedAt: 0}))
   }
 
   get unhealthy(): string | undefined {

@@ -28,7 +28,8 @@ export class Scorer implements Schedulable {
 
   constructor(
     readonly slot: number,
-    readonly generation: number,
+    /** The how-many-th start of its slot (1, 2, ...). */
+    readonly start: number,
     readonly process: ScorerHandle,
     readonly dispatcher: Pool,
     /** "scorer" (-w 1) or "scorer <slot>", as its output lines are prefixed. */

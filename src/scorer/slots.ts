@@ -74,10 +74,10 @@ export class Slots {
     const slot = this.restarts.slots[index]!
     slot.restartTimer = undefined
     if (slot.failedAt === 0 && !initial) slot.failedAt = performance.now()
-    const generation = ++slot.generation
+    const start = ++slot.starts
     const {backend, log, workers} = this.options
     const label = workers === 1 ? 'scorer' : `scorer ${index}`
-    const socketPath = `${this.options.socketDir}/s${index}-${generation}.sock`
+    const socketPath = `${this.options.socketDir}/s${index}-${start}.sock`
     const first = initial && index === 0
     const preload = backend.mode?.() === 'preload' ? ', preload' : ''
     const model = (this.options.modelGeneration ?? 1) > 1 ? `, model generation ${this.options.modelGeneration}` : ''
@@ -88,7 +88,7 @@ export class Slots {
     let scorer: Scorer
     try {
       const {baseEnv, stdout, stderr, cwd} = this.options
-      scorer = await launchScorer(backend, index, generation, socketPath, {baseEnv, label, stdout, stderr, cwd})
+      scorer = await launchScorer(backend, index, start, socketPath, {baseEnv, label, stdout, stderr, cwd})
       scorer.modelVersion = this.options.modelVersion
       this.made.add(scorer)
     } catch (error) {
@@ -104,8 +104,7 @@ export class Slots {
     this.scorers.push(scorer)
     const spawnMs = spawning?.done(`pid ${scorer.process.pid}`) ?? 0
     if (first) this.options.events?.onPhase?.('spawn', spawnMs)
-    if (!first)
-      log.info(`${label} started (pid ${scorer.process.pid}, generation ${generation}${this.mode === 'preload' ? ', forked' : ''}${model})`)
+    if (!first) log.info(`${label} started (pid ${scorer.process.pid}, start ${start}${this.mode === 'preload' ? ', forked' : ''}${model})`)
     void scorer.process.exited.then((exit) => {
       // A Unix socket file outlives its server (the R scorer leaves it behind): a restart uses a new name.
       void rm(socketPath, {force: true})

@@ -9,7 +9,7 @@ import {MlserveError, messageOf} from '../errors.js'
 export const SOCKET_PATH_MAX = process.platform === 'linux' ? 107 : 103
 /**
  * What the directory and the supervisor's socket names add to the parent:
- * `/mlserve-XXXXXX/<model generation>/s<slot>-<generation>.sock` (a reload's scorers are in a subdirectory).
+ * `/mlserve-XXXXXX/<model generation>/s<slot>-<start>.sock` (a reload's scorers are in a subdirectory).
  */
 const ROOM = '/mlserve-XXXXXX/9999/s999-999999.sock'.length
 

@@ -1,6 +1,6 @@
 // --preload: one Python process loads the model, the -w scorers are forked from it. Same answers as
 // mlflow models serve; a killed fork is replaced by a new fork of the same loaded process; a killed
-// loaded process restarts the generation; nothing outlives mlserve killed with SIGKILL; a model whose
+// loaded process is replaced by a new one; nothing outlives mlserve killed with SIGKILL; a model whose
 // load starts a thread falls back to spawning. The `control` fixture answers with its pid.
 import {execFileSync} from 'node:child_process'
 import {mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
@@ -55,7 +55,7 @@ t.test('the same answers as mlflow models serve (a representative subset of the 
 async function startPreloaded(t: Test) {
   const server = await startMlserve(['-m', fixtureModel('control'), '-w', '2', '--preload'])
   t.teardown(() => server.stop('SIGKILL'))
-  const [, loaderText] = await server.waitForOutput(/--preload: the model is loaded once in pid (\d+) \(generation 1\)/)
+  const [, loaderText] = await server.waitForOutput(/--preload: the model is loaded once in pid (\d+) \(start 1\)/)
   const loader = Number(loaderText)
   t.teardown(() => killIfAlive(loader))
   await readyScorers(server, 2)
@@ -77,7 +77,7 @@ t.test('-w 2 --preload: forks of one loaded process; a kill -9 under load is rep
   process.kill(victim, 'SIGKILL')
   await server.waitForOutput(/was killed by SIGKILL while serving/)
   await server.waitForOutput(/restarting scorer \d in 0 ms \(failure 1 in a row\)/)
-  await server.waitForOutput(/generation 2, forked\)[\s\S]*scorer \d is ready \(pid \d+\), \d+ ms after its predecessor failed/)
+  await server.waitForOutput(/start 2, forked\)[\s\S]*scorer \d is ready \(pid \d+\), \d+ ms after its predecessor failed/)
   await load.stop()
 
   t.ok(statuses.length > 10, `requests kept flowing (${statuses.length})`)
@@ -96,7 +96,7 @@ t.test('-w 2 --preload: forks of one loaded process; a kill -9 under load is rep
   t.match(metrics, /mlserve_scorer_restart_seconds_count 1\n/, 'the restart and its duration are in /metrics')
 })
 
-t.test('kill -9 of the loaded process: its scorers go with it and the generation restarts', async (t) => {
+t.test('kill -9 of the loaded process: its scorers go with it and a new loaded process starts', async (t) => {
   const {server, loader} = await startPreloaded(t)
   const before = await servingPids(server, 2)
   t.equal(before.size, 2)
@@ -104,7 +104,7 @@ t.test('kill -9 of the loaded process: its scorers go with it and the generation
   process.kill(loader, 'SIGKILL')
   const ended = await Promise.all([...before].map(async (pid) => eventually(() => !running(pid))))
   t.same(ended, [true, true], 'its scorers are gone too')
-  const [, nextText] = await server.waitForOutput(/--preload: the model is loaded once in pid (\d+) \(generation 2\)/)
+  const [, nextText] = await server.waitForOutput(/--preload: the model is loaded once in pid (\d+) \(start 2\)/)
   const next = Number(nextText)
   t.teardown(() => killIfAlive(next))
   t.not(next, loader, 'a new process loads the model')
@@ -114,31 +114,34 @@ t.test('kill -9 of the loaded process: its scorers go with it and the generation
   for (const pid of after) t.equal(parentOf(pid), next, `scorer ${pid} is a fork of the new loaded process`)
 })
 
-t.test('a frozen loaded process (SIGSTOP) whose forks are killed: it is killed after its deadline and the generation restarts', async (t) => {
-  const server = await startMlserve(['-m', fixtureModel('control'), '-w', '2', '--preload', '--liveness-interval', '1'])
-  t.teardown(() => server.stop('SIGKILL'))
-  const [, loaderText] = await server.waitForOutput(/--preload: the model is loaded once in pid (\d+) \(generation 1\)/)
-  const loader = Number(loaderText)
-  t.teardown(() => killIfAlive(loader))
-  await readyScorers(server, 2)
-  const forks = await servingPids(server, 2)
+t.test(
+  'a frozen loaded process (SIGSTOP) whose forks are killed: it is killed after its deadline and a new loaded process starts',
+  async (t) => {
+    const server = await startMlserve(['-m', fixtureModel('control'), '-w', '2', '--preload', '--liveness-interval', '1'])
+    t.teardown(() => server.stop('SIGKILL'))
+    const [, loaderText] = await server.waitForOutput(/--preload: the model is loaded once in pid (\d+) \(start 1\)/)
+    const loader = Number(loaderText)
+    t.teardown(() => killIfAlive(loader))
+    await readyScorers(server, 2)
+    const forks = await servingPids(server, 2)
 
-  process.kill(loader, 'SIGSTOP')
-  for (const pid of forks) process.kill(pid, 'SIGKILL')
-  await server.waitForOutput(
-    /--preload: the process that loaded the model \(pid \d+\) did not (report the exit of scorer pid \d+|fork a scorer) within \d+ s: killing it/,
-  )
-  t.ok(await eventually(() => !running(loader)), 'the frozen process is killed')
-  const [, nextText] = await server.waitForOutput(/--preload: the model is loaded once in pid (\d+) \(generation 2\)/)
-  const next = Number(nextText)
-  t.teardown(() => killIfAlive(next))
-  await server.waitForOutput(/scorer \d is ready \(pid \d+\)[^\n]*\n[\s\S]*scorer \d is ready \(pid \d+\)/)
-  const after = await servingPids(server, 2)
-  t.equal(after.size, 2, 'two scorers serve again')
-  for (const pid of after) t.equal(parentOf(pid), next, `scorer ${pid} is a fork of the new loaded process`)
-  const livez = await fetch(`${server.url}/livez`, {dispatcher: client})
-  t.equal(livez.status, 200, '/livez: alive, and rightly so')
-})
+    process.kill(loader, 'SIGSTOP')
+    for (const pid of forks) process.kill(pid, 'SIGKILL')
+    await server.waitForOutput(
+      /--preload: the process that loaded the model \(pid \d+\) did not (report the exit of scorer pid \d+|fork a scorer) within \d+ s: killing it/,
+    )
+    t.ok(await eventually(() => !running(loader)), 'the frozen process is killed')
+    const [, nextText] = await server.waitForOutput(/--preload: the model is loaded once in pid (\d+) \(start 2\)/)
+    const next = Number(nextText)
+    t.teardown(() => killIfAlive(next))
+    await server.waitForOutput(/scorer \d is ready \(pid \d+\)[^\n]*\n[\s\S]*scorer \d is ready \(pid \d+\)/)
+    const after = await servingPids(server, 2)
+    t.equal(after.size, 2, 'two scorers serve again')
+    for (const pid of after) t.equal(parentOf(pid), next, `scorer ${pid} is a fork of the new loaded process`)
+    const livez = await fetch(`${server.url}/livez`, {dispatcher: client})
+    t.equal(livez.status, 200, '/livez: alive, and rightly so')
+  },
+)
 
 t.test('kill -9 of mlserve: the loaded process and every fork go too', async (t) => {
   const {server, loader} = await startPreloaded(t)
@@ -185,7 +188,7 @@ t.test('a model whose load starts a thread: a warning naming why, then the spawn
   t.equal(res.status, 200, 'it serves')
   t.match(await res.text(), /^\{"predictions": \[\d+\]\}$/)
   t.match(await metricsOf(server), /mlserve_scorer_mode\{mode="spawn"\} 1\n/, '/metrics says the spawn mode serves')
-  t.match(server.stderr(), /scorer 1 started \(pid \d+, generation 1\)/)
+  t.match(server.stderr(), /scorer 1 started \(pid \d+, start 1\)/)
 })
 
 t.test('a model whose load opens a TCP connection: a warning naming it, then the spawn mode: every answer to its own client', async (t) => {

@@ -53,7 +53,7 @@ t.test('-w 2: two scorer processes share the load; a kill -9 under load is serve
   process.kill(victim, 'SIGKILL')
   await server.waitForOutput(/was killed by SIGKILL while serving/)
   await server.waitForOutput(/restarting scorer \d in 500 ms/)
-  await server.waitForOutput(/generation 2\)[\s\S]*scorer \d is ready \(pid \d+\)/)
+  await server.waitForOutput(/start 2\)[\s\S]*scorer \d is ready \(pid \d+\)/)
   await load.stop()
 
   t.ok(statuses.length > 10, `requests kept flowing (${statuses.length})`)

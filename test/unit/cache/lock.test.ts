@@ -6,7 +6,8 @@ import path from 'node:path'
 
 import t from 'tap'
 
-import {acquireLock, lockTimeoutMs, parseOwner, type LockWait} from '../../../src/cache/lock.js'
+import {parseOwner} from '../../../src/cache/lock-owner.js'
+import {acquireLock, lockTimeoutMs, type LockWait} from '../../../src/cache/lock.js'
 
 const roots: string[] = []
 const newRoot = () => {

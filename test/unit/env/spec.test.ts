@@ -3,7 +3,8 @@ import path from 'node:path'
 import t from 'tap'
 
 import {expandRequirements, sortedRequirements} from '../../../src/env/requirements.js'
-import {parsePythonEnv, pythonEnvFromConda, readEnvSpec} from '../../../src/env/spec.js'
+import {parsePythonEnv, pythonEnvFromConda} from '../../../src/env/python-env.js'
+import {readEnvSpec} from '../../../src/env/spec.js'
 import {BOMB, model} from '../../helpers/model-dir.js'
 
 const req = (line: string, isConstraint = false) => ({line, isConstraint})

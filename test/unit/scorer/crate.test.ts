@@ -26,7 +26,7 @@ function fakeR(name: string, script: string): string {
   return bin
 }
 
-const slot: SlotInfo = {index: 0, generation: 0, socketPath: '/run/mlserve/s0.sock', freePort: async () => 5123}
+const slot: SlotInfo = {index: 0, start: 0, socketPath: '/run/mlserve/s0.sock', freePort: async () => 5123}
 
 async function rejection(promise: Promise<unknown>): Promise<MlserveError> {
   try {

@@ -16,7 +16,7 @@ const input = {
 
 /** A slot whose freePort hands out the given ports in turn. */
 function slot(index: number, ports: number[]): SlotInfo {
-  return {index, generation: 1, socketPath: `/tmp/s/s${index}-1.sock`, freePort: async () => ports.shift()!}
+  return {index, start: 1, socketPath: `/tmp/s/s${index}-1.sock`, freePort: async () => ports.shift()!}
 }
 
 t.test("one slot: `mlserver start <dir>` with mlflow's variables, its own HTTP and gRPC ports, no metrics port", async (t) => {

@@ -55,7 +55,7 @@ interface Setup {
   backend: Backend
   lines: string[]
   io: StartIo
-  slot(n: number): {index: number; generation: number; socketPath: string; freePort: () => Promise<number>}
+  slot(n: number): {index: number; start: number; socketPath: string; freePort: () => Promise<number>}
 }
 
 async function setup(t: Test, standIn: string, loadTimeoutMs = 0): Promise<Setup> {
@@ -100,7 +100,7 @@ async function setup(t: Test, standIn: string, loadTimeoutMs = 0): Promise<Setup
     backend: tracked,
     lines,
     io,
-    slot: (n) => ({index: 0, generation: n, socketPath: path.join(dir, `s0-${n}.sock`), freePort: async () => 0}),
+    slot: (n) => ({index: 0, start: n, socketPath: path.join(dir, `s0-${n}.sock`), freePort: async () => 0}),
   }
 }
 
@@ -134,7 +134,7 @@ t.test('scorers are forked from the process that loaded the model, which reports
   const {backend, lines, io, slot} = await setup(t, 'loaded')
   const first = await backend.start!(slot(1), io)
   t.equal(backend.mode!(), 'preload')
-  t.match(lines.join('\n'), /--preload: the model is loaded once in pid \d+ \(generation 1\); scorers are forked from it/)
+  t.match(lines.join('\n'), /--preload: the model is loaded once in pid \d+ \(start 1\); scorers are forked from it/)
   t.equal(await ask(slot(1).socketPath), first.process.pid, 'the fork serves on the slot socket')
   const second = await backend.start!(slot(2), io)
   t.not(second.process.pid, first.process.pid, 'each start is a fork of its own')
@@ -174,7 +174,7 @@ t.test('a loaded process that dies takes its scorers along; the next start loads
   process.kill(loaderPid, 'SIGKILL')
   t.same(await first.process.exited, {exitCode: null, signal: 'SIGKILL'}, 'its fork is gone too')
   const next = await backend.start!(slot(2), io)
-  t.match(lines.join('\n'), /loaded once in pid \d+ \(generation 2\)/, 'a new loaded process')
+  t.match(lines.join('\n'), /loaded once in pid \d+ \(start 2\)/, 'a new loaded process')
   t.equal(await ask(slot(2).socketPath), next.process.pid)
   await next.process.stop(5000)
   await backend.stop!(5000, undefined)

@@ -26,8 +26,8 @@ interface Calls {
   killed: number
 }
 
-/** A backend that starts the stand-in itself (its generation 1 exits after `exitAfterMs`), in `mode`. */
-function selfStarting(mode: ScorerMode, exitAfterMs: number, calls: Calls, everyGeneration = false): Backend {
+/** A backend that starts the stand-in itself (its start 1 exits after `exitAfterMs`), in `mode`. */
+function selfStarting(mode: ScorerMode, exitAfterMs: number, calls: Calls, everyStart = false): Backend {
   return {
     kind: 'pyfunc',
     server: 'node stand-in',
@@ -36,7 +36,7 @@ function selfStarting(mode: ScorerMode, exitAfterMs: number, calls: Calls, every
       throw new Error('not used: start() starts the scorers')
     },
     async start(slot, io) {
-      const exits = everyGeneration || slot.generation === 1
+      const exits = everyStart || slot.start === 1
       const env: Record<string, string> = exits ? {EXIT_AFTER_MS: String(exitAfterMs)} : {}
       const command = {
         file: process.execPath,

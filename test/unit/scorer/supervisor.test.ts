@@ -27,13 +27,13 @@ if (exitAfter > 0) setTimeout(() => process.exit(3), exitAfter)
 process.on('SIGTERM', () => process.exit(0))
 `
 
-/** The stand-in with `env`; from generation `laterFrom` on, with `later` added. */
+/** The stand-in with `env`; from start `laterFrom` on, with `later` added. */
 const backend = (env: Record<string, string> = {}, later: Record<string, string> = {}, laterFrom = 2): Backend => ({
   kind: 'pyfunc',
   server: 'node stand-in',
   readyPath: '/ping',
   async launch(slot) {
-    const vars = slot.generation >= laterFrom ? {...env, ...later} : env
+    const vars = slot.start >= laterFrom ? {...env, ...later} : env
     return {
       command: {file: process.execPath, args: ['-e', SCORER, slot.socketPath], env: vars, server: 'node stand-in'},
       endpoint: {kind: 'unix', socketPath: slot.socketPath},
@@ -142,11 +142,11 @@ t.test('a first scorer that never loads fails the start after --load-timeout (LO
 t.test('a later scorer that never loads is killed after --load-timeout and restarted, with a log line', async (t) => {
   const restarts: string[] = []
   const {supervisor: s, lines} = await supervisor(t, {
-    // Generation 1 serves until told to exit; generation 2 hangs in its load; generation 3 serves again.
+    // Start 1 serves until told to exit; start 2 hangs in its load; start 3 serves again.
     backend: {
       ...backend(),
       async launch(slot) {
-        const env: Record<string, string> = slot.generation === 2 ? {NEVER_LOADS: '1'} : {}
+        const env: Record<string, string> = slot.start === 2 ? {NEVER_LOADS: '1'} : {}
         return {
           command: {file: process.execPath, args: ['-e', SCORER, slot.socketPath], env, server: 'node stand-in'},
           endpoint: {kind: 'unix', socketPath: slot.socketPath},
@@ -169,7 +169,7 @@ t.test('a later scorer that never loads is killed after --load-timeout and resta
     ),
   )
   t.ok(lines.includes('restarting scorer 0 in 100 ms (failure 2 in a row)'), 'the hung one counts as a failure of its slot')
-  t.same(s.counts(), {starting: 0, ready: 1, retiring: 0}, 'generation 3 serves')
+  t.same(s.counts(), {starting: 0, ready: 1, retiring: 0}, 'start 3 serves')
 })
 
 t.test("MLflow's error envelope in one line, for a failed warm-up", async (t) => {

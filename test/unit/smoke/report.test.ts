@@ -8,7 +8,7 @@ import t from 'tap'
 
 import {MlserveError} from '../../../src/errors.js'
 import {readCases} from '../../../src/smoke/cases.js'
-import {excerptOf, predictionsOf, sameValue} from '../../../src/smoke/checks.js'
+import {excerptOf, predictionsOf, sameValue} from '../../../src/smoke/responses.js'
 import {escapeXml, toJunit} from '../../../src/smoke/junit.js'
 import {formatSummary, summarize, type CaseResult, type SmokeReport} from '../../../src/smoke/report.js'
 import {outcomeError} from '../../../src/smoke/smoke.js'
