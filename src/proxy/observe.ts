@@ -3,6 +3,7 @@ import {formatAccessLog, type AccessLogFormat} from './access-log.js'
 import {pathOf, type ServerState} from './app.js'
 import {PROMETHEUS_CONTENT_TYPE, Registry, type Counter, type Histogram} from './metrics.js'
 import type {PlainResponse} from './responses.js'
+import {registerStateGauges, type StateSources} from './state-gauges.js'
 import type {RequestRecord} from './server.js'
 import type {ExchangeOutcome} from '../upstream.js'
 
@@ -13,39 +14,15 @@ const routeOf = (url: string): string => {
   return ROUTES.has(path) ? path : path.startsWith('/v2/') ? '/v2' : 'other'
 }
 
-/** What the supervisor reports, read at scrape time and by the probes. */
-export interface ScorerStatus {
-  counts(): Record<'starting' | 'ready' | 'retiring', number>
-  readonly queueDepth: number
-  readonly outstanding: number
-  /** Why the server gave up restarting scorers, when it did. */
-  readonly unhealthy: string | undefined
-  /** How scorers are made: spawn, or preload (forked from a process that loaded the model). */
-  readonly mode?: string
-}
+export type {ScorerStatus, ServedModelInfo} from './state-gauges.js'
 
-export interface ObserverOptions {
+export interface ObserverOptions extends StateSources {
   readonly state: () => ServerState
-  readonly scorers: () => ScorerStatus | undefined
-  readonly inFlight: () => number
-  readonly workers: number
   /** Where access log lines go (undefined: no access log). */
   readonly accessLog?: {write(line: string): unknown}
   readonly logFormat: AccessLogFormat
   /** --batch: report mlserve_batch_size. */
   readonly batch?: boolean
-  /** What the serving generation serves (mlserve_model_info, /readyz). */
-  readonly model?: () => ServedModelInfo | undefined
-  /** Several models: the per-request series get a `model` label, and mlserve_model_state says each one's state. */
-  readonly models?: () => ReadonlyArray<{readonly name: string; readonly state: string}>
-}
-
-/** The model a generation serves, as /metrics and /readyz name it. */
-export interface ServedModelInfo {
-  readonly uri: string
-  readonly version?: string
-  readonly runId?: string
-  readonly generation: number
 }
 
 /** Rows or requests per merged scorer call: powers of two up to the largest --batch-max-rows default. */
@@ -131,39 +108,7 @@ export class Observer {
           BATCH_BUCKETS,
         )
       : undefined
-    registry.gauge('mlserve_http_requests_in_flight', 'Requests received and not yet answered.').collect(() => options.inFlight())
-    registry.gauge('mlserve_queue_depth', 'Requests waiting for a scorer.').collect(() => options.scorers()?.queueDepth ?? 0)
-    registry
-      .gauge('mlserve_scorer_requests_in_flight', 'Requests being handled by scorer processes.')
-      .collect(() => options.scorers()?.outstanding ?? 0)
-    registry.gauge('mlserve_scorers', 'Scorer processes by state.', ['state']).collect(() => {
-      const counts = options.scorers()?.counts() ?? {starting: 0, ready: 0, retiring: 0}
-      return Object.entries(counts).map(([state, n]) => [{state}, n] as const)
-    })
-    registry
-      .gauge('mlserve_scorer_mode', '1 for how scorers are made: spawn, or preload (forked from one process that loaded the model).', ['mode'])
-      .collect(() => [[{mode: options.scorers()?.mode ?? 'spawn'}, 1] as const])
-    registry.gauge('mlserve_scorers_configured', 'Scorer processes asked for (-w).').set(undefined, options.workers)
-    registry
-      .gauge('mlserve_healthy', '1 unless a crash loop made mlserve stop restarting scorers.')
-      .collect(() => (options.scorers()?.unhealthy ? 0 : 1))
-    registry
-      .gauge('mlserve_model_info', '1 for the model the serving generation serves: its URI, registry version, run and generation.', [
-        'uri',
-        'version',
-        'run_id',
-        'generation',
-      ])
-      .collect(() => {
-        const model = options.model?.()
-        if (!model) return []
-        return [[{uri: model.uri, version: model.version ?? '', run_id: model.runId ?? '', generation: String(model.generation)}, 1] as const]
-      })
-    if (options.models) {
-      registry
-        .gauge('mlserve_model_state', '1 for each served model in its state: loading, loaded or failed.', ['model', 'state'])
-        .collect(() => options.models!().map(({name, state}) => [{model: name, state}, 1] as const))
-    }
+    registerStateGauges(registry, options)
 
     for (const outcome of ['switched', 'failed', 'unchanged']) this.reloads.inc({outcome}, 0)
     this.reloadCheckFailures.inc(undefined, 0)
