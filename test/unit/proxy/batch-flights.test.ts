@@ -1,0 +1,139 @@
+// --batch with its defaults (a scorer free for 16 requests): batchable requests that arrive while a call
+// of their kind is in flight wait and go together as the next call; a request that cannot merge goes at once.
+import {createServer, type IncomingMessage, type ServerResponse} from 'node:http'
+import type {AddressInfo} from 'node:net'
+
+import t from 'tap'
+import {Pool} from 'undici'
+
+import {Batcher, batching} from '../../../src/proxy/batch.js'
+import type {RequestBody} from '../../../src/proxy/body.js'
+import {composeLending, type ExchangePort, type Lending} from '../../../src/proxy/lending.js'
+import type {RequestRecord} from '../../../src/proxy/server.js'
+import {Scheduler, type Schedulable} from '../../../src/scorer/scheduler.js'
+import type {Lease, Upstreams} from '../../../src/upstream.js'
+
+/** A stand-in scorer: answers each row's `x` as its prediction, once the test lets the call go. */
+function standIn() {
+  const calls: Array<{body: string; answer: () => void}> = []
+  const waiters: Array<() => void> = []
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    let body = ''
+    req.on('data', (chunk: Buffer) => (body += chunk.toString()))
+    req.on('end', () => {
+      const rows = (JSON.parse(body) as {dataframe_split?: {data: number[][]}}).dataframe_split?.data
+      const answer = () => {
+        res.writeHead(200, {'content-type': 'application/json'})
+        res.end(rows ? `{"predictions": [${rows.map((row) => row[0]).join(', ')}]}` : '{"predictions": "chat"}')
+      }
+
+      calls.push({body, answer})
+      for (const wake of waiters.splice(0)) wake()
+    })
+  })
+  /** Resolves once the scorer got `count` calls. */
+  const seen = async (count: number) => {
+    // eslint-disable-next-line no-await-in-loop -- woken on each call
+    while (calls.length < count) await new Promise<void>((resolve) => waiters.push(resolve))
+  }
+
+  return {server, calls, seen}
+}
+
+t.test('batchable requests wait for the call in flight and go as one; one that cannot merge does not wait', async (t) => {
+  const scorer = standIn()
+  await new Promise<void>((resolve) => scorer.server.listen(0, '127.0.0.1', resolve))
+  const pool = new Pool(`http://127.0.0.1:${(scorer.server.address() as AddressInfo).port}`)
+  t.teardown(async () => {
+    await pool.close()
+    scorer.server.closeAllConnections()
+    await new Promise((resolve) => scorer.server.close(resolve))
+  })
+  const one: Schedulable = {
+    dispatcher: pool,
+    slot: 0,
+    ready: true,
+    outstanding: 0,
+    get load() {
+      return this.outstanding
+    },
+  }
+  // The default --max-concurrency: 16 requests at once on the one scorer.
+  const scheduler = new Scheduler({members: () => [one], limit: 16, maxQueue: 100, unavailable: () => 'none'})
+  const upstreams: Upstreams = {
+    acquire: (joinable) => scheduler.acquire(joinable),
+    release: () => scheduler.release(one),
+    share: () => scheduler.share(one),
+    cancel: (pending) => scheduler.cancel(pending),
+  }
+  const lend = composeLending([batching(new Batcher({maxRows: 100}))])
+
+  /** One exchange as the proxy runs it: sent alone on its lease, or answered with its cut of a merged call. */
+  const request = async (body: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      let settled = false
+      let lending: Lending
+      const settle = (answer: string) => {
+        settled = true
+        lending.end()
+        resolve(answer)
+      }
+
+      const headers = ['content-type', 'application/json']
+      const port: ExchangePort = {
+        req: {
+          method: 'POST',
+          url: '/invocations',
+          rawHeaders: headers,
+          headers: {'content-type': 'application/json'},
+        } as unknown as IncomingMessage,
+        body: {size: body.length, memory: Buffer.from(body), open: () => Buffer.from(body), discard() {}} as RequestBody,
+        target: {path: '/invocations', headers},
+        record: {} as RequestRecord,
+        get settled() {
+          return settled
+        },
+        outcome: undefined,
+        send(lease: Lease) {
+          void lease.dispatcher.request({path: '/invocations', method: 'POST', headers, body}).then(async (response) => {
+            const text = await response.body.text()
+            upstreams.release(lease, 'ok')
+            settle(text)
+          }, reject)
+        },
+        answer: (_status, _headers, answer) => settle(answer.toString()),
+        fail: reject,
+        refuse: (refusal) => reject(new Error(refusal.detail)),
+        sayVersion() {},
+      }
+      lending = lend(upstreams, port)
+      lending.start()
+    })
+
+  const row = (x: number) => `{"dataframe_split": {"columns": ["x"], "data": [[${x}]]}}`
+  const first = request(row(1))
+  await scorer.seen(1)
+  const waiting = [2, 3, 4, 5].map((x) => request(row(x)))
+  // Not rows: it cannot merge, so it takes another of the scorer's 16 slots at once.
+  const chat = request('{"messages": [{"role": "user", "content": "hi"}]}')
+  await scorer.seen(2)
+  t.equal(
+    scorer.calls[1]!.body.includes('messages'),
+    true,
+    'the request that cannot merge reached the scorer while the first call was in flight',
+  )
+  scorer.calls[1]!.answer()
+  t.equal(await chat, '{"predictions": "chat"}')
+  t.equal(scorer.calls.length, 2, 'the batchable requests did not take more scorer slots while a call of their kind was in flight')
+  scorer.calls[0]!.answer()
+  t.equal(await first, '{"predictions": [1]}')
+  await scorer.seen(3)
+  t.equal(scorer.calls[2]!.body, row(0).replace('[[0]]', '[[2], [3], [4], [5]]'), 'the four that waited went as one call')
+  scorer.calls[2]!.answer()
+  t.same(
+    await Promise.all(waiting),
+    [2, 3, 4, 5].map((x) => `{"predictions": [${x}]}`),
+    'each gets its own rows',
+  )
+  t.equal(scorer.calls.length, 3, '6 requests in 3 scorer calls')
+})
