@@ -6,6 +6,9 @@ import type {AddressInfo} from 'node:net'
 import t from 'tap'
 import {Pool} from 'undici'
 
+import {Flights} from '../../../src/proxy/batch-flights.js'
+import {BatchMember} from '../../../src/proxy/batch-member.js'
+import {readRows} from '../../../src/proxy/batch-rows.js'
 import {Batcher, batching} from '../../../src/proxy/batch.js'
 import type {RequestBody} from '../../../src/proxy/body.js'
 import {composeLending, type ExchangePort, type Lending} from '../../../src/proxy/lending.js'
@@ -136,4 +139,41 @@ t.test('batchable requests wait for the call in flight and go as one; one that c
     'each gets its own rows',
   )
   t.equal(scorer.calls.length, 3, '6 requests in 3 scorer calls')
+})
+
+/** A gathering request for Flights alone: its rows as `x` values, and how often it was launched. */
+function launchable(xs: number[], maxRows: number, settled = false) {
+  const sink = {settled, outcome: undefined, answer() {}, send() {}, fail() {}, refuse() {}}
+  const member = new BatchMember(readRows(Buffer.from(JSON.stringify({inputs: xs.map((x) => [x])})))!, sink, maxRows)
+  const request = {member, launched: 0, launch: () => request.launched++}
+  return request
+}
+
+t.test('the next call of a kind goes when the call in flight ends, or at once when it is full', async (t) => {
+  const flights = new Flights()
+  const alone = launchable([1], 3)
+  t.equal(flights.wait(alone), false, 'no call of its kind in flight: it goes at once')
+  flights.took(alone.member.rows.key)
+  const next = launchable([2], 3)
+  t.equal(flights.wait(next), true, 'a call is in flight: it waits')
+  t.equal(flights.wait(launchable([3], 3)), true, 'and the next joins it')
+  t.equal(next.launched, 0)
+  t.equal(flights.wait(launchable([4], 3)), true)
+  t.equal(next.launched, 1, 'full (--batch-max-rows): it goes without waiting for the call in flight')
+  t.same(next.member.followers.length, 2)
+  t.equal(flights.wait(launchable([5, 6, 7], 3)), false, 'a request as large as a call never waits')
+  const later = launchable([8], 3)
+  t.equal(flights.wait(later), true)
+  flights.landed(alone.member.rows.key)
+  t.equal(later.launched, 1, 'the call in flight ended: the next goes')
+})
+
+t.test('a gathered call whose clients all left is not sent', async (t) => {
+  const flights = new Flights()
+  const first = launchable([1], 10)
+  flights.took(first.member.rows.key)
+  const gone = launchable([2], 10, true)
+  t.equal(flights.wait(gone), true)
+  flights.landed(first.member.rows.key)
+  t.equal(gone.launched, 0)
 })
