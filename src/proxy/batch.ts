@@ -35,8 +35,8 @@ export class Batcher {
   private on = true
   /** --batch-wait: the calls waiting for more requests, by merge key (one per key). */
   private readonly open = new Map<string, OpenCall>()
-  /** Without --batch-wait: the calls in flight per kind, and the next call gathering behind them. */
-  readonly flights = new Flights()
+  /** Without --batch-wait: per scorer set, the calls in flight per kind and the next call gathering behind them. */
+  private readonly flights = new WeakMap<Upstreams, Flights>()
 
   constructor(private readonly options: BatchOptions) {}
 
@@ -74,6 +74,13 @@ export class Batcher {
     else leader.sink.send(lease)
   }
 
+  /** The flights of the calls sent to `upstreams` (requests for other scorers never join them). */
+  flightsOf(upstreams: Upstreams): Flights {
+    let flights = this.flights.get(upstreams)
+    if (!flights) this.flights.set(upstreams, (flights = new Flights()))
+    return flights
+  }
+
   /** A member for a request that has to wait, when its body can merge. */
   member(body: Buffer, sink: MemberSink): BatchMember | undefined {
     if (!this.on) return undefined
@@ -84,13 +91,14 @@ export class Batcher {
   /** Sends `leader` and its followers as one call on `lease`, which it gives back when the call ends. */
   run(upstreams: Upstreams, lease: Lease, leader: BatchMember, template: ForwardedRequest): void {
     const {key} = leader.rows
-    this.flights.took(key)
+    const flights = this.flightsOf(upstreams)
+    flights.took(key)
     // The call is in flight until its lease goes back; then the next call of its kind may go.
     const tracked: Upstreams = {
       acquire: (joinable) => upstreams.acquire(joinable),
       release: (given, outcome) => {
         upstreams.release(given, outcome)
-        this.flights.landed(key)
+        flights.landed(key)
       },
       share: upstreams.share && ((given) => upstreams.share!(given)),
     }
@@ -158,7 +166,7 @@ class BatchLending implements Lending, Launchable {
     }
 
     // A call of its kind is in flight: it waits to go with the next one rather than take another slot.
-    if (this.joinable() && batcher.flights.wait(this)) return
+    if (this.joinable() && batcher.flightsOf(this.upstreams).wait(this)) return
     this.launch()
   }
 
@@ -191,7 +199,7 @@ class BatchLending implements Lending, Launchable {
     // Sent alone as a call of its kind: the next call of that kind may go.
     if (this.flying) {
       this.flying = false
-      this.batcher.flights.landed(this.own!.rows.key)
+      this.batcher.flightsOf(this.upstreams).landed(this.own!.rows.key)
     }
   }
 
@@ -207,7 +215,7 @@ class BatchLending implements Lending, Launchable {
 
     if (isLease(value) && own && !port.settled && this.batcher.waitMs === 0) {
       this.flying = true
-      this.batcher.flights.took(own.rows.key)
+      this.batcher.flightsOf(this.upstreams).took(own.rows.key)
     }
 
     if (!isLease(value) && 'refused' in value) this.refuseFollowers(value)
