@@ -1,5 +1,6 @@
-// --batch's default policy: while a call of one kind (merge key) is in flight on a scorer, compatible
-// requests wait for it to end and then go together as the next call, instead of taking more scorer slots.
+// --batch's default policy: while a call of one kind (merge key) is in flight on the scorer a request would
+// get, compatible requests wait for a call of theirs to end and go together as the next call, instead of
+// taking more of that scorer's slots.
 import type {BatchMember} from './batch-member.js'
 
 /** A batchable request that can wait to lead the next call of its kind, and later send it. */
@@ -12,6 +13,8 @@ export interface Launchable {
 /** Calls in flight per merge key, and the request gathering the next call of each key. */
 export class Flights {
   private readonly flying = new Map<string, number>()
+  /** The same, per scorer slot and kind. */
+  private readonly onSlot = new Map<string, number>()
   private readonly forming = new Map<string, Launchable>()
 
   /**
@@ -21,7 +24,7 @@ export class Flights {
   wait(request: Launchable): boolean {
     const {member} = request
     const {key} = member.rows
-    if (!this.flying.get(key) || member.full) return false
+    if (!this.busy(key) || member.full) return false
     const next = this.forming.get(key)
     if (next?.member.join(member)) {
       if (next.member.full) this.launch(key)
@@ -34,16 +37,26 @@ export class Flights {
     return true
   }
 
-  /** A call of `key` got a scorer. */
-  took(key: string): void {
-    this.flying.set(key, (this.flying.get(key) ?? 0) + 1)
+  /** Whether a call of `key` is in flight anywhere. */
+  busy(key: string): boolean {
+    return this.flying.has(key)
   }
 
-  /** A call of `key` ended: the next call gathered meanwhile goes, on the capacity it freed. */
-  landed(key: string): void {
-    const left = (this.flying.get(key) ?? 1) - 1
-    if (left > 0) this.flying.set(key, left)
-    else this.flying.delete(key)
+  /** Whether a call of `key` is in flight on scorer `slot`. */
+  flyingOn(key: string, slot: number): boolean {
+    return this.onSlot.has(`${slot} ${key}`)
+  }
+
+  /** A call of `key` got scorer `slot`. */
+  took(key: string, slot: number): void {
+    count(this.flying, key, 1)
+    count(this.onSlot, `${slot} ${key}`, 1)
+  }
+
+  /** A call of `key` on `slot` ended: the next call gathered meanwhile goes, on the capacity it freed. */
+  landed(key: string, slot: number): void {
+    count(this.flying, key, -1)
+    count(this.onSlot, `${slot} ${key}`, -1)
     if (this.forming.has(key)) this.launch(key)
   }
 
@@ -55,4 +68,10 @@ export class Flights {
     if (member.sink.settled && member.followers.every((m) => m.sink.settled)) return
     next.launch()
   }
+}
+
+function count(counts: Map<string, number>, key: string, by: number): void {
+  const n = (counts.get(key) ?? 0) + by
+  if (n > 0) counts.set(key, n)
+  else counts.delete(key)
 }

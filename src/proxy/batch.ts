@@ -91,14 +91,15 @@ export class Batcher {
   /** Sends `leader` and its followers as one call on `lease`, which it gives back when the call ends. */
   run(upstreams: Upstreams, lease: Lease, leader: BatchMember, template: ForwardedRequest): void {
     const {key} = leader.rows
+    const {slot} = lease
     const flights = this.flightsOf(upstreams)
-    flights.took(key)
+    flights.took(key, slot)
     // The call is in flight until its lease goes back; then the next call of its kind may go.
     const tracked: Upstreams = {
       acquire: (joinable) => upstreams.acquire(joinable),
       release: (given, outcome) => {
         upstreams.release(given, outcome)
-        flights.landed(key)
+        flights.landed(key, slot)
       },
       share: upstreams.share && ((given) => upstreams.share!(given)),
     }
@@ -134,8 +135,8 @@ class BatchLending implements Lending, Launchable {
   /** This request as a member, once its body was parsed (undefined: its rows cannot merge). */
   private own: BatchMember | undefined
   private parsed = false
-  /** Sent alone on a scorer as a call of its kind (not yet ended). */
-  private flying = false
+  /** The scorer it was sent to alone, as a call of its kind (until it ends). */
+  private flyingOn: number | undefined
   private pending: Promise<Acquired> | undefined
 
   constructor(
@@ -165,9 +166,18 @@ class BatchLending implements Lending, Launchable {
       return
     }
 
-    // A call of its kind is in flight: it waits to go with the next one rather than take another slot.
-    if (this.joinable() && batcher.flightsOf(this.upstreams).wait(this)) return
-    this.launch()
+    const own = this.joinable()
+    const flights = batcher.flightsOf(upstreams)
+    const got = upstreams.acquire(this.joinable)
+    if (own && !own.full && !(got instanceof Promise) && isLease(got) && flights.flyingOn(own.rows.key, got.slot)) {
+      // The scorer it would get runs a call of its kind already: it waits to go with the next one
+      // rather than take another of that scorer's slots (a scorer without one takes it at once).
+      upstreams.release(got, 'ok')
+      flights.wait(this)
+      return
+    }
+
+    this.acquired(got)
   }
 
   /** Asks for a scorer: now, or queued (where compatible queued requests may join it). */
@@ -197,9 +207,10 @@ class BatchLending implements Lending, Launchable {
     this.own?.onLeave?.()
     if (this.pending) this.upstreams.cancel?.(this.pending)
     // Sent alone as a call of its kind: the next call of that kind may go.
-    if (this.flying) {
-      this.flying = false
-      this.batcher.flightsOf(this.upstreams).landed(this.own!.rows.key)
+    if (this.flyingOn !== undefined) {
+      const slot = this.flyingOn
+      this.flyingOn = undefined
+      this.batcher.flightsOf(this.upstreams).landed(this.own!.rows.key, slot)
     }
   }
 
@@ -214,8 +225,8 @@ class BatchLending implements Lending, Launchable {
     }
 
     if (isLease(value) && own && !port.settled && this.batcher.waitMs === 0) {
-      this.flying = true
-      this.batcher.flightsOf(this.upstreams).took(own.rows.key)
+      this.flyingOn = value.slot
+      this.batcher.flightsOf(this.upstreams).took(own.rows.key, value.slot)
     }
 
     if (!isLease(value) && 'refused' in value) this.refuseFollowers(value)

@@ -3,7 +3,7 @@
 import {createServer, type IncomingMessage, type ServerResponse} from 'node:http'
 import type {AddressInfo} from 'node:net'
 
-import t from 'tap'
+import t, {type Test} from 'tap'
 import {Pool} from 'undici'
 
 import {Flights} from '../../../src/proxy/batch-flights.js'
@@ -43,30 +43,35 @@ function standIn() {
   return {server, calls, seen}
 }
 
-t.test('batchable requests wait for the call in flight and go as one; one that cannot merge does not wait', async (t) => {
-  const scorer = standIn()
-  await new Promise<void>((resolve) => scorer.server.listen(0, '127.0.0.1', resolve))
-  const pool = new Pool(`http://127.0.0.1:${(scorer.server.address() as AddressInfo).port}`)
-  t.teardown(async () => {
-    await pool.close()
-    scorer.server.closeAllConnections()
-    await new Promise((resolve) => scorer.server.close(resolve))
-  })
-  const one: Schedulable = {
-    dispatcher: pool,
-    slot: 0,
-    ready: true,
-    outstanding: 0,
-    get load() {
-      return this.outstanding
-    },
+/** The proxy's lending with --batch's defaults (16 requests at once per scorer) before `count` stand-in scorers. */
+async function proxy(t: Test, count: number) {
+  const scorers = Array.from({length: count}, () => standIn())
+  const members: Schedulable[] = []
+  for (const [slot, scorer] of scorers.entries()) {
+    // eslint-disable-next-line no-await-in-loop
+    await new Promise<void>((resolve) => scorer.server.listen(0, '127.0.0.1', resolve))
+    const pool = new Pool(`http://127.0.0.1:${(scorer.server.address() as AddressInfo).port}`)
+    t.teardown(async () => {
+      await pool.close()
+      scorer.server.closeAllConnections()
+      await new Promise((resolve) => scorer.server.close(resolve))
+    })
+    members.push({
+      dispatcher: pool,
+      slot,
+      ready: true,
+      outstanding: 0,
+      get load() {
+        return this.outstanding
+      },
+    })
   }
-  // The default --max-concurrency: 16 requests at once on the one scorer.
-  const scheduler = new Scheduler({members: () => [one], limit: 16, maxQueue: 100, unavailable: () => 'none'})
+
+  const scheduler = new Scheduler({members: () => members, limit: 16, maxQueue: 100, unavailable: () => 'none'})
   const upstreams: Upstreams = {
     acquire: (joinable) => scheduler.acquire(joinable),
-    release: () => scheduler.release(one),
-    share: () => scheduler.share(one),
+    release: (lease) => scheduler.release(lease as Schedulable),
+    share: (lease) => scheduler.share(lease as Schedulable),
     cancel: (pending) => scheduler.cancel(pending),
   }
   const lend = composeLending([batching(new Batcher({maxRows: 100}))])
@@ -113,7 +118,14 @@ t.test('batchable requests wait for the call in flight and go as one; one that c
       lending.start()
     })
 
-  const row = (x: number) => `{"dataframe_split": {"columns": ["x"], "data": [[${x}]]}}`
+  return {scorers, request}
+}
+
+const row = (x: number) => `{"dataframe_split": {"columns": ["x"], "data": [[${x}]]}}`
+
+t.test('batchable requests wait for the call in flight and go as one; one that cannot merge does not wait', async (t) => {
+  const {scorers, request} = await proxy(t, 1)
+  const scorer = scorers[0]!
   const first = request(row(1))
   await scorer.seen(1)
   const waiting = [2, 3, 4, 5].map((x) => request(row(x)))
@@ -141,6 +153,24 @@ t.test('batchable requests wait for the call in flight and go as one; one that c
   t.equal(scorer.calls.length, 3, '6 requests in 3 scorer calls')
 })
 
+t.test('with two scorers, a request goes at once to the one without a call of its kind; the next waits', async (t) => {
+  const {scorers, request} = await proxy(t, 2)
+  const first = request(row(1))
+  await scorers[0]!.seen(1)
+  const second = request(row(2))
+  await scorers[1]!.seen(1)
+  const waiting = [3, 4].map(async (x) => request(row(x)))
+  scorers[1]!.calls[0]!.answer()
+  t.equal(await second, '{"predictions": [2]}', 'the second went alone to the other scorer')
+  await scorers[1]!.seen(2)
+  t.equal(scorers[1]!.calls[1]!.body, row(0).replace('[[0]]', '[[3], [4]]'), 'the two that waited went as one call')
+  t.equal(scorers[0]!.calls.length, 1, 'the busy scorer got no second call')
+  scorers[1]!.calls[1]!.answer()
+  t.same(await Promise.all(waiting), ['{"predictions": [3]}', '{"predictions": [4]}'])
+  scorers[0]!.calls[0]!.answer()
+  t.equal(await first, '{"predictions": [1]}')
+})
+
 /** A gathering request for Flights alone: its rows as `x` values, and how often it was launched. */
 function launchable(xs: number[], maxRows: number, settled = false) {
   const sink = {settled, outcome: undefined, answer() {}, send() {}, fail() {}, refuse() {}}
@@ -153,7 +183,7 @@ t.test('the next call of a kind goes when the call in flight ends, or at once wh
   const flights = new Flights()
   const alone = launchable([1], 3)
   t.equal(flights.wait(alone), false, 'no call of its kind in flight: it goes at once')
-  flights.took(alone.member.rows.key)
+  flights.took(alone.member.rows.key, 0)
   const next = launchable([2], 3)
   t.equal(flights.wait(next), true, 'a call is in flight: it waits')
   t.equal(flights.wait(launchable([3], 3)), true, 'and the next joins it')
@@ -164,16 +194,16 @@ t.test('the next call of a kind goes when the call in flight ends, or at once wh
   t.equal(flights.wait(launchable([5, 6, 7], 3)), false, 'a request as large as a call never waits')
   const later = launchable([8], 3)
   t.equal(flights.wait(later), true)
-  flights.landed(alone.member.rows.key)
+  flights.landed(alone.member.rows.key, 0)
   t.equal(later.launched, 1, 'the call in flight ended: the next goes')
 })
 
 t.test('a gathered call whose clients all left is not sent', async (t) => {
   const flights = new Flights()
   const first = launchable([1], 10)
-  flights.took(first.member.rows.key)
+  flights.took(first.member.rows.key, 0)
   const gone = launchable([2], 10, true)
   t.equal(flights.wait(gone), true)
-  flights.landed(first.member.rows.key)
+  flights.landed(first.member.rows.key, 0)
   t.equal(gone.launched, 0)
 })
