@@ -1,5 +1,5 @@
-// Opportunistic batching (--batch), a lending policy composed onto forwarding: /invocations requests
-// queued for a scorer with the same row format, columns, params and value kinds go to it as one call.
+// Opportunistic batching (--batch), a lending policy composed onto forwarding: /invocations requests with
+// the same row format, columns, params and value kinds, waiting behind a call of theirs or queued, go as one call.
 import type {Logger} from '../log.js'
 import {isLease, type Acquired, type Lease, type Refusal, type Upstreams} from '../upstream.js'
 import {runMergedCall} from './batch-call.js'
