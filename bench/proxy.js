@@ -6,7 +6,7 @@
 //
 //   npm run bench -- [--workers 1,2] [--connections 1,32] [--duration 5] [--rounds 3] [--warmup 2]
 //                    [--tool wrk|autocannon] [--model <dir>] [--body <file>] [--mlserve-python <python>]
-//                    [--batch] [--batch-args "--max-concurrency 1"] [--fast-path]
+//                    [--batch] [--batch-args="--max-concurrency 1"] [--fast-path]
 // --batch adds a third server, `mlserve serve --batch` (plus --batch-args), to the same rounds.
 // --fast-path adds `mlserve serve --no-fast-path` to the same rounds (mlserve's default is the fast path).
 import {execFileSync} from 'node:child_process'
@@ -51,7 +51,7 @@ function options() {
       warmup: {type: 'string', default: '2'},
       tool: {type: 'string', default: wrkVersion() ? 'wrk' : 'autocannon'},
       batch: {type: 'boolean', default: false},
-      'batch-args': {type: 'string', default: '--max-concurrency 1'},
+      'batch-args': {type: 'string', default: ''},
       'fast-path': {type: 'boolean', default: false},
     },
   })

@@ -5,7 +5,7 @@ import {MAX_MERGED_BYTES, type RowsRequest} from './batch-rows.js'
 import type {ExchangePort} from './lending.js'
 
 /** What a merged call does with a member's exchange: its cut of the answer, or it goes alone, or a 502. */
-export type MemberSink = Pick<ExchangePort, 'settled' | 'outcome' | 'answer' | 'send' | 'fail'>
+export type MemberSink = Pick<ExchangePort, 'settled' | 'outcome' | 'answer' | 'send' | 'fail' | 'refuse'>
 
 /** A queued batchable request: its rows, and, once it gets a scorer, the requests it takes along. */
 export class BatchMember implements Joinable {
@@ -31,6 +31,8 @@ export class BatchMember implements Joinable {
 
   join(other: Joinable): boolean {
     if (!(other instanceof BatchMember) || other.rows.key !== this.rows.key) return false
+    // One that gathers a call of its own (--batch's next call of its kind) keeps it.
+    if (other.followers.length > 0) return false
     if (this.rowsTaken + other.rows.rows > this.maxRows) return false
     const bytes = Buffer.byteLength(other.rows.rowsText)
     if (this.bytesTaken + bytes > MAX_MERGED_BYTES) return false

@@ -1,8 +1,9 @@
-// Opportunistic batching (--batch), a lending policy composed onto forwarding: /invocations requests
-// queued for a scorer with the same row format, columns, params and value kinds go to it as one call.
+// Opportunistic batching (--batch), a lending policy composed onto forwarding: /invocations requests with
+// the same row format, columns, params and value kinds, waiting behind a call of theirs or queued, go as one call.
 import type {Logger} from '../log.js'
-import {isLease, type Acquired, type Lease, type Upstreams} from '../upstream.js'
+import {isLease, type Acquired, type Lease, type Refusal, type Upstreams} from '../upstream.js'
 import {runMergedCall} from './batch-call.js'
+import {Flights, type Launchable} from './batch-flights.js'
 import {BatchMember, type MemberSink} from './batch-member.js'
 import {MAX_BATCHABLE_BYTES, readRows} from './batch-rows.js'
 import {deliver, type ExchangePort, type ForwardedRequest, type Lending, type LendingPolicy} from './lending.js'
@@ -34,6 +35,8 @@ export class Batcher {
   private on = true
   /** --batch-wait: the calls waiting for more requests, by merge key (one per key). */
   private readonly open = new Map<string, OpenCall>()
+  /** Without --batch-wait: per scorer set, the calls in flight per kind and the next call gathering behind them. */
+  private readonly flights = new WeakMap<Upstreams, Flights>()
 
   constructor(private readonly options: BatchOptions) {}
 
@@ -71,6 +74,13 @@ export class Batcher {
     else leader.sink.send(lease)
   }
 
+  /** The flights of the calls sent to `upstreams` (requests for other scorers never join them). */
+  flightsOf(upstreams: Upstreams): Flights {
+    let flights = this.flights.get(upstreams)
+    if (!flights) this.flights.set(upstreams, (flights = new Flights()))
+    return flights
+  }
+
   /** A member for a request that has to wait, when its body can merge. */
   member(body: Buffer, sink: MemberSink): BatchMember | undefined {
     if (!this.on) return undefined
@@ -80,7 +90,20 @@ export class Batcher {
 
   /** Sends `leader` and its followers as one call on `lease`, which it gives back when the call ends. */
   run(upstreams: Upstreams, lease: Lease, leader: BatchMember, template: ForwardedRequest): void {
-    runMergedCall(upstreams, lease, leader, template, {onBatch: this.options.onBatch, onNotRowAligned: () => this.stop()})
+    const {key} = leader.rows
+    const {slot} = lease
+    const flights = this.flightsOf(upstreams)
+    flights.took(key, slot)
+    // The call is in flight until its lease goes back; then the next call of its kind may go.
+    const tracked: Upstreams = {
+      acquire: (joinable) => upstreams.acquire(joinable),
+      release: (given, outcome) => {
+        upstreams.release(given, outcome)
+        flights.landed(key, slot)
+      },
+      share: upstreams.share && ((given) => upstreams.share!(given)),
+    }
+    runMergedCall(tracked, lease, leader, template, {onBatch: this.options.onBatch, onNotRowAligned: () => this.stop()})
   }
 
   private stop(): void {
@@ -108,10 +131,12 @@ function batchable(batcher: Batcher, port: ExchangePort): boolean {
 }
 
 /** A batchable exchange's lending: it may join a held call, take queued requests along, or be taken along. */
-class BatchLending implements Lending {
-  /** This request as a member, once it had to wait and its body was parsed. */
-  private member: BatchMember | undefined
+class BatchLending implements Lending, Launchable {
+  /** This request as a member, once its body was parsed (undefined: its rows cannot merge). */
+  private own: BatchMember | undefined
   private parsed = false
+  /** The scorer it was sent to alone, as a call of its kind (until it ends). */
+  private flyingOn: number | undefined
   private pending: Promise<Acquired> | undefined
 
   constructor(
@@ -120,19 +145,49 @@ class BatchLending implements Lending {
     private readonly port: ExchangePort,
   ) {}
 
+  get member(): BatchMember {
+    return this.joinable()!
+  }
+
   start(): void {
     const {batcher, upstreams, port} = this
-    // --batch-wait: a call held open for compatible requests takes this one along.
-    if (batcher.waitMs > 0 && this.joinable() && batcher.joinOpen(this.member!)) return
-    const got = upstreams.acquire(this.joinable)
-    if (!(got instanceof Promise)) {
-      if (isLease(got) && batcher.waitMs > 0 && this.member) {
-        // --batch-wait: a free scorer, held for compatible requests to join before the call goes.
+    if (batcher.waitMs > 0) {
+      // --batch-wait: a call held open for compatible requests takes this one along.
+      if (this.joinable() && batcher.joinOpen(this.joinable()!)) return
+      const got = upstreams.acquire(this.joinable)
+      if (!(got instanceof Promise) && isLease(got) && this.joinable()) {
+        // A free scorer, held for compatible requests to join before the call goes.
         port.record.scorer = got.slot
-        batcher.hold(upstreams, got, this.member, port.target)
+        batcher.hold(upstreams, got, this.joinable()!, port.target)
         return
       }
 
+      this.acquired(got)
+      return
+    }
+
+    const own = this.joinable()
+    const flights = batcher.flightsOf(upstreams)
+    const got = upstreams.acquire(this.joinable)
+    if (own && !own.full && !(got instanceof Promise) && isLease(got) && flights.flyingOn(own.rows.key, got.slot)) {
+      // The scorer it would get runs a call of its kind already: it waits to go with the next one
+      // rather than take another of that scorer's slots (a scorer without one takes it at once).
+      upstreams.release(got, 'ok')
+      flights.wait(this)
+      return
+    }
+
+    this.acquired(got)
+  }
+
+  /** Asks for a scorer: now, or queued (where compatible queued requests may join it). */
+  launch(): void {
+    this.acquired(this.upstreams.acquire(this.joinable))
+  }
+
+  private acquired(got: Acquired | Promise<Acquired>): void {
+    const {batcher, upstreams, port} = this
+    if (!(got instanceof Promise)) {
       this.onAcquired(got)
       return
     }
@@ -142,32 +197,54 @@ class BatchLending implements Lending {
       this.pending = undefined
       if (!port.settled) this.onAcquired(value)
       // The requests it took along still need their merged call.
-      else if (isLease(value) && this.member && this.member.followers.length > 0) batcher.run(upstreams, value, this.member, port.target)
+      else if (isLease(value) && this.own && this.own.followers.length > 0) batcher.run(upstreams, value, this.own, port.target)
       else if (isLease(value)) upstreams.release(value, port.outcome ?? 'client-closed')
+      else if (!isLease(value) && 'refused' in value) this.refuseFollowers(value)
     })
   }
 
   end(): void {
-    this.member?.onLeave?.()
+    this.own?.onLeave?.()
     if (this.pending) this.upstreams.cancel?.(this.pending)
+    // Sent alone as a call of its kind: the next call of that kind may go.
+    if (this.flyingOn !== undefined) {
+      const slot = this.flyingOn
+      this.flyingOn = undefined
+      this.batcher.flightsOf(this.upstreams).landed(this.own!.rows.key, slot)
+    }
   }
 
   /** With requests to take along, the merged call holds the lease; this exchange is one of its members. */
   private onAcquired(value: Acquired): void {
-    const {member, port} = this
-    if (isLease(value) && member && member.followers.length > 0) {
+    const {own, port} = this
+    if (isLease(value) && own && own.followers.length > 0) {
       port.record.scorer = value.slot
       port.sayVersion(value)
-      this.batcher.run(this.upstreams, value, member, port.target)
-    } else deliver(port, value)
+      this.batcher.run(this.upstreams, value, own, port.target)
+      return
+    }
+
+    if (isLease(value) && own && !port.settled && this.batcher.waitMs === 0) {
+      this.flyingOn = value.slot
+      this.batcher.flightsOf(this.upstreams).took(own.rows.key, value.slot)
+    }
+
+    if (!isLease(value) && 'refused' in value) this.refuseFollowers(value)
+    if (!port.settled) deliver(port, value)
+    else if (isLease(value)) this.upstreams.release(value, port.outcome ?? 'client-closed')
   }
 
-  /** Parses the body once, the first time the request may merge. */
+  /** No scorer for the call this request leads: the requests that joined it are refused too. */
+  private refuseFollowers(refusal: Refusal): void {
+    for (const m of this.own?.followers ?? []) if (!m.sink.settled) m.sink.refuse(refusal)
+  }
+
+  /** Parses the body once. */
   private readonly joinable = (): BatchMember | undefined => {
-    if (this.parsed) return this.member
+    if (this.parsed) return this.own
     this.parsed = true
     const {memory} = this.port.body
-    this.member = memory && this.batcher.member(memory, this.port)
-    return this.member
+    this.own = memory && this.batcher.member(memory, this.port)
+    return this.own
   }
 }

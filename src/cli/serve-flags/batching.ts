@@ -5,9 +5,9 @@ export const batchingFlags = {
   batch: Flags.boolean({
     env: 'MLSERVE_BATCH',
     default: false,
-    summary: 'Merge /invocations requests waiting for a scorer into one prediction call (only for row-by-row models).',
+    summary: 'Merge compatible /invocations requests into one prediction call (only for row-by-row models).',
     description:
-      'When requests queue for a scorer, the next free one takes the compatible ones (same row format, columns, params and value kinds) up to --batch-max-rows as one call, and each client gets exactly its own part of the answer. A request that finds a free scorer goes alone at once. Only for models whose predictions are row by row: a model whose output is not one prediction per row makes mlserve send each request alone and stop batching.',
+      'While a call of one kind (same row format, columns, params and value kinds) is in flight, compatible requests wait for it and go together as the next call, up to --batch-max-rows rows (queued ones merge too), and each client gets exactly its own part of the answer. A request with no call of its kind in flight goes alone at once; requests that cannot merge keep the normal --max-concurrency. Only for models whose predictions are row by row: a model whose output is not one prediction per row makes mlserve send each request alone and stop batching.',
   }),
   'batch-max-rows': Flags.integer({
     env: 'MLSERVE_BATCH_MAX_ROWS',

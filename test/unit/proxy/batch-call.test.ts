@@ -25,6 +25,7 @@ function member(body: string, seen: Seen): BatchMember {
     answer: (status, headers, answer) => seen.answers.push({status, headers, body: answer.toString()}),
     send: () => seen.alone++,
     fail: (message) => seen.failures.push(message),
+    refuse: (refusal) => seen.failures.push(refusal.detail),
   }
   return new BatchMember(readRows(Buffer.from(body))!, sink, 100)
 }
