@@ -15,7 +15,8 @@ import {createSocketDir} from '../util/socket-dir.js'
 import type {ModelSpec} from './model-specs.js'
 import {describeEntry} from './model-routes.js'
 import {ServedEntry, combinedStatus, startAll, type ModelContext} from './models.js'
-import {urlOf, type ServeIo} from './serve.js'
+import {openPublicPort, type PublicPort} from './public-port.js'
+import type {ServeIo} from './serve.js'
 
 export interface ModelSetOptions {
   readonly models: readonly ModelSpec[]
@@ -53,9 +54,8 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
   const graceFor = (ms: number) => (io.force.aborted ? 0 : ms)
   const startedAt = performance.now()
   try {
-    const [{createProxyHandler}, {ProxyServer}, {Observer}, {prepareFrontDoor}, {createModelRouter}] = await Promise.all([
+    const [{createProxyHandler}, {Observer}, {prepareFrontDoor}, {createModelRouter}] = await Promise.all([
       import('../proxy/app.js'),
-      import('../proxy/server.js'),
       import('../proxy/observe.js'),
       import('../proxy/front-door.js'),
       import('./model-routes.js'),
@@ -64,7 +64,7 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
     const door = await prepareFrontDoor(options.frontDoor)
     const entries: ServedEntry[] = []
     const status = combinedStatus(entries)
-    let server: InstanceType<typeof ProxyServer> | undefined
+    let server: PublicPort['server'] | undefined
     const observer = new Observer({
       state: () => state,
       scorers: () => status,
@@ -123,28 +123,24 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
       state: () => state,
       operational: {...observer.routes(), '/readyz': () => readiness(state, entries)},
     })
-    server = new ProxyServer(handle, {
-      onResponse: observer.onResponse,
-      headersTimeoutMs: options.headerTimeoutMs,
-      requestTimeoutMs: options.headerTimeoutMs + options.bodyTimeoutMs,
-      guard: door?.guard,
-      tls: door?.tls,
-    })
-    const proxy = server
-    const url = urlOf(options.host, await proxy.listen(options.host, options.port), Boolean(door?.tls)) + (door?.prefix ?? '')
-    const stopDoorReload = door && io.onReloadRequest?.(() => void door.reload(proxy, log))
-    if (stopDoorReload) cleanup.defer('stop re-reading keys and certificates', async () => stopDoorReload())
-    let closing: Promise<void> | undefined
-    const closeProxy = () => {
-      closing ??= (async () => {
-        state = 'stopping'
-        const abandoned = await proxy.close(graceFor(options.gracePeriodMs), io.force)
-        if (abandoned > 0) log.warn(`${abandoned} request(s) were still running when the grace period ended.`)
-      })()
-      return closing
-    }
-
-    cleanup.defer('close the proxy', closeProxy)
+    const publicPort = await openPublicPort(
+      handle,
+      door,
+      options,
+      {
+        log,
+        force: io.force,
+        onReloadRequest: io.onReloadRequest,
+        onResponse: observer.onResponse,
+        onClosing: () => {
+          state = 'stopping'
+        },
+      },
+      cleanup,
+    )
+    server = publicPort.server
+    const {url} = publicPort
+    const closeProxy = publicPort.close
     log.info(
       `listening on ${url} (${entries.length} models: ${entries.map((entry) => entry.name).join(', ')}; each answers 503 until it is loaded)`,
     )

@@ -11,6 +11,7 @@ import {describeServed, followReference} from './reload.js'
 import {ServingSet, servedModelOf, type ServedModel} from './generation.js'
 import {planScorers, type PlanIo} from '../scorer/plan.js'
 import {Switchboard} from './switchboard.js'
+import {openPublicPort, type PublicPort} from './public-port.js'
 import type {OutputSink} from '../scorer/process.js'
 import type {RestartReason} from '../scorer/supervisor.js'
 import type {Upstreams} from '../upstream.js'
@@ -51,8 +52,7 @@ const NO_SCORERS: Upstreams = {acquire: () => ({refused: 'unavailable', detail: 
 /** How long a scorer may take to exit after SIGTERM before its process group gets SIGKILL. */
 const SCORER_STOP_GRACE_MS = 10_000
 
-export const urlOf = (host: string, port: number, https = false): string =>
-  `${https ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`
+export {urlOf} from './public-port.js'
 
 export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
   const {log} = io
@@ -63,9 +63,8 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
   const startedAt = performance.now()
 
   try {
-    const [{createProxyHandler}, {ProxyServer}, {Observer}, {prepareFrontDoor}, {openApiRoute, OPENAPI_ROUTE}] = await Promise.all([
+    const [{createProxyHandler}, {Observer}, {prepareFrontDoor}, {openApiRoute, OPENAPI_ROUTE}] = await Promise.all([
       import('../proxy/app.js'),
-      import('../proxy/server.js'),
       import('../proxy/observe.js'),
       import('../proxy/front-door.js'),
       import('../proxy/openapi-source.js'),
@@ -73,7 +72,7 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
     // API keys, TLS files, CORS and the prefix are checked before the port is bound or anything is built.
     const door = await prepareFrontDoor(options.frontDoor)
 
-    let server: InstanceType<typeof ProxyServer> | undefined
+    let server: PublicPort['server'] | undefined
     const observer = new Observer({
       state: () => state,
       scorers: () => switchboard,
@@ -97,31 +96,24 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
       timeoutMs: options.timeoutSeconds * 1000,
       operational: observer.routes(),
     })
-    server = new ProxyServer((req, res, record) => handle(req, res, record), {
-      onResponse: observer.onResponse,
-      headersTimeoutMs: options.headerTimeoutMs,
-      requestTimeoutMs: options.headerTimeoutMs + options.bodyTimeoutMs,
-      guard: door?.guard,
-      tls: door?.tls,
-    })
-    const proxy = server
-    const port = await proxy.listen(options.host, options.port)
-    const url = urlOf(options.host, port, Boolean(door?.tls)) + (door?.prefix ?? '')
-    const stopDoorReload = door && io.onReloadRequest?.(() => void door.reload(proxy, log))
-    if (stopDoorReload) cleanup.defer('stop re-reading keys and certificates', async () => stopDoorReload())
-    // Closing the proxy drains it: on a signal this runs first (before the scorers stop), on other exits
-    // as the last cleanup step; either way only once.
-    let closing: Promise<void> | undefined
-    const closeProxy = () => {
-      closing ??= (async () => {
-        state = 'stopping'
-        const abandoned = await proxy.close(graceFor(options.gracePeriodMs), io.force)
-        if (abandoned > 0) log.warn(`${abandoned} request(s) were still running when the grace period ended.`)
-      })()
-      return closing
-    }
-
-    cleanup.defer('close the proxy', closeProxy)
+    const publicPort = await openPublicPort(
+      (req, res, record) => handle(req, res, record),
+      door,
+      options,
+      {
+        log,
+        force: io.force,
+        onReloadRequest: io.onReloadRequest,
+        onResponse: observer.onResponse,
+        onClosing: () => {
+          state = 'stopping'
+        },
+      },
+      cleanup,
+    )
+    server = publicPort.server
+    const {url} = publicPort
+    const closeProxy = publicPort.close
     log.info(`listening on ${url} (answering 503 until the model is loaded${options.warmup ? ' and warmed up' : ''})`)
     io.onListening?.(url)
 
