@@ -284,9 +284,10 @@ t.test('usage errors exit 2', async (t) => {
   t.notMatch(badJunit.stderr, /resolve model/)
 })
 
-t.test('Ctrl-C during a check stops everything: no process left, the report says interrupted, exit 130', async (t) => {
-  const casesFile = path.join(work, 'slow.yaml')
-  const junitFile = path.join(work, 'slow.xml')
+/** smoke of the slow model with one 60 s case, returned once that case is running in the scorer. */
+async function smokeDuringSlowCheck(t: Test, name: string) {
+  const casesFile = path.join(work, `${name}.yaml`)
+  const junitFile = path.join(work, `${name}.xml`)
   writeFileSync(casesFile, '- name: sleepy\n  body: {dataframe_split: {columns: [seconds], data: [[60]]}}\n')
   const proc = spawnProc(process.execPath, [
     MLSERVE_BIN,
@@ -302,6 +303,11 @@ t.test('Ctrl-C during a check stops everything: no process left, the report says
   t.teardown(() => proc.stop('SIGKILL'))
   const [, pid] = await proc.waitForOutput(/start scorer [^\n]*: pid (\d+)/)
   await proc.waitForOutput(/slow model: sleeping 60\.0 s/)
+  return {proc, pid, junitFile}
+}
+
+t.test('Ctrl-C during a check stops everything: no process left, the report says interrupted, exit 130', async (t) => {
+  const {proc, pid, junitFile} = await smokeDuringSlowCheck(t, 'slow')
   proc.child.kill('SIGINT')
   const exit = await proc.exited
   t.equal(exit.code, 130)
@@ -320,23 +326,7 @@ t.test('Ctrl-C during a check stops everything: no process left, the report says
 })
 
 t.test('a second Ctrl-C stops at once: exit 130, no report, no process left', async (t) => {
-  const casesFile = path.join(work, 'slow-twice.yaml')
-  const junitFile = path.join(work, 'slow-twice.xml')
-  writeFileSync(casesFile, '- name: sleepy\n  body: {dataframe_split: {columns: [seconds], data: [[60]]}}\n')
-  const proc = spawnProc(process.execPath, [
-    MLSERVE_BIN,
-    'smoke',
-    '-m',
-    fixtureModel('slow'),
-    ...LOCAL,
-    '--cases',
-    casesFile,
-    '--junit',
-    junitFile,
-  ])
-  t.teardown(() => proc.stop('SIGKILL'))
-  const [, pid] = await proc.waitForOutput(/start scorer [^\n]*: pid (\d+)/)
-  await proc.waitForOutput(/slow model: sleeping 60\.0 s/)
+  const {proc, pid, junitFile} = await smokeDuringSlowCheck(t, 'slow-twice')
   proc.child.kill('SIGINT')
   await proc.waitForOutput(/received SIGINT/)
   proc.child.kill('SIGINT')
