@@ -338,7 +338,16 @@ step('KServe: the InferenceService reaches Ready and answers /invocations', asyn
   const start = performance.now()
   await kubectl(['wait', '--for=condition=Ready', `inferenceservice/${name}`, '--timeout=300s'])
   t.comment(`InferenceService Ready: ${((performance.now() - start) / 1000).toFixed(1)} s`)
-  const answer = await invoke(await serviceUrl(`${name}-predictor`))
+  // Ready can come before the predictor Service routes to the pod: ask again (bounded) while it is not there yet
+  const url = await serviceUrl(`${name}-predictor`)
+  const deadline = Date.now() + 60_000
+  let answer = await invoke(url).catch((error: Error) => ({status: 0, body: error.message}))
+  for (let tries = 1; answer.status !== 200 && Date.now() < deadline; tries++) {
+    t.comment(`try ${tries}: ${answer.status} ${answer.body.slice(0, 120)}`)
+    await sleep(1000)
+    answer = await invoke(url).catch((error: Error) => ({status: 0, body: error.message}))
+  }
+
   t.equal(answer.status, 200)
   t.equal(answer.body, reference.body, 'byte-identical to mlserve serve on the host')
 })
