@@ -6,6 +6,8 @@ import {errors} from 'undici'
 
 import {FrameReader, type ResponseFrame} from './frame-codec.js'
 
+const SMALL_FRAME = 64 * 1024
+
 /** What the request on a channel hears: its answer, or why there will be none. */
 export interface FrameWaiter {
   answered(frame: ResponseFrame): void
@@ -50,6 +52,14 @@ export class FrameChannel {
   send(id: number, parts: readonly Buffer[], waiter: FrameWaiter): void {
     this.waiter = waiter
     this.expected = id
+    let size = 0
+    for (const part of parts) size += part.length
+    // A small frame is copied into one buffer (one write(2)); a large body is not copied (one writev(2)).
+    if (size <= SMALL_FRAME) {
+      this.socket.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts as Buffer[], size))
+      return
+    }
+
     this.socket.cork()
     for (const part of parts) if (part.length > 0) this.socket.write(part)
     this.socket.uncork()

@@ -195,11 +195,16 @@ def start(path):
     if why is not None:
         print(f"mlserve: the lean protocol is off for this model: {why}; /invocations goes over HTTP", file=sys.stderr, flush=True)
         return False
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(path)
+        listener.listen(256)
+    except OSError as error:
+        listener.close()
+        print(f"mlserve: the lean protocol is off for this model: cannot listen on {path} ({error}); /invocations goes over HTTP", file=sys.stderr, flush=True)
+        return False
     scoring_server.invocations = replaying_invocations
     lean = Lean(*mlserve_fastpath.served)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
-    listener.listen(256)
 
     def accept():
         while True:
