@@ -437,6 +437,15 @@ async function main() {
           ]
     console.log(`Target --batch, -w ${workers}, ${connections} connection(s): ${checks.join('; ')}.`)
   }
+  // The targets of issue 24 (the lean protocol): one connection, p50 at most 0.5x mlflow's on `sum` and
+  // 0.75x on iris; 16 connections, at least 2x mlflow's req/s.
+  for (const {workers, connections, mlflow: a, mlserve: c} of opts.fastPath ? rows : []) {
+    const check =
+      connections === 1
+        ? `p50 ${fmt(c.p50 / a.p50, 2)}x mlflow's (targets: <= 0.5x on sum, <= 0.75x on iris)`
+        : `${fmt(c.rps / a.rps, 2)}x mlflow's req/s ${c.rps >= 2 * a.rps ? 'meets' : 'misses'} >= 2x`
+    console.log(`Target (lean), -w ${workers}, ${connections} connection(s): ${check}.`)
+  }
   if (rows.some((row) => Math.max(row.mlflow.maxBackgroundCores, row.mlserve.maxBackgroundCores) > 0.2)) {
     console.log(
       `Warning: other processes competed for the CPUs during the run; the numbers are noisy (rerun on a quiet machine, or with more --rounds).`,

@@ -6,7 +6,14 @@ import type {OutputSink, ScorerHandle} from './process.js'
 import type {EnvVars} from '../config.js'
 
 /** Where one scorer process listens: a Unix socket (preferred: no port to pick) or a port on 127.0.0.1. */
-export type Endpoint = {readonly kind: 'unix'; readonly socketPath: string} | {readonly kind: 'tcp'; readonly port: number}
+export type Endpoint =
+  | {
+      readonly kind: 'unix'
+      readonly socketPath: string
+      /** The worker's frame socket (the lean protocol, scorer/frame-dispatcher.ts), when it may have one. */
+      readonly frameSocket?: string
+    }
+  | {readonly kind: 'tcp'; readonly port: number}
 
 /** One scorer process to start: the index of its slot (0..workers-1) and the how-many-th start of that slot. */
 export interface SlotInfo {

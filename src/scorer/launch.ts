@@ -1,10 +1,10 @@
 // Starts one scorer process for a slot through its backend: a command spawned as a process, or the
-// backend's own start (a fork from the preloaded process), reached through an undici pool.
+// backend's own start (a fork from the preloaded process), reached through an undici pool (and frames).
 import type {EnvVars} from '../config.js'
 import {freePort} from '../util/net.js'
 import type {Backend, Endpoint} from './backend.js'
 import {ScorerProcess, type OutputSink, type ScorerHandle} from './process.js'
-import {Scorer, poolFor} from './scorer.js'
+import {Scorer, dispatcherFor} from './scorer.js'
 
 export interface LaunchIo {
   readonly baseEnv: EnvVars
@@ -26,5 +26,5 @@ export async function launchScorer(backend: Backend, index: number, start: numbe
     started = {process: await ScorerProcess.start({command, ...io}), endpoint}
   }
 
-  return new Scorer(index, start, started.process, poolFor(started.endpoint), io.label)
+  return new Scorer(index, start, started.process, dispatcherFor(started.endpoint), io.label)
 }

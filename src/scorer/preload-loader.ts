@@ -20,7 +20,7 @@ export interface LoaderInput {
   readonly python: string
   readonly modelDir: string
   readonly timeoutSeconds: number
-  /** The forks serve mlserve_fastpath:app (see scorer/pyfunc.ts). */
+  /** The forks serve mlserve_lean:app and listen for frames (see scorer/pyfunc.ts). */
   readonly fastPath?: boolean
   /** The model must be loaded within this long of the loader's start (--load-timeout; 0: no bound). */
   readonly loadTimeoutMs: number
@@ -135,13 +135,13 @@ export class Loader {
     return verdict.promise
   }
 
-  /** Asks the loader for a scorer serving on `socketPath`; resolves with it once forked. */
-  async fork(socketPath: string): Promise<ForkedScorer> {
+  /** Asks the loader for a scorer serving on `socketPath` (and frames on `frameSocket`); resolves with it once forked. */
+  async fork(socketPath: string, frameSocket?: string): Promise<ForkedScorer> {
     if (this.gone || !this.channel) throw new Error('the process that loaded the model is gone')
     const id = ++this.nextId
     const forked = createDeferred<ForkedScorer>()
     this.pending.set(id, forked)
-    this.channel.write(JSON.stringify({op: 'fork', id, socket: socketPath}) + '\n')
+    this.channel.write(JSON.stringify({op: 'fork', id, socket: socketPath, ...(frameSocket ? {frames: frameSocket} : {})}) + '\n')
     const timer = setTimeout(() => {
       if (this.pending.has(id)) this.unresponsive('fork a scorer')
     }, LOADER_REPLY_MS)

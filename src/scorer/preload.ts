@@ -5,6 +5,7 @@ import path from 'node:path'
 
 import {sleep} from '../util/abort.js'
 import type {Backend, ScorerMode, SlotInfo, StartIo, StartedScorer} from './backend.js'
+import {frameSocketFor} from './frame-dispatcher.js'
 import {Loader, type LoaderInput} from './preload-loader.js'
 import {ScorerProcess, type ScorerHandle} from './process.js'
 
@@ -77,10 +78,12 @@ export function preloadBackend(input: PreloadInput): Backend {
         return {process: await ScorerProcess.start({command, ...io}), endpoint}
       }
 
-      const forked = await loaded.fork(slot.socketPath)
+      // The fast path's forks also listen for frames (the lean protocol) beside their HTTP socket.
+      const frameSocket = input.fastPath === true ? frameSocketFor(slot.socketPath) : undefined
+      const forked = await loaded.fork(slot.socketPath, frameSocket)
       // A fork listens within milliseconds: waiting for its socket here spares the first /ping's retry delay.
       await socketAppears(slot.socketPath, forked)
-      return {process: forked, endpoint}
+      return {process: forked, endpoint: frameSocket ? {...endpoint, frameSocket} : endpoint}
     },
     async stop(graceMs, force) {
       await current?.stop(graceMs, force)

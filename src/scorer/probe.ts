@@ -1,5 +1,5 @@
 // Asking a starting scorer whether it is there: its ready path until it answers, then the warm-up prediction.
-import type {Pool} from 'undici'
+import type {Dispatcher} from 'undici'
 
 import type {WarmupRequest} from '../model/warmup.js'
 import type {Scorer} from './scorer.js'
@@ -51,7 +51,7 @@ export async function warmUp(scorer: Scorer, warmup: WarmupRequest, timeoutMs: n
 }
 
 /** One GET; true on 200. Connection errors (not listening yet) and timeouts are false. */
-export async function ping(dispatcher: Pool, path: string, timeoutMs: number): Promise<boolean> {
+export async function ping(dispatcher: Dispatcher, path: string, timeoutMs: number): Promise<boolean> {
   try {
     const {statusCode, body} = await dispatcher.request({path, method: 'GET', headersTimeout: timeoutMs, bodyTimeout: timeoutMs})
     await body.dump()

@@ -7,6 +7,7 @@ import type {PythonEnv} from '../env/env.js'
 import {TEMPLATES_DIR} from '../paths.js'
 import type {Backend} from './backend.js'
 import type {ScorerCommand} from './command.js'
+import {frameSocketFor} from './frame-dispatcher.js'
 import {isAtLeast} from '../util/version.js'
 
 export interface PyfuncScorerInput {
@@ -15,12 +16,15 @@ export interface PyfuncScorerInput {
   /** The Unix socket the scorer listens on (only the proxy talks to it). */
   readonly socketPath: string
   readonly timeoutSeconds: number
-  /** Serve mlserve_fastpath:app (MLflow's app with a lean /invocations) instead of MLflow's app module. */
+  /**
+   * Serve mlserve_lean:app (MLflow's app with a lean /invocations, plus POST /invocations as frames on a
+   * socket of its own: the lean protocol) instead of MLflow's app module.
+   */
   readonly fastPath?: boolean
 }
 
 /**
- * uvicorn's --app-dir for the fast path: a directory holding only mlserve_fastpath.py, since it goes first
+ * uvicorn's --app-dir for the fast path: a directory holding only mlserve's app modules, since it goes first
  * on the scorer's sys.path (a model's own `import probe` must not find mlserve's probe.py).
  */
 export const PYTHON_APP_DIR = path.join(TEMPLATES_DIR, 'python', 'app')
@@ -55,9 +59,13 @@ export function pyfuncScorerCommand(input: PyfuncScorerInput): ScorerCommand {
         '--uds',
         socketPath,
         '--no-access-log',
-        ...(fastPath ? ['--app-dir', PYTHON_APP_DIR, 'mlserve_fastpath:app'] : ['mlflow.pyfunc.scoring_server.app:app']),
+        ...(fastPath ? ['--app-dir', PYTHON_APP_DIR, 'mlserve_lean:app'] : ['mlflow.pyfunc.scoring_server.app:app']),
       ],
-      env: scorerEnv(modelDir, timeoutSeconds, fastPath),
+      env: {
+        ...scorerEnv(modelDir, timeoutSeconds, fastPath),
+        // mlserve_lean listens for frames there, once the model is loaded (before uvicorn listens).
+        ...(fastPath && socketPath ? {MLSERVE_FRAME_SOCKET: frameSocketFor(socketPath)} : {}),
+      },
       server: 'uvicorn',
     }
   }
@@ -92,6 +100,11 @@ function missingServer(server: string, mlflowVersion: string, python: string): M
   )
 }
 
+/** Whether the scorers of `input` speak the lean protocol beside HTTP (the fast path of a FastAPI scorer). */
+export function speaksFrames(input: Pick<PyfuncScorerInput, 'env' | 'fastPath'>): boolean {
+  return input.fastPath === true && isAtLeast(input.env.mlflowVersion, FASTAPI_SCORER_SINCE)
+}
+
 /** MLflow's pyfunc scoring server as a Backend: one uvicorn (or gunicorn) process per slot, on a Unix socket. */
 export function pyfuncBackend(input: Omit<PyfuncScorerInput, 'socketPath'>): Backend {
   // Built once up front so a missing uvicorn/gunicorn fails before the proxy binds.
@@ -103,7 +116,11 @@ export function pyfuncBackend(input: Omit<PyfuncScorerInput, 'socketPath'>): Bac
     async launch(slot) {
       return {
         command: pyfuncScorerCommand({...input, socketPath: slot.socketPath}),
-        endpoint: {kind: 'unix', socketPath: slot.socketPath},
+        endpoint: {
+          kind: 'unix',
+          socketPath: slot.socketPath,
+          ...(speaksFrames(input) ? {frameSocket: frameSocketFor(slot.socketPath)} : {}),
+        },
       }
     },
   }

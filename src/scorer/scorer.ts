@@ -1,7 +1,8 @@
 // One process of one scorer slot (the slot's n-th start): its state, its load, the pool that reaches it.
-import {Pool} from 'undici'
+import {Pool, type Dispatcher} from 'undici'
 
 import type {Endpoint} from './backend.js'
+import {FramedDispatcher} from './frame-dispatcher.js'
 import type {ScorerHandle} from './process.js'
 import type {Schedulable} from './scheduler.js'
 
@@ -31,7 +32,7 @@ export class Scorer implements Schedulable {
     /** The how-many-th start of its slot (1, 2, ...). */
     readonly start: number,
     readonly process: ScorerHandle,
-    readonly dispatcher: Pool,
+    readonly dispatcher: Dispatcher,
     /** "scorer" (-w 1) or "scorer <slot>", as its output lines are prefixed. */
     private readonly name: string,
   ) {}
@@ -55,4 +56,10 @@ export function poolFor(endpoint: Endpoint): Pool {
   return endpoint.kind === 'unix'
     ? new Pool('http://localhost', {socketPath: endpoint.socketPath, ...keepAlive})
     : new Pool(`http://127.0.0.1:${endpoint.port}`, keepAlive)
+}
+
+/** The pool that reaches `endpoint`; with a frame socket, POST /invocations goes as frames (the lean protocol). */
+export function dispatcherFor(endpoint: Endpoint): Dispatcher {
+  const pool = poolFor(endpoint)
+  return endpoint.kind === 'unix' && endpoint.frameSocket ? new FramedDispatcher(pool, endpoint.frameSocket) : pool
 }

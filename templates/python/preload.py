@@ -9,6 +9,7 @@
 #                 {"event": "forked", "id": N, "pid": P}    scorer N runs as process P
 #                 {"event": "exited", "pid": P, "code": C, "signal": S}
 #   from mlserve: {"op": "fork", "id": N, "socket": PATH}   fork a scorer serving the app on socket PATH
+#                 (with "frames": PATH2 under the fast path: it also listens for frames there, mlserve_lean.py)
 #
 # Each forked scorer runs uvicorn on its Unix socket with the app object this process loaded, exactly as
 # `python -m uvicorn --uds PATH --no-access-log mlflow.pyfunc.scoring_server.app:app` would after importing
@@ -133,10 +134,10 @@ def main():
     before = thread_count()
     descriptors = open_descriptors()
     # Importing the app module loads the model (mlflow.pyfunc.scoring_server.app does it at import;
-    # mlserve_fastpath, in app/ beside this file, does the same and puts its lean /invocations in front).
+    # mlserve_lean, in app/ beside this file, does the same through mlserve_fastpath).
     if os.environ.get("MLSERVE_FAST_PATH") == "1":
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "app"))
-        from mlserve_fastpath import app
+        from mlserve_lean import app
     else:
         from mlflow.pyfunc.scoring_server.app import app
     import uvicorn  # noqa: F401  (imported once here, shared by every scorer)
@@ -202,8 +203,15 @@ def main():
                         if not die_with_parent() or os.getppid() != loader:
                             os._exit(1)
                         code = 0
+                        frames = message.get("frames")
                         try:
+                            if frames:
+                                import mlserve_lean
+
+                                mlserve_lean.start(frames)
                             serve(app, message["socket"])
+                            if frames:
+                                mlserve_lean.drain()
                         except SystemExit as error:
                             code = error.code if isinstance(error.code, int) else 1
                         except BaseException:

@@ -1,6 +1,6 @@
-// The fast path's answers, compared in-process with MLflow's own scoring app on the same model: every
-// request goes to both ASGI apps (test/fixtures/fastpath_diff.py) and status, headers and body must be
-// the same. Key cases also carry an absolute expectation, so that two equally broken apps still fail.
+// The fast path's and the lean protocol's answers, compared in-process with MLflow's own scoring app on the
+// same model: every request goes to both ASGI apps and to the lean handler (test/fixtures/fastpath_diff.py)
+// and status, headers and body must be the same. Key cases also carry an absolute expectation, so that two equally broken apps still fail.
 import {spawn} from 'node:child_process'
 import {once} from 'node:events'
 import {readFileSync} from 'node:fs'
@@ -49,18 +49,20 @@ async function diff(model: string, requests: readonly Request[]) {
   for await (const line of createInterface({input: child.stdout})) lines.push(line)
   const [code] = (await once(child, 'exit')) as [number]
   if (code !== 0) throw new Error(`fastpath_diff.py exited ${code}: ${stderr}`)
-  const [header, ...answers] = lines.map((line) => JSON.parse(line) as Record<string, unknown>)
+  const [header, leanHeader, ...answers] = lines.map((line) => JSON.parse(line) as Record<string, unknown>)
   return {
+    leanRefusal: leanHeader?.lean_refusal as string | null,
     refusal: header?.refusal as string | null,
     moduleRefusal: header?.module_refusal as string | null,
     refusals: {route: header?.refusal_extra_route as string | null, middleware: header?.refusal_extra_middleware as string | null},
-    answers: answers as Array<{mlflow: Answer; fast: Answer}>,
+    answers: answers as Array<{mlflow: Answer; fast: Answer; lean: Answer}>,
   }
 }
 
 async function compare(t: Test, model: string, requests: readonly Request[]) {
-  const {refusal, moduleRefusal, refusals, answers} = await diff(model, requests)
+  const {refusal, moduleRefusal, refusals, answers, leanRefusal} = await diff(model, requests)
   t.equal(refusal, null, 'the fast path takes this model')
+  t.equal(leanRefusal, null, 'the lean protocol takes this model')
   t.equal(moduleRefusal, null, "mlflow's app module is the one the fast path reproduces")
   t.match(refusals.route, /other routes than .*\/extra/, 'an app with another route is refused, naming it')
   t.match(refusals.middleware, /has 2 middlewares/, 'an app with another middleware is refused')
@@ -68,6 +70,9 @@ async function compare(t: Test, model: string, requests: readonly Request[]) {
   for (const [index, request] of requests.entries()) {
     const answer = answers[index]!
     t.same(answer.fast, answer.mlflow, `${request.name}: the fast path answers as mlflow's app does`)
+    // An app that raises is uvicorn's 500 (starlette's ServerErrorMiddleware sends it first).
+    const mlflow = 'exception' in answer.mlflow ? APP_CRASHED : answer.mlflow
+    t.same(answer.lean, mlflow, `${request.name}: the lean protocol answers as mlflow's app does`)
     if (request.expect) {
       t.equal(answer.fast.status, request.expect.status, `${request.name}: status`)
       if (typeof request.expect.body === 'string') t.equal(answer.fast.body, request.expect.body, `${request.name}: body`)
@@ -77,6 +82,14 @@ async function compare(t: Test, model: string, requests: readonly Request[]) {
 }
 
 const JSON_TYPE = 'application/json'
+const APP_CRASHED = {
+  status: 500,
+  headers: [
+    ['content-length', '21'],
+    ['content-type', 'text/plain; charset=utf-8'],
+  ],
+  body: 'Internal Server Error',
+}
 const SUM_OK = {status: 200, body: '{"predictions": [3, 7]}'}
 const SPLIT = '{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2], [3, 4]]}}'
 

@@ -34,7 +34,7 @@ export const scorersFlags = {
     allowNo: true,
     summary: "Answer a successful POST /invocations without FastAPI's routing and middleware.",
     description:
-      "pyfunc models served with uvicorn (mlflow >= 2.21), spawn and --preload. The scorer runs mlserve's mlserve_fastpath.py, which loads the model as MLflow's app module does and keeps MLflow's app for every route; for POST /invocations it calls MLflow's own invocations() directly, so the answer's bytes are MLflow's. Anything else (errors other than MLflow's, a request without Content-Type, another mlflow app layout, FastAPI's OpenTelemetry on) is answered by MLflow's app, and a model or mlflow version it cannot check logs why and runs MLflow's app unchanged. --no-fast-path serves MLflow's app module as it is.",
+      "pyfunc models served with uvicorn (mlflow >= 2.21), spawn and --preload. The scorer runs mlserve's mlserve_fastpath.py, which loads the model as MLflow's app module does and keeps MLflow's app for every route; for POST /invocations it calls MLflow's own invocations() directly, so the answer's bytes are MLflow's. Anything else (errors other than MLflow's, a request without Content-Type, another mlflow app layout, FastAPI's OpenTelemetry on) is answered by MLflow's app, and a model or mlflow version it cannot check logs why and runs MLflow's app unchanged. With it, POST /invocations goes to the scorer as length-prefixed frames on a Unix socket of its own (the lean protocol: no HTTP server or framework around invocations()), errors answered by MLflow's app in the same process. --no-fast-path serves MLflow's app module as it is, over HTTP.",
   }),
   'enable-mlserver': Flags.boolean({
     default: false,

@@ -293,8 +293,13 @@ def app_module_refusal():
     return None
 
 
+# The model and mlflow's own app, once build() made them (the lean worker, mlserve_lean.py, serves them too).
+served = None
+
+
 def build():
     """(app, refusal): the fast app, or mlflow's own app with the reason the fast path was refused."""
+    global served
     from mlflow.environment_variables import MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT
 
     refusal = app_module_refusal()
@@ -305,6 +310,7 @@ def build():
         return mlflow_module_app, refusal
     model = scoring_server.load_model_with_mlflow_config(os.environ[scoring_server._SERVER_MODEL_PATH])
     mlflow_app = scoring_server.init(model)
+    served = (model, mlflow_app)
     refusal = fast_path_refusal(mlflow_app)
     if refusal is not None:
         return mlflow_app, refusal

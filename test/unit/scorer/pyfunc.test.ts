@@ -2,7 +2,7 @@ import {readdirSync} from 'node:fs'
 
 import t from 'tap'
 
-import {PYTHON_APP_DIR, pyfuncScorerCommand, scorerEnv} from '../../../src/scorer/pyfunc.js'
+import {PYTHON_APP_DIR, pyfuncScorerCommand, scorerEnv, speaksFrames} from '../../../src/scorer/pyfunc.js'
 import {parentDeathPrefix} from '../../../src/scorer/process.js'
 import {compareVersions, isAtLeast} from '../../../src/util/version.js'
 
@@ -27,16 +27,21 @@ t.test('mlflow >= 2.21 serves the FastAPI app with uvicorn on the socket', async
   t.equal(pyfuncScorerCommand({...input, env: env('2.21.0rc0')}).server, 'uvicorn')
 })
 
-t.test('the fast path serves mlserve_fastpath:app from the templates for uvicorn scorers only', async (t) => {
+t.test('the fast path serves mlserve_lean:app from the templates for uvicorn scorers only, frames beside its socket', async (t) => {
   const command = pyfuncScorerCommand({...input, env: env('3.17.2'), fastPath: true})
-  t.same(command.args, ['-m', 'uvicorn', '--uds', '/tmp/s/scorer.sock', '--no-access-log', '--app-dir', PYTHON_APP_DIR, 'mlserve_fastpath:app'])
+  t.same(command.args, ['-m', 'uvicorn', '--uds', '/tmp/s/scorer.sock', '--no-access-log', '--app-dir', PYTHON_APP_DIR, 'mlserve_lean:app'])
   t.match(PYTHON_APP_DIR, /templates\/python\/app$/)
-  t.same(readdirSync(PYTHON_APP_DIR), ['mlserve_fastpath.py'], "nothing else on the front of the scorer's sys.path")
+  t.same(readdirSync(PYTHON_APP_DIR), ['mlserve_fastpath.py', 'mlserve_lean.py'], "nothing else on the front of the scorer's sys.path")
   t.equal(command.env.MLSERVE_FAST_PATH, '1', 'the preload loader reads it')
+  t.equal(command.env.MLSERVE_FRAME_SOCKET, '/tmp/s/scorer.lean', 'the frame socket: as long as the HTTP one, beside it')
+  t.ok(speaksFrames({env: env('3.17.2'), fastPath: true}))
+  t.notOk(speaksFrames({env: env('3.17.2'), fastPath: false}), '--no-fast-path: HTTP only')
+  t.notOk(speaksFrames({env: env('2.20.4'), fastPath: true}))
   const legacy = pyfuncScorerCommand({...input, env: env('2.20.4'), fastPath: true})
   t.equal(legacy.server, 'gunicorn', 'mlflow < 2.21 keeps gunicorn and its Flask app')
-  t.notOk(legacy.args.includes('mlserve_fastpath:app'))
+  t.notOk(legacy.args.includes('mlserve_lean:app'))
   t.notOk('MLSERVE_FAST_PATH' in legacy.env)
+  t.notOk('MLSERVE_FRAME_SOCKET' in legacy.env)
 })
 
 t.test('older mlflow serves its Flask app with gunicorn, with its timeout', async (t) => {

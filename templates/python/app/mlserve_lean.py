@@ -1,0 +1,227 @@
+# mlserve's lean protocol: POST /invocations as length-prefixed frames on a Unix socket of its own, answered
+# by mlflow's `invocations()` on the connection's thread, with no HTTP server, router or middleware around it.
+#
+# The scorer process is the fast path's (mlserve_fastpath.py: MLflow's app under uvicorn, for /ping, /health,
+# /version, the docs and streams); this module adds a frame listener beside it (spawn: uvicorn imports
+# `mlserve_lean:app` with MLSERVE_FRAME_SOCKET set; preload: each fork calls start()). One request at a time
+# per connection, one thread per connection. Frames (little-endian):
+#
+#   request:  u32 length (of what follows) | u32 id | u32 meta length | meta | body
+#             meta: JSON [method, path, query, [name, value, name, value, ...]]
+#   response: u32 length | u32 id | u8 kind | u16 status | u32 meta length | meta | body
+#             kind 0: the answer (meta: JSON [name, value, ...], the headers before uvicorn's date/server)
+#             kind 1: nothing ran; send this request over HTTP (a stream asked of a streaming model)
+#
+# A successful `invocations()` (status 200) is answered with the headers and body starlette's Response makes
+# of it, as mlflow's route does. Anything else (an exception, another status, another route, no content
+# type) goes to MLflow's own ASGI app in this process, which calls `invocations()` again: that call gets the
+# first call's outcome back (a ContextVar), so predict never runs twice and the bytes of every error are
+# mlflow's by construction.
+import asyncio
+import atexit
+import contextvars
+import json
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+import traceback
+
+import mlserve_fastpath
+from mlserve_fastpath import app, refusal  # noqa: F401  (uvicorn serves `mlserve_lean:app`)
+from mlflow.pyfunc import scoring_server
+
+REQUEST_HEAD = struct.Struct("<III")
+RESPONSE_HEAD = struct.Struct("<IIBHI")
+ANSWER, PASS = 0, 1
+# What uvicorn answers when the app raises before it started a response.
+APP_CRASHED = (500, [("content-type", "text/plain; charset=utf-8"), ("content-length", "21")], b"Internal Server Error")
+
+# The outcome of the first invocations() call, handed to the one MLflow's app makes for the same request.
+REPLAY = contextvars.ContextVar("mlserve_lean_replay", default=None)
+original_invocations = scoring_server.invocations
+
+
+def replaying_invocations(data, content_type, model, input_schema):
+    outcome = REPLAY.get()
+    if outcome is None:
+        return original_invocations(data, content_type, model, input_schema)
+    REPLAY.set(None)
+    kind, value = outcome
+    if kind == "raise":
+        raise value
+    return value
+
+
+def lean_refusal():
+    """Why the lean protocol cannot prove it answers as MLflow's app does, or None when it can."""
+    if mlserve_fastpath.refusal is not None or mlserve_fastpath.served is None:
+        return f"the fast path is off ({mlserve_fastpath.refusal})"
+    _, mlflow_app = mlserve_fastpath.served
+    route = next((r for r in mlflow_app.routes if getattr(r, "path", "") == "/invocations"), None)
+    inner = getattr(getattr(route, "endpoint", None), "__wrapped__", None)
+    code = getattr(inner, "__code__", None)
+    if code is None or "invocations" not in code.co_names or getattr(inner, "__globals__", None) is not vars(scoring_server):
+        return "mlflow's /invocations route does not call scoring_server.invocations as expected"
+    return None
+
+
+class Lean:
+    """Answers one framed request: (kind, status, headers [(name, value)], body bytes)."""
+
+    def __init__(self, model, mlflow_app):
+        from fastapi.responses import Response
+
+        self.response = Response
+        self.model = model
+        self.mlflow_app = mlflow_app
+        self.input_schema = model.metadata.get_input_schema()
+        self.streamable = getattr(model, "_predict_stream_fn", None) is not None
+        self.loop = None
+
+    def handle(self, method, path, query, headers, body):
+        content_type = None
+        if method == "POST" and path == "/invocations":
+            for i in range(0, len(headers) - 1, 2):
+                if headers[i].lower() == "content-type":
+                    content_type = headers[i + 1]
+                    break
+        if content_type is None:
+            return self.in_app(method, path, query, headers, body, None)
+        if self.streamable and mlserve_fastpath.stream_request(body, content_type)[1]:
+            return PASS, 0, [], b""
+        try:
+            result = original_invocations(body, content_type, self.model, self.input_schema)
+        except Exception as error:
+            return self.in_app(method, path, query, headers, body, ("raise", error))
+        if result.status != 200:
+            return self.in_app(method, path, query, headers, body, ("return", result))
+        response = self.response(content=result.response, status_code=200, media_type=result.mimetype)
+        return ANSWER, 200, [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers], response.body
+
+    def in_app(self, method, path, query, headers, body, outcome):
+        """MLflow's own app answers, in this process, on a loop thread of its own."""
+        if self.loop is None:
+            self.loop = asyncio.new_event_loop()
+            threading.Thread(target=self.loop.run_forever, name="mlserve-lean-app", daemon=True).start()
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode("latin-1"),
+            "root_path": "",
+            "query_string": query.encode("latin-1"),
+            "headers": [(headers[i].lower().encode("latin-1"), headers[i + 1].encode("latin-1")) for i in range(0, len(headers) - 1, 2)],
+            "client": None,
+            "server": None,
+            "state": {},
+        }
+        return asyncio.run_coroutine_threadsafe(self.run_app(scope, body, outcome), self.loop).result()
+
+    async def run_app(self, scope, body, outcome):
+        REPLAY.set(outcome)
+        messages = []
+        sent = False
+
+        async def receive():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await asyncio.Event().wait()
+
+        async def send(message):
+            messages.append(message)
+
+        try:
+            await self.mlflow_app(scope, receive, send)
+        except Exception:
+            # As uvicorn logs it.
+            print("ERROR:    Exception in ASGI application\n" + traceback.format_exc(), file=sys.stderr, flush=True)
+        start = next((m for m in messages if m["type"] == "http.response.start"), None)
+        if start is None:
+            return (ANSWER, *APP_CRASHED)
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in start.get("headers", [])]
+        return ANSWER, start["status"], headers, b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+
+
+busy = 0
+busy_lock = threading.Lock()
+
+
+def connection(conn, lean):
+    """One connection's frames, one at a time, until mlserve closes it."""
+    global busy
+    reader = conn.makefile("rb", buffering=1 << 16)
+    try:
+        while True:
+            head = reader.read(12)
+            if len(head) < 12:
+                return
+            length, request_id, meta_length = REQUEST_HEAD.unpack(head)
+            rest = reader.read(length - 8)
+            if len(rest) < length - 8:
+                return
+            method, path, query, headers = json.loads(rest[:meta_length])
+            with busy_lock:
+                busy += 1
+            try:
+                try:
+                    kind, status, out_headers, out_body = lean.handle(method, path, query, headers, rest[meta_length:])
+                except Exception:
+                    print("ERROR:    Exception in mlserve's lean protocol\n" + traceback.format_exc(), file=sys.stderr, flush=True)
+                    kind, status, out_headers, out_body = (ANSWER, *APP_CRASHED)
+                meta = json.dumps([part for pair in out_headers for part in pair]).encode("latin-1")
+                conn.sendall(RESPONSE_HEAD.pack(11 + len(meta) + len(out_body), request_id, kind, status, len(meta)) + meta + out_body)
+            finally:
+                with busy_lock:
+                    busy -= 1
+    except OSError:
+        return
+    finally:
+        reader.close()
+        conn.close()
+
+
+def start(path):
+    """Listens for frames on `path` (before uvicorn listens on its own socket); False, with a log line
+    saying why, when this model or mlflow version is not one the lean protocol can prove."""
+    why = lean_refusal()
+    if why is not None:
+        print(f"mlserve: the lean protocol is off for this model: {why}; /invocations goes over HTTP", file=sys.stderr, flush=True)
+        return False
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(path)
+        listener.listen(256)
+    except OSError as error:
+        listener.close()
+        print(f"mlserve: the lean protocol is off for this model: cannot listen on {path} ({error}); /invocations goes over HTTP", file=sys.stderr, flush=True)
+        return False
+    scoring_server.invocations = replaying_invocations
+    lean = Lean(*mlserve_fastpath.served)
+
+    def accept():
+        while True:
+            conn, _ = listener.accept()
+            threading.Thread(target=connection, args=(conn, lean), name="mlserve-lean", daemon=True).start()
+
+    threading.Thread(target=accept, name="mlserve-lean-accept", daemon=True).start()
+    return True
+
+
+def drain(seconds=30.0):
+    """Waits (bounded) for framed requests in progress: the process is about to exit."""
+    deadline = time.monotonic() + seconds
+    while busy > 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+if os.environ.get("MLSERVE_FRAME_SOCKET"):
+    if start(os.environ["MLSERVE_FRAME_SOCKET"]):
+        atexit.register(drain)
