@@ -158,6 +158,13 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
     switchboard = new Switchboard(first)
     const scorers = switchboard
 
+    const openApi = openApiRoute(() => ({model: scorers.current.model, served: scorers.served}), {
+      title: redactUri(options.modelUri),
+      maxBodyBytes: options.maxBodyBytes,
+      log,
+      prefix: door?.prefix ?? '',
+    })
+    await openApi() // read once now: a signature that cannot be read is logged at start
     handle = createProxyHandler({
       upstreams: scorers,
       state: () => state,
@@ -167,14 +174,8 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
       operational: observer.routes(),
       ownRoutes: {
         ...backend.ownRoutes,
-        // The model's own OpenAPI document (mlflow's /docs and /openapi.json stay the scorer's).
-        [OPENAPI_ROUTE]: await openApiRoute(model, {
-          title: redactUri(options.modelUri),
-          version: model.ref.registered?.version,
-          maxBodyBytes: options.maxBodyBytes,
-          log,
-          prefix: door?.prefix ?? '',
-        }),
+        // The model's own OpenAPI document (mlflow's /docs and /openapi.json stay the scorer's), following reloads.
+        [OPENAPI_ROUTE]: openApi,
       },
       rewrites: backend.rewrites,
       // Request bodies too big to hold in memory wait here for a scorer (removed with the directory).
