@@ -96,6 +96,7 @@ export async function openApiDocument(
       run_id: served.runId ?? null,
       generation: served.generation,
       flavor: description.flavor,
+      flavors: Object.keys(model.mlmodel.flavors),
       signature: {inputs: schemaRows(description.inputs), outputs: schemaRows(description.outputs), params: paramRows(description.params)},
     },
   }
