@@ -53,6 +53,9 @@
     return element
   }
 
+  /** JSON indented by object, arrays of plain values on one line (rows stay rows); only the newlines JSON.stringify added are touched. */
+  const pretty = (value) =>
+    JSON.stringify(value, null, 2).replace(/\[\n\s+([^[\]{}]*?)\n\s*\]/g, (_, inner) => `[${inner.split(/,\n\s*/).join(', ')}]`)
   const shown = (value) => (value === undefined ? '' : JSON.stringify(value))
   const need = (row) => (row.shape ? `shape ${JSON.stringify(row.shape)}` : row.required === false ? 'optional' : 'required')
 
@@ -86,7 +89,7 @@
     $('model-flavor').textContent = `${model.flavors.join(', ')} (served as ${model.flavor})`
     showSignature(model.signature)
     const example = document_.paths['/invocations'].post.requestBody.content['application/json'].example
-    if (!$('input').dataset.edited) $('input').value = example === undefined ? '' : JSON.stringify(example, null, 2)
+    if (!$('input').dataset.edited) $('input').value = example === undefined ? '' : pretty(example)
     $('invocations-path').textContent = `${modelBase}/invocations`
   }
 
@@ -151,7 +154,7 @@
       }
 
       if (res.ok) {
-        $('answer').textContent = body === undefined ? text : JSON.stringify(body, null, 2)
+        $('answer').textContent = body === undefined ? text : pretty(body)
       } else {
         $('error').hidden = false
         $('error').textContent = body?.message ?? body?.detail ?? text
@@ -163,6 +166,7 @@
       $('error').textContent = `The request failed: ${error}`
     } finally {
       button.disabled = false
+      void refreshLive()
     }
   }
 
