@@ -84,10 +84,11 @@ export interface ServingNow {
  */
 export async function openApiDocument(
   now: ServingNow,
-  context: Omit<Parameters<typeof readModelDescription>[1], 'version'> & {readonly prefix: string},
+  context: Omit<Parameters<typeof readModelDescription>[1], 'version' | 'title'> & {readonly prefix: string},
 ): Promise<PlainResponse> {
   const {model, served} = now
-  const description = await readModelDescription(model, {...context, version: served.version})
+  // Titled by the public URI (a local model by its directory's name): no host path on the public port.
+  const description = await readModelDescription(model, {...context, title: served.uri, version: served.version})
   const document = {
     ...buildOpenApi(description, context.prefix),
     'x-mlserve-model': {

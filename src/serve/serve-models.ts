@@ -114,7 +114,6 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
           ownRoutes: board && {
             ...backend?.ownRoutes,
             [OPENAPI_ROUTE]: openApiRoute(() => ({model: board.current.model, served: board.served}), {
-              title: entry.uri,
               maxBodyBytes: own.maxBodyBytes,
               log,
               prefix: `${door?.prefix ?? ''}/models/${entry.name}`,

@@ -162,7 +162,6 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
     const scorers = switchboard
 
     const openApi = openApiRoute(() => ({model: scorers.current.model, served: scorers.served}), {
-      title: redactUri(options.modelUri),
       maxBodyBytes: options.maxBodyBytes,
       log,
       prefix: door?.prefix ?? '',

@@ -69,6 +69,7 @@ const formOf = (json: {schema: {oneOf: Array<{title: string; properties: Record<
 
 t.test('iris: columns with their MLflow types and the serving example', async (t) => {
   const {document, json} = await checkServed(t, fixtureModel('iris'))
+  t.equal(document.info.title, 'iris', 'a local model is named by its directory only: no host path on the public port')
   t.ok(json.example, 'the serving input example is the example')
   const records = formOf(json, 'dataframe_records') as {items: {properties: Record<string, {type: string; 'x-mlflow-type': string}>}}
   t.same(records.items.properties.sepal_length, {type: 'number', format: 'double', 'x-mlflow-type': 'double'})
