@@ -45,6 +45,11 @@ export default tseslint.config(
     rules: {'no-console': 'off'},
   },
   {
+    // The page to try the model runs in the browser, as a classic script.
+    files: ['templates/ui/**'],
+    languageOptions: {sourceType: 'script', globals: {...globals.browser}},
+  },
+  {
     // A benchmark runs one thing at a time on purpose: the rounds must not overlap.
     files: ['bench/**'],
     rules: {'no-await-in-loop': 'off'},

@@ -1,5 +1,6 @@
 // tap `before` script: provisions what the suite needs once, before any test file runs (the files then
-// only read it): R from Debian for the crate-model tests, the Python test toolchain and the fixture models.
+// only read it): R from Debian for the crate-model tests, Docker, Chromium for the page tests, the Python
+// test toolchain and the fixture models.
 import {execFileSync} from 'node:child_process'
 
 import {ensureFixtures} from './helpers/toolchain.js'
@@ -59,7 +60,20 @@ function ensureDocker(): void {
   execFileSync('apt-get', ['install', '-y', '--no-install-recommends', ...DOCKER_PACKAGES], {stdio: 'inherit', env})
 }
 
+/** The page tests' browser: Chromium from Debian (playwright-core drives it; nothing is downloaded). */
+function ensureChromium(): void {
+  if (process.env.MLSERVE_CHROMIUM || hasCommand('chromium')) return
+  if (process.getuid?.() !== 0) {
+    throw new Error('The page tests need Chromium: run `apt-get install -y --no-install-recommends chromium` as root, then the tests again.')
+  }
+
+  const env = {...process.env, DEBIAN_FRONTEND: 'noninteractive'}
+  execFileSync('apt-get', ['update'], {stdio: 'inherit', env})
+  execFileSync('apt-get', ['install', '-y', '--no-install-recommends', 'chromium'], {stdio: 'inherit', env})
+}
+
 ensureR()
 ensureDocker()
+ensureChromium()
 ensureFixtures('main')
 ensureFixtures('legacy')

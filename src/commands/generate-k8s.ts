@@ -1,6 +1,8 @@
 // `mlserve generate-k8s`: Kubernetes (or KServe) manifests that run a `mlserve build-docker` image.
 import {Flags} from '@oclif/core'
 
+import {MlserveError} from '../errors.js'
+
 import {BaseCommand} from '../cli/base-command.js'
 import {serveFlags as serve} from '../cli/serve-flags.js'
 import {KUBE_DEFAULT_VERSION, SERVICE_TYPES, nameFromModelUri, parseKubeVersion, type ServiceType} from '../k8s/options.js'
@@ -28,6 +30,7 @@ export const PASS_THROUGH = [
   'r-scorer',
   'static-prefix',
   'cors-origin',
+  'metrics-public',
 ] as const
 
 /** Serve's declaration without its default and variable (this machine's MLSERVE_* must not leak into manifests). */
@@ -62,6 +65,7 @@ const serveFlags = {
   'r-scorer': passedThrough(serve['r-scorer']),
   'static-prefix': passedThrough(serve['static-prefix']),
   'cors-origin': passedThrough(serve['cors-origin']),
+  'metrics-public': passedThrough(serve['metrics-public']),
 } satisfies Record<(typeof PASS_THROUGH)[number], unknown>
 
 /** The pass-through flags the user gave, as `serve` argv, in the order of serveFlags. */
@@ -145,11 +149,26 @@ Without -o the documents go to stdout, separated by ---; with -o DIR, one file p
     'run-as-user': Flags.integer({min: 1, default: 10_001, summary: 'Non-root user (and group) id the container runs as.'}),
     kserve: Flags.boolean({default: false, summary: 'Write a KServe InferenceService (RawDeployment mode) instead of the plain manifests.'}),
     'enable-mlserver': serve['enable-mlserver'],
+    'auth-secret': Flags.string({
+      helpGroup: 'SERVE',
+      summary: `Require API keys: the Secret's "tokens" key (comma-separated keys) becomes the container's MLSERVE_AUTH_TOKENS. Rotate: update the Secret, then kubectl rollout restart.`,
+    }),
+    'tls-secret': Flags.string({
+      helpGroup: 'SERVE',
+      summary:
+        'Serve HTTPS with this kubernetes.io/tls Secret (tls.crt, tls.key), mounted read-only for --tls-cert/--tls-key; the probes use HTTPS.',
+    }),
+    // serve's file flags name files on this machine, not in the pod: refused with the flag to use instead.
+    'auth-token-file': Flags.string({hidden: true}),
+    'tls-cert': Flags.string({hidden: true}),
+    'tls-key': Flags.string({hidden: true}),
+    'tls-client-ca': Flags.string({hidden: true}),
     ...serveFlags,
   }
 
   async run(): Promise<void> {
     const {flags} = await this.parse(GenerateK8s)
+    refuseLocalFiles(flags)
     const {generateStream, writeManifests} = await import('../k8s/generate.js')
     const options = {
       name: flags.name ?? nameFromModelUri(flags['model-uri']),
@@ -178,11 +197,44 @@ Without -o the documents go to stdout, separated by ---; with -o DIR, one file p
       serveArgs: serveArgsFrom(flags),
       // The probes and the scrape annotation ask for the routes under the prefix.
       pathPrefix: flags['static-prefix']?.replace(/\/+$/, ''),
+      authSecret: flags['auth-secret'],
+      tlsSecret: flags['tls-secret'],
     }
     if (flags.output === undefined) {
       process.stdout.write(generateStream(options))
     } else {
       for (const file of await writeManifests(options, flags.output)) process.stderr.write(`wrote ${file}\n`)
     }
+  }
+}
+
+/** serve's front-door file flags have no meaning in a manifest: each is refused with what to pass instead. */
+function refuseLocalFiles(flags: {'auth-token-file'?: string; 'tls-cert'?: string; 'tls-key'?: string; 'tls-client-ca'?: string}): void {
+  if (flags['auth-token-file'] !== undefined) {
+    throw new MlserveError('INVALID_ARGUMENT', '--auth-token-file names a file on this machine; the pods read their API keys from a Secret.', {
+      suggestions: [
+        'Create one (keys comma-separated) and pass its name: kubectl create secret generic iris-keys --from-literal=tokens="$(openssl rand -hex 32)", then --auth-secret iris-keys.',
+      ],
+    })
+  }
+
+  if (flags['tls-cert'] !== undefined || flags['tls-key'] !== undefined) {
+    throw new MlserveError('INVALID_ARGUMENT', '--tls-cert and --tls-key name files on this machine; the pods read theirs from a Secret.', {
+      suggestions: [
+        'Create a TLS Secret and pass its name: kubectl create secret tls iris-tls --cert=server.pem --key=server.key, then --tls-secret iris-tls.',
+      ],
+    })
+  }
+
+  if (flags['tls-client-ca'] !== undefined) {
+    throw new MlserveError(
+      'INVALID_ARGUMENT',
+      "--tls-client-ca is not supported by generate-k8s: the kubelet's probes have no client certificate, so mTLS pods would never be ready.",
+      {
+        suggestions: [
+          'Require client certificates at your ingress or service mesh, or add --tls-client-ca and exec probes to the manifests in your own patch.',
+        ],
+      },
+    )
   }
 }

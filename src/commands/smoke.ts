@@ -42,6 +42,11 @@ SIGINT or SIGTERM stops the checks and the model, writes the report (what was no
       min: 0,
       summary: 'With --url: seconds to wait for GET /ping to answer 200 (a server still starting) before the checks.',
     }),
+    'auth-token-file': Flags.string({
+      summary: 'With --url: send the first API key in this file (as serve reads it: mode 600) as X-API-Key. MLSERVE_AUTH_TOKENS works too.',
+      description:
+        "Without it, the first key of MLSERVE_AUTH_TOKENS (the variable serve reads) is sent, if set. The URL's own user:password (http://user:pw@host:port) goes as Basic auth.",
+    }),
     cases: Flags.string({
       summary:
         'A YAML or JSON file of extra cases: [{name, body | body_file, content_type, expect: {status, predictions, tolerance, contains}}].',
@@ -66,10 +71,17 @@ SIGINT or SIGTERM stops the checks and the model, writes the report (what was no
       throw new MlserveError('INVALID_ARGUMENT', `--url ${url} is not http(s)://host:port`)
     }
 
-    const [{runSmoke, outcomeError}, {checkWritable, writeReports}] = await Promise.all([
+    if (flags['auth-token-file'] !== undefined && !url) {
+      throw new MlserveError('INVALID_ARGUMENT', '--auth-token-file applies to --url only (the server smoke starts has no API keys).')
+    }
+
+    const [{runSmoke, outcomeError}, {checkWritable, writeReports}, {targetOf}] = await Promise.all([
       import('../smoke/smoke.js'),
       import('../smoke/write.js'),
+      import('../smoke/credentials.js'),
     ])
+    // Checked (the file read, its mode) before anything else; the URL's credentials are never logged.
+    const target = url === undefined ? undefined : await targetOf(url, flags['auth-token-file'], process.env.MLSERVE_AUTH_TOKENS)
     if (flags.junit) await checkWritable(flags.junit)
     const log = createLogger(process.stderr, {tty: process.stderr.isTTY})
     const outcome = await withStopSignals(log, ({stop, force}) =>
@@ -80,6 +92,7 @@ SIGINT or SIGTERM stops the checks and the model, writes the report (what was no
           casesFile: flags.cases,
           timeoutMs: flags.timeout * 1000,
           waitMs: flags.wait * 1000,
+          headers: target?.headers,
         },
         {log, stderr: process.stderr, stop, force},
       ),

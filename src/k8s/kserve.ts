@@ -12,8 +12,9 @@ export const KSERVE_CONTAINER = 'kserve-container'
  * container's first port.
  */
 function buildPredictorContainer(options: K8sOptions): Record<string, unknown> {
-  const {name, image, imagePullPolicy, args, ...rest} = buildContainer(options, KSERVE_CONTAINER)
-  return {name, image, imagePullPolicy, args, env: [{name: 'PROTOCOL', value: options.enableMlserver ? 'v2' : 'v1'}], ...rest}
+  const {name, image, imagePullPolicy, args, env, ...rest} = buildContainer(options, KSERVE_CONTAINER)
+  const own = (env as unknown[] | undefined) ?? []
+  return {name, image, imagePullPolicy, args, env: [{name: 'PROTOCOL', value: options.enableMlserver ? 'v2' : 'v1'}, ...own], ...rest}
 }
 
 export function buildInferenceService(options: K8sOptions): Manifest {

@@ -44,7 +44,19 @@ export interface K8sOptions {
   readonly serveArgs: readonly string[]
   /** serve's --static-prefix: the probes and /metrics are under it. */
   readonly pathPrefix?: string
+  /** A Secret whose `tokens` key holds the API keys (comma-separated): MLSERVE_AUTH_TOKENS in the container. */
+  readonly authSecret?: string
+  /** A kubernetes.io/tls Secret (tls.crt, tls.key) mounted for serve's --tls-cert and --tls-key: HTTPS, HTTPS probes. */
+  readonly tlsSecret?: string
 }
+
+/** Where --tls-secret is mounted in the container. */
+export const TLS_MOUNT = '/etc/mlserve/tls'
+/** The key of --auth-secret that holds the API keys. */
+export const AUTH_SECRET_KEY = 'tokens'
+
+/** DNS-1123 subdomain: what a Secret's name must be. */
+const DNS_1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
 
 /** DNS-1035 label, at most 63 characters: what a Service name must be. */
 const DNS_1035 = /^[a-z]([-a-z0-9]*[a-z0-9])?$/
@@ -126,6 +138,22 @@ export function checkK8sOptions(options: K8sOptions): K8sOptions {
       `--replicas ${options.replicas} is outside --min-replicas ${options.minReplicas} .. --max-replicas ${options.maxReplicas}.`,
       'The autoscaler moves the replicas between the two bounds; pass --no-autoscale for a fixed count.',
     )
+  }
+
+  if (options.kserve && options.tlsSecret) {
+    throw invalid(
+      '--tls-secret with --kserve: KServe sends plain HTTP to the predictor container, so an HTTPS container would refuse it.',
+      "Terminate TLS at KServe's ingress gateway instead, or generate the plain manifests (without --kserve).",
+    )
+  }
+
+  for (const [flag, value] of [
+    ['--auth-secret', options.authSecret],
+    ['--tls-secret', options.tlsSecret],
+  ] as const) {
+    if (value !== undefined && (!DNS_1123_SUBDOMAIN.test(value) || value.length > 253)) {
+      throw invalid(`${flag} ${JSON.stringify(value)} is not a Secret name.`, 'Give the name of a Secret in the namespace, e.g. iris-keys.')
+    }
   }
 
   for (const [flag, value] of [

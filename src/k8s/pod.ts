@@ -1,6 +1,6 @@
 // The mlserve container and pod settings that the Deployment and the InferenceService share.
 import {redactUri} from '../uri/tracking.js'
-import {CONTAINER_PORT, type K8sOptions} from './options.js'
+import {AUTH_SECRET_KEY, CONTAINER_PORT, TLS_MOUNT, type K8sOptions} from './options.js'
 import {buildLifecycle, buildProbes, terminationGracePeriod} from './probes.js'
 
 /** Labels every generated object carries; the first one is also the selector. */
@@ -18,6 +18,7 @@ export function buildPodAnnotations(options: K8sOptions): Record<string, string>
     'prometheus.io/scrape': 'true',
     'prometheus.io/port': String(CONTAINER_PORT),
     'prometheus.io/path': `${options.pathPrefix ?? ''}/metrics`,
+    ...(options.tlsSecret ? {'prometheus.io/scheme': 'https'} : {}),
     'mlserve.dev/model-uri': redactUri(options.modelUri),
   }
 }
@@ -26,6 +27,7 @@ export function buildPodAnnotations(options: K8sOptions): Record<string, string>
 export function buildServeArgs(options: K8sOptions): string[] {
   const args = ['--log-format', 'json', '--grace-period', String(options.gracePeriod), '--load-timeout', String(options.loadTimeout)]
   if (options.enableMlserver) args.push('--enable-mlserver')
+  if (options.tlsSecret) args.push('--tls-cert', `${TLS_MOUNT}/tls.crt`, '--tls-key', `${TLS_MOUNT}/tls.key`)
   args.push(...options.serveArgs)
   return args
 }
@@ -45,6 +47,10 @@ export function buildContainer(options: K8sOptions, containerName: string): Reco
     // Images reach a cluster through a registry or an import; `IfNotPresent` never re-pulls a pinned tag.
     imagePullPolicy: 'IfNotPresent',
     args: buildServeArgs(options),
+    // The API keys reach serve as MLSERVE_AUTH_TOKENS from the Secret: never in the manifests or the args.
+    ...(options.authSecret
+      ? {env: [{name: 'MLSERVE_AUTH_TOKENS', valueFrom: {secretKeyRef: {name: options.authSecret, key: AUTH_SECRET_KEY}}}]}
+      : {}),
     ports: [{name: 'http', containerPort: CONTAINER_PORT, protocol: 'TCP'}],
     resources: buildResources(options),
     ...buildProbes(options),
@@ -54,7 +60,7 @@ export function buildContainer(options: K8sOptions, containerName: string): Reco
       readOnlyRootFilesystem: true,
       capabilities: {drop: ['ALL']},
     },
-    volumeMounts: [{name: 'tmp', mountPath: '/tmp'}],
+    volumeMounts: [{name: 'tmp', mountPath: '/tmp'}, ...(options.tlsSecret ? [{name: 'tls', mountPath: TLS_MOUNT, readOnly: true}] : [])],
   }
 }
 
@@ -71,7 +77,11 @@ export function buildPodSettings(options: K8sOptions): Record<string, unknown> {
       fsGroup: options.runAsUser,
       seccompProfile: {type: 'RuntimeDefault'},
     },
-    volumes: [{name: 'tmp', emptyDir: {}}],
+    volumes: [
+      {name: 'tmp', emptyDir: {}},
+      // Readable by the pod's group (fsGroup) only: mlserve runs as a non-root user of that group.
+      ...(options.tlsSecret ? [{name: 'tls', secret: {secretName: options.tlsSecret, defaultMode: 0o440}}] : []),
+    ],
   }
 }
 

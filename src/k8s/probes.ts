@@ -7,7 +7,9 @@ const STARTUP_PERIOD = 5
 
 /** startupProbe, readinessProbe and livenessProbe for mlserve's /readyz and /livez. */
 export function buildProbes(options: K8sOptions): Record<string, unknown> {
-  const httpGet = (path: string) => ({path: `${options.pathPrefix ?? ''}${path}`, port: 'http'})
+  // Over TLS the kubelet probes with HTTPS (it does not check the certificate).
+  const scheme = options.tlsSecret ? {scheme: 'HTTPS'} : {}
+  const httpGet = (path: string) => ({path: `${options.pathPrefix ?? ''}${path}`, port: 'http', ...scheme})
   return {
     // /readyz turns 200 once a scorer has loaded the model and passed its warm-up: allow --load-timeout for it.
     startupProbe: {

@@ -15,6 +15,9 @@ import type {RequestHandler, RequestRecord} from './server.js'
 
 export type ServerState = 'starting' | 'ready' | 'stopping'
 
+/** One of mlserve's own routes: a fixed answer, or a function making the current one. */
+export type OwnRoute = PlainResponse | (() => PlainResponse | Promise<PlainResponse>)
+
 export interface ProxyDeps {
   /** Where requests go once the server is ready. */
   readonly upstreams: Upstreams
@@ -27,8 +30,11 @@ export interface ProxyDeps {
    * Each is called per request for its current response.
    */
   readonly operational?: Readonly<Record<string, () => PlainResponse>>
-  /** Routes the scorer lacks, answered by mlserve once ready (e.g. /version for the R scorer). */
-  readonly ownRoutes?: Readonly<Record<string, PlainResponse>>
+  /**
+   * Routes the scorer lacks, answered by mlserve once ready (e.g. /version for the R scorer): an answer,
+   * or what makes it per request (what follows a reload, such as /openapi.model.json).
+   */
+  readonly ownRoutes?: Readonly<Record<string, OwnRoute>>
   /** Paths forwarded to another path of the scorer (e.g. /health to /ping). */
   readonly rewrites?: Readonly<Record<string, string>>
   /** Request bodies held in memory by all requests together (default MEMORY_BODY_BUDGET); the rest spill to files. */
@@ -56,10 +62,10 @@ export function createProxyApp(deps: ProxyDeps): Hono {
     app.get(route, () => toWebResponse(respond()))
   }
 
-  app.all('*', (c) => {
+  app.all('*', async (c) => {
     const state = deps.state()
     const own = state === 'ready' ? deps.ownRoutes?.[c.req.path] : undefined
-    return toWebResponse(own ?? notReadyResponse(state))
+    return toWebResponse((typeof own === 'function' ? await own() : own) ?? notReadyResponse(state))
   })
   return app
 }

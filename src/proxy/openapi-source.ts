@@ -10,6 +10,8 @@ import {MODEL_TEXT_MAX_BYTES} from '../util/read-bounded.js'
 import {loadBoundedYaml} from '../util/yaml-bounded.js'
 import {buildOpenApi, type ModelDescription, type ParamSpec} from './openapi.js'
 import type {PlainResponse} from './responses.js'
+import {paramRows, schemaRows} from './signature-rows.js'
+import type {ServedModelInfo} from './state-gauges.js'
 
 export {OPENAPI_ROUTE} from './openapi.js'
 
@@ -70,11 +72,47 @@ export async function readModelDescription(
   }
 }
 
-/** GET /openapi.model.json's answer for the model. */
-export async function openApiRoute(
-  model: ResolvedModel,
-  context: Parameters<typeof readModelDescription>[1] & {readonly prefix: string},
+/** What serves now: the model and how the public routes name it (credentials hidden, a local model by its directory's name). */
+export interface ServingNow {
+  readonly model: ResolvedModel
+  readonly served: ServedModelInfo
+}
+
+/**
+ * GET /openapi.model.json's answer for the model: the OpenAPI document, with `x-mlserve-model` (the model's
+ * public URI, version, flavor and signature as table rows, for the page that tries it).
+ */
+export async function openApiDocument(
+  now: ServingNow,
+  context: Omit<Parameters<typeof readModelDescription>[1], 'version' | 'title'> & {readonly prefix: string},
 ): Promise<PlainResponse> {
-  const document = buildOpenApi(await readModelDescription(model, context), context.prefix)
+  const {model, served} = now
+  // Titled by the public URI (a local model by its directory's name): no host path on the public port.
+  const description = await readModelDescription(model, {...context, title: served.uri, version: served.version})
+  const document = {
+    ...buildOpenApi(description, context.prefix),
+    'x-mlserve-model': {
+      uri: served.uri,
+      version: served.version ?? null,
+      run_id: served.runId ?? null,
+      generation: served.generation,
+      flavor: description.flavor,
+      flavors: Object.keys(model.mlmodel.flavors),
+      signature: {inputs: schemaRows(description.inputs), outputs: schemaRows(description.outputs), params: paramRows(description.params)},
+    },
+  }
   return {status: 200, contentType: 'application/json', body: JSON.stringify(document)}
+}
+
+/**
+ * The route's answer for whichever model serves now: built once per model, so after a reload
+ * (--reload-interval, SIGHUP) it describes the new version from its first request on.
+ */
+export function openApiRoute(current: () => ServingNow, context: Parameters<typeof openApiDocument>[1]): () => Promise<PlainResponse> {
+  let built: {model: ResolvedModel; answer: Promise<PlainResponse>} | undefined
+  return async () => {
+    const now = current()
+    if (built?.model !== now.model) built = {model: now.model, answer: openApiDocument(now, context)}
+    return built.answer
+  }
 }

@@ -54,12 +54,15 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
   const graceFor = (ms: number) => (io.force.aborted ? 0 : ms)
   const startedAt = performance.now()
   try {
-    const [{createProxyHandler}, {Observer}, {prepareFrontDoor}, {createModelRouter}] = await Promise.all([
-      import('../proxy/app.js'),
-      import('../proxy/observe.js'),
-      import('../proxy/front-door.js'),
-      import('./model-routes.js'),
-    ])
+    const [{createProxyHandler}, {Observer}, {prepareFrontDoor}, {createModelRouter}, {openApiRoute, OPENAPI_ROUTE}, {pageRoutes, PAGE_ROUTE}] =
+      await Promise.all([
+        import('../proxy/app.js'),
+        import('../proxy/observe.js'),
+        import('../proxy/front-door.js'),
+        import('./model-routes.js'),
+        import('../proxy/openapi-source.js'),
+        import('../proxy/try-page.js'),
+      ])
     // The front door guards every model's routes as it guards one model's: checked before the port is bound.
     const door = await prepareFrontDoor(options.frontDoor)
     const entries: ServedEntry[] = []
@@ -107,7 +110,15 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
           modelVersion: board ? () => board.served.label : undefined,
           timeoutMs: own.timeoutSeconds * 1000,
           maxBodyBytes: own.maxBodyBytes > 0 ? own.maxBodyBytes : undefined,
-          ownRoutes: backend?.ownRoutes,
+          // Each model's own OpenAPI document at /models/<name>/openapi.model.json, following its reloads.
+          ownRoutes: board && {
+            ...backend?.ownRoutes,
+            [OPENAPI_ROUTE]: openApiRoute(() => ({model: board.current.model, served: board.served}), {
+              maxBodyBytes: own.maxBodyBytes,
+              log,
+              prefix: `${door?.prefix ?? ''}/models/${entry.name}`,
+            }),
+          },
           rewrites: backend?.rewrites,
           spillDir: socketDir,
           maxStreams: own.maxStreams,
@@ -121,7 +132,7 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
       entries,
       defaultModel: set.defaultModel,
       state: () => state,
-      operational: {...observer.routes(), '/readyz': () => readiness(state, entries)},
+      operational: {...observer.routes(), ...(await pageRoutes()), '/readyz': () => readiness(state, entries)},
     })
     const publicPort = await openPublicPort(
       handle,
@@ -170,7 +181,7 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
     }
 
     log.info(
-      `ready: serving ${entries.length - failed.length} of ${entries.length} models on ${url} (started in ${formatDuration(performance.now() - startedAt)})${failed.length > 0 ? `; not served: ${failed.map((entry) => entry.name).join(', ')}` : ''}`,
+      `ready: serving ${entries.length - failed.length} of ${entries.length} models on ${url} (started in ${formatDuration(performance.now() - startedAt)}; try them at ${url}${PAGE_ROUTE})${failed.length > 0 ? `; not served: ${failed.map((entry) => entry.name).join(', ')}` : ''}`,
     )
     await new Promise<void>((resolve) => {
       if (io.stop.aborted) resolve()

@@ -63,11 +63,12 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
   const startedAt = performance.now()
 
   try {
-    const [{createProxyHandler}, {Observer}, {prepareFrontDoor}, {openApiRoute, OPENAPI_ROUTE}] = await Promise.all([
+    const [{createProxyHandler}, {Observer}, {prepareFrontDoor}, {openApiRoute, OPENAPI_ROUTE}, {pageRoutes, PAGE_ROUTE}] = await Promise.all([
       import('../proxy/app.js'),
       import('../proxy/observe.js'),
       import('../proxy/front-door.js'),
       import('../proxy/openapi-source.js'),
+      import('../proxy/try-page.js'),
     ])
     // API keys, TLS files, CORS and the prefix are checked before the port is bound or anything is built.
     const door = await prepareFrontDoor(options.frontDoor)
@@ -83,6 +84,8 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
       logFormat: options.logFormat,
       batch: Boolean(options.batchMaxRows),
     })
+    // mlserve's GET routes answered in every state: /livez, /readyz, /metrics and the page to try the model.
+    const operational = {...observer.routes(), ...(await pageRoutes())}
     const recordPhase = (phase: StartupPhase, ms: number) => {
       observer.recordPhase(phase, ms)
       io.onPhase?.(phase, ms)
@@ -94,7 +97,7 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
       upstreams: NO_SCORERS,
       state: () => 'starting',
       timeoutMs: options.timeoutSeconds * 1000,
-      operational: observer.routes(),
+      operational,
     })
     const publicPort = await openPublicPort(
       (req, res, record) => handle(req, res, record),
@@ -158,23 +161,23 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
     switchboard = new Switchboard(first)
     const scorers = switchboard
 
+    const openApi = openApiRoute(() => ({model: scorers.current.model, served: scorers.served}), {
+      maxBodyBytes: options.maxBodyBytes,
+      log,
+      prefix: door?.prefix ?? '',
+    })
+    await openApi() // read once now: a signature that cannot be read is logged at start
     handle = createProxyHandler({
       upstreams: scorers,
       state: () => state,
       modelVersion: () => scorers.served.label,
       timeoutMs: options.timeoutSeconds * 1000,
       maxBodyBytes: options.maxBodyBytes > 0 ? options.maxBodyBytes : undefined,
-      operational: observer.routes(),
+      operational,
       ownRoutes: {
         ...backend.ownRoutes,
-        // The model's own OpenAPI document (mlflow's /docs and /openapi.json stay the scorer's).
-        [OPENAPI_ROUTE]: await openApiRoute(model, {
-          title: redactUri(options.modelUri),
-          version: model.ref.registered?.version,
-          maxBodyBytes: options.maxBodyBytes,
-          log,
-          prefix: door?.prefix ?? '',
-        }),
+        // The model's own OpenAPI document (mlflow's /docs and /openapi.json stay the scorer's), following reloads.
+        [OPENAPI_ROUTE]: openApi,
       },
       rewrites: backend.rewrites,
       // Request bodies too big to hold in memory wait here for a scorer (removed with the directory).
@@ -196,7 +199,7 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
     state = 'ready'
     recordPhase('total', performance.now() - startedAt)
     log.info(
-      `ready: serving ${redactUri(options.modelUri)}${describeServed(first.served)} on ${url} (started in ${formatDuration(performance.now() - startedAt)})`,
+      `ready: serving ${redactUri(options.modelUri)}${describeServed(first.served)} on ${url} (started in ${formatDuration(performance.now() - startedAt)}); try it at ${url}${PAGE_ROUTE}`,
     )
     io.onReady?.({url, model})
 

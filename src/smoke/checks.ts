@@ -20,6 +20,8 @@ export interface ModelFacts {
 
 export interface CheckOptions {
   readonly url: string
+  /** Sent with every request (--url: the URL's credentials, the API key). */
+  readonly headers?: Readonly<Record<string, string>>
   /** Undefined with --url and no -m. */
   readonly model?: ModelFacts
   readonly cases: readonly SmokeCase[]
@@ -62,7 +64,7 @@ export async function runChecks(options: CheckOptions): Promise<CaseResult[]> {
         origin,
         path,
         method,
-        headers: body ? {'content-type': body.contentType} : {},
+        headers: body ? {...options.headers, 'content-type': body.contentType} : {...options.headers},
         body: body?.data,
         signal: options.signal,
       })

@@ -26,6 +26,8 @@ export interface SmokeOptions {
   readonly timeoutMs: number
   /** With `url`: how long to wait for GET /ping to answer 200 before the checks (0: not at all). */
   readonly waitMs?: number
+  /** With `url`: headers every request carries (its credentials, an API key; see credentials.ts). */
+  readonly headers?: Readonly<Record<string, string>>
 }
 
 export interface SmokeIo {
@@ -134,7 +136,7 @@ async function checkRunningServer(url: string, options: SmokeOptions, io: SmokeI
   }
 
   const modelDir = model?.ref.localDir
-  const waited = options.waitMs ? await waitForReady(url, options.waitMs, io.stop) : undefined
+  const waited = options.waitMs ? await waitForReady(url, options.waitMs, io.stop, options.headers) : undefined
   if (waited && !waited.ready) {
     const message = io.stop.aborted
       ? 'interrupted'
@@ -152,7 +154,15 @@ async function checkRunningServer(url: string, options: SmokeOptions, io: SmokeI
       }
     : {name: STARTUP, status: 'skipped', durationMs: 0, message: '--url: checking a running server, nothing started'}
   const facts = model ? await factsOf(model, log) : undefined
-  const later = await runChecks({url, model: facts, cases, timeoutMs: options.timeoutMs, signal: io.stop, onCase: context.onCase})
+  const later = await runChecks({
+    url,
+    headers: options.headers,
+    model: facts,
+    cases,
+    timeoutMs: options.timeoutMs,
+    signal: io.stop,
+    onCase: context.onCase,
+  })
   return {startup, later, url, modelDir}
 }
 

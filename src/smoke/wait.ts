@@ -12,13 +12,21 @@ export interface WaitResult {
 
 const POLL_MS = 500
 
-export async function waitForReady(url: string, withinMs: number, signal: AbortSignal): Promise<WaitResult> {
+export async function waitForReady(
+  url: string,
+  withinMs: number,
+  signal: AbortSignal,
+  headers: Readonly<Record<string, string>> = {},
+): Promise<WaitResult> {
   const deadline = performance.now() + withinMs
   let last = 'no answer yet'
   for (;;) {
     try {
       // eslint-disable-next-line no-await-in-loop
-      const response = await request(new URL('/ping', url), {signal: AbortSignal.any([signal, AbortSignal.timeout(Math.max(POLL_MS, 2000))])})
+      const response = await request(new URL('/ping', new URL(url).origin), {
+        headers,
+        signal: AbortSignal.any([signal, AbortSignal.timeout(Math.max(POLL_MS, 2000))]),
+      })
       // eslint-disable-next-line no-await-in-loop
       const text = await response.body.text()
       if (response.statusCode === 200) return {ready: true, last: '200'}

@@ -2,14 +2,14 @@
 // in front of the real scorer (also under --static-prefix): it passes an OpenAPI 3.1 validator, says what the signature says,
 // and its example gets a 200 from /invocations; mlflow's own /openapi.json stays the scorer's.
 import {execFileSync} from 'node:child_process'
-import {mkdtempSync, rmSync} from 'node:fs'
+import {cpSync, mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 
 import {Validator} from '@seriousme/openapi-schema-validator'
 import t, {type Test} from 'tap'
 
-import {startMlserve} from '../helpers/servers.js'
+import {eventually, startMlserve} from '../helpers/servers.js'
 import {REPO_ROOT, fixtureModel, toolchainPython} from '../helpers/toolchain.js'
 
 const work = mkdtempSync(path.join(tmpdir(), 'mlserve-openapi-'))
@@ -69,6 +69,7 @@ const formOf = (json: {schema: {oneOf: Array<{title: string; properties: Record<
 
 t.test('iris: columns with their MLflow types and the serving example', async (t) => {
   const {document, json} = await checkServed(t, fixtureModel('iris'))
+  t.equal(document.info.title, 'iris', 'a local model is named by its directory only: no host path on the public port')
   t.ok(json.example, 'the serving input example is the example')
   const records = formOf(json, 'dataframe_records') as {items: {properties: Record<string, {type: string; 'x-mlflow-type': string}>}}
   t.same(records.items.properties.sepal_length, {type: 'number', format: 'double', 'x-mlflow-type': 'double'})
@@ -108,4 +109,31 @@ t.test('a model without a signature gets a free-form body and says so; under a p
 t.test('an R crate model', async (t) => {
   const {document} = await checkServed(t, path.join(work, 'double'))
   t.match(document.info.description, /flavor crate/)
+})
+
+t.test('after a reload (SIGHUP on a local directory whose content changed) the document describes the new model', async (t) => {
+  const dir = path.join(work, 'moving')
+  cpSync(fixtureModel('sum'), dir, {recursive: true})
+  const server = await startMlserve(['-m', dir, '--no-access-log'])
+  t.teardown(() => server.stop())
+  const before = (await documentOf(server.url)).document as OpenApiDocument & {'x-mlserve-model': {generation: number; signature: unknown}}
+  t.match(before.info.description, /derived from the model signature/)
+  t.same(before['x-mlserve-model'].signature, {
+    inputs: [
+      {name: 'a', type: 'long', required: true},
+      {name: 'b', type: 'long', required: true},
+    ],
+    outputs: [{name: null, type: 'long', required: true}],
+    params: [{name: 'scale', type: 'long', default: 1}],
+  })
+
+  rmSync(dir, {recursive: true})
+  cpSync(fixtureModel('echo'), dir, {recursive: true})
+  const from = server.stderr().length
+  server.child.kill('SIGHUP')
+  t.ok(await eventually(() => /serving .*moving generation 2/.test(server.stderr().slice(from)), 300_000), 'the reload switched to generation 2')
+  const after = (await documentOf(server.url)).document as typeof before
+  t.match(after.info.description, /no signature: the request body is free-form/, 'the new model has no signature')
+  t.equal(after['x-mlserve-model'].generation, 2)
+  t.same(after['x-mlserve-model'].signature, {inputs: null, outputs: null, params: []})
 })

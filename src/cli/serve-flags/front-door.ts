@@ -10,7 +10,7 @@ export const AUTH_TOKENS_VARIABLE = 'MLSERVE_AUTH_TOKENS'
 export const frontDoorFlags = {
   'auth-token-file': Flags.string({
     env: 'MLSERVE_AUTH_TOKEN_FILE',
-    summary: `Require an API key on every route but /ping, /health, /livez and /readyz: one token per line in this file (mode 600; # comments), re-read on SIGHUP. ${AUTH_TOKENS_VARIABLE} (comma-separated) adds more.`,
+    summary: `Require an API key on every route but /ping, /health, /livez, /readyz and the page /ui: one token per line in this file (mode 600; # comments), re-read on SIGHUP. ${AUTH_TOKENS_VARIABLE} (comma-separated) adds more.`,
     description:
       'A request sends its key as "Authorization: Bearer <token>" or "X-API-Key: <token>"; without a valid one it gets 401 with MLflow\'s error envelope (UNAUTHENTICATED) and WWW-Authenticate: Bearer. Keys are compared in constant time and never logged: the access log names a key by 8 hex digits of its SHA-256. A file that is missing, empty or readable by group or others fails the start (exit 31).',
   }),

@@ -165,6 +165,11 @@ t.test('bad values are refused before anything is written, naming the flag', asy
     [['--cpu-request', 'lots'], /--cpu-request "lots" is not a CPU quantity/],
     [['--memory-limit', '2GB'], /--memory-limit "2GB" is not a memory quantity/],
     [['--kserve', '--name', 'a'.repeat(50)], /at most 45 characters/],
+    [['--auth-secret', 'Keys!'], /--auth-secret "Keys!" is not a Secret name/],
+    [['--tls-secret', 'tls', '--kserve'], /KServe sends plain HTTP to the predictor container/],
+    [['--auth-token-file', 'keys.txt'], /names a file on this machine[\s\S]*--auth-secret iris-keys/],
+    [['--tls-cert', 'a.pem', '--tls-key', 'a.key'], /files on this machine[\s\S]*kubectl create secret tls[\s\S]*--tls-secret iris-tls/],
+    [['--tls-client-ca', 'ca.pem'], /--tls-client-ca is not supported by generate-k8s: the kubelet's probes/],
   ]
   for (const [extra, message] of cases) {
     const result = await generate(['-m', 'm', '--image', 'i:1', ...extra])
@@ -207,4 +212,45 @@ t.test("--kube-version: from 1.30 a preStop sleep action; below it an exec of th
     t.equal(result.exitCode, 2, bad)
     t.match(result.stderr, /--kube-version/, bad)
   }
+})
+
+t.test('the front door in the pods: API keys from a Secret as MLSERVE_AUTH_TOKENS, TLS from a Secret with HTTPS probes', async (t) => {
+  const args = [
+    '-m',
+    'models:/iris@champion',
+    '--image',
+    'iris:1',
+    '--static-prefix',
+    '/p',
+    '--metrics-public',
+    '--cors-origin',
+    'https://a.example',
+  ]
+  const docs = await documents([...args, '--auth-secret', 'iris-keys', '--tls-secret', 'iris-tls'])
+  const pod = byKind(docs, 'Deployment').spec.template
+  const container = pod.spec.containers[0]
+  t.same(container.args.slice(6), [
+    ...['--tls-cert', '/etc/mlserve/tls/tls.crt', '--tls-key', '/etc/mlserve/tls/tls.key'],
+    ...['--static-prefix', '/p', '--cors-origin', 'https://a.example', '--metrics-public'],
+  ])
+  t.same(container.env, [{name: 'MLSERVE_AUTH_TOKENS', valueFrom: {secretKeyRef: {name: 'iris-keys', key: 'tokens'}}}])
+  t.notMatch(JSON.stringify(docs), /BEGIN|tokens=/, 'no key or certificate in the manifests')
+  t.same(container.volumeMounts, [
+    {name: 'tmp', mountPath: '/tmp'},
+    {name: 'tls', mountPath: '/etc/mlserve/tls', readOnly: true},
+  ])
+  t.same(pod.spec.volumes[1], {name: 'tls', secret: {secretName: 'iris-tls', defaultMode: 0o440}})
+  for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) t.equal(container[probe].httpGet.scheme, 'HTTPS', probe)
+  t.equal(container.readinessProbe.httpGet.path, '/p/readyz')
+  t.equal(pod.metadata.annotations['prometheus.io/scheme'], 'https')
+
+  const keysOnly = byKind(await documents([...args, '--auth-secret', 'iris-keys']), 'Deployment').spec.template.spec.containers[0]
+  t.equal(keysOnly.readinessProbe.httpGet.scheme, undefined, 'plain HTTP probes without TLS (the probe routes need no key)')
+  t.same(keysOnly.volumeMounts, [{name: 'tmp', mountPath: '/tmp'}])
+
+  const isvc = byKind(await documents([...args, '--auth-secret', 'iris-keys', '--kserve']), 'InferenceService')
+  t.same(isvc.spec.predictor.containers[0].env, [
+    {name: 'PROTOCOL', value: 'v1'},
+    {name: 'MLSERVE_AUTH_TOKENS', valueFrom: {secretKeyRef: {name: 'iris-keys', key: 'tokens'}}},
+  ])
 })

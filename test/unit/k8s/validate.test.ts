@@ -39,6 +39,7 @@ const FLAG_SETS: Record<string, string[]> = {
     ...['-w', '2', '--batch', '--no-warmup'],
   ],
   fixed: ['--no-autoscale', '--replicas', '1', '--service-type', 'LoadBalancer'],
+  'front-door': ['--auth-secret', 'iris-keys', '--tls-secret', 'iris-tls', '--static-prefix', '/p', '--metrics-public'],
 }
 
 t.test('every built-in manifest passes kubernetes-validate --strict', async (t) => {
@@ -68,6 +69,7 @@ t.test('the InferenceService passes KServe v0.15.2 CRD schema (unknown fields re
   for (const [name, args] of Object.entries({
     'kserve-v1': ['--kserve'],
     'kserve-v2': ['--kserve', '--enable-mlserver', '--namespace', 'ml', '--cpu-limit', '2'],
+    'kserve-keys': ['--kserve', '--auth-secret', 'iris-keys', '--static-prefix', '/p'],
   })) {
     const dir = await generateInto(name, args)
     const result = await crdValidate([path.join(dir, 'inferenceservice.yaml')])

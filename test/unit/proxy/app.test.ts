@@ -134,3 +134,19 @@ t.test('OPTIONS * gets a 400 envelope from the proxy, without a scorer', async (
   t.equal(h.leases.acquired, 0)
   t.equal(h.received.length, 0)
 })
+
+t.test('an own route may be a function: its current answer on each request (what follows a reload), 503 before ready', async (t) => {
+  let version = '1'
+  let state: ServerState = 'starting'
+  const app = createProxyApp({
+    upstreams: singleUpstream(undefined),
+    state: () => state,
+    timeoutMs: 1000,
+    ownRoutes: {'/doc': async () => ({status: 200, contentType: 'application/json', body: `{"version": "${version}"}`})},
+  })
+  t.equal((await app.request('/doc')).status, 503)
+  state = 'ready'
+  t.equal(await (await app.request('/doc')).text(), '{"version": "1"}')
+  version = '2'
+  t.equal(await (await app.request('/doc')).text(), '{"version": "2"}')
+})
