@@ -18,7 +18,26 @@ import type {ModelSpec} from './model-specs.js'
 import {describeServed, followReference, type ReloadContext, type ReloadIo} from './reload.js'
 import {Switchboard} from './switchboard.js'
 
-export type ModelState = 'loading' | 'loaded' | 'failed'
+/**
+ * A model's lifecycle state. `loading`: being resolved, built or started; `loaded`: its processes serve;
+ * `unloaded`: prepared (resolved, environment ready) but no process runs (--load lazy, or evicted under
+ * --max-loaded / --max-memory): a request starts its load; `failed`: it cannot be served (`error` says why).
+ *
+ * The interface for adding and removing models while serving (issue 27 items 1 and 5 call it; owned by the
+ * lifecycle in model-pool.ts, agreed between the `multiload` and `multireg` branches):
+ *
+ *   pool.add(spec: ModelSpec): Promise<ServedEntry>
+ *     serves one more model under spec.name (a name already served: MlserveError INVALID_ARGUMENT). It is
+ *     routed at once (503 + Retry-After while loading); resolves once it is prepared and, per --load and
+ *     the limits, loaded or left unloaded; a failure leaves it listed as `failed` (never thrown).
+ *   pool.remove(name: string): Promise<void>
+ *     new requests for it answer 404 at once; its requests in flight and queued finish (up to the stop
+ *     grace), then its processes stop, its environment is released and it is forgotten (GET /models, /metrics).
+ *   pool.entries: readonly ServedEntry[]  (live: the routes, /models and /metrics read it on each call)
+ *   pool.get(name): ServedEntry | undefined
+ *   pool.reload(name)?: left to multireg (a follower's check now), on top of entry.switchboard as today.
+ */
+export type ModelState = 'loading' | 'loaded' | 'unloaded' | 'failed'
 
 /** What a model's stack needs from the server around it. */
 export interface ModelContext {
