@@ -9,6 +9,8 @@ import type {FlavorKind, Mlmodel} from '../model/mlmodel.js'
 import {genaiWarmupSkip, readWarmup, type WarmupRequest} from '../model/warmup.js'
 import {CleanupStack} from '../util/cleanup.js'
 import type {Backend} from './backend.js'
+import type {EnvLoaders} from './env-loader.js'
+import type {LoaderInput} from './preload-loader.js'
 import {pyfuncBackend} from './pyfunc.js'
 
 /** How a generation's scorers are made, before any of them starts. */
@@ -34,6 +36,8 @@ export interface PlanIo {
   readonly signal: AbortSignal
   /** Called once the model's Python environment is ready. */
   readonly onEnvironment?: (facts: EnvironmentFacts) => void
+  /** Several models: MLflow's uvicorn models are loaded by forking their environment's loader (as --preload, shared). */
+  readonly envLoaders?: EnvLoaders
 }
 
 /** The backend for `model` with its environment prepared, and its warm-up example. */
@@ -95,13 +99,25 @@ export async function backendFor(
   let backend = mlserver
     ? mlserver.mlserverBackend({env, modelDir, workers: options.workers, timeoutSeconds: options.timeoutSeconds, baseEnv: options.env})
     : pyfuncBackend({env, modelDir, timeoutSeconds: options.timeoutSeconds, fastPath: options.fastPath !== false})
-  if (options.preload) backend = await preloadOrSpawn(backend, env.executable, modelDir, options, log)
+  const shared = io.envLoaders?.launcherFor(env.key ?? `local:${env.executable}`, env.executable)
+  if (options.preload || shared) backend = await preloadOrSpawn(backend, env.executable, modelDir, options, log, shared)
   return {...backend, diagnoseExit: async () => diagnoseEnv(env)}
 }
 
-/** --preload: forked scorers for MLflow's uvicorn app; the spawn mode (with a warning) for anything else. */
-async function preloadOrSpawn(backend: Backend, python: string, modelDir: string, options: ServeOptions, log: Logger): Promise<Backend> {
+/**
+ * --preload: forked scorers for MLflow's uvicorn app; the spawn mode (with a warning) for anything else.
+ * `shared`: several models, the model's loader forked from its environment's (no warning: others spawn as ever).
+ */
+async function preloadOrSpawn(
+  backend: Backend,
+  python: string,
+  modelDir: string,
+  options: ServeOptions,
+  log: Logger,
+  shared?: LoaderInput['launch'],
+): Promise<Backend> {
   if (backend.kind !== 'pyfunc' || backend.server !== 'uvicorn') {
+    if (!options.preload) return backend
     const what = backend.kind === 'mlserver' ? 'MLServer' : `mlflow's ${backend.server} scorer (mlflow < 2.21)`
     log.warn(`--preload does not apply to ${what}: each scorer loads its own copy of the model (spawn mode).`)
     return backend
@@ -116,5 +132,6 @@ async function preloadOrSpawn(backend: Backend, python: string, modelDir: string
     fastPath: options.fastPath !== false,
     loadTimeoutMs: options.loadTimeoutMs,
     log,
+    launch: shared,
   })
 }

@@ -39,7 +39,7 @@ t.test("generate-k8s passes every serve flag the image does not fix, with serve'
   // Files from Secrets the manifests do not mount (and HTTPS probes): left to the user's own patch.
   const needSecrets = ['auth-token-file', 'metrics-public', 'tls-cert', 'tls-key', 'tls-client-ca']
   // Several models in one image are not built yet (issue 27 step 1): the image serves its one baked model.
-  fixedByTheImage.push('models', 'default-model', 'strict')
+  fixedByTheImage.push('models', 'default-model', 'strict', 'load', 'max-loaded', 'max-memory', 'max-loading')
   t.same(
     Object.keys(serveFlags)
       .filter((name) => !fixedByTheImage.includes(name) && !readByGenerateK8s.includes(name) && !needSecrets.includes(name))
