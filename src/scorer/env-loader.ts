@@ -94,13 +94,16 @@ class EnvLoader {
     return ready.promise
   }
 
-  /** Forks a model loader that runs preload.py's main on `controlPath` with `env` set. */
-  async fork(controlPath: string, env: Record<string, string>): Promise<ForkedScorer> {
+  /**
+   * Forks, with `env` set, a model loader that runs preload.py's main on a control socket (`load`), or a
+   * scorer that loads the model and serves it on a socket itself (`serve`).
+   */
+  async fork(request: {op: 'load'; control: string} | {op: 'serve'; socket: string}, env: Record<string, string>): Promise<ForkedScorer> {
     if (this.gone) throw new Error("the environment's loader is gone")
     const id = ++this.nextId
     const forked = createDeferred<ForkedScorer>()
     this.pending.set(id, forked)
-    this.channel.write(JSON.stringify({op: 'load', id, control: controlPath, env}) + '\n')
+    this.channel.write(JSON.stringify({...request, id, env}) + '\n')
     const timer = setTimeout(() => {
       if (this.pending.has(id)) this.unresponsive('fork a model loader')
     }, LOADER_REPLY_MS)
@@ -157,7 +160,12 @@ export class EnvLoaders {
 
   /** How a model of environment `key` (interpreter `python`) starts its loader: forked from the environment's. */
   launcherFor(key: string, python: string): (controlPath: string, env: Record<string, string>) => Promise<ScorerHandle> {
-    return async (controlPath, env) => (await this.loaderOf(key, python)).fork(controlPath, env)
+    return async (controlPath, env) => (await this.loaderOf(key, python)).fork({op: 'load', control: controlPath}, env)
+  }
+
+  /** How a model of environment `key` starts a scorer that loads it and serves on a socket (-w 1). */
+  serverFor(key: string, python: string): (socketPath: string, env: Record<string, string>) => Promise<ScorerHandle> {
+    return async (socketPath, env) => (await this.loaderOf(key, python)).fork({op: 'serve', socket: socketPath}, env)
   }
 
   private async loaderOf(key: string, python: string): Promise<EnvLoader> {

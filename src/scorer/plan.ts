@@ -11,7 +11,7 @@ import {CleanupStack} from '../util/cleanup.js'
 import type {Backend} from './backend.js'
 import type {EnvLoaders} from './env-loader.js'
 import type {LoaderInput} from './preload-loader.js'
-import {pyfuncBackend} from './pyfunc.js'
+import {pyfuncBackend, scorerEnv} from './pyfunc.js'
 
 /** How a generation's scorers are made, before any of them starts. */
 export interface ScorerPlan {
@@ -99,10 +99,23 @@ export async function backendFor(
   let backend = mlserver
     ? mlserver.mlserverBackend({env, modelDir, workers: options.workers, timeoutSeconds: options.timeoutSeconds, baseEnv: options.env})
     : pyfuncBackend({env, modelDir, timeoutSeconds: options.timeoutSeconds, fastPath: options.fastPath !== false})
-  const shared = io.envLoaders?.launcherFor(env.key ?? `local:${env.executable}`, env.executable)
-  if (options.preload || shared) backend = await preloadOrSpawn(backend, env.executable, modelDir, options, log, shared)
+  const key = env.key ?? `local:${env.executable}`
+  if (io.envLoaders && options.workers === 1 && !options.preload && isUvicorn(backend)) {
+    // Several models, one scorer each: the scorer itself is forked from the environment's loader.
+    const {forkedBackend} = await import('./forked-backend.js')
+    backend = forkedBackend(
+      backend,
+      io.envLoaders.serverFor(key, env.executable),
+      scorerEnv(modelDir, options.timeoutSeconds, options.fastPath !== false),
+    )
+  } else {
+    const shared = io.envLoaders?.launcherFor(key, env.executable)
+    if (options.preload || shared) backend = await preloadOrSpawn(backend, env.executable, modelDir, options, log, shared)
+  }
   return {...backend, diagnoseExit: async () => diagnoseEnv(env)}
 }
+
+const isUvicorn = (backend: Backend) => backend.kind === 'pyfunc' && backend.server === 'uvicorn'
 
 /**
  * --preload: forked scorers for MLflow's uvicorn app; the spawn mode (with a warning) for anything else.

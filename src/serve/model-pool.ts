@@ -1,25 +1,21 @@
 // The lifecycle of several models: each prepared once, loaded eagerly up to the limits or on its first
 // request, unloaded least-recently-used-idle first under --max-loaded / --max-memory, loads bounded by
-// --max-loading; requests for a model being loaded wait in a bounded queue. The add/remove interface is
-// documented in models.ts.
+// --max-loading; requests wait for a load in model-admission.ts. add/remove are documented in models.ts.
 import path from 'node:path'
 
 import {MlserveError} from '../errors.js'
-import type {Logger} from '../log.js'
 import type {PlainResponse} from '../proxy/responses.js'
-import {errorEnvelope} from '../proxy/responses.js'
 import type {ServeOptions} from '../config.js'
+import {Admission} from './model-admission.js'
 import {chooseEvictions, expectedMemory, type LoadedModel} from './lru.js'
 import type {ModelSpec} from './model-specs.js'
 import {ServedEntry, type ModelContext} from './models.js'
 import {Semaphore} from './semaphore.js'
 import {measureMemory, type MemoryReading} from './pool-memory.js'
 
-export type LoadPolicy = 'eager' | 'lazy'
-
 export interface PoolLimits {
   /** undefined: eager up to the limits, lazy beyond. */
-  readonly load?: LoadPolicy
+  readonly load?: 'eager' | 'lazy'
   readonly maxLoaded?: number
   readonly maxMemory?: number
   readonly maxLoading: number
@@ -33,22 +29,23 @@ export interface PoolEvents {
   readonly onEvict?: (model: string, seconds: number) => void
 }
 
-/** How long a request may wait for room (every loaded model busy) before a 503. */
-const ROOM_WAIT_MS = 30_000
+const ROOM_WAIT_MS = 30_000 // how long a load waits for room (every loaded model busy) before a 503
 
 export class ModelPool {
   readonly entries: ServedEntry[] = []
   private readonly slots: Semaphore
   private readonly loading = new Map<ServedEntry, Promise<boolean>>()
   private readonly evicting = new Map<ServedEntry, Promise<void>>()
-  private readonly waiting = new Map<ServedEntry, number>()
+  /** Loads past their room check (a load waiting for room does not hold any). */
+  private readonly reserved = new Set<ServedEntry>()
+  private readonly admission = new Admission(this)
   private roomWaiters: Array<() => void> = []
   private added = 0
   /** The last memory reading (models and shared loaders). */
   reading: MemoryReading = {total: 0, shared: 0}
 
   constructor(
-    private readonly context: ModelContext & {readonly log: Logger},
+    private readonly context: ModelContext,
     private readonly limits: PoolLimits,
     private readonly socketDir: string,
     private readonly stop: AbortSignal,
@@ -114,8 +111,7 @@ export class ModelPool {
 
   private async bringUp(entry: ServedEntry, stop = this.stop): Promise<void> {
     await this.slots.run(async () => entry.prepare(stop))
-    if (entry.state !== 'unloaded' || stop.aborted) return
-    if (this.limits.load === 'lazy') return
+    if (entry.state !== 'unloaded' || stop.aborted || this.limits.load === 'lazy') return
     if (!this.fitsWithoutEviction(entry)) {
       entry.log.info(`left unloaded (the limits are reached): loaded on its first request`)
       return
@@ -132,11 +128,11 @@ export class ModelPool {
 
   private loadedModels(except?: ServedEntry): LoadedModel[] {
     return this.entries
-      .filter((entry) => entry !== except && (entry.state === 'loaded' || this.loading.has(entry)) && !this.evicting.has(entry))
+      .filter((entry) => entry !== except && (entry.state === 'loaded' || this.reserved.has(entry)) && !this.evicting.has(entry))
       .map((entry) => ({
         name: entry.name,
         lastUsed: entry.lastUsed,
-        busy: entry.busy + (this.loading.has(entry) ? 1 : 0),
+        busy: entry.busy + (this.reserved.has(entry) ? 1 : 0),
         memory: entry.memory ?? 0,
         entry,
       }))
@@ -165,6 +161,7 @@ export class ModelPool {
       return ok
     })().finally(() => {
       this.loading.delete(entry)
+      this.reserved.delete(entry)
       this.roomChanged()
     })
     this.loading.set(entry, attempt)
@@ -178,6 +175,8 @@ export class ModelPool {
       const loaded = this.loadedModels(entry)
       const victims = chooseEvictions(loaded, this.room(entry), expectedMemory(entry.memory, loaded))
       if (victims) {
+        // Its room is taken now, before the evictions finish: a load deciding meanwhile counts it.
+        this.reserved.add(entry)
         // eslint-disable-next-line no-await-in-loop
         await Promise.all(victims.map(async (victim) => this.evict((victim as LoadedModel & {entry: ServedEntry}).entry)))
         return
@@ -212,28 +211,18 @@ export class ModelPool {
     for (const wake of waiters) wake()
   }
 
-  /**
-   * For a request to `entry`: resolves undefined once it is loaded (starting its load if it is not), or the
-   * 503 to answer (its queue is full, its load failed).
-   */
+  /** For a request to `entry`: undefined once it is loaded (its load started if need be), else the 503 to answer. */
   async admit(entry: ServedEntry): Promise<PlainResponse | undefined> {
-    if (entry.state === 'loaded' && !this.evicting.has(entry)) return undefined
-    if (entry.state === 'failed') return undefined
-    if (entry.state === 'loading' && !this.loading.has(entry)) return busy(`The model ${entry.name} is still being prepared.`)
-    const queued = this.waiting.get(entry) ?? 0
-    if (queued >= entry.options.maxQueue) {
-      return busy(`The model ${entry.name} is being loaded and ${queued} requests already wait for it (--max-queue).`)
-    }
+    return this.admission.admit(entry)
+  }
 
-    this.waiting.set(entry, queued + 1)
-    try {
-      const ok = await this.load(entry).catch(() => false)
-      // Loaded: it serves; failed: the routes answer with its error.
-      if (ok || isFailed(entry)) return undefined
-      return busy(`The model ${entry.name} could not be loaded now${entry.error ? `: ${entry.error}` : ''}.`)
-    } finally {
-      this.waiting.set(entry, (this.waiting.get(entry) ?? 1) - 1)
-    }
+  /** Whether `entry` is being loaded now (not just prepared). */
+  isLoading(entry: ServedEntry): boolean {
+    return this.loading.has(entry)
+  }
+
+  isEvicting(entry: ServedEntry): boolean {
+    return this.evicting.has(entry)
   }
 
   /** Reads every loaded model's PSS and the shared loaders'; evicts idle models while over --max-memory. */
@@ -259,10 +248,3 @@ export class ModelPool {
     this.context.envLoaders?.killNow()
   }
 }
-
-const isFailed = (entry: ServedEntry): boolean => entry.state === 'failed'
-
-const busy = (message: string): PlainResponse => ({
-  ...errorEnvelope(503, 'TEMPORARILY_UNAVAILABLE', message),
-  headers: {'retry-after': '1'},
-})

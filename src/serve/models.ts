@@ -163,13 +163,17 @@ export class ServedEntry {
 
   /** Stops following and its scorers; keeps what a next load needs (the model, its environment). */
   async unload(graceMs: number, force?: AbortSignal): Promise<void> {
-    await this.follower?.stop()
+    const {switchboard, follower} = this
+    // At once, before any wait: a request arriving now waits for the next load instead of this stopping stack.
     this.follower = undefined
-    const {switchboard} = this
-    if (!switchboard) return
     this.switchboard = undefined
-    this.handle = this.context.handlerFor(this)
-    if (this.state !== 'failed') this.state = 'unloaded'
+    if (switchboard) {
+      this.handle = this.context.handlerFor(this)
+      if (this.state !== 'failed') this.state = 'unloaded'
+    }
+
+    await follower?.stop()
+    if (!switchboard) return
     await switchboard.stop(graceMs, force)
     // A reload may have switched to another version meanwhile: the next load serves that one.
     this.model = switchboard.current.model

@@ -16,7 +16,7 @@ import {createSocketDir} from '../util/socket-dir.js'
 import type {ModelSpec} from './model-specs.js'
 import type {ServedEntry} from './models.js'
 import {describeEntry} from './model-routes.js'
-import {ModelPool, type LoadPolicy} from './model-pool.js'
+import {ModelPool} from './model-pool.js'
 import {combinedStatus, type ModelContext} from './models.js'
 import {registerPoolMetrics} from './pool-metrics.js'
 import {openPublicPort, type PublicPort} from './public-port.js'
@@ -30,7 +30,7 @@ export interface ModelSetOptions {
   /** The rows of a merged call for a model whose `batch: true` turns batching on (serve's --batch-max-rows). */
   readonly batchMaxRows?: number
   /** --load (undefined: eager up to the limits, lazy beyond), --max-loaded, --max-memory (bytes), --max-loading. */
-  readonly load?: LoadPolicy
+  readonly load?: 'eager' | 'lazy'
   readonly maxLoaded?: number
   readonly maxMemory?: number
   readonly maxLoading?: number

@@ -10,6 +10,10 @@
 #                 {"event": "exited", "pid": P, "code": C, "signal": S}
 #   from mlserve: {"op": "load", "id": N, "control": PATH, "env": {NAME: VALUE}}
 #                 fork; the fork sets env (__pyfunc_model_path__, ...) and runs preload.py's main on PATH
+#                 (-w N: the model is loaded once there and its N scorers are forked from it)
+#                 {"op": "serve", "id": N, "socket": PATH, "env": {NAME: VALUE}}
+#                 fork; the fork sets env, loads the model and serves it on PATH itself (-w 1: one
+#                 process per model, no loader between)
 #
 # Nothing outlives mlserve: this process gets SIGKILL when mlserve dies (setpriv and the exit watchdog),
 # each model loader when this process dies (PR_SET_PDEATHSIG), each scorer when its model loader dies.
@@ -53,6 +57,7 @@ COMMON = [
     "sklearn.tree",
     "sklearn.pipeline",
     "sklearn.preprocessing",
+    "skops.io",
 ]
 
 
@@ -63,6 +68,18 @@ def load_preload():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def warm_caches():
+    """Fills what every model's load computes the same way in this environment: mlflow's map of installed
+    packages to modules (read for its requirements check on each load; 0.7 s of a cold load otherwise).
+    A private helper of mlflow's, so any failure is ignored: each load then computes it itself."""
+    try:
+        from mlflow.utils import requirements_utils
+
+        requirements_utils._init_modules_to_packages_map()
+    except Exception:
+        pass
 
 
 def import_common():
@@ -77,11 +94,23 @@ def import_common():
     return imported
 
 
+def serve_model(preload, socket_path):
+    """A scorer of its own: the app module loads the model (as preload.py's main does), uvicorn serves it."""
+    if os.environ.get("MLSERVE_FAST_PATH") == "1":
+        sys.path.insert(0, os.path.join(HERE, "app"))
+        from mlserve_fastpath import app
+    else:
+        from mlflow.pyfunc.scoring_server.app import app
+    preload.serve(app, socket_path)
+    return 0
+
+
 def main():
     preload = load_preload()
     channel = preload.Channel(sys.argv[1])
     threads = preload.thread_count()
     imported = import_common()
+    warm_caches()
     if preload.thread_count() > threads:
         channel.send(event="unsafe", reason="importing the common libraries started Python threads, which a fork would not have")
         return 0
@@ -113,7 +142,7 @@ def main():
                 if messages is None:
                     return 0
                 for message in messages:
-                    if message.get("op") != "load":
+                    if message.get("op") not in ("load", "serve"):
                         continue
                     pid = os.fork()
                     if pid == 0:
@@ -128,10 +157,13 @@ def main():
                         if not preload.die_with_parent() or os.getppid() != me:
                             os._exit(1)
                         os.environ.update(message.get("env") or {})
-                        sys.argv = [os.path.join(HERE, "preload.py"), message["control"]]
                         code = 0
                         try:
-                            code = preload.main() or 0
+                            if message["op"] == "serve":
+                                code = serve_model(preload, message["socket"])
+                            else:
+                                sys.argv = [os.path.join(HERE, "preload.py"), message["control"]]
+                                code = preload.main() or 0
                         except SystemExit as error:
                             code = error.code if isinstance(error.code, int) else 1
                         except BaseException:
