@@ -76,7 +76,10 @@ class EnvLoader {
       socket.on('error', () => {})
       const loader = new EnvLoader(child, server, socket, io.log)
       void child.exited.then(() => loader.onGone())
-      createInterface({input: socket, crlfDelay: Number.POSITIVE_INFINITY}).on('line', (line) => {
+      const lines = createInterface({input: socket, crlfDelay: Number.POSITIVE_INFINITY})
+      // A reset channel (the loader killed mid-write) ends the loader, which its exit reports: not a crash.
+      lines.on('error', () => {})
+      lines.on('line', (line) => {
         let message: Message
         try {
           message = JSON.parse(line) as Message

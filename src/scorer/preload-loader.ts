@@ -105,6 +105,7 @@ export class Loader {
       loader.channel = socket
       socket.on('error', () => {})
       const lines = createInterface({input: socket, crlfDelay: Number.POSITIVE_INFINITY})
+      lines.on('error', () => {})
       lines.on('line', (line) => {
         let message: LoaderMessage
         try {

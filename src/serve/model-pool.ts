@@ -152,7 +152,7 @@ export class ModelPool {
       await this.evicting.get(entry)
       await this.makeRoom(entry, stop)
       const began = performance.now()
-      const ok = await this.slots.run(async () => entry.load(stop))
+      const ok = await this.slots.run(async () => !stop.aborted && entry.load(stop))
       const seconds = (performance.now() - began) / 1000
       if (stop.aborted) return false
       this.events.onLoad?.(entry.name, ok, seconds)

@@ -215,10 +215,13 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
   if (io.force.aborted) throw new MlserveError('INTERRUPTED', 'Stopped at once by a second signal; requests in flight were cut off.')
 }
 
-/** /readyz with several models: 200 while one of them has a ready scorer; each model's state and scorers. */
+/** /readyz with several models: 200 while one of them has a ready scorer or can be loaded; each model's state and scorers. */
 function readiness(state: ServerState, entries: readonly ServedEntry[]): PlainResponse {
   const models = entries.map((entry) => describeEntry(entry))
-  const ready = state === 'ready' && entries.some((entry) => entry.state === 'loaded' && (entry.switchboard?.counts().ready ?? 0) > 0)
+  // An unloaded model counts: its first request loads it (--load lazy, or evicted).
+  const servable = (entry: ServedEntry) =>
+    entry.state === 'unloaded' || (entry.state === 'loaded' && (entry.switchboard?.counts().ready ?? 0) > 0)
+  const ready = state === 'ready' && entries.some(servable)
   const body = {status: ready ? 'ready' : state === 'ready' ? 'unavailable' : state, models}
   return {status: ready ? 200 : 503, contentType: 'application/json', body: JSON.stringify(body)}
 }

@@ -70,6 +70,15 @@ t.test('--load lazy --max-loaded 1: alternating requests load and evict, every a
     'lazy: nothing loaded',
   )
   t.equal((await fetch(`${server.url}/ping`)).status, 200, '/ping: 200, an unloaded model can be served')
+  const readyz = await fetch(`${server.url}/readyz`)
+  t.equal(readyz.status, 200, '/readyz: 200 too (a lazy server is ready for traffic)')
+  t.match(await readyz.json(), {
+    status: 'ready',
+    models: [
+      {name: 'sum', state: 'unloaded'},
+      {name: 'echo', state: 'unloaded'},
+    ],
+  })
 
   for (let round = 0; round < 3; round++) {
     // eslint-disable-next-line no-await-in-loop
@@ -146,7 +155,7 @@ t.test("two environments: kill -9 of one's loader restarts only its models; kill
   for (const pid of pids) t.ok(await gone(pid), `pid ${pid} is gone after kill -9 of mlserve`) // eslint-disable-line no-await-in-loop
 })
 
-t.test('--strict fails as soon as one model fails: the models after it are never started', async (t) => {
+t.test('--strict fails as soon as one model fails: the models after it are not loaded', async (t) => {
   const server = await startMlserve(
     ['--strict', '--max-loading', '1', '-m', `broken=${fixtureModel('broken')}`, '-m', `sum=${fixtureModel('sum')}`],
     {waitReady: false},
