@@ -29,7 +29,8 @@ export interface ObserverOptions extends StateSources {
 const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096]
 
 export class Observer {
-  private readonly registry = new Registry()
+  /** Public so that the multi-model lifecycle adds its series (serve/pool-metrics.ts). */
+  readonly registry = new Registry()
   private readonly requests: Counter
   private readonly latency: Histogram
 

@@ -75,4 +75,6 @@ export interface Backend {
   readonly stop?: (graceMs: number, force?: AbortSignal) => Promise<void>
   /** Synchronous last resort: SIGKILL whatever the backend runs besides the scorers. */
   readonly killNow?: () => void
+  /** The processes the backend runs besides the scorers (the preload mode's loaded process), for memory accounting. */
+  readonly pids?: () => number[]
 }

@@ -9,7 +9,9 @@ import type {FlavorKind, Mlmodel} from '../model/mlmodel.js'
 import {genaiWarmupSkip, readWarmup, type WarmupRequest} from '../model/warmup.js'
 import {CleanupStack} from '../util/cleanup.js'
 import type {Backend} from './backend.js'
-import {pyfuncBackend} from './pyfunc.js'
+import type {EnvLoaders} from './env-loader.js'
+import type {LoaderInput} from './preload-loader.js'
+import {pyfuncBackend, scorerEnv} from './pyfunc.js'
 
 /** How a generation's scorers are made, before any of them starts. */
 export interface ScorerPlan {
@@ -34,6 +36,8 @@ export interface PlanIo {
   readonly signal: AbortSignal
   /** Called once the model's Python environment is ready. */
   readonly onEnvironment?: (facts: EnvironmentFacts) => void
+  /** Several models: MLflow's uvicorn models are loaded by forking their environment's loader (as --preload, shared). */
+  readonly envLoaders?: EnvLoaders
 }
 
 /** The backend for `model` with its environment prepared, and its warm-up example. */
@@ -95,13 +99,38 @@ export async function backendFor(
   let backend = mlserver
     ? mlserver.mlserverBackend({env, modelDir, workers: options.workers, timeoutSeconds: options.timeoutSeconds, baseEnv: options.env})
     : pyfuncBackend({env, modelDir, timeoutSeconds: options.timeoutSeconds, fastPath: options.fastPath !== false})
-  if (options.preload) backend = await preloadOrSpawn(backend, env.executable, modelDir, options, log)
+  const key = env.key ?? `local:${env.executable}`
+  if (io.envLoaders && options.workers === 1 && !options.preload && isUvicorn(backend)) {
+    // Several models, one scorer each: the scorer itself is forked from the environment's loader.
+    const {forkedBackend} = await import('./forked-backend.js')
+    backend = forkedBackend(
+      backend,
+      io.envLoaders.serverFor(key, env.executable),
+      scorerEnv(modelDir, options.timeoutSeconds, options.fastPath !== false),
+    )
+  } else {
+    const shared = io.envLoaders?.launcherFor(key, env.executable)
+    if (options.preload || shared) backend = await preloadOrSpawn(backend, env.executable, modelDir, options, log, shared)
+  }
   return {...backend, diagnoseExit: async () => diagnoseEnv(env)}
 }
 
-/** --preload: forked scorers for MLflow's uvicorn app; the spawn mode (with a warning) for anything else. */
-async function preloadOrSpawn(backend: Backend, python: string, modelDir: string, options: ServeOptions, log: Logger): Promise<Backend> {
+const isUvicorn = (backend: Backend) => backend.kind === 'pyfunc' && backend.server === 'uvicorn'
+
+/**
+ * --preload: forked scorers for MLflow's uvicorn app; the spawn mode (with a warning) for anything else.
+ * `shared`: several models, the model's loader forked from its environment's (no warning: others spawn as ever).
+ */
+async function preloadOrSpawn(
+  backend: Backend,
+  python: string,
+  modelDir: string,
+  options: ServeOptions,
+  log: Logger,
+  shared?: LoaderInput['launch'],
+): Promise<Backend> {
   if (backend.kind !== 'pyfunc' || backend.server !== 'uvicorn') {
+    if (!options.preload) return backend
     const what = backend.kind === 'mlserver' ? 'MLServer' : `mlflow's ${backend.server} scorer (mlflow < 2.21)`
     log.warn(`--preload does not apply to ${what}: each scorer loads its own copy of the model (spawn mode).`)
     return backend
@@ -116,5 +145,6 @@ async function preloadOrSpawn(backend: Backend, python: string, modelDir: string
     fastPath: options.fastPath !== false,
     loadTimeoutMs: options.loadTimeoutMs,
     log,
+    launch: shared,
   })
 }

@@ -11,7 +11,7 @@ import {createDeferred, type Deferred} from '../util/deferred.js'
 import type {StartIo} from './backend.js'
 import {ForkedScorer, LOADER_REPLY_MS} from './forked-scorer.js'
 import {scorerEnv} from './pyfunc.js'
-import {ScorerProcess, type ExitInfo} from './process.js'
+import {ScorerProcess, type ExitInfo, type ScorerHandle} from './process.js'
 
 const PRELOAD_SCRIPT = path.join(TEMPLATES_DIR, 'python', 'preload.py')
 
@@ -25,6 +25,11 @@ export interface LoaderInput {
   /** The model must be loaded within this long of the loader's start (--load-timeout; 0: no bound). */
   readonly loadTimeoutMs: number
   readonly log: Logger
+  /**
+   * Starts the loading process from elsewhere (several models: forked from the environment's loader,
+   * env-loader.ts) with these variables and control socket; undefined: a fresh interpreter runs preload.py.
+   */
+  readonly launch?: (controlPath: string, env: Record<string, string>) => Promise<ScorerHandle>
 }
 
 type LoaderMessage =
@@ -44,7 +49,7 @@ export class Loader {
   private frozen = false
 
   private constructor(
-    readonly process: ScorerProcess,
+    readonly process: ScorerHandle,
     private readonly server: Server,
     private readonly log: Logger,
   ) {}
@@ -58,17 +63,12 @@ export class Loader {
       server.listen(controlPath, resolve)
     })
     const connected = new Promise<Socket>((resolve) => server.once('connection', resolve))
-    let child: ScorerProcess
+    let child: ScorerHandle
+    const env = scorerEnv(input.modelDir, input.timeoutSeconds, input.fastPath === true)
     try {
-      child = await ScorerProcess.start({
-        command: {
-          file: input.python,
-          args: [PRELOAD_SCRIPT, controlPath],
-          env: scorerEnv(input.modelDir, input.timeoutSeconds, input.fastPath === true),
-          server: 'uvicorn',
-        },
-        ...io,
-      })
+      child = input.launch
+        ? await input.launch(controlPath, env)
+        : await ScorerProcess.start({command: {file: input.python, args: [PRELOAD_SCRIPT, controlPath], env, server: 'uvicorn'}, ...io})
     } catch (error) {
       server.close()
       throw error
@@ -105,6 +105,7 @@ export class Loader {
       loader.channel = socket
       socket.on('error', () => {})
       const lines = createInterface({input: socket, crlfDelay: Number.POSITIVE_INFINITY})
+      lines.on('error', () => {})
       lines.on('line', (line) => {
         let message: LoaderMessage
         try {

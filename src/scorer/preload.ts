@@ -57,7 +57,8 @@ export function preloadBackend(input: PreloadInput): Backend {
       }
 
       current = started.loader
-      input.log.info(`--preload: the model is loaded once in pid ${current.process.pid} (start ${starts}); scorers are forked from it`)
+      const where = input.launch ? ", forked from its environment's loader" : ''
+      input.log.info(`--preload: the model is loaded once in pid ${current.process.pid}${where} (start ${starts}); scorers are forked from it`)
       return current
     })()
     // A loader that failed to start is forgotten, so that the next restart tries a new one.
@@ -91,5 +92,6 @@ export function preloadBackend(input: PreloadInput): Backend {
     killNow() {
       current?.process.killNow()
     },
+    pids: () => (current && !current.gone ? [current.process.pid] : []),
   }
 }

@@ -114,6 +114,12 @@ export class Supervisor implements Upstreams {
     return this.slots.counts()
   }
 
+  /** The processes serving now: each live scorer's and the backend's own (memory accounting). */
+  pids(): number[] {
+    const scorers = this.slots.scorers.filter((scorer) => scorer.state !== 'gone').map((scorer) => scorer.process.pid)
+    return [...scorers, ...(this.options.backend.pids?.() ?? [])]
+  }
+
   /** Requests running on each slot's scorers, for metrics. */
   get outstanding(): number {
     let total = 0

@@ -13,6 +13,11 @@ export interface ModelRoutesDeps {
   readonly state: () => ServerState
   /** mlserve's own GET routes (/livez, /readyz, /metrics). */
   readonly operational: Readonly<Record<string, () => PlainResponse>>
+  /** The lifecycle (model-pool.ts): a request for a model not loaded starts its load and waits for it. */
+  readonly lifecycle?: {
+    admit(entry: ServedEntry): Promise<PlainResponse | undefined>
+    roomChanged(): void
+  }
 }
 
 const PREFIX = '/models/'
@@ -62,13 +67,15 @@ export function describeEntry(entry: ServedEntry): Record<string, unknown> {
     environment: environment ? {manager: environment.manager, key: environment.key ?? null} : null,
     scorers: {...(switchboard?.counts() ?? {starting: 0, ready: 0, retiring: 0}), configured: entry.options.workers},
     route: `/models/${entry.name}/invocations`,
+    memory_bytes: entry.state === 'loaded' ? (entry.memory ?? null) : null,
+    last_used: entry.lastUsedAt === undefined ? null : new Date(entry.lastUsedAt).toISOString(),
   }
 }
 
 export function createModelRouter(deps: ModelRoutesDeps): RequestHandler {
-  const {entries, operational} = deps
-  const byName = new Map(entries.map((entry) => [entry.name, entry]))
-  const fallback = deps.defaultModel === undefined ? undefined : byName.get(deps.defaultModel)
+  const {entries, operational, lifecycle} = deps
+  // Looked up on each request: models may be added and removed while serving.
+  const byName = {get: (name: string) => entries.find((entry) => entry.name === name)}
   const answer = (req: IncomingMessage, res: ServerResponse, response: PlainResponse) => {
     req.resume()
     sendPlain(res, response)
@@ -87,10 +94,34 @@ export function createModelRouter(deps: ModelRoutesDeps): RequestHandler {
       req.url = url
     }
 
-    entry.handle(req, res, record)
+    if (!lifecycle) return entry.handle(req, res, record)
+    // Counted busy (never evicted) from arrival to the end of its response.
+    entry.busy++
+    entry.touch()
+    res.once('close', () => {
+      entry.busy--
+      entry.touch()
+      lifecycle.roomChanged()
+    })
+    if (entry.state === 'loaded') return entry.handle(req, res, record)
+    void lifecycle.admit(entry).then((refusal) => {
+      if (res.destroyed) return
+      if (refusal) {
+        record.refusal = 'unavailable'
+        return answer(req, res, refusal)
+      }
+
+      if (entry.state === 'failed') {
+        record.refusal = 'unavailable'
+        return answer(req, res, failedResponse(entry))
+      }
+
+      entry.handle(req, res, record)
+    })
   }
 
-  const serving = () => deps.state() === 'ready' && entries.some((entry) => entry.state === 'loaded')
+  // An unloaded model can be served: its first request loads it.
+  const serving = () => deps.state() === 'ready' && entries.some((entry) => entry.state === 'loaded' || entry.state === 'unloaded')
   const getOnly = (req: IncomingMessage, response: () => PlainResponse) => (req.method === 'GET' ? response() : notAllowed)
 
   return (req, res, record) => {
@@ -125,6 +156,7 @@ export function createModelRouter(deps: ModelRoutesDeps): RequestHandler {
       return answer(req, res, serving() ? {status: 200, contentType: 'application/json', body: '\n'} : notReadyResponse(deps.state()))
     }
 
+    const fallback = deps.defaultModel === undefined ? undefined : byName.get(deps.defaultModel)
     if (fallback) return delegate(fallback, url, req, res, record)
     return answer(req, res, path === '/invocations' ? noDefaultResponse(entries) : notFound)
   }

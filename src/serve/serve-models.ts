@@ -7,14 +7,18 @@ import {MlserveError, messageOf} from '../errors.js'
 import {formatDuration} from '../log.js'
 import type {ServerState} from '../proxy/app.js'
 import type {PlainResponse} from '../proxy/responses.js'
+import {EnvLoaders} from '../scorer/env-loader.js'
 import type {RestartReason} from '../scorer/supervisor.js'
 import type {Upstreams} from '../upstream.js'
 import {CleanupStack} from '../util/cleanup.js'
 import {guardPath} from '../util/exit-guard.js'
 import {createSocketDir} from '../util/socket-dir.js'
 import type {ModelSpec} from './model-specs.js'
+import type {ServedEntry} from './models.js'
 import {describeEntry} from './model-routes.js'
-import {ServedEntry, combinedStatus, startAll, type ModelContext} from './models.js'
+import {ModelPool} from './model-pool.js'
+import {combinedStatus, type ModelContext} from './models.js'
+import {registerPoolMetrics} from './pool-metrics.js'
 import {openPublicPort, type PublicPort} from './public-port.js'
 import type {ServeIo} from './serve.js'
 
@@ -25,11 +29,18 @@ export interface ModelSetOptions {
   readonly strict: boolean
   /** The rows of a merged call for a model whose `batch: true` turns batching on (serve's --batch-max-rows). */
   readonly batchMaxRows?: number
+  /** --load (undefined: eager up to the limits, lazy beyond), --max-loaded, --max-memory (bytes), --max-loading. */
+  readonly load?: 'eager' | 'lazy'
+  readonly maxLoaded?: number
+  readonly maxMemory?: number
+  readonly maxLoading?: number
 }
 
 const SCORER_STOP_GRACE_MS = 10_000
-/** How many models resolve, build and load at once. */
+/** How many models resolve, build and load at once (--max-loading's default). */
 const LOADING_AT_ONCE = 2
+/** How often each loaded model's memory is read (--max-memory, GET /models, /metrics). */
+const MEASURE_EVERY_MS = 2000
 const NO_SCORERS: Upstreams = {acquire: () => ({refused: 'unavailable', detail: 'the model is not loaded yet'}), release: () => {}}
 
 /** serve's options for one model: its URI and its own settings over serve's flags. */
@@ -65,7 +76,8 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
       ])
     // The front door guards every model's routes as it guards one model's: checked before the port is bound.
     const door = await prepareFrontDoor(options.frontDoor)
-    const entries: ServedEntry[] = []
+    let pool: ModelPool | undefined
+    const entries = () => pool?.entries ?? []
     const status = combinedStatus(entries)
     let server: PublicPort['server'] | undefined
     const observer = new Observer({
@@ -76,9 +88,11 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
       accessLog: options.accessLog ? (io.accessLog ?? io.stdout) : undefined,
       logFormat: options.logFormat,
       batch: true,
-      models: () => entries.map(({name, state}) => ({name, state})),
+      models: () => entries().map(({name, state}) => ({name, state})),
     })
-    const {dir: socketDir, fallbackReason} = await createSocketDir()
+    const poolEvents = registerPoolMetrics(observer.registry, () => pool)
+    // Several models put two more levels in the sockets' paths: /<model>/<load>.
+    const {dir: socketDir, fallbackReason} = await createSocketDir(undefined, 2)
     if (fallbackReason) log.warn(`the scorers' sockets are in ${socketDir}: ${fallbackReason} (set TMPDIR to a short writable directory)`)
     const releaseSocketDir = guardPath(socketDir)
     cleanup.defer('remove the scorer socket directory', async () => {
@@ -100,6 +114,7 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
       reloadIo: {log, stop: io.stop, force: io.force, onReloadRequest: io.onReloadRequest},
       reload: {generationIo: {log, stdout: io.stdout, stderr: io.stderr}, graceFor, stopGraceMs: SCORER_STOP_GRACE_MS, observer},
       stopGraceMs: SCORER_STOP_GRACE_MS,
+      envLoaders: new EnvLoaders({socketDir, baseEnv: options.env, cwd: options.cwd, stdout: io.stdout, stderr: io.stderr, log}),
       handlerFor: (entry) => {
         const board = entry.switchboard
         const own = entry.options
@@ -126,13 +141,23 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
         })
       },
     }
-    for (const spec of set.models) entries.push(new ServedEntry(spec, optionsOf(options, spec, set.batchMaxRows), context))
+    const limits = {
+      load: set.load,
+      maxLoaded: set.maxLoaded,
+      maxMemory: set.maxMemory,
+      maxLoading: set.maxLoading ?? LOADING_AT_ONCE,
+      strict: set.strict,
+    }
+    const models = new ModelPool(context, limits, socketDir, io.stop, (spec) => optionsOf(options, spec, set.batchMaxRows), poolEvents)
+    pool = models
+    for (const spec of set.models) models.register(spec)
 
     const handle = createModelRouter({
-      entries,
+      entries: models.entries,
       defaultModel: set.defaultModel,
       state: () => state,
-      operational: {...observer.routes(), ...(await pageRoutes()), '/readyz': () => readiness(state, entries)},
+      operational: {...observer.routes(), ...(await pageRoutes()), '/readyz': () => readiness(state, models.entries)},
+      lifecycle: models,
     })
     const publicPort = await openPublicPort(
       handle,
@@ -153,35 +178,39 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
     const {url} = publicPort
     const closeProxy = publicPort.close
     log.info(
-      `listening on ${url} (${entries.length} models: ${entries.map((entry) => entry.name).join(', ')}; each answers 503 until it is loaded)`,
+      `listening on ${url} (${models.entries.length} models: ${models.entries.map((entry) => entry.name).join(', ')}; each answers 503 until it is prepared)`,
     )
     io.onListening?.(url)
 
-    const killOnExit = () => {
-      for (const entry of entries) entry.killNow()
-    }
-
+    const killOnExit = () => models.killNow()
     process.once('exit', killOnExit)
     cleanup.defer('stop the models', async () => {
       process.off('exit', killOnExit)
-      await Promise.all(entries.map(async (entry) => entry.stop(graceFor(SCORER_STOP_GRACE_MS), io.force)))
+      await models.stopAll(graceFor(SCORER_STOP_GRACE_MS), io.force)
     })
+    const measuring = setInterval(() => void models.measure().catch(() => {}), MEASURE_EVERY_MS)
+    measuring.unref()
+    cleanup.defer('stop measuring memory', async () => clearInterval(measuring))
     // The router answers from the start: each model serves as soon as it is loaded.
     state = 'ready'
-    await startAll(entries, socketDir, io.stop, LOADING_AT_ONCE)
+    // --strict: the first model that fails ends the start (the others' loads are stopped).
+    await models.startAll()
     if (io.stop.aborted) return
-    const failed = entries.filter((entry) => entry.state === 'failed')
-    if (failed.length === entries.length || (set.strict && failed.length > 0)) {
-      const none = failed.length === entries.length
+    const all = models.entries
+    const failed = all.filter((entry) => entry.state === 'failed')
+    if (failed.length === all.length) {
       throw new MlserveError(
         'SCORER_START_FAILED',
-        `${none ? 'No model could be served' : `${failed.length} of ${entries.length} models could not be served (--strict)`}: ${failed.map((entry) => `${entry.name}: ${entry.error}`).join('; ')}`,
-        {suggestions: ["Each model's own error is logged above (lines starting with its name)."]},
+        `No model could be served: ${failed.map((entry) => `${entry.name}: ${entry.error}`).join('; ')}`,
+        {
+          suggestions: ["Each model's own error is logged above (lines starting with its name)."],
+        },
       )
     }
 
+    const unloaded = all.filter((entry) => entry.state === 'unloaded')
     log.info(
-      `ready: serving ${entries.length - failed.length} of ${entries.length} models on ${url} (started in ${formatDuration(performance.now() - startedAt)}; try them at ${url}${PAGE_ROUTE})${failed.length > 0 ? `; not served: ${failed.map((entry) => entry.name).join(', ')}` : ''}`,
+      `ready: serving ${all.length - failed.length} of ${all.length} models on ${url} (started in ${formatDuration(performance.now() - startedAt)}; try them at ${url}${PAGE_ROUTE})${unloaded.length > 0 ? `; loaded on first request: ${unloaded.map((entry) => entry.name).join(', ')}` : ''}${failed.length > 0 ? `; not served: ${failed.map((entry) => entry.name).join(', ')}` : ''}`,
     )
     await new Promise<void>((resolve) => {
       if (io.stop.aborted) resolve()
@@ -197,10 +226,13 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
   if (io.force.aborted) throw new MlserveError('INTERRUPTED', 'Stopped at once by a second signal; requests in flight were cut off.')
 }
 
-/** /readyz with several models: 200 while one of them has a ready scorer; each model's state and scorers. */
+/** /readyz with several models: 200 while one of them has a ready scorer or can be loaded; each model's state and scorers. */
 function readiness(state: ServerState, entries: readonly ServedEntry[]): PlainResponse {
   const models = entries.map((entry) => describeEntry(entry))
-  const ready = state === 'ready' && entries.some((entry) => entry.state === 'loaded' && (entry.switchboard?.counts().ready ?? 0) > 0)
+  // An unloaded model counts: its first request loads it (--load lazy, or evicted).
+  const servable = (entry: ServedEntry) =>
+    entry.state === 'unloaded' || (entry.state === 'loaded' && (entry.switchboard?.counts().ready ?? 0) > 0)
+  const ready = state === 'ready' && entries.some(servable)
   const body = {status: ready ? 'ready' : state === 'ready' ? 'unavailable' : state, models}
   return {status: ready ? 200 : 503, contentType: 'application/json', body: JSON.stringify(body)}
 }

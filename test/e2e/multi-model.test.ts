@@ -40,9 +40,14 @@ const ECHO_CASES: Case[] = [
   {name: 'invalid JSON', contentType: JSON_TYPE, body: '{', expect: {status: 400}},
 ]
 
-/** The pids of the scorers mlserve started, from its log. */
+/** The pids of the scorers mlserve started (forked from each model's loader), from its log. */
 const scorerPids = (server: Server) =>
-  [...server.stderr().matchAll(/start scorer \(uvicorn, \d+ process(?:es)?\): pids? ([\d, ]+)/g)].flatMap((m) => m[1]!.split(', ').map(Number))
+  [...server.stderr().matchAll(/start scorer \(uvicorn, \d+ process(?:es)?(?:, preload)?\): pids? ([\d, ]+)/g)].flatMap((m) =>
+    m[1]!.split(', ').map(Number),
+  )
+/** The environments' loaders and the models' loaders forked from them. */
+const loaderPids = (server: Server) =>
+  [...server.stderr().matchAll(/(?:loader ready in \d+ ms \(pid|the model is loaded once in pid) (\d+)/g)].map((m) => Number(m[1]))
 
 async function compareRoute(t: Test, reference: Server, ours: Server, name: string, cases: readonly Case[]) {
   for (const c of cases) {
@@ -108,7 +113,8 @@ t.test('two models and one that fails to load, from one mlserve; Ctrl-C leaves n
   t.match(metrics, /mlserve_model_state\{model="broken",state="failed"\} 1\n/)
 
   const pids = scorerPids(ours)
-  t.equal(pids.length, 3, 'three scorers were started (the broken one exited)')
+  t.equal(pids.length, 2, "two scorers were started (the broken model's load failed in its loader)")
+  pids.push(...loaderPids(ours))
   const exit = await ours.stop('SIGINT')
   t.same(exit, {code: 0, signal: null}, 'Ctrl-C: exit 0')
   for (const pid of pids) t.ok(await gone(pid), `scorer ${pid} is gone`) // eslint-disable-line no-await-in-loop
@@ -173,7 +179,7 @@ t.test('--strict: one model that cannot be served fails the start, and nothing i
   const exit = await server.exited
   t.equal(exit.code, 40, 'SCORER_START_FAILED')
   t.match(server.stderr(), /1 of 2 models could not be served \(--strict\): broken: .*UnpicklingError/)
-  for (const pid of scorerPids(server)) t.ok(await gone(pid), `scorer ${pid} is gone`) // eslint-disable-line no-await-in-loop
+  for (const pid of [...scorerPids(server), ...loaderPids(server)]) t.ok(await gone(pid), `process ${pid} is gone`) // eslint-disable-line no-await-in-loop
 
   const none = await startMlserve(['-m', 'a=/nonexistent/a', '-m', 'b=/nonexistent/b'], {waitReady: false})
   t.equal((await none.exited).code, 40, 'no model can be served: the start fails')

@@ -3,6 +3,7 @@
 import {Flags} from '@oclif/core'
 
 import {MlserveError} from '../../errors.js'
+import {parseSize} from '../../serve/memory.js'
 import {checkModelNames, parseModelArg, readModelsFile, type ModelSpec} from '../../serve/model-specs.js'
 import {modelFlags} from '../flags.js'
 
@@ -25,6 +26,26 @@ export const multiModelFlags = {
     default: false,
     summary: 'With several models: fail at start when any of them cannot be served (else the others serve and it is reported).',
   }),
+  load: Flags.string({
+    options: ['eager', 'lazy'],
+    summary:
+      'With several models: eager loads every model at start (up to --max-loaded and --max-memory; the rest on their first request), lazy loads each on its first request. Default: eager up to the limits.',
+  }),
+  'max-loaded': Flags.integer({
+    env: 'MLSERVE_MAX_LOADED',
+    min: 1,
+    summary: 'With several models: at most this many loaded at once; loading one more unloads the least recently used idle model first.',
+  }),
+  'max-memory': Flags.string({
+    env: 'MLSERVE_MAX_MEMORY',
+    summary:
+      "With several models: a memory cap (e.g. 16GiB, 512M) on the models' processes (PSS) and the environments' loaders; a load that would pass it unloads the least recently used idle models first.",
+  }),
+  'max-loading': Flags.integer({
+    env: 'MLSERVE_MAX_LOADING',
+    min: 1,
+    summary: 'With several models: how many models resolve, build or load at once.',
+  }),
 }
 
 export interface MultiModelFlagValues {
@@ -32,12 +53,26 @@ export interface MultiModelFlagValues {
   models?: string
   'default-model'?: string
   strict: boolean
+  load?: string
+  'max-loaded'?: number
+  'max-memory'?: string
+  'max-loading'?: number
 }
 
 /** What serve is asked to serve: one model (exactly as ever) or a named set. */
 export type ModelSelection =
   | {readonly kind: 'single'; readonly uri: string}
-  | {readonly kind: 'multi'; readonly models: readonly ModelSpec[]; readonly defaultModel?: string; readonly strict: boolean}
+  | {
+      readonly kind: 'multi'
+      readonly models: readonly ModelSpec[]
+      readonly defaultModel?: string
+      readonly strict: boolean
+      readonly load?: 'eager' | 'lazy'
+      readonly maxLoaded?: number
+      /** Bytes. */
+      readonly maxMemory?: number
+      readonly maxLoading?: number
+    }
 
 /** Checks the selection (cheap: names, the --models file) before any model is resolved. */
 export async function selectModels(flags: MultiModelFlagValues): Promise<ModelSelection> {
@@ -47,10 +82,13 @@ export async function selectModels(flags: MultiModelFlagValues): Promise<ModelSe
     throw usage('Missing required flag model-uri (-m), or --models FILE.', 'Pass the model with -m/--model-uri, e.g. -m ./my-model.')
   }
 
+  // Checked first: cheap, and a bad size is a usage error whatever else is wrong.
+  const maxMemory = flags['max-memory'] === undefined ? undefined : parseSize(flags['max-memory'])
   const named = args.some((arg) => /^[A-Za-z0-9][A-Za-z0-9._-]*=/.test(arg) && parseModelArg(arg).uri !== arg)
   if (args.length === 1 && flags.models === undefined && !named) {
-    if (flags['default-model'] !== undefined)
-      throw usage('--default-model needs several models (-m NAME=URI or --models).', 'Drop --default-model.')
+    const multiOnly = (['default-model', 'load', 'max-loaded', 'max-memory', 'max-loading'] as const).find((flag) => flags[flag] !== undefined)
+    if (multiOnly !== undefined)
+      throw usage(`--${multiOnly} needs several models (-m NAME=URI or --models).`, `Drop --${multiOnly}, or name the model: -m NAME=URI.`)
     return {kind: 'single', uri: args[0]!}
   }
 
@@ -63,5 +101,14 @@ export async function selectModels(flags: MultiModelFlagValues): Promise<ModelSe
     )
   }
 
-  return {kind: 'multi', models, defaultModel, strict: flags.strict}
+  return {
+    kind: 'multi',
+    models,
+    defaultModel,
+    strict: flags.strict,
+    load: flags.load as 'eager' | 'lazy' | undefined,
+    maxLoaded: flags['max-loaded'],
+    maxMemory,
+    maxLoading: flags['max-loading'],
+  }
 }

@@ -39,7 +39,7 @@ t.test("generate-k8s passes every serve flag the image does not fix, with serve'
   // Files on this machine: the manifests take Secrets instead (--auth-secret, --tls-secret) and refuse these with that fix.
   const needSecrets = ['auth-token-file', 'tls-cert', 'tls-key', 'tls-client-ca']
   // Several models in one image are not built yet (issue 27 step 1): the image serves its one baked model.
-  fixedByTheImage.push('models', 'default-model', 'strict')
+  fixedByTheImage.push('models', 'default-model', 'strict', 'load', 'max-loaded', 'max-memory', 'max-loading')
   t.same(
     Object.keys(serveFlags)
       .filter((name) => !fixedByTheImage.includes(name) && !readByGenerateK8s.includes(name) && !needSecrets.includes(name))

@@ -26,6 +26,17 @@ t.test('TMPDIR too long for a Unix socket path: a short directory instead, and w
   t.equal(statSync(made.dir).mode & 0o777, 0o700, 'private to mlserve')
 })
 
+t.test('several models: the model and load levels of the path are counted (a TMPDIR that fits one model only is passed over)', async (t) => {
+  const base = scratch(t)
+  const room = SOCKET_PATH_MAX - '/mlserve-XXXXXX/9999/s999-999999.sock'.length
+  const justFits = path.join(base, 'x'.repeat(Math.max(1, room - base.length - 1)))
+  t.ok(fitsSocketPath(justFits), 'one model fits')
+  t.notOk(fitsSocketPath(justFits, 2), 'two more levels do not')
+  const made = await createSocketDir([justFits, base], 2)
+  t.equal(path.dirname(made.dir), base, 'the next candidate')
+  t.match(made.fallbackReason, /is too long for Unix socket paths/)
+})
+
 t.test('TMPDIR missing or not a directory: the next candidate', async (t) => {
   const base = scratch(t)
   writeFileSync(path.join(base, 'file'), '')

@@ -1,0 +1,200 @@
+# mlserve's environment loader (several models): MLflow's scoring server and the common libraries
+# imported once, no model loaded. Each model of this environment is loaded in a fork of it, which then is
+# that model's --preload loader (preload.py: it loads the model and forks the model's scorers), so a cold
+# load pays only the model's own unpickling, not Python's start and MLflow's import.
+#
+# Run by mlserve with the environment's interpreter: `python env_loader.py <control-socket>`. JSON lines:
+#
+#   to mlserve:   {"event": "ready", "imported": [...]}          imports done; loads may be asked for
+#                 {"event": "forked", "id": N, "pid": P}         model loader N runs as process P
+#                 {"event": "exited", "pid": P, "code": C, "signal": S}
+#   from mlserve: {"op": "load", "id": N, "control": PATH, "env": {NAME: VALUE}}
+#                 fork; the fork sets env (__pyfunc_model_path__, ...) and runs preload.py's main on PATH
+#                 (-w N: the model is loaded once there and its N scorers are forked from it)
+#                 {"op": "serve", "id": N, "socket": PATH, "env": {NAME: VALUE}}
+#                 fork; the fork sets env, loads the model and serves it on PATH itself (-w 1: one
+#                 process per model, no loader between)
+#
+# Nothing outlives mlserve: this process gets SIGKILL when mlserve dies (setpriv and the exit watchdog),
+# each model loader when this process dies (PR_SET_PDEATHSIG), each scorer when its model loader dies.
+import gc
+import importlib
+import importlib.util
+import os
+import selectors
+import signal
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Imported before any model: MLflow's scoring server (and what it serves with), and the libraries most
+# models unpickle into. A module that is not installed is skipped. MLSERVE_LOADER_IMPORTS adds more.
+COMMON = [
+    "numpy",
+    "pandas",
+    "mlflow",
+    "mlflow.pyfunc",
+    "mlflow.pyfunc.scoring_server",
+    "mlflow.models",
+    "mlflow.sklearn",
+    "fastapi",
+    "uvicorn",
+    "uvicorn.config",
+    "uvicorn.main",
+    "uvicorn.lifespan.on",
+    "uvicorn.loops.auto",
+    "uvicorn.protocols.http.auto",
+    "uvicorn.protocols.http.h11_impl",
+    "uvicorn.protocols.http.httptools_impl",
+    "uvloop",
+    "httptools",
+    "scipy",
+    "sklearn",
+    "sklearn.base",
+    "sklearn.utils",
+    "sklearn.linear_model",
+    "sklearn.ensemble",
+    "sklearn.tree",
+    "sklearn.pipeline",
+    "sklearn.preprocessing",
+    "skops.io",
+]
+
+
+def load_preload():
+    """preload.py as a module of its own name (its directory is not put on sys.path: a model's own
+    `import probe` must not find mlserve's files)."""
+    spec = importlib.util.spec_from_file_location("mlserve_preload", os.path.join(HERE, "preload.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def warm_caches():
+    """Fills what every model's load computes the same way in this environment: mlflow's map of installed
+    packages to modules (read for its requirements check on each load; 0.7 s of a cold load otherwise).
+    A private helper of mlflow's, so any failure is ignored: each load then computes it itself."""
+    try:
+        from mlflow.utils import requirements_utils
+
+        requirements_utils._init_modules_to_packages_map()
+    except Exception:
+        pass
+
+
+def import_common():
+    extra = [name for name in os.environ.get("MLSERVE_LOADER_IMPORTS", "").split(",") if name.strip()]
+    imported = []
+    for name in COMMON + extra:
+        try:
+            importlib.import_module(name.strip())
+            imported.append(name.strip())
+        except Exception:  # not installed, or it cannot be imported here: the model imports it itself
+            pass
+    return imported
+
+
+def serve_model(preload, socket_path):
+    """A scorer of its own: the app module loads the model (as preload.py's main does), uvicorn serves it."""
+    if os.environ.get("MLSERVE_FAST_PATH") == "1":
+        sys.path.insert(0, os.path.join(HERE, "app"))
+        from mlserve_fastpath import app
+    else:
+        from mlflow.pyfunc.scoring_server.app import app
+    preload.serve(app, socket_path)
+    return 0
+
+
+def main():
+    preload = load_preload()
+    channel = preload.Channel(sys.argv[1])
+    threads = preload.thread_count()
+    imported = import_common()
+    warm_caches()
+    if preload.thread_count() > threads:
+        channel.send(event="unsafe", reason="importing the common libraries started Python threads, which a fork would not have")
+        return 0
+    gc.collect()
+    gc.freeze()
+    me = os.getpid()
+    children = {}
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_read, False)
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    channel.send(event="ready", imported=imported)
+
+    selector = selectors.DefaultSelector()
+    selector.register(channel.sock, selectors.EVENT_READ, "control")
+    selector.register(wake_read, selectors.EVENT_READ, "child")
+    try:
+        while True:
+            for key, _ in selector.select():
+                if key.data == "child":
+                    try:
+                        os.read(wake_read, 4096)
+                    except BlockingIOError:
+                        pass
+                    continue
+                messages = channel.receive()
+                if messages is None:
+                    return 0
+                for message in messages:
+                    if message.get("op") not in ("load", "serve"):
+                        continue
+                    pid = os.fork()
+                    if pid == 0:
+                        # The model's loader: none of this process's plumbing; preload.py's main from here on.
+                        signal.set_wakeup_fd(-1)
+                        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                        selector.close()
+                        channel.sock.close()
+                        os.close(wake_read)
+                        os.close(wake_write)
+                        if not preload.die_with_parent() or os.getppid() != me:
+                            os._exit(1)
+                        os.environ.update(message.get("env") or {})
+                        code = 0
+                        try:
+                            if message["op"] == "serve":
+                                code = serve_model(preload, message["socket"])
+                            else:
+                                sys.argv = [os.path.join(HERE, "preload.py"), message["control"]]
+                                code = preload.main() or 0
+                        except SystemExit as error:
+                            code = error.code if isinstance(error.code, int) else 1
+                        except BaseException:
+                            import traceback
+
+                            traceback.print_exc()
+                            code = 1
+                        sys.stdout.flush()
+                        sys.stderr.flush()
+                        os._exit(code)
+                    children[pid] = message["id"]
+                    channel.send(event="forked", id=message["id"], pid=pid)
+            while children:
+                try:
+                    pid, status = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if pid == 0:
+                    break
+                children.pop(pid, None)
+                if os.WIFSIGNALED(status):
+                    channel.send(event="exited", pid=pid, code=None, signal=signal.Signals(os.WTERMSIG(status)).name)
+                else:
+                    channel.send(event="exited", pid=pid, code=os.waitstatus_to_exitcode(status), signal=None)
+    finally:
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
