@@ -85,6 +85,8 @@ export class Observer {
 
   private readonly streamBytes = this.registry.counter('mlserve_stream_bytes_total', 'Bytes of server-sent events sent to clients.')
   private readonly batchSize: Histogram | undefined
+  /** --batch: requests waiting behind a call of their kind in flight (in mlserve_queue_depth). */
+  private waiting = 0
 
   constructor(private readonly options: ObserverOptions) {
     const {registry} = this
@@ -108,7 +110,7 @@ export class Observer {
           BATCH_BUCKETS,
         )
       : undefined
-    registerStateGauges(registry, options)
+    registerStateGauges(registry, options, () => this.waiting)
 
     for (const outcome of ['switched', 'failed', 'unchanged']) this.reloads.inc({outcome}, 0)
     this.reloadCheckFailures.inc(undefined, 0)
@@ -125,6 +127,11 @@ export class Observer {
   readonly recordBatch = (rows: number, requests: number): void => {
     this.batchSize?.observe({of: 'rows'}, rows)
     this.batchSize?.observe({of: 'requests'}, requests)
+  }
+
+  /** --batch: requests waiting behind a call of their kind in flight went up or down by `delta`. */
+  readonly recordWaiting = (delta: number): void => {
+    this.waiting += delta
   }
 
   recordReload(outcome: 'switched' | 'failed' | 'unchanged'): void {
