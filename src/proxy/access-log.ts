@@ -92,3 +92,24 @@ const REQUEST_ID = /^[\u0021\u0023-\u0026\u0028-\u007E]{1,200}$/
 export const isValidRequestId = (value: string): boolean => REQUEST_ID.test(value)
 
 export const newRequestId = (): string => randomUUID()
+
+/**
+ * Writes lines to `sink`, those of one turn of the event loop together: one write (one system call on a
+ * pipe or file) for all the requests that ended in that turn rather than one each. Lines keep their order.
+ */
+export class TurnWriter {
+  private pending = ''
+
+  constructor(private readonly sink: {write(text: string): unknown}) {}
+
+  write(line: string): void {
+    if (this.pending === '') setImmediate(this.flush)
+    this.pending += line
+  }
+
+  private readonly flush = () => {
+    const text = this.pending
+    this.pending = ''
+    this.sink.write(text)
+  }
+}

@@ -1,7 +1,10 @@
 // A request --batch may merge: its rows, where its answer goes (its exchange), and the requests it takes
 // along once it gets a scorer, within --batch-max-rows and MAX_MERGED_BYTES.
+import type {IncomingMessage} from 'node:http'
+
 import type {Joinable} from '../upstream.js'
-import {MAX_MERGED_BYTES, type RowsRequest} from './batch-rows.js'
+import type {RequestBody} from './body.js'
+import {MAX_BATCHABLE_BYTES, MAX_MERGED_BYTES, type RowsRequest} from './batch-rows.js'
 import type {ExchangePort} from './lending.js'
 
 /** What a merged call does with a member's exchange: its cut of the answer, or it goes alone, or a 502. */
@@ -14,6 +17,8 @@ export class BatchMember implements Joinable {
   private bytesTaken: number
   /** Set by a running merged call: told when this member's exchange settles. */
   onLeave: (() => void) | undefined
+  /** Waiting behind a call of its kind in flight for its call to get a scorer (in mlserve_queue_depth). */
+  private waiting = false
 
   constructor(
     readonly rows: RowsRequest,
@@ -29,6 +34,16 @@ export class BatchMember implements Joinable {
     return this.rowsTaken >= this.maxRows
   }
 
+  /**
+   * It starts (true) or stops waiting: its call got a scorer, or queues for one (the scheduler's queue
+   * counts it then), or its exchange settled. `count` hears each change.
+   */
+  wait(waiting: boolean, count: ((delta: number) => void) | undefined): void {
+    if (this.waiting === waiting) return
+    this.waiting = waiting
+    count?.(waiting ? 1 : -1)
+  }
+
   join(other: Joinable): boolean {
     if (!(other instanceof BatchMember) || other.rows.key !== this.rows.key) return false
     // One that gathers a call of its own (--batch's next call of its kind) keeps it.
@@ -41,4 +56,13 @@ export class BatchMember implements Joinable {
     this.followers.push(other)
     return true
   }
+}
+
+/** Whether --batch may merge a request: POST /invocations with a JSON body held in memory. */
+export function batchable(req: IncomingMessage, body: RequestBody): boolean {
+  if (req.method !== 'POST' || req.url !== '/invocations') return false
+  // A merged call goes with its first member's headers; mlflow reads Content-Type as sent (case and
+  // parameters count: `APPLICATION/JSON` gets 415), so only the exact one, sent once, merges.
+  const types = req.rawHeaders.filter((value, i) => i % 2 === 0 && value.toLowerCase() === 'content-type')
+  return types.length === 1 && req.headers['content-type'] === 'application/json' && (body.memory?.length ?? 0) <= MAX_BATCHABLE_BYTES
 }

@@ -4,8 +4,8 @@ import type {Logger} from '../log.js'
 import {isLease, type Acquired, type Lease, type Refusal, type Upstreams} from '../upstream.js'
 import {runMergedCall} from './batch-call.js'
 import {Flights, type Launchable} from './batch-flights.js'
-import {BatchMember, type MemberSink} from './batch-member.js'
-import {MAX_BATCHABLE_BYTES, readRows} from './batch-rows.js'
+import {BatchMember, batchable, type MemberSink} from './batch-member.js'
+import {readRows} from './batch-rows.js'
 import {deliver, type ExchangePort, type ForwardedRequest, type Lending, type LendingPolicy} from './lending.js'
 
 export interface BatchOptions {
@@ -19,6 +19,8 @@ export interface BatchOptions {
   readonly log?: Logger
   /** Each merged call: its rows and requests (the mlserve_batch_size histogram). */
   readonly onBatch?: (rows: number, requests: number) => void
+  /** Requests waiting behind a call of their kind went up or down by `delta` (added to mlserve_queue_depth). */
+  readonly onWaiting?: (delta: number) => void
 }
 
 /** A call held open for --batch-wait: its scorer is lent already, compatible requests may still join. */
@@ -32,17 +34,14 @@ interface OpenCall {
 
 /** Merges queued requests into scorer calls; stops for good once the model's output is not row-aligned. */
 export class Batcher {
-  private on = true
+  /** Batching is on (until the model's output turns out not row-aligned). */
+  enabled = true
   /** --batch-wait: the calls waiting for more requests, by merge key (one per key). */
   private readonly open = new Map<string, OpenCall>()
   /** Without --batch-wait: per scorer set, the calls in flight per kind and the next call gathering behind them. */
   private readonly flights = new WeakMap<Upstreams, Flights>()
 
   constructor(private readonly options: BatchOptions) {}
-
-  get enabled(): boolean {
-    return this.on
-  }
 
   get waitMs(): number {
     return this.options.waitMs ?? 0
@@ -83,16 +82,20 @@ export class Batcher {
 
   /** A member for a request that has to wait, when its body can merge. */
   member(body: Buffer, sink: MemberSink): BatchMember | undefined {
-    if (!this.on) return undefined
+    if (!this.enabled) return undefined
     const rows = readRows(body)
     return rows && rows.rows <= this.options.maxRows ? new BatchMember(rows, sink, this.options.maxRows) : undefined
   }
+
+  /** `member` waits behind a call of its kind in flight (true), or not any more. */
+  readonly waits = (member: BatchMember | undefined, waiting: boolean): void => member?.wait(waiting, this.options.onWaiting)
 
   /** Sends `leader` and its followers as one call on `lease`, which it gives back when the call ends. */
   run(upstreams: Upstreams, lease: Lease, leader: BatchMember, template: ForwardedRequest): void {
     const {key} = leader.rows
     const {slot} = lease
     const flights = this.flightsOf(upstreams)
+    for (const m of [leader, ...leader.followers]) this.waits(m, false)
     flights.took(key, slot)
     // The call is in flight until its lease goes back; then the next call of its kind may go.
     const tracked: Upstreams = {
@@ -107,8 +110,8 @@ export class Batcher {
   }
 
   private stop(): void {
-    if (!this.on) return
-    this.on = false
+    if (!this.enabled) return
+    this.enabled = false
     this.options.log?.warn(
       "--batch: the model's output is not one prediction per input row (a list as long as the rows), so it cannot be split: batching is off for this model from now on",
     )
@@ -117,17 +120,8 @@ export class Batcher {
 
 /** --batch as a lending policy: batchable requests go through `batcher`, the rest to the lending it wraps. */
 export function batching(batcher: Batcher): LendingPolicy {
-  return (next) => (upstreams, port) => (batchable(batcher, port) ? new BatchLending(batcher, upstreams, port) : next(upstreams, port))
-}
-
-/** Only while batching is on: POST /invocations with a JSON body held in memory. */
-function batchable(batcher: Batcher, port: ExchangePort): boolean {
-  const {req, body} = port
-  if (!batcher.enabled || req.method !== 'POST' || req.url !== '/invocations') return false
-  // A merged call goes with its first member's headers; mlflow reads Content-Type as sent (case and
-  // parameters count: `APPLICATION/JSON` gets 415), so only the exact one, sent once, merges.
-  const types = req.rawHeaders.filter((value, i) => i % 2 === 0 && value.toLowerCase() === 'content-type')
-  return types.length === 1 && req.headers['content-type'] === 'application/json' && (body.memory?.length ?? 0) <= MAX_BATCHABLE_BYTES
+  return (next) => (upstreams, port) =>
+    batcher.enabled && batchable(port.req, port.body) ? new BatchLending(batcher, upstreams, port) : next(upstreams, port)
 }
 
 /** A batchable exchange's lending: it may join a held call, take queued requests along, or be taken along. */
@@ -173,6 +167,7 @@ class BatchLending implements Lending, Launchable {
       // The scorer it would get runs a call of its kind already: it waits to go with the next one
       // rather than take another of that scorer's slots (a scorer without one takes it at once).
       upstreams.release(got, 'ok')
+      batcher.waits(own, true) // before it joins: a call it fills goes at once
       flights.wait(this)
       return
     }
@@ -192,6 +187,7 @@ class BatchLending implements Lending, Launchable {
       return
     }
 
+    batcher.waits(this.own, false) // the call it leads is in the scheduler's queue now
     this.pending = got
     void got.then((value) => {
       this.pending = undefined
@@ -204,6 +200,7 @@ class BatchLending implements Lending, Launchable {
   }
 
   end(): void {
+    this.batcher.waits(this.own, false)
     this.own?.onLeave?.()
     if (this.pending) this.upstreams.cancel?.(this.pending)
     // Sent alone as a call of its kind: the next call of that kind may go.
@@ -217,6 +214,7 @@ class BatchLending implements Lending, Launchable {
   /** With requests to take along, the merged call holds the lease; this exchange is one of its members. */
   private onAcquired(value: Acquired): void {
     const {own, port} = this
+    this.batcher.waits(own, false)
     if (isLease(value) && own && own.followers.length > 0) {
       port.record.scorer = value.slot
       port.sayVersion(value)

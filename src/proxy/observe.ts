@@ -1,5 +1,5 @@
 // What mlserve tells about itself: the Prometheus metrics, the access log, and /livez, /readyz, /metrics.
-import {formatAccessLog, type AccessLogFormat} from './access-log.js'
+import {TurnWriter, formatAccessLog, type AccessLogFormat} from './access-log.js'
 import {pathOf, type ServerState} from './app.js'
 import {PROMETHEUS_CONTENT_TYPE, Registry, type Counter, type Histogram} from './metrics.js'
 import type {PlainResponse} from './responses.js'
@@ -86,9 +86,13 @@ export class Observer {
 
   private readonly streamBytes = this.registry.counter('mlserve_stream_bytes_total', 'Bytes of server-sent events sent to clients.')
   private readonly batchSize: Histogram | undefined
+  /** --batch: requests waiting behind a call of their kind in flight (in mlserve_queue_depth). */
+  private waiting = 0
+  private readonly accessLog: TurnWriter | undefined
 
   constructor(private readonly options: ObserverOptions) {
     const {registry} = this
+    this.accessLog = options.accessLog && new TurnWriter(options.accessLog)
     const model = options.models ? ['model'] : []
     const by = options.models ? 'by model, route' : 'by route'
     this.requests = registry.counter('mlserve_http_requests_total', `HTTP requests answered, ${by}, method and status.`, [
@@ -109,7 +113,7 @@ export class Observer {
           BATCH_BUCKETS,
         )
       : undefined
-    registerStateGauges(registry, options)
+    registerStateGauges(registry, options, () => this.waiting)
 
     for (const outcome of ['switched', 'failed', 'unchanged']) this.reloads.inc({outcome}, 0)
     this.reloadCheckFailures.inc(undefined, 0)
@@ -126,6 +130,11 @@ export class Observer {
   readonly recordBatch = (rows: number, requests: number): void => {
     this.batchSize?.observe({of: 'rows'}, rows)
     this.batchSize?.observe({of: 'requests'}, requests)
+  }
+
+  /** --batch: requests waiting behind a call of their kind in flight went up or down by `delta`. */
+  readonly recordWaiting = (delta: number): void => {
+    this.waiting += delta
   }
 
   recordReload(outcome: 'switched' | 'failed' | 'unchanged'): void {
@@ -163,7 +172,7 @@ export class Observer {
       this.streamDuration.observe({}, seconds)
       this.streamBytes.inc({}, stream.bytes)
     }
-    this.options.accessLog?.write(
+    this.accessLog?.write(
       formatAccessLog(
         {
           time: new Date(),

@@ -69,10 +69,12 @@ export class ProxyServer {
   private readonly sockets = new Set<Socket>()
   private readonly responses = new Set<ServerResponse>()
   private idleWaiters: Array<() => void> = []
+  private readonly onResponse: ((record: RequestRecord) => void) | undefined
 
   /** Every response carries an X-Request-ID: the client's own when it is sane, else a new one. */
   constructor(plainHandler: RequestHandler, options: ProxyServerOptions = {}) {
     const {onResponse} = options
+    this.onResponse = onResponse
     const handler = options.guard ? options.guard(plainHandler) : plainHandler
     const headersTimeout = options.headersTimeoutMs ?? 60_000
     const handle = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean) => {
@@ -83,21 +85,12 @@ export class ProxyServer {
       // While draining, every response ends its connection, so the client reconnects (elsewhere).
       if (this.draining) res.setHeader('connection', 'close')
       this.responses.add(res)
-      res.once('close', () => this.responses.delete(res))
       const record: RequestRecord = {req, res, id, start: onResponse ? performance.now() : 0, expectsContinue}
-      res.once('close', this.onResponseClosed)
-      handler(req, res, record)
-      // After the handler's own 'close' listener, so the record is complete by then.
-      if (onResponse) {
-        res.once('close', () => {
-          try {
-            onResponse(record)
-          } catch (error) {
-            // The observer (metrics, access log) failing must not take the server down: report it and go on.
-            // eslint-disable-next-line no-console
-            console.error(error)
-          }
-        })
+      try {
+        handler(req, res, record)
+      } finally {
+        // One listener per request, after the handler's own 'close' listener, so the record is complete by then.
+        res.once('close', () => this.onResponseClosed(record))
       }
     }
 
@@ -123,9 +116,19 @@ export class ProxyServer {
     })
   }
 
-  private readonly onResponseClosed = () => {
+  /** A response closed (completed or cut off): it is done, then observed (access log, metrics). */
+  private onResponseClosed(record: RequestRecord): void {
+    this.responses.delete(record.res)
     this.inFlight--
     if (this.inFlight === 0) for (const wake of this.idleWaiters.splice(0)) wake()
+    if (!this.onResponse) return
+    try {
+      this.onResponse(record)
+    } catch (error) {
+      // The observer (metrics, access log) failing must not take the server down: report it and go on.
+      // eslint-disable-next-line no-console
+      console.error(error)
+    }
   }
 
   /** Swaps the TLS certificate (SIGHUP): new connections use it, open ones go on undisturbed. */

@@ -30,10 +30,15 @@ export interface StateSources {
   readonly models?: () => ReadonlyArray<{readonly name: string; readonly state: string}>
 }
 
-/** Registers the gauges whose values are read from the server's state each time /metrics is scraped. */
-export function registerStateGauges(registry: Registry, options: StateSources): void {
+/**
+ * Registers the gauges whose values are read from the server's state each time /metrics is scraped.
+ * `batchWaiting`: --batch's requests waiting behind a call of their kind in flight, which wait for a scorer too.
+ */
+export function registerStateGauges(registry: Registry, options: StateSources, batchWaiting: () => number = () => 0): void {
   registry.gauge('mlserve_http_requests_in_flight', 'Requests received and not yet answered.').collect(() => options.inFlight())
-  registry.gauge('mlserve_queue_depth', 'Requests waiting for a scorer.').collect(() => options.scorers()?.queueDepth ?? 0)
+  registry
+    .gauge('mlserve_queue_depth', 'Requests waiting for a scorer (--batch: those waiting behind a call of their kind in flight included).')
+    .collect(() => (options.scorers()?.queueDepth ?? 0) + batchWaiting())
   registry
     .gauge('mlserve_scorer_requests_in_flight', 'Requests being handled by scorer processes.')
     .collect(() => options.scorers()?.outstanding ?? 0)

@@ -137,7 +137,9 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
           rewrites: backend?.rewrites,
           spillDir: socketDir,
           maxStreams: own.maxStreams,
-          batch: own.batchMaxRows ? {maxRows: own.batchMaxRows, waitMs: own.batchWaitMs, log, onBatch: observer.recordBatch} : undefined,
+          batch: own.batchMaxRows
+            ? {maxRows: own.batchMaxRows, waitMs: own.batchWaitMs, log, onBatch: observer.recordBatch, onWaiting: observer.recordWaiting}
+            : undefined,
         })
       },
     }

@@ -183,7 +183,9 @@ export async function serve(options: ServeOptions, io: ServeIo): Promise<void> {
       // Request bodies too big to hold in memory wait here for a scorer (removed with the directory).
       spillDir: socketDir,
       maxStreams: options.maxStreams,
-      batch: options.batchMaxRows ? {maxRows: options.batchMaxRows, waitMs: options.batchWaitMs, log, onBatch: observer.recordBatch} : undefined,
+      batch: options.batchMaxRows
+        ? {maxRows: options.batchMaxRows, waitMs: options.batchWaitMs, log, onBatch: observer.recordBatch, onWaiting: observer.recordWaiting}
+        : undefined,
     })
 
     const killOnExit = () => scorers.killNow()

@@ -1,7 +1,7 @@
 // Access-log lines (text and JSON, nothing in a value can split a line or fake a field) and request IDs.
 import t from 'tap'
 
-import {formatAccessLog, isValidRequestId, newRequestId, type AccessEntry} from '../../../src/proxy/access-log.js'
+import {TurnWriter, formatAccessLog, isValidRequestId, newRequestId, type AccessEntry} from '../../../src/proxy/access-log.js'
 
 const entry: AccessEntry = {
   time: new Date('2026-11-25T10:00:00.123Z'),
@@ -81,4 +81,17 @@ t.test('request IDs', async (t) => {
   t.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
   t.ok(isValidRequestId(id))
   t.not(newRequestId(), id)
+})
+
+t.test('TurnWriter: the lines of one turn of the event loop go out in one write, in order', async (t) => {
+  const writes: string[] = []
+  const writer = new TurnWriter({write: (text: string) => writes.push(text)})
+  writer.write('a\n')
+  writer.write('b\n')
+  t.same(writes, [], 'nothing is written within the turn')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(writes, ['a\nb\n'])
+  writer.write('c\n')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(writes, ['a\nb\n', 'c\n'])
 })

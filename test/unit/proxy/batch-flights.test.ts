@@ -7,6 +7,7 @@ import t, {type Test} from 'tap'
 import {Pool} from 'undici'
 
 import {Flights} from '../../../src/proxy/batch-flights.js'
+import {Observer} from '../../../src/proxy/observe.js'
 import {BatchMember} from '../../../src/proxy/batch-member.js'
 import {readRows} from '../../../src/proxy/batch-rows.js'
 import {Batcher, batching} from '../../../src/proxy/batch.js'
@@ -44,7 +45,7 @@ function standIn() {
 }
 
 /** The proxy's lending with --batch's defaults (16 requests at once per scorer) before `count` stand-in scorers. */
-async function proxy(t: Test, count: number) {
+async function proxy(t: Test, count: number, onWaiting?: (delta: number) => void) {
   const scorers = Array.from({length: count}, () => standIn())
   const members: Schedulable[] = []
   for (const [slot, scorer] of scorers.entries()) {
@@ -74,10 +75,10 @@ async function proxy(t: Test, count: number) {
     share: (lease) => scheduler.share(lease as Schedulable),
     cancel: (pending) => scheduler.cancel(pending),
   }
-  const lend = composeLending([batching(new Batcher({maxRows: 100}))])
+  const lend = composeLending([batching(new Batcher({maxRows: 100, onWaiting}))])
 
   /** One exchange as the proxy runs it: sent alone on its lease, or answered with its cut of a merged call. */
-  const request = async (body: string): Promise<string> =>
+  const request = async (body: string, leave?: Promise<void>): Promise<string> =>
     new Promise((resolve, reject) => {
       let settled = false
       let lending: Lending
@@ -116,6 +117,10 @@ async function proxy(t: Test, count: number) {
       }
       lending = lend(upstreams, port)
       lending.start()
+      // The client goes away: the exchange settles as forward.ts settles it.
+      void leave?.then(() => {
+        if (!settled) settle('left')
+      })
     })
 
   return {scorers, request}
@@ -206,4 +211,45 @@ t.test('a gathered call whose clients all left is not sent', async (t) => {
   t.equal(flights.wait(gone), true)
   flights.landed(first.member.rows.key, 0)
   t.equal(gone.launched, 0)
+})
+
+t.test('mlserve_queue_depth counts the requests waiting behind a call of their kind in flight', async (t) => {
+  const observer = new Observer({
+    state: () => 'ready',
+    scorers: () => ({counts: () => ({starting: 0, ready: 1, retiring: 0}), queueDepth: 0, outstanding: 1, unhealthy: undefined}),
+    inFlight: () => 0,
+    workers: 1,
+    logFormat: 'text',
+    batch: true,
+  })
+  const depth = () => /\nmlserve_queue_depth (\d+)\n/.exec(observer.routes()['/metrics']!().body)?.[1]
+  const {scorers, request} = await proxy(t, 1, observer.recordWaiting)
+  const scorer = scorers[0]!
+  const first = request(row(1))
+  await scorer.seen(1)
+  t.equal(depth(), '0', 'the first request went at once')
+  let leave!: () => void
+  const left = request(
+    row(2),
+    new Promise<void>((resolve) => {
+      leave = resolve
+    }),
+  )
+  const waiting = [3, 4, 5].map((x) => request(row(x)))
+  t.equal(depth(), '4', 'four requests wait for the call in flight to end')
+  leave()
+  t.equal(await left, 'left')
+  t.equal(depth(), '3', 'one whose client went away waits no more')
+  scorer.calls[0]!.answer()
+  t.equal(await first, '{"predictions": [1]}')
+  await scorer.seen(2)
+  t.equal(depth(), '0', 'the gathered call went: none waits')
+  // The one that left led the gathered call: its rows go too, its part of the answer to no one.
+  t.equal(scorer.calls[1]!.body, row(0).replace('[[0]]', '[[2], [3], [4], [5]]'))
+  scorer.calls[1]!.answer()
+  t.same(
+    await Promise.all(waiting),
+    [3, 4, 5].map((x) => `{"predictions": [${x}]}`),
+  )
+  t.equal(depth(), '0')
 })
