@@ -47,9 +47,14 @@ t.test('an API key from --auth-token-file or MLSERVE_AUTH_TOKENS; without one th
   writeFileSync(keys, `# CI\n${KEY}\n`)
   chmodSync(keys, 0o600)
 
-  const without = await runMlserve(['smoke', '--url', server.url, '-m', model])
-  t.not(without.code, 0, 'no key: the checks fail')
-  t.match(without.stderr, /401/)
+  const without = await runMlserve(['smoke', '--url', server.url, '-m', model, '--json'])
+  t.equal(without.code, 85, 'no key: the checks fail')
+  const cases = (JSON.parse(without.stdout) as {cases: Array<{name: string; status: string; message?: string}>}).cases
+  t.match(
+    cases.find((c) => c.name === 'bad input is refused'),
+    {status: 'failed', message: /other than 401 and 403, got 401/},
+    'a 401 is not "bad input refused"',
+  )
 
   const withFile = await runMlserve(['smoke', '--url', server.url, '-m', model, '--auth-token-file', keys])
   t.equal(withFile.code, 0, withFile.stderr)
