@@ -67,8 +67,8 @@ export function describeEntry(entry: ServedEntry): Record<string, unknown> {
 
 export function createModelRouter(deps: ModelRoutesDeps): RequestHandler {
   const {entries, operational} = deps
-  const byName = new Map(entries.map((entry) => [entry.name, entry]))
-  const fallback = deps.defaultModel === undefined ? undefined : byName.get(deps.defaultModel)
+  // The list is live (registry patterns add and remove models while serving): looked up per request.
+  const find = (name: string) => entries.find((entry) => entry.name === name)
   const answer = (req: IncomingMessage, res: ServerResponse, response: PlainResponse) => {
     req.resume()
     sendPlain(res, response)
@@ -109,7 +109,7 @@ export function createModelRouter(deps: ModelRoutesDeps): RequestHandler {
 
     const split = splitModelPath(path)
     if (split) {
-      const entry = byName.get(split.name)
+      const entry = find(split.name)
       if (!entry) return answer(req, res, unknownModelResponse(split.name, entries))
       if (split.rest === '')
         return answer(
@@ -125,6 +125,7 @@ export function createModelRouter(deps: ModelRoutesDeps): RequestHandler {
       return answer(req, res, serving() ? {status: 200, contentType: 'application/json', body: '\n'} : notReadyResponse(deps.state()))
     }
 
+    const fallback = deps.defaultModel === undefined ? undefined : find(deps.defaultModel)
     if (fallback) return delegate(fallback, url, req, res, record)
     return answer(req, res, path === '/invocations' ? noDefaultResponse(entries) : notFound)
   }

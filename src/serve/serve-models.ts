@@ -12,14 +12,19 @@ import type {Upstreams} from '../upstream.js'
 import {CleanupStack} from '../util/cleanup.js'
 import {guardPath} from '../util/exit-guard.js'
 import {createSocketDir} from '../util/socket-dir.js'
+import type {ModelPattern} from './model-patterns.js'
 import type {ModelSpec} from './model-specs.js'
 import {describeEntry} from './model-routes.js'
+import {ModelTable} from './model-table.js'
 import {ServedEntry, combinedStatus, startAll, type ModelContext} from './models.js'
+import {servePatterns} from './serve-patterns.js'
 import {openPublicPort, type PublicPort} from './public-port.js'
 import type {ServeIo} from './serve.js'
 
 export interface ModelSetOptions {
   readonly models: readonly ModelSpec[]
+  /** Registry patterns: every match served under its registered name (followed with --reload-interval). */
+  readonly patterns?: readonly ModelPattern[]
   readonly defaultModel?: string
   /** Fail at start when any model cannot be served. */
   readonly strict: boolean
@@ -62,6 +67,9 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
     ])
     // The front door guards every model's routes as it guards one model's: checked before the port is bound.
     const door = await prepareFrontDoor(options.frontDoor)
+    const patterns = set.patterns ?? []
+    // A registry that cannot be searched (sqlite, Databricks, plugins) is refused before the port is bound.
+    if (patterns.length > 0) await (await import('../uri/registry-search.js')).checkRegistrySearchable({cwd: options.cwd, env: options.env})
     const entries: ServedEntry[] = []
     const status = combinedStatus(entries)
     let server: PublicPort['server'] | undefined
@@ -115,7 +123,16 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
         })
       },
     }
-    for (const spec of set.models) entries.push(new ServedEntry(spec, optionsOf(options, spec, set.batchMaxRows), context))
+    const entryOf = (spec: ModelSpec) => new ServedEntry(spec, optionsOf(options, spec, set.batchMaxRows), context)
+    for (const spec of set.models) entries.push(entryOf(spec))
+    const table = new ModelTable(entries, socketDir, {
+      log,
+      stop: io.stop,
+      entryOf,
+      graceMs: () => graceFor(options.gracePeriodMs),
+      force: io.force,
+      onRemoved: (name) => observer.dropModel(name),
+    })
 
     const handle = createModelRouter({
       entries,
@@ -141,10 +158,22 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
     server = publicPort.server
     const {url} = publicPort
     const closeProxy = publicPort.close
+    io.onListening?.(url)
+    // The registry patterns' matches join the list (a search that fails counts as a model that cannot be served).
+    const patternFollower =
+      patterns.length > 0
+        ? await servePatterns(patterns, table, {
+            options,
+            log,
+            stop: io.stop,
+            onReloadRequest: io.onReloadRequest,
+            onCheckFailed: () => observer.recordReloadCheckFailure(),
+          })
+        : undefined
+    if (io.stop.aborted) return
     log.info(
       `listening on ${url} (${entries.length} models: ${entries.map((entry) => entry.name).join(', ')}; each answers 503 until it is loaded)`,
     )
-    io.onListening?.(url)
 
     const killOnExit = () => {
       for (const entry of entries) entry.killNow()
@@ -155,16 +184,23 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
       process.off('exit', killOnExit)
       await Promise.all(entries.map(async (entry) => entry.stop(graceFor(SCORER_STOP_GRACE_MS), io.force)))
     })
+    // The patterns stop adding and removing models before the models stop.
+    if (patternFollower) cleanup.defer('stop following the registry patterns', async () => patternFollower.stop())
     // The router answers from the start: each model serves as soon as it is loaded.
     state = 'ready'
     await startAll(entries, socketDir, io.stop, LOADING_AT_ONCE)
     if (io.stop.aborted) return
     const failed = entries.filter((entry) => entry.state === 'failed')
-    if (failed.length === entries.length || (set.strict && failed.length > 0)) {
+    const unmatched = patternFollower?.unmatched ?? []
+    if (failed.length === entries.length || (set.strict && (failed.length > 0 || unmatched.length > 0))) {
       const none = failed.length === entries.length
+      const reasons = [
+        ...failed.map((entry) => `${entry.name}: ${entry.error}`),
+        ...unmatched.map((pattern) => `${pattern.pattern} matched no registered model`),
+      ]
       throw new MlserveError(
         'SCORER_START_FAILED',
-        `${none ? 'No model could be served' : `${failed.length} of ${entries.length} models could not be served (--strict)`}: ${failed.map((entry) => `${entry.name}: ${entry.error}`).join('; ')}`,
+        `${none ? 'No model could be served' : `${failed.length + unmatched.length} of ${entries.length + unmatched.length} models or patterns could not be served (--strict)`}: ${reasons.join('; ')}`,
         {suggestions: ["Each model's own error is logged above (lines starting with its name)."]},
       )
     }
@@ -172,6 +208,7 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
     log.info(
       `ready: serving ${entries.length - failed.length} of ${entries.length} models on ${url} (started in ${formatDuration(performance.now() - startedAt)})${failed.length > 0 ? `; not served: ${failed.map((entry) => entry.name).join(', ')}` : ''}`,
     )
+    patternFollower?.start()
     await new Promise<void>((resolve) => {
       if (io.stop.aborted) resolve()
       io.stop.addEventListener('abort', () => resolve(), {once: true})

@@ -3,6 +3,7 @@
 import {Flags} from '@oclif/core'
 
 import {MlserveError} from '../../errors.js'
+import {isModelPattern, parseModelPattern, type ModelPattern} from '../../serve/model-patterns.js'
 import {checkModelNames, parseModelArg, readModelsFile, type ModelSpec} from '../../serve/model-specs.js'
 import {modelFlags} from '../flags.js'
 
@@ -37,7 +38,14 @@ export interface MultiModelFlagValues {
 /** What serve is asked to serve: one model (exactly as ever) or a named set. */
 export type ModelSelection =
   | {readonly kind: 'single'; readonly uri: string}
-  | {readonly kind: 'multi'; readonly models: readonly ModelSpec[]; readonly defaultModel?: string; readonly strict: boolean}
+  | {
+      readonly kind: 'multi'
+      readonly models: readonly ModelSpec[]
+      /** Registry patterns (models:/*@champion): their matches are served under their registered names. */
+      readonly patterns: readonly ModelPattern[]
+      readonly defaultModel?: string
+      readonly strict: boolean
+    }
 
 /** Checks the selection (cheap: names, the --models file) before any model is resolved. */
 export async function selectModels(flags: MultiModelFlagValues): Promise<ModelSelection> {
@@ -47,21 +55,27 @@ export async function selectModels(flags: MultiModelFlagValues): Promise<ModelSe
     throw usage('Missing required flag model-uri (-m), or --models FILE.', 'Pass the model with -m/--model-uri, e.g. -m ./my-model.')
   }
 
-  const named = args.some((arg) => /^[A-Za-z0-9][A-Za-z0-9._-]*=/.test(arg) && parseModelArg(arg).uri !== arg)
-  if (args.length === 1 && flags.models === undefined && !named) {
+  const patterns = args.filter((arg) => isModelPattern(arg)).map((arg) => parseModelPattern(arg))
+  const plain = args.filter((arg) => !isModelPattern(arg))
+  const named = plain.some((arg) => /^[A-Za-z0-9][A-Za-z0-9._-]*=/.test(arg) && parseModelArg(arg).uri !== arg)
+  if (args.length === 1 && patterns.length === 0 && flags.models === undefined && !named) {
     if (flags['default-model'] !== undefined)
       throw usage('--default-model needs several models (-m NAME=URI or --models).', 'Drop --default-model.')
     return {kind: 'single', uri: args[0]!}
   }
 
-  const models = checkModelNames([...args.map((arg) => parseModelArg(arg)), ...(flags.models ? await readModelsFile(flags.models) : [])])
+  const listed = flags.models ? await readModelsFile(flags.models) : []
+  for (const item of listed) if ('pattern' in item) patterns.push(item)
+  const fromFile = listed.filter((item): item is ModelSpec => !('pattern' in item))
+  const models = checkModelNames([...plain.map((arg) => parseModelArg(arg)), ...fromFile])
   const defaultModel = flags['default-model']
-  if (defaultModel !== undefined && !models.some((model) => model.name === defaultModel)) {
+  // With a pattern, the default may be one of its matches (known only once the registry is searched).
+  if (defaultModel !== undefined && patterns.length === 0 && !models.some((model) => model.name === defaultModel)) {
     throw usage(
       `--default-model ${defaultModel} is not one of the models served (${models.map((model) => model.name).join(', ')}).`,
       'Name one of them.',
     )
   }
 
-  return {kind: 'multi', models, defaultModel, strict: flags.strict}
+  return {kind: 'multi', models, patterns, defaultModel, strict: flags.strict}
 }
