@@ -3,6 +3,7 @@ import {request} from 'undici'
 
 import {messageOf} from '../errors.js'
 import {sleep} from '../util/abort.js'
+import {pathPrefixOf} from './model-route.js'
 
 export interface WaitResult {
   readonly ready: boolean
@@ -18,7 +19,9 @@ export async function waitForReady(url: string, withinMs: number, signal: AbortS
   for (;;) {
     try {
       // eslint-disable-next-line no-await-in-loop
-      const response = await request(new URL('/ping', url), {signal: AbortSignal.any([signal, AbortSignal.timeout(Math.max(POLL_MS, 2000))])})
+      const response = await request(new URL(`${pathPrefixOf(url)}/ping`, url), {
+        signal: AbortSignal.any([signal, AbortSignal.timeout(Math.max(POLL_MS, 2000))]),
+      })
       // eslint-disable-next-line no-await-in-loop
       const text = await response.body.text()
       if (response.statusCode === 200) return {ready: true, last: '200'}
