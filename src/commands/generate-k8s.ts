@@ -145,6 +145,12 @@ Without -o the documents go to stdout, separated by ---; with -o DIR, one file p
     'run-as-user': Flags.integer({min: 1, default: 10_001, summary: 'Non-root user (and group) id the container runs as.'}),
     kserve: Flags.boolean({default: false, summary: 'Write a KServe InferenceService (RawDeployment mode) instead of the plain manifests.'}),
     'enable-mlserver': serve['enable-mlserver'],
+    models: Flags.string({
+      summary:
+        "A serve --models file (YAML or JSON) the pod serves besides the image's model: written into a ConfigMap, mounted at /etc/mlserve and passed as --models.",
+      description:
+        "Its model URIs must be reachable from the pod (models:/ with MLFLOW_TRACKING_URI set in the pod, s3://, ...); a local path must exist inside the image. The models run in the image's environment (--env-manager local). The pods roll when the file changes (its digest is a pod annotation).",
+    }),
     ...serveFlags,
   }
 
@@ -178,6 +184,7 @@ Without -o the documents go to stdout, separated by ---; with -o DIR, one file p
       serveArgs: serveArgsFrom(flags),
       // The probes and the scrape annotation ask for the routes under the prefix.
       pathPrefix: flags['static-prefix']?.replace(/\/+$/, ''),
+      models: flags.models === undefined ? undefined : await readModelsConfig(flags.models, (line) => process.stderr.write(`${line}\n`)),
     }
     if (flags.output === undefined) {
       process.stdout.write(generateStream(options))
@@ -185,4 +192,23 @@ Without -o the documents go to stdout, separated by ---; with -o DIR, one file p
       for (const file of await writeManifests(options, flags.output)) process.stderr.write(`wrote ${file}\n`)
     }
   }
+}
+
+/** The --models file checked as serve checks it (exit 2 naming the entry), with a warning per local path. */
+async function readModelsConfig(file: string, warn: (line: string) => void): Promise<{text: string}> {
+  const [{readModelsFile}, {readBoundedText, MODEL_TEXT_MAX_BYTES}, {parseModelUri}] = await Promise.all([
+    import('../serve/model-specs.js'),
+    import('../util/read-bounded.js'),
+    import('../uri/parse.js'),
+  ])
+  const entries = await readModelsFile(file)
+  for (const entry of entries) {
+    const uri = 'pattern' in entry ? entry.pattern : entry.uri
+    if (parseModelUri(uri).kind === 'local') {
+      warn(`--models: ${uri} is a local path: it must exist inside the image (the pod cannot read this machine's files).`)
+    }
+  }
+
+  const rule = 'mlserve reads only a regular file of at most 16 MiB as its --models file'
+  return {text: await readBoundedText(file, {maxBytes: MODEL_TEXT_MAX_BYTES, code: 'INVALID_ARGUMENT', what: 'the file', rule})}
 }

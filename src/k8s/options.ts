@@ -8,6 +8,11 @@ export type ServiceType = (typeof SERVICE_TYPES)[number]
 /** The port mlserve listens on inside the image (`mlserve build-docker` images: 0.0.0.0:8080). */
 export const CONTAINER_PORT = 8080
 
+/** generate-k8s --models FILE as it is passed on: the file's text (checked as serve checks it). */
+export interface ModelsConfig {
+  readonly text: string
+}
+
 export interface K8sOptions {
   readonly name: string
   readonly namespace?: string
@@ -44,6 +49,8 @@ export interface K8sOptions {
   readonly serveArgs: readonly string[]
   /** serve's --static-prefix: the probes and /metrics are under it. */
   readonly pathPrefix?: string
+  /** --models FILE: served besides the baked model, from a ConfigMap (see models-config.ts). */
+  readonly models?: ModelsConfig
 }
 
 /** DNS-1035 label, at most 63 characters: what a Service name must be. */

@@ -1,5 +1,6 @@
 // The mlserve container and pod settings that the Deployment and the InferenceService share.
 import {redactUri} from '../uri/tracking.js'
+import {modelsPodParts} from './models-config.js'
 import {CONTAINER_PORT, type K8sOptions} from './options.js'
 import {buildLifecycle, buildProbes, terminationGracePeriod} from './probes.js'
 
@@ -19,6 +20,7 @@ export function buildPodAnnotations(options: K8sOptions): Record<string, string>
     'prometheus.io/port': String(CONTAINER_PORT),
     'prometheus.io/path': `${options.pathPrefix ?? ''}/metrics`,
     'mlserve.dev/model-uri': redactUri(options.modelUri),
+    ...modelsPodParts(options).annotations,
   }
 }
 
@@ -26,7 +28,7 @@ export function buildPodAnnotations(options: K8sOptions): Record<string, string>
 export function buildServeArgs(options: K8sOptions): string[] {
   const args = ['--log-format', 'json', '--grace-period', String(options.gracePeriod), '--load-timeout', String(options.loadTimeout)]
   if (options.enableMlserver) args.push('--enable-mlserver')
-  args.push(...options.serveArgs)
+  args.push(...modelsPodParts(options).args, ...options.serveArgs)
   return args
 }
 
@@ -54,7 +56,7 @@ export function buildContainer(options: K8sOptions, containerName: string): Reco
       readOnlyRootFilesystem: true,
       capabilities: {drop: ['ALL']},
     },
-    volumeMounts: [{name: 'tmp', mountPath: '/tmp'}],
+    volumeMounts: [{name: 'tmp', mountPath: '/tmp'}, ...modelsPodParts(options).mounts],
   }
 }
 
@@ -71,7 +73,7 @@ export function buildPodSettings(options: K8sOptions): Record<string, unknown> {
       fsGroup: options.runAsUser,
       seccompProfile: {type: 'RuntimeDefault'},
     },
-    volumes: [{name: 'tmp', emptyDir: {}}],
+    volumes: [{name: 'tmp', emptyDir: {}}, ...modelsPodParts(options).volumes],
   }
 }
 
