@@ -28,6 +28,15 @@ export function splitModelPath(path: string): {name: string; rest: string} | und
   return slash < 0 ? {name: tail, rest: ''} : {name: tail.slice(0, slash), rest: tail.slice(slash)}
 }
 
+const V2_PREFIX = '/v2/models/'
+
+/** The model a V2 per-model path names (/v2/models/<name>, /v2/models/<name>/infer, .../versions/<v>/ready). */
+export function splitV2Path(path: string): string | undefined {
+  if (!path.startsWith(V2_PREFIX)) return undefined
+  const name = path.slice(V2_PREFIX.length).split('/', 1)[0]!
+  return name === '' ? undefined : name
+}
+
 const servedNames = (entries: readonly ServedEntry[]) => entries.map((entry) => entry.name).join(', ')
 
 /** MLflow's envelope for a name no model has, listing the names served. */
@@ -118,6 +127,18 @@ export function createModelRouter(deps: ModelRoutesDeps): RequestHandler {
           getOnly(req, () => json(200, describeEntry(entry))),
         )
       return delegate(entry, split.rest + url.slice(path.length), req, res, record)
+    }
+
+    // MLServer's V2 protocol (--enable-mlserver): /v2/models/<name>/... to that model (its MLServer serves it as <name>).
+    const v2 = splitV2Path(path)
+    if (v2 !== undefined) {
+      const entry = find(v2)
+      if (!entry) return answer(req, res, json(404, {error: `Model ${v2.slice(0, 200)} not found. Served models: ${servedNames(entries)}.`}))
+      return delegate(entry, url, req, res, record)
+    }
+
+    if (path === '/v2/health/live' || path === '/v2/health/ready') {
+      return answer(req, res, serving() ? {status: 200, contentType: 'application/json', body: ''} : notReadyResponse(deps.state()))
     }
 
     if (path === '/ping' || path === '/health') {

@@ -49,6 +49,8 @@ export function optionsOf(base: ServeOptions, spec: ModelSpec, batchMaxRows = 10
     envManager: settings.envManager ?? base.envManager,
     installMlflow: settings.installMlflow ?? base.installMlflow,
     batchMaxRows: batch === undefined ? base.batchMaxRows : batch === false ? 0 : batch === true ? base.batchMaxRows || batchMaxRows : batch,
+    // MLServer serves each model under its mlserve name: /v2/models/<name>/... goes to that model unchanged.
+    env: base.enableMlserver ? {...base.env, MLSERVER_MODEL_NAME: spec.name} : base.env,
   }
 }
 

@@ -13,7 +13,7 @@ export const multiModelFlags = {
     description: modelFlags['model-uri'].description,
     multiple: true,
     multipleNonGreedy: true,
-    summary: `${modelFlags['model-uri'].summary} Repeat it, as -m NAME=URI, to serve several models (see docs/multi-model.md).`,
+    summary: `${modelFlags['model-uri'].summary} Repeat it, as -m NAME=URI, to serve several models, or give a registry pattern such as 'models:/*@champion' (see docs/multi-model.md).`,
   }),
   models: Flags.string({
     summary:
