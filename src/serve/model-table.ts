@@ -34,18 +34,13 @@ export class ModelTable {
     private readonly io: ModelTableIo,
   ) {}
 
-  /** A new entry for `spec`, not listed nor started. */
-  entryOf(spec: ModelSpec): ServedEntry {
-    return this.io.entryOf(spec)
-  }
-
   get(name: string): ServedEntry | undefined {
     return this.entries.find((entry) => entry.name === name)
   }
 
   /** Serves `spec` from now on: listed (state loading) at once, loaded in the background. */
   add(spec: ModelSpec): ServedEntry {
-    const entry = this.entryOf(spec)
+    const entry = this.io.entryOf(spec)
     this.entries.push(entry)
     const controller = new AbortController()
     const dir = path.join(this.socketDir, `a${this.added++}`)
@@ -56,11 +51,11 @@ export class ModelTable {
   }
 
   /** Stops serving `name`: gone from the routes now, its requests in flight finish, then its scorers stop. */
-  async remove(name: string, why: string): Promise<void> {
+  async remove(name: string): Promise<void> {
     const index = this.entries.findIndex((entry) => entry.name === name)
     if (index < 0) return
     const [entry] = this.entries.splice(index, 1) as [ServedEntry]
-    this.io.log.info(`model ${name} removed (${why}): finishing its requests, then stopping its scorers`)
+    this.io.log.info(`model ${name} removed: finishing its requests, then stopping its scorers`)
     const load = this.loads.get(entry)
     load?.controller.abort()
     await load?.done

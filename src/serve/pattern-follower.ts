@@ -3,14 +3,27 @@
 import {messageOf} from '../errors.js'
 import type {Logger} from '../log.js'
 import type {ModelPattern} from './model-patterns.js'
-import type {ModelTable} from './model-table.js'
+import type {ModelSpec} from './model-specs.js'
 import {matchPatterns, type PatternContext, type PatternMatches} from './pattern-search.js'
+
+/**
+ * What the follower needs of the models served: model-table.ts here; the lifecycle's ModelPool of the
+ * `multiload` branch has the same add/remove/get/entries (agreed in its serve/models.ts).
+ */
+export interface ModelSet {
+  readonly entries: ReadonlyArray<{readonly name: string; readonly spec: ModelSpec}>
+  get(name: string): unknown
+  /** Serves one more model (listed at once, loaded in the background). */
+  add(spec: ModelSpec): unknown
+  /** Stops serving it: 404 at once, its requests in flight finish, then its processes stop. */
+  remove(name: string): Promise<void>
+}
 
 export interface PatternFollowerOptions {
   readonly patterns: readonly ModelPattern[]
   /** Names served otherwise (-m NAME=URI, --models): never added or removed here. */
   readonly fixed: ReadonlySet<string>
-  readonly table: ModelTable
+  readonly table: ModelSet
   readonly context: PatternContext
   /** Between checks, in ms (0: only on SIGHUP). */
   readonly intervalMs: number
@@ -93,13 +106,18 @@ export class PatternFollower {
     for (const entry of [...table.entries]) {
       const {name} = entry
       if (fixed.has(name) || wanted.has(name) || matches.unknown.has(name)) continue
-      const removal = table.remove(name, `${entry.spec.uri} no longer matches a pattern`).catch((error: unknown) => {
+      log.info(`${entry.spec.uri} no longer matches ${patterns.map((pattern) => pattern.pattern).join(', ')}: removing model ${name}`)
+      const removal = table.remove(name).catch((error: unknown) => {
         log.warn(`could not stop model ${name}: ${messageOf(error)}`)
       })
       this.removals.add(removal)
       void removal.finally(() => this.removals.delete(removal))
     }
 
-    for (const [name, spec] of wanted) if (!table.get(name)) table.add(spec)
+    for (const [name, spec] of wanted) {
+      if (table.get(name)) continue
+      log.info(`${spec.uri} matches now: adding model ${name}`)
+      void Promise.resolve(table.add(spec)).catch((error: unknown) => log.warn(`could not add model ${name}: ${messageOf(error)}`))
+    }
   }
 }

@@ -165,6 +165,7 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
     const patternFollower =
       patterns.length > 0
         ? await servePatterns(patterns, table, {
+            listAtStart: (spec) => entries.push(entryOf(spec)),
             options,
             log,
             stop: io.stop,
@@ -202,7 +203,7 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
       ]
       throw new MlserveError(
         'SCORER_START_FAILED',
-        `${none ? 'No model could be served' : `${failed.length + unmatched.length} of ${entries.length + unmatched.length} models or patterns could not be served (--strict)`}: ${reasons.join('; ')}`,
+        `${none ? 'No model could be served' : `${failed.length + unmatched.length} of ${entries.length + unmatched.length} models could not be served (--strict)`}: ${reasons.join('; ')}`,
         {suggestions: ["Each model's own error is logged above (lines starting with its name)."]},
       )
     }

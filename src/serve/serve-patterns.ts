@@ -4,8 +4,8 @@ import type {ServeOptions} from '../config.js'
 import {messageOf} from '../errors.js'
 import type {Logger} from '../log.js'
 import type {ModelPattern} from './model-patterns.js'
-import type {ModelTable} from './model-table.js'
-import {PatternFollower} from './pattern-follower.js'
+import type {ModelSpec} from './model-specs.js'
+import {PatternFollower, type ModelSet} from './pattern-follower.js'
 import {matchPatterns} from './pattern-search.js'
 
 export interface ServePatternsIo {
@@ -14,6 +14,8 @@ export interface ServePatternsIo {
   readonly stop: AbortSignal
   readonly onReloadRequest?: (listener: () => void) => () => void
   readonly onCheckFailed?: () => void
+  /** Lists a match found at start (serve starts it with the others). */
+  readonly listAtStart: (spec: ModelSpec) => void
   /** For tests: a search other than the registry's. */
   readonly match?: typeof matchPatterns
 }
@@ -28,10 +30,10 @@ export interface ServedPatterns {
 }
 
 /**
- * Adds the patterns' matches to `table` (not started: serve starts them with the others). A failed
+ * Lists the patterns' matches (io.listAtStart; serve starts them with the others). A failed
  * search throws when the patterns are all there is to serve; else it is logged and the others serve.
  */
-export async function servePatterns(patterns: readonly ModelPattern[], table: ModelTable, io: ServePatternsIo): Promise<ServedPatterns> {
+export async function servePatterns(patterns: readonly ModelPattern[], table: ModelSet, io: ServePatternsIo): Promise<ServedPatterns> {
   const {options, log} = io
   const fixed = new Set(table.entries.map((entry) => entry.name))
   const context = {cwd: options.cwd, env: options.env, signal: io.stop, python: options.python, log}
@@ -40,7 +42,7 @@ export async function servePatterns(patterns: readonly ModelPattern[], table: Mo
   try {
     const found = await match(patterns, fixed, context)
     unmatched = found.unmatched
-    for (const spec of found.specs) table.entries.push(table.entryOf(spec))
+    for (const spec of found.specs) io.listAtStart(spec)
     for (const pattern of unmatched) log.warn(`${pattern.pattern} matched no registered model (nothing served for it yet)`)
     if (found.specs.length > 0) {
       log.info(`registry patterns: ${found.specs.map((spec) => `${spec.name} (${spec.uri})`).join(', ')}`)

@@ -4,9 +4,8 @@ import t from 'tap'
 
 import {parseModelPattern} from '../../../src/serve/model-patterns.js'
 import type {ModelSpec} from '../../../src/serve/model-specs.js'
-import type {ModelTable} from '../../../src/serve/model-table.js'
 import type {ServedEntry} from '../../../src/serve/models.js'
-import {PatternFollower} from '../../../src/serve/pattern-follower.js'
+import {PatternFollower, type ModelSet} from '../../../src/serve/pattern-follower.js'
 import type {PatternMatches} from '../../../src/serve/pattern-search.js'
 
 const pattern = parseModelPattern('models:/*@champion')
@@ -30,7 +29,7 @@ function fakeTable(names: string[]) {
       log.push(`remove ${name}`)
     },
   }
-  return {table: table as unknown as ModelTable, log, names: () => entries.map((entry) => entry.name)}
+  return {table: table as unknown as ModelSet, log, names: () => entries.map((entry) => entry.name)}
 }
 
 t.test('a check adds new matches and removes what no longer matches; fixed and unknown names stay', async (t) => {
