@@ -31,6 +31,9 @@ async function crdValidate(files: string[]) {
   return execa(python, [VALIDATE_CRD, crd, ...files], {reject: false, all: true})
 }
 
+const modelsFile = path.join(work, 'models.yaml')
+writeFileSync(modelsFile, '- name: fraud\n  uri: models:/fraud@champion\n- uri: models:/churn-*/Production\n')
+
 const FLAG_SETS: Record<string, string[]> = {
   defaults: [],
   tuned: [
@@ -39,12 +42,13 @@ const FLAG_SETS: Record<string, string[]> = {
     ...['-w', '2', '--batch', '--no-warmup'],
   ],
   fixed: ['--no-autoscale', '--replicas', '1', '--service-type', 'LoadBalancer'],
+  models: ['--models', modelsFile],
 }
 
 t.test('every built-in manifest passes kubernetes-validate --strict', async (t) => {
   for (const [name, args] of Object.entries(FLAG_SETS)) {
     const dir = await generateInto(name, args)
-    const files = ['deployment.yaml', 'service.yaml', 'hpa.yaml', 'pdb.yaml']
+    const files = [...(name === 'models' ? ['configmap.yaml'] : []), 'deployment.yaml', 'service.yaml', 'hpa.yaml', 'pdb.yaml']
       .map((file) => path.join(dir, file))
       .filter((file) => !(name === 'fixed' && file.endsWith('hpa.yaml')))
     const result = await kubernetesValidate(files)
@@ -68,6 +72,7 @@ t.test('the InferenceService passes KServe v0.15.2 CRD schema (unknown fields re
   for (const [name, args] of Object.entries({
     'kserve-v1': ['--kserve'],
     'kserve-v2': ['--kserve', '--enable-mlserver', '--namespace', 'ml', '--cpu-limit', '2'],
+    'kserve-models': ['--kserve', '--models', modelsFile],
   })) {
     const dir = await generateInto(name, args)
     const result = await crdValidate([path.join(dir, 'inferenceservice.yaml')])
