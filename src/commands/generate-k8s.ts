@@ -203,9 +203,9 @@ async function readModelsConfig(file: string, warn: (line: string) => void): Pro
   ])
   const entries = await readModelsFile(file)
   for (const entry of entries) {
-    const uri = 'pattern' in entry ? entry.pattern : entry.uri
-    if (parseModelUri(uri).kind === 'local') {
-      warn(`--models: ${uri} is a local path: it must exist inside the image (the pod cannot read this machine's files).`)
+    if ('pattern' in entry) continue
+    if (parseModelUri(entry.uri).kind === 'local') {
+      warn(`--models: ${entry.uri} is a local path: it must exist inside the image (the pod cannot read this machine's files).`)
     }
   }
 
