@@ -1,9 +1,22 @@
 // The flags build-docker and generate-dockerfile share (mlflow's names where mlflow has them).
 import {Flags} from '@oclif/core'
 
-import {modelOptionsFrom} from './flags.js'
+import {MlserveError} from '../errors.js'
+import {modelFlags, modelOptionsFrom} from './flags.js'
 
 export const imageFlags = {
+  // Repeatable only to refuse several models with the fix (an image bakes one model; see oneModelOf).
+  'model-uri': Flags.string({
+    char: 'm',
+    required: true,
+    multiple: true,
+    multipleNonGreedy: true,
+    summary: modelFlags['model-uri'].summary,
+    description: modelFlags['model-uri'].description,
+  }),
+  models: Flags.string({
+    summary: 'Refused: an image bakes one model. Serve several from it with `docker run IMAGE --models FILE` or `generate-k8s --models FILE`.',
+  }),
   'base-image': Flags.string({
     summary: "The image to build on (default: python:<X.Y>-slim for the model's Python X.Y, as mlflow).",
     description:
@@ -19,9 +32,30 @@ export const imageFlags = {
   }),
 }
 
+type ModelFlagValues = Parameters<typeof modelOptionsFrom>[0]
+
 /** The options both commands build from their flags: the model's (as serve's), then the image's own. */
 export function imageOptionsFrom(
-  flags: Parameters<typeof modelOptionsFrom>[0] & {'enable-mlserver': boolean; 'base-image'?: string; platform?: string},
+  flags: Omit<ModelFlagValues, 'model-uri'> & {
+    'model-uri': string[]
+    models?: string
+    'enable-mlserver': boolean
+    'base-image'?: string
+    platform?: string
+  },
 ) {
-  return {...modelOptionsFrom(flags), enableMlserver: flags['enable-mlserver'], baseImage: flags['base-image'], platform: flags.platform}
+  const model = {...flags, 'model-uri': oneModelOf(flags['model-uri'], flags.models)}
+  return {...modelOptionsFrom(model), enableMlserver: flags['enable-mlserver'], baseImage: flags['base-image'], platform: flags.platform}
+}
+
+/** An image bakes exactly one model (one environment, the entrypoint's -m): several are refused with the ways to serve them. */
+function oneModelOf(uris: readonly string[], models: string | undefined): string {
+  if (uris.length === 1 && models === undefined) return uris[0]!
+  const asked = models === undefined ? `${uris.length} models (-m ${uris.join(' -m ')})` : `--models ${models}`
+  throw new MlserveError('INVALID_ARGUMENT', `An image bakes one model; ${asked} cannot go into one image.`, {
+    suggestions: [
+      'Build one image per model (mlserve build-docker -m URI -n NAME), or',
+      "bake one model and serve the others from it: `docker run IMAGE --models FILE` (the file mounted) or `mlserve generate-k8s --models FILE` (a ConfigMap); their URIs must be reachable from the container (models:/ with MLFLOW_TRACKING_URI, s3://, ...) and they run in the image's environment.",
+    ],
+  })
 }

@@ -163,6 +163,12 @@ Without -o the documents go to stdout, separated by ---; with -o DIR, one file p
     'tls-cert': Flags.string({hidden: true}),
     'tls-key': Flags.string({hidden: true}),
     'tls-client-ca': Flags.string({hidden: true}),
+    models: Flags.string({
+      summary:
+        "A serve --models file (YAML or JSON) the pod serves besides the image's model: written into a ConfigMap, mounted at /etc/mlserve/models and passed as --models.",
+      description:
+        "Its model URIs must be reachable from the pod (models:/ with MLFLOW_TRACKING_URI set in the pod, s3://, ...); a local path must exist inside the image. The models run in the image's environment (--env-manager local). The pods roll when the file changes (its digest is a pod annotation).",
+    }),
     ...serveFlags,
   }
 
@@ -199,6 +205,7 @@ Without -o the documents go to stdout, separated by ---; with -o DIR, one file p
       pathPrefix: flags['static-prefix']?.replace(/\/+$/, ''),
       authSecret: flags['auth-secret'],
       tlsSecret: flags['tls-secret'],
+      models: flags.models === undefined ? undefined : await readModelsConfig(flags.models, (line) => process.stderr.write(`${line}\n`)),
     }
     if (flags.output === undefined) {
       process.stdout.write(generateStream(options))
@@ -237,4 +244,23 @@ function refuseLocalFiles(flags: {'auth-token-file'?: string; 'tls-cert'?: strin
       },
     )
   }
+}
+
+/** The --models file checked as serve checks it (exit 2 naming the entry), with a warning per local path. */
+async function readModelsConfig(file: string, warn: (line: string) => void): Promise<{text: string}> {
+  const [{readModelsFile}, {readBoundedText, MODEL_TEXT_MAX_BYTES}, {parseModelUri}] = await Promise.all([
+    import('../serve/model-specs.js'),
+    import('../util/read-bounded.js'),
+    import('../uri/parse.js'),
+  ])
+  const entries = await readModelsFile(file)
+  for (const entry of entries) {
+    if ('pattern' in entry) continue
+    if (parseModelUri(entry.uri).kind === 'local') {
+      warn(`--models: ${entry.uri} is a local path: it must exist inside the image (the pod cannot read this machine's files).`)
+    }
+  }
+
+  const rule = 'mlserve reads only a regular file of at most 16 MiB as its --models file'
+  return {text: await readBoundedText(file, {maxBytes: MODEL_TEXT_MAX_BYTES, code: 'INVALID_ARGUMENT', what: 'the file', rule})}
 }

@@ -24,6 +24,7 @@ SIGINT or SIGTERM stops the checks and the model, writes the report (what was no
     '<%= config.bin %> smoke -m models:/iris@champion --junit smoke.xml',
     '<%= config.bin %> smoke -m ./my-model --env-manager local --cases smoke-cases.yaml --json',
     '<%= config.bin %> smoke --url http://127.0.0.1:8080 -m ./my-model',
+    '<%= config.bin %> smoke --url http://127.0.0.1:8080 --model fraud -m models:/fraud@champion',
   ]
 
   static override flags = {
@@ -36,6 +37,11 @@ SIGINT or SIGTERM stops the checks and the model, writes the report (what was no
     url: Flags.string({
       summary: 'Check the server already running at this URL (http://host:port) instead of starting one.',
       description: 'Nothing is started. The model (-m), when given, is still read for its signature and input example.',
+    }),
+    model: Flags.string({
+      summary: 'With --url: check this one model of a multi-model server, through its /models/<name>/ routes.',
+      description:
+        'The checks call /models/<name>/invocations, /models/<name>/ping and /models/<name>/version instead of /invocations, /ping and /version; -m names that model for its signature and example.',
     }),
     wait: Flags.integer({
       default: 0,
@@ -75,6 +81,14 @@ SIGINT or SIGTERM stops the checks and the model, writes the report (what was no
       throw new MlserveError('INVALID_ARGUMENT', '--auth-token-file applies to --url only (the server smoke starts has no API keys).')
     }
 
+    if (flags.model !== undefined && !url) {
+      throw new MlserveError('INVALID_ARGUMENT', '--model applies to --url only (one model of a running multi-model server).', {
+        suggestions: ['Smoke-test a model by starting it: mlserve smoke -m URI.'],
+      })
+    }
+
+    const {smokeBaseUrl} = await import('../smoke/model-route.js')
+    const base = url === undefined ? undefined : smokeBaseUrl(url, flags.model)
     const [{runSmoke, outcomeError}, {checkWritable, writeReports}, {targetOf}] = await Promise.all([
       import('../smoke/smoke.js'),
       import('../smoke/write.js'),
@@ -88,7 +102,7 @@ SIGINT or SIGTERM stops the checks and the model, writes the report (what was no
       runSmoke(
         {
           serve: smokeServeOptions({...flags, 'model-uri': flags['model-uri'] ?? ''}),
-          url,
+          url: base,
           casesFile: flags.cases,
           timeoutMs: flags.timeout * 1000,
           waitMs: flags.wait * 1000,

@@ -5,12 +5,14 @@ import path from 'node:path'
 import {MlserveError, messageOf} from '../errors.js'
 import {buildInferenceService} from './kserve.js'
 import {buildKubernetesManifests, type Manifest} from './kubernetes.js'
+import {buildModelsConfigMap} from './models-config.js'
 import {checkK8sOptions, type K8sOptions} from './options.js'
 import {renderManifest, renderStream} from './render.js'
 
 export function buildManifests(options: K8sOptions): Manifest[] {
   const checked = checkK8sOptions(options)
-  return checked.kserve ? [buildInferenceService(checked)] : buildKubernetesManifests(checked)
+  const config = checked.models ? [buildModelsConfigMap(checked, checked.models)] : []
+  return [...config, ...(checked.kserve ? [buildInferenceService(checked)] : buildKubernetesManifests(checked))]
 }
 
 export function generateStream(options: K8sOptions): string {

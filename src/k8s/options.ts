@@ -8,6 +8,11 @@ export type ServiceType = (typeof SERVICE_TYPES)[number]
 /** The port mlserve listens on inside the image (`mlserve build-docker` images: 0.0.0.0:8080). */
 export const CONTAINER_PORT = 8080
 
+/** generate-k8s --models FILE as it is passed on: the file's text (checked as serve checks it). */
+export interface ModelsConfig {
+  readonly text: string
+}
+
 export interface K8sOptions {
   readonly name: string
   readonly namespace?: string
@@ -48,6 +53,8 @@ export interface K8sOptions {
   readonly authSecret?: string
   /** A kubernetes.io/tls Secret (tls.crt, tls.key) mounted for serve's --tls-cert and --tls-key: HTTPS, HTTPS probes. */
   readonly tlsSecret?: string
+  /** --models FILE: served besides the baked model, from a ConfigMap (see models-config.ts). */
+  readonly models?: ModelsConfig
 }
 
 /** Where --tls-secret is mounted in the container. */

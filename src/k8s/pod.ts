@@ -1,5 +1,6 @@
 // The mlserve container and pod settings that the Deployment and the InferenceService share.
 import {redactUri} from '../uri/tracking.js'
+import {modelsPodParts} from './models-config.js'
 import {AUTH_SECRET_KEY, CONTAINER_PORT, TLS_MOUNT, type K8sOptions} from './options.js'
 import {buildLifecycle, buildProbes, terminationGracePeriod} from './probes.js'
 
@@ -20,6 +21,7 @@ export function buildPodAnnotations(options: K8sOptions): Record<string, string>
     'prometheus.io/path': `${options.pathPrefix ?? ''}/metrics`,
     ...(options.tlsSecret ? {'prometheus.io/scheme': 'https'} : {}),
     'mlserve.dev/model-uri': redactUri(options.modelUri),
+    ...modelsPodParts(options).annotations,
   }
 }
 
@@ -28,7 +30,7 @@ export function buildServeArgs(options: K8sOptions): string[] {
   const args = ['--log-format', 'json', '--grace-period', String(options.gracePeriod), '--load-timeout', String(options.loadTimeout)]
   if (options.enableMlserver) args.push('--enable-mlserver')
   if (options.tlsSecret) args.push('--tls-cert', `${TLS_MOUNT}/tls.crt`, '--tls-key', `${TLS_MOUNT}/tls.key`)
-  args.push(...options.serveArgs)
+  args.push(...modelsPodParts(options).args, ...options.serveArgs)
   return args
 }
 
@@ -60,7 +62,11 @@ export function buildContainer(options: K8sOptions, containerName: string): Reco
       readOnlyRootFilesystem: true,
       capabilities: {drop: ['ALL']},
     },
-    volumeMounts: [{name: 'tmp', mountPath: '/tmp'}, ...(options.tlsSecret ? [{name: 'tls', mountPath: TLS_MOUNT, readOnly: true}] : [])],
+    volumeMounts: [
+      {name: 'tmp', mountPath: '/tmp'},
+      ...(options.tlsSecret ? [{name: 'tls', mountPath: TLS_MOUNT, readOnly: true}] : []),
+      ...modelsPodParts(options).mounts,
+    ],
   }
 }
 
@@ -81,6 +87,7 @@ export function buildPodSettings(options: K8sOptions): Record<string, unknown> {
       {name: 'tmp', emptyDir: {}},
       // Readable by the pod's group (fsGroup) only: mlserve runs as a non-root user of that group.
       ...(options.tlsSecret ? [{name: 'tls', secret: {secretName: options.tlsSecret, defaultMode: 0o440}}] : []),
+      ...modelsPodParts(options).volumes,
     ],
   }
 }

@@ -100,6 +100,23 @@ abstract class Metric<S> {
   }
 
   protected abstract createSeries(pairs: string): S
+
+  /** Forgets every series whose first label has `value` (a model no longer served): they are no longer rendered. */
+  dropSeries(value: string): void {
+    const subtree = this.trie.get(value)
+    if (subtree === undefined) return
+    this.trie.delete(value)
+    const gone = new Set<unknown>()
+    const collect = (node: unknown, depth: number): void => {
+      if (depth === 0) gone.add(node)
+      else for (const child of (node as Map<string, unknown>).values()) collect(child, depth - 1)
+    }
+
+    collect(subtree, Math.max(0, this.labelNames.length - 1))
+    const kept = this.series.filter((series) => !gone.has(series))
+    this.series.length = 0
+    this.series.push(...kept)
+  }
 }
 
 function labelValue(metric: string, name: string, labels: Labels | undefined): string {

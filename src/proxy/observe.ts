@@ -34,16 +34,8 @@ export class Observer {
   private readonly requests: Counter
   private readonly latency: Histogram
 
-  private readonly rejected = this.registry.counter(
-    'mlserve_requests_rejected_total',
-    'Requests the proxy answered itself without a scorer: body too large, queue full, no scorer available.',
-    ['reason'],
-  )
-
-  private readonly timeouts = this.registry.counter(
-    'mlserve_request_timeouts_total',
-    "Requests that got a 504 (the proxy's deadline or the scorer's).",
-  )
+  private readonly rejected: Counter
+  private readonly timeouts: Counter
   private readonly restarts = this.registry.counter('mlserve_scorer_restarts_total', 'Scorer processes restarted or replaced, by reason.', [
     'reason',
   ])
@@ -65,26 +57,10 @@ export class Observer {
     'mlserve_reload_check_failures_total',
     'Checks of the model reference that could not ask the tracking server (down, 5xx); serving went on.',
   )
-  private readonly streams = this.registry.counter(
-    'mlserve_streams_total',
-    'Server-sent events answers (predict_stream), by how they ended: ok, client-closed, timeout, upstream-error.',
-    ['outcome'],
-  )
-
-  private readonly streamFirstByte = this.registry.histogram(
-    'mlserve_stream_first_byte_seconds',
-    "Time from a streamed request arriving to its answer's first event going out.",
-    [],
-  )
-
-  private readonly streamDuration = this.registry.histogram(
-    'mlserve_stream_duration_seconds',
-    'Time from a streamed request arriving to its answer ending.',
-    [],
-    [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
-  )
-
-  private readonly streamBytes = this.registry.counter('mlserve_stream_bytes_total', 'Bytes of server-sent events sent to clients.')
+  private readonly streams: Counter
+  private readonly streamFirstByte: Histogram
+  private readonly streamDuration: Histogram
+  private readonly streamBytes: Counter
   private readonly batchSize: Histogram | undefined
   /** --batch: requests waiting behind a call of their kind in flight (in mlserve_queue_depth). */
   private waiting = 0
@@ -105,6 +81,33 @@ export class Observer {
       ...model,
       'route',
     ])
+    this.rejected = registry.counter(
+      'mlserve_requests_rejected_total',
+      `Requests the proxy answered itself without a scorer: body too large, queue full, no scorer available${options.models ? ' (by model)' : ''}.`,
+      [...model, 'reason'],
+    )
+    this.timeouts = registry.counter(
+      'mlserve_request_timeouts_total',
+      `Requests that got a 504 (the proxy's deadline or the scorer's)${options.models ? ', by model' : ''}.`,
+      model,
+    )
+    this.streams = registry.counter(
+      'mlserve_streams_total',
+      'Server-sent events answers (predict_stream), by how they ended: ok, client-closed, timeout, upstream-error.',
+      [...model, 'outcome'],
+    )
+    this.streamFirstByte = registry.histogram(
+      'mlserve_stream_first_byte_seconds',
+      "Time from a streamed request arriving to its answer's first event going out.",
+      model,
+    )
+    this.streamDuration = registry.histogram(
+      'mlserve_stream_duration_seconds',
+      'Time from a streamed request arriving to its answer ending.',
+      model,
+      [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
+    )
+    this.streamBytes = registry.counter('mlserve_stream_bytes_total', 'Bytes of server-sent events sent to clients.', model)
     this.batchSize = options.batch
       ? registry.histogram(
           'mlserve_batch_size',
@@ -118,8 +121,24 @@ export class Observer {
     for (const outcome of ['switched', 'failed', 'unchanged']) this.reloads.inc({outcome}, 0)
     this.reloadCheckFailures.inc(undefined, 0)
     for (const reason of ['exited', 'unresponsive', 'stuck', 'warmup-failed', 'load-timeout']) this.restarts.inc({reason}, 0)
-    for (const reason of ['body_too_large', 'queue_full', 'unavailable', 'not_ready']) this.rejected.inc({reason}, 0)
-    this.timeouts.inc(undefined, 0)
+    for (const reason of ['body_too_large', 'queue_full', 'unavailable', 'not_ready']) this.rejected.inc({model: '', reason}, 0)
+    this.timeouts.inc({model: ''}, 0)
+  }
+
+  /** A model is no longer served: its per-request series go (the series stay bounded by the models served). */
+  dropModel(name: string): void {
+    if (name === '' || !this.options.models) return
+    for (const metric of [
+      this.requests,
+      this.latency,
+      this.rejected,
+      this.timeouts,
+      this.streams,
+      this.streamFirstByte,
+      this.streamDuration,
+      this.streamBytes,
+    ])
+      metric.dropSeries(name)
   }
 
   recordPhase(phase: string, ms: number): void {
@@ -163,14 +182,14 @@ export class Observer {
     const outcome: ExchangeOutcome | 'local' = record.outcome ?? (res.writableFinished ? 'local' : 'client-closed')
     this.requests.inc({model, route, method: req.method ?? '', status: String(status)})
     this.latency.observe({model, route}, seconds)
-    if (outcome === 'timeout') this.timeouts.inc()
-    if (record.refusal) this.rejected.inc({reason: record.refusal})
+    if (outcome === 'timeout') this.timeouts.inc({model})
+    if (record.refusal) this.rejected.inc({model, reason: record.refusal})
     const {stream} = record
     if (stream) {
-      this.streams.inc({outcome: outcome === 'local' ? 'ok' : outcome})
-      if (stream.firstByteAt !== undefined) this.streamFirstByte.observe({}, (stream.firstByteAt - record.start) / 1000)
-      this.streamDuration.observe({}, seconds)
-      this.streamBytes.inc({}, stream.bytes)
+      this.streams.inc({model, outcome: outcome === 'local' ? 'ok' : outcome})
+      if (stream.firstByteAt !== undefined) this.streamFirstByte.observe({model}, (stream.firstByteAt - record.start) / 1000)
+      this.streamDuration.observe({model}, seconds)
+      this.streamBytes.inc({model}, stream.bytes)
     }
     this.accessLog?.write(
       formatAccessLog(

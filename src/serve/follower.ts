@@ -54,7 +54,7 @@ export class Follower {
   }
 
   /**
-   * A check now (SIGHUP: forced, so a target that failed is tried again and a local directory reloads);
+   * A check now (SIGHUP: forced, so a target that failed is tried again; a local directory's key says what it holds);
    * while one runs, another is taken after it. Resolves when the check running now has ended.
    */
   async request(forced: boolean): Promise<void> {
@@ -140,7 +140,7 @@ export class Follower {
     if (this.stopped) return
     // The reference moved since the failure (maybe back and forth): the failed target may be tried again.
     if (target.key !== this.failedKey) this.failedKey = undefined
-    const sameAsServed = target.key === this.options.currentKey() && !(forced && target.local)
+    const sameAsServed = target.key === this.options.currentKey()
     if (sameAsServed || (!forced && target.key === this.failedKey)) {
       if (forced) log.info(`reload check: ${uri} still names what is served`)
       this.options.onOutcome?.('unchanged')

@@ -33,6 +33,15 @@ export function splitModelPath(path: string): {name: string; rest: string} | und
   return slash < 0 ? {name: tail, rest: ''} : {name: tail.slice(0, slash), rest: tail.slice(slash)}
 }
 
+const V2_PREFIX = '/v2/models/'
+
+/** The model a V2 per-model path names (/v2/models/<name>, /v2/models/<name>/infer, .../versions/<v>/ready). */
+export function splitV2Path(path: string): string | undefined {
+  if (!path.startsWith(V2_PREFIX)) return undefined
+  const name = path.slice(V2_PREFIX.length).split('/', 1)[0]!
+  return name === '' ? undefined : name
+}
+
 const servedNames = (entries: readonly ServedEntry[]) => entries.map((entry) => entry.name).join(', ')
 
 /** MLflow's envelope for a name no model has, listing the names served. */
@@ -74,8 +83,8 @@ export function describeEntry(entry: ServedEntry): Record<string, unknown> {
 
 export function createModelRouter(deps: ModelRoutesDeps): RequestHandler {
   const {entries, operational, lifecycle} = deps
-  // Looked up on each request: models may be added and removed while serving.
-  const byName = {get: (name: string) => entries.find((entry) => entry.name === name)}
+  // The list is live (registry patterns add and remove models, the lifecycle loads and unloads them): looked up per request.
+  const find = (name: string) => entries.find((entry) => entry.name === name)
   const answer = (req: IncomingMessage, res: ServerResponse, response: PlainResponse) => {
     req.resume()
     sendPlain(res, response)
@@ -140,7 +149,7 @@ export function createModelRouter(deps: ModelRoutesDeps): RequestHandler {
 
     const split = splitModelPath(path)
     if (split) {
-      const entry = byName.get(split.name)
+      const entry = find(split.name)
       if (!entry) return answer(req, res, unknownModelResponse(split.name, entries))
       if (split.rest === '')
         return answer(
@@ -151,12 +160,24 @@ export function createModelRouter(deps: ModelRoutesDeps): RequestHandler {
       return delegate(entry, split.rest + url.slice(path.length), req, res, record)
     }
 
+    // MLServer's V2 protocol (--enable-mlserver): /v2/models/<name>/... to that model (its MLServer serves it as <name>).
+    const v2 = splitV2Path(path)
+    if (v2 !== undefined) {
+      const entry = find(v2)
+      if (!entry) return answer(req, res, json(404, {error: `Model ${v2.slice(0, 200)} not found. Served models: ${servedNames(entries)}.`}))
+      return delegate(entry, url, req, res, record)
+    }
+
+    if (path === '/v2/health/live' || path === '/v2/health/ready') {
+      return answer(req, res, serving() ? {status: 200, contentType: 'application/json', body: ''} : notReadyResponse(deps.state()))
+    }
+
     if (path === '/ping' || path === '/health') {
       if (!serving() && deps.state() !== 'stopping') record.refusal = 'not_ready'
       return answer(req, res, serving() ? {status: 200, contentType: 'application/json', body: '\n'} : notReadyResponse(deps.state()))
     }
 
-    const fallback = deps.defaultModel === undefined ? undefined : byName.get(deps.defaultModel)
+    const fallback = deps.defaultModel === undefined ? undefined : find(deps.defaultModel)
     if (fallback) return delegate(fallback, url, req, res, record)
     return answer(req, res, path === '/invocations' ? noDefaultResponse(entries) : notFound)
   }

@@ -3,20 +3,14 @@
 import path from 'node:path'
 
 import {ENV_MANAGERS, type EnvManager} from '../config.js'
+import type {ModelSettings} from './model-settings.js'
 import {MlserveError, messageOf} from '../errors.js'
 import {parseModelUri} from '../uri/parse.js'
 import {MODEL_TEXT_MAX_BYTES, readBoundedText} from '../util/read-bounded.js'
 import {loadBoundedYaml} from '../util/yaml-bounded.js'
+import {isModelPattern, parseModelPattern, type ModelPattern} from './model-patterns.js'
 
-/** What one model may set for itself (--models file); the rest comes from serve's flags. */
-export interface ModelSettings {
-  readonly workers?: number
-  readonly timeoutSeconds?: number
-  /** --batch for this model: true (serve's --batch-max-rows) or the most rows in one merged call; false: off. */
-  readonly batch?: boolean | number
-  readonly envManager?: EnvManager
-  readonly installMlflow?: boolean
-}
+export type {ModelSettings} from './model-settings.js'
 
 export interface ModelSpec {
   /** The name in its routes (/models/<name>/invocations). */
@@ -54,6 +48,12 @@ export function parseModelArg(value: string): ModelSpec {
   const eq = value.indexOf('=')
   if (eq > 0 && isModelName(value.slice(0, eq))) {
     const uri = value.slice(eq + 1)
+    if (isModelPattern(uri)) {
+      throw usage(`-m ${value}: a registry pattern serves each model it matches under its registered name; it takes no NAME=.`, [
+        `Drop "${value.slice(0, eq + 1)}": -m '${uri}'.`,
+      ])
+    }
+
     if (uri === '') throw usage(`-m ${value}: the model URI after "=" is empty.`, ['Give -m NAME=URI, e.g. -m iris=./models/iris.'])
     return {name: value.slice(0, eq), uri, settings: {}}
   }
@@ -90,7 +90,7 @@ const FILE_SHAPE =
   'The --models file is a YAML or JSON list of {name, uri} with optional workers, timeout, batch, env_manager and install_mlflow.'
 
 /** Reads and checks the --models file (bounded: a regular file of at most 16 MiB, aliases budgeted). */
-export async function readModelsFile(file: string): Promise<ModelSpec[]> {
+export async function readModelsFile(file: string): Promise<Array<ModelSpec | ModelPattern>> {
   const invalid = (message: string, cause?: unknown) =>
     new MlserveError('INVALID_ARGUMENT', `--models ${file}: ${message}`, {cause, suggestions: [FILE_SHAPE]})
   let doc: unknown
@@ -108,7 +108,7 @@ export async function readModelsFile(file: string): Promise<ModelSpec[]> {
   return doc.map((entry, index) => specOf(entry, index, invalid))
 }
 
-function specOf(entry: unknown, index: number, invalid: (message: string) => MlserveError): ModelSpec {
+function specOf(entry: unknown, index: number, invalid: (message: string) => MlserveError): ModelSpec | ModelPattern {
   if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw invalid(`entry ${index + 1} is not a mapping`)
   const fields = entry as Record<string, unknown>
   const where = `entry ${index + 1}`
@@ -117,8 +117,11 @@ function specOf(entry: unknown, index: number, invalid: (message: string) => Mls
   if (typeof uri !== 'string' || uri.trim() === '') throw invalid(`${where}: uri is missing or not a string`)
   if (name !== undefined && (typeof name !== 'string' || !isModelName(name)))
     throw invalid(`${where}: name ${JSON.stringify(name)} is not valid. ${NAME_RULE}`)
-  const derived = name ?? nameOfUri(uri)
-  if (derived === undefined || !isModelName(derived)) throw invalid(`${where}: cannot name ${uri} after its URI; give it a name:`)
+  const pattern = isModelPattern(uri)
+  if (pattern && name !== undefined)
+    throw invalid(`${where}: ${uri} is a registry pattern: each match is served under its registered name, drop name:`)
+  const derived = pattern ? '' : (name ?? nameOfUri(uri))
+  if (!pattern && (derived === undefined || !isModelName(derived))) throw invalid(`${where}: cannot name ${uri} after its URI; give it a name:`)
   const count = (key: string, min: number): number | undefined => {
     const value = fields[key]
     if (value === undefined) return undefined
@@ -147,5 +150,14 @@ function specOf(entry: unknown, index: number, invalid: (message: string) => Mls
     envManager: manager as EnvManager | undefined,
     installMlflow: flag('install_mlflow'),
   }
-  return {name: derived, uri, settings: Object.fromEntries(Object.entries(settings).filter(([, value]) => value !== undefined))}
+  const own: ModelSettings = Object.fromEntries(Object.entries(settings).filter(([, value]) => value !== undefined))
+  if (pattern) {
+    try {
+      return parseModelPattern(uri, own)
+    } catch (error) {
+      throw invalid(`${where}: ${(error as Error).message}`)
+    }
+  }
+
+  return {name: derived!, uri, settings: own}
 }

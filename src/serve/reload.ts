@@ -4,8 +4,10 @@ import type {ServeOptions} from '../config.js'
 import {MlserveError} from '../errors.js'
 import {loadModel, type ResolvedModel} from '../load-model.js'
 import {formatDuration, type Logger} from '../log.js'
+import {parseModelUri} from '../uri/parse.js'
 import {isMovingUri, lookUpModelTarget, targetKeyOf, type ModelTarget} from '../uri/resolve.js'
 import {redactUri} from '../uri/tracking.js'
+import {fingerprintDir} from '../util/dir-fingerprint.js'
 import {Follower, describeTarget, type ReloadOutcome} from './follower.js'
 import {planScorers} from '../scorer/plan.js'
 import {ServingSet, type GenerationIo, type ServedModel} from './generation.js'
@@ -41,6 +43,10 @@ export function followReference(options: ServeOptions, io: ReloadIo, switchboard
   const uri = redactUri(options.modelUri)
   const lookUpContext = {cwd: options.cwd, env: options.env, log, signal: io.stop, python: options.python}
   let generation = switchboard.current.served.generation
+  // A local directory is named by its path and what it holds: SIGHUP (which also re-reads the front
+  // door's keys and certificates) reloads it only when its files changed.
+  const local = switchboard.current.model.ref.localDir
+  let servedLocal: Promise<string> | undefined = isLocalUri(options.modelUri) ? localKeyOf(local) : undefined
   /** The last replaced generation, until it has drained and stopped: the next reload waits for it. */
   let draining: Promise<unknown> = Promise.resolve()
 
@@ -89,6 +95,7 @@ export function followReference(options: ServeOptions, io: ReloadIo, switchboard
     }
 
     const was = previous.served
+    if (target.local) servedLocal = Promise.resolve(target.key)
     draining = switchboard
       .switchTo(next, context.graceFor(options.gracePeriodMs), context.graceFor(context.stopGraceMs), io.force)
       .then((exits) => {
@@ -97,13 +104,19 @@ export function followReference(options: ServeOptions, io: ReloadIo, switchboard
     log.info(`${describeSwitch(next.served, was)}, prepared in ${formatDuration(performance.now() - began)}`)
   }
 
+  let servedKey: string | undefined
   const follower = new Follower({
     uri,
     intervalMs: options.reloadIntervalMs ?? 0,
     moving: isMovingUri(options.modelUri),
     log,
-    lookUp: async () => lookUpModelTarget(options.modelUri, lookUpContext),
-    currentKey: () => targetKeyOf(switchboard.current.model.ref),
+    async lookUp() {
+      const target = await lookUpModelTarget(options.modelUri, lookUpContext)
+      if (!target.local) return target
+      servedKey = await servedLocal
+      return {...target, key: await localKeyOf(target.key)}
+    },
+    currentKey: () => servedKey ?? targetKeyOf(switchboard.current.model.ref),
     reload,
     onOutcome: (outcome) => context.observer.recordReload(outcome),
     onCheckFailed: () => context.observer.recordReloadCheckFailure(),
@@ -130,3 +143,8 @@ export function describeSwitch(served: ServedModel, was: ServedModel): string {
   const run = (model: ServedModel) => (model.runId ? `, run ${model.runId}` : '')
   return `serving ${served.uri} generation ${served.generation}${run(served)} (was generation ${was.generation}${run(was)})`
 }
+
+const isLocalUri = (uri: string): boolean => parseModelUri(uri).kind === 'local'
+
+/** A local directory's target key: its path and a digest of its files. */
+const localKeyOf = async (dir: string): Promise<string> => `${dir}#${await fingerprintDir(dir)}`

@@ -13,17 +13,22 @@ import type {Upstreams} from '../upstream.js'
 import {CleanupStack} from '../util/cleanup.js'
 import {guardPath} from '../util/exit-guard.js'
 import {createSocketDir} from '../util/socket-dir.js'
+import type {ModelPattern} from './model-patterns.js'
 import type {ModelSpec} from './model-specs.js'
 import type {ServedEntry} from './models.js'
 import {describeEntry} from './model-routes.js'
 import {ModelPool} from './model-pool.js'
 import {combinedStatus, type ModelContext} from './models.js'
+import type {ModelSet} from './pattern-follower.js'
 import {registerPoolMetrics} from './pool-metrics.js'
+import {servePatterns} from './serve-patterns.js'
 import {openPublicPort, type PublicPort} from './public-port.js'
 import type {ServeIo} from './serve.js'
 
 export interface ModelSetOptions {
   readonly models: readonly ModelSpec[]
+  /** Registry patterns: every match served under its registered name (followed with --reload-interval). */
+  readonly patterns?: readonly ModelPattern[]
   readonly defaultModel?: string
   /** Fail at start when any model cannot be served. */
   readonly strict: boolean
@@ -55,6 +60,8 @@ export function optionsOf(base: ServeOptions, spec: ModelSpec, batchMaxRows = 10
     envManager: settings.envManager ?? base.envManager,
     installMlflow: settings.installMlflow ?? base.installMlflow,
     batchMaxRows: batch === undefined ? base.batchMaxRows : batch === false ? 0 : batch === true ? base.batchMaxRows || batchMaxRows : batch,
+    // MLServer serves each model under its mlserve name: /v2/models/<name>/... goes to that model unchanged.
+    env: base.enableMlserver ? {...base.env, MLSERVER_MODEL_NAME: spec.name} : base.env,
   }
 }
 
@@ -76,6 +83,9 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
       ])
     // The front door guards every model's routes as it guards one model's: checked before the port is bound.
     const door = await prepareFrontDoor(options.frontDoor)
+    const patterns = set.patterns ?? []
+    // A registry that cannot be searched (sqlite, Databricks, plugins) is refused before the port is bound.
+    if (patterns.length > 0) await (await import('../uri/registry-search.js')).checkRegistrySearchable({cwd: options.cwd, env: options.env})
     let pool: ModelPool | undefined
     const entries = () => pool?.entries ?? []
     const status = combinedStatus(entries)
@@ -153,6 +163,18 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
     const models = new ModelPool(context, limits, socketDir, io.stop, (spec) => optionsOf(options, spec, set.batchMaxRows), poolEvents)
     pool = models
     for (const spec of set.models) models.register(spec)
+    // What the registry patterns add and remove while serving: the pool's models; a removed model's series go.
+    const table: ModelSet = {
+      get entries() {
+        return models.entries
+      },
+      get: (name) => models.get(name),
+      add: async (spec) => models.add(spec),
+      async remove(name) {
+        await models.remove(name, graceFor(options.gracePeriodMs))
+        observer.dropModel(name)
+      },
+    }
 
     const handle = createModelRouter({
       entries: models.entries,
@@ -179,10 +201,23 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
     server = publicPort.server
     const {url} = publicPort
     const closeProxy = publicPort.close
+    io.onListening?.(url)
+    // The registry patterns' matches join the list (a search that fails counts as a model that cannot be served).
+    const patternFollower =
+      patterns.length > 0
+        ? await servePatterns(patterns, table, {
+            listAtStart: (spec) => models.register(spec),
+            options,
+            log,
+            stop: io.stop,
+            onReloadRequest: io.onReloadRequest,
+            onCheckFailed: () => observer.recordReloadCheckFailure(),
+          })
+        : undefined
+    if (io.stop.aborted) return
     log.info(
       `listening on ${url} (${models.entries.length} models: ${models.entries.map((entry) => entry.name).join(', ')}; each answers 503 until it is prepared)`,
     )
-    io.onListening?.(url)
 
     const killOnExit = () => models.killNow()
     process.once('exit', killOnExit)
@@ -193,6 +228,8 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
     const measuring = setInterval(() => void models.measure().catch(() => {}), MEASURE_EVERY_MS)
     measuring.unref()
     cleanup.defer('stop measuring memory', async () => clearInterval(measuring))
+    // The patterns stop adding and removing models before the models stop.
+    if (patternFollower) cleanup.defer('stop following the registry patterns', async () => patternFollower.stop())
     // The router answers from the start: each model serves as soon as it is loaded.
     state = 'ready'
     // --strict: the first model that fails ends the start (the others' loads are stopped).
@@ -200,13 +237,17 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
     if (io.stop.aborted) return
     const all = models.entries
     const failed = all.filter((entry) => entry.state === 'failed')
-    if (failed.length === all.length) {
+    const unmatched = patternFollower?.unmatched ?? []
+    if (failed.length === all.length || (set.strict && (failed.length > 0 || unmatched.length > 0))) {
+      const none = failed.length === all.length
+      const reasons = [
+        ...failed.map((entry) => `${entry.name}: ${entry.error}`),
+        ...unmatched.map((pattern) => `${pattern.pattern} matched no registered model`),
+      ]
       throw new MlserveError(
         'SCORER_START_FAILED',
-        `No model could be served: ${failed.map((entry) => `${entry.name}: ${entry.error}`).join('; ')}`,
-        {
-          suggestions: ["Each model's own error is logged above (lines starting with its name)."],
-        },
+        `${none ? 'No model could be served' : `${failed.length + unmatched.length} of ${all.length + unmatched.length} models could not be served (--strict)`}: ${reasons.join('; ')}`,
+        {suggestions: ["Each model's own error is logged above (lines starting with its name)."]},
       )
     }
 
@@ -214,6 +255,7 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
     log.info(
       `ready: serving ${all.length - failed.length} of ${all.length} models on ${url} (started in ${formatDuration(performance.now() - startedAt)}; try them at ${url}${PAGE_ROUTE})${unloaded.length > 0 ? `; loaded on first request: ${unloaded.map((entry) => entry.name).join(', ')}` : ''}${failed.length > 0 ? `; not served: ${failed.map((entry) => entry.name).join(', ')}` : ''}`,
     )
+    patternFollower?.start()
     await new Promise<void>((resolve) => {
       if (io.stop.aborted) resolve()
       io.stop.addEventListener('abort', () => resolve(), {once: true})

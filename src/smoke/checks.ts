@@ -9,6 +9,7 @@ import type {CaseResult} from './report.js'
 import {CheckFailure, CheckSkipped, checkEvents, excerptOf, predictionsOf, sameValue} from './responses.js'
 import {missingColumnBody, sampleBody} from './sample.js'
 import type {Signature} from './signature.js'
+import {pathPrefixOf} from './model-route.js'
 
 /** What the checks know about the model: its signature and serving input example, when it has them. */
 export interface ModelFacts {
@@ -50,6 +51,8 @@ export async function runChecks(options: CheckOptions): Promise<CaseResult[]> {
   const limit = options.timeoutMs + 5000
   const agent = new Agent({headersTimeout: limit, bodyTimeout: limit, pipelining: 0})
   const origin = new URL(options.url).origin
+  // --model NAME: every route under /models/<name> (see model-route.ts).
+  const prefix = pathPrefixOf(options.url)
   const results: CaseResult[] = []
   /** The predictions of every case that got a 200, for the output schema check. */
   const predicted: Array<{readonly name: string; readonly text: string}> = []
@@ -62,7 +65,7 @@ export async function runChecks(options: CheckOptions): Promise<CaseResult[]> {
     try {
       const response = await agent.request({
         origin,
-        path,
+        path: prefix + path,
         method,
         headers: body ? {...options.headers, 'content-type': body.contentType} : {...options.headers},
         body: body?.data,

@@ -3,6 +3,7 @@ import {request} from 'undici'
 
 import {messageOf} from '../errors.js'
 import {sleep} from '../util/abort.js'
+import {pathPrefixOf} from './model-route.js'
 
 export interface WaitResult {
   readonly ready: boolean
@@ -23,7 +24,7 @@ export async function waitForReady(
   for (;;) {
     try {
       // eslint-disable-next-line no-await-in-loop
-      const response = await request(new URL('/ping', new URL(url).origin), {
+      const response = await request(new URL(`${pathPrefixOf(url)}/ping`, new URL(url).origin), {
         headers,
         signal: AbortSignal.any([signal, AbortSignal.timeout(Math.max(POLL_MS, 2000))]),
       })

@@ -79,6 +79,18 @@ export function parseModelsUri(uri: string): ModelUri {
   const parts = stripped.split('/')
   const fail = () => new MlserveError('INVALID_MODEL_URI', modelsMessage(uri))
   if (stripped === '' || parts.length > 2 || parts[0]!.trim() === '') throw fail()
+  if (/[*?]/.test(/^[^/@]*/.exec(stripped)![0])) {
+    throw new MlserveError(
+      'INVALID_MODEL_URI',
+      `${uri} is a registry pattern: it names several models, and only \`mlserve serve\` serves patterns.`,
+      {
+        suggestions: [
+          "Give one model's URI here (models:/<name>@<alias>), or serve the pattern: mlserve serve -m '<pattern>' (docs/multi-model.md).",
+        ],
+      },
+    )
+  }
+
   if (parts.length === 2) {
     const [name, suffix] = parts as [string, string]
     if (suffix.trim() === '') throw fail()

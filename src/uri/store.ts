@@ -68,10 +68,21 @@ export function restStore(client: RestClient, trackingBase: string, registryBase
 
   return {
     async registeredModelNames() {
-      const answer = await client.get<{registered_models?: Array<{name?: string}>}>(registryBase, 'mlflow/registered-models/search', {
-        max_results: '1000',
-      })
-      return (answer.registered_models ?? []).flatMap((model) => (model.name ? [model.name] : []))
+      const names: string[] = []
+      let pageToken: string | undefined
+      for (let page = 0; page < 100; page++) {
+        type Answer = {registered_models?: Array<{name?: string}>; next_page_token?: string}
+        // eslint-disable-next-line no-await-in-loop
+        const answer = await client.get<Answer>(registryBase, 'mlflow/registered-models/search', {
+          max_results: '1000',
+          ...(pageToken ? {page_token: pageToken} : {}),
+        })
+        for (const model of answer.registered_models ?? []) if (model.name) names.push(model.name)
+        pageToken = answer.next_page_token
+        if (!pageToken) break
+      }
+
+      return names
     },
     async run(runId) {
       try {

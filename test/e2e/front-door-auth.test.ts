@@ -100,6 +100,10 @@ t.test('every route but the health checks needs a key; the file is re-read on SI
   writeFileSync(file, 'gamma-key-3\n')
   server.child.kill('SIGHUP')
   await server.waitForOutput(/re-read --auth-token-file \(1 key\(s\)\)/)
+  // Re-reading the keys leaves the (unchanged) local model alone: no new generation of scorers.
+  const check = await server.waitForOutput(/reload check: .* still names what is served|reload: preparing/)
+  t.notMatch(check[0], /reload: preparing/, 'SIGHUP did not reload the unchanged local model')
+  t.match(JSON.parse((await call(server.url, 'GET', '/readyz')).body), {model: {generation: 1}}, 'still generation 1')
   t.equal((await call(server.url, 'GET', '/version', {'x-api-key': 'gamma-key-3'})).status, 200, 'the new key is accepted')
   t.equal((await call(server.url, 'GET', '/version', {'x-api-key': 'alpha-key-1'})).status, 401, 'a removed key is refused')
 

@@ -122,6 +122,29 @@ t.test('MLSERVER_MODEL_NAME names the model, as under mlflow', async (t) => {
   t.equal(await status(`${server.url}/v2/models/mlflow-model/ready`), 404)
 })
 
+t.test("several models: MLServer's V2 per-model paths (/v2/models/<name>/...) go to that model", async (t) => {
+  const server = await startMlserve(['-m', `setosa=${iris}`, '-m', `virginica=${iris}`, '--enable-mlserver', '--env-manager', 'virtualenv'], {
+    env,
+  })
+  t.teardown(() => server.stop())
+  await server.waitForOutput(/ready: serving 2 of 2 models/)
+  for (const name of ['setosa', 'virginica']) {
+    /* eslint-disable no-await-in-loop */
+    const infer = await post(`${server.url}/v2/models/${name}/infer`, v2)
+    t.equal(infer.status, 200, `${name}: V2 infer`)
+    t.equal((JSON.parse(infer.body) as {model_name: string}).model_name, name, `${name}: answered by its own MLServer, under its name`)
+    t.equal(await status(`${server.url}/v2/models/${name}/ready`), 200, `${name}: V2 ready`)
+    t.equal(await status(`${server.url}/v2/models/${name}`), 200, `${name}: V2 metadata`)
+    t.same(JSON.parse((await post(`${server.url}/models/${name}/invocations`, split)).body), {predictions: [0, 1, 2]})
+    /* eslint-enable no-await-in-loop */
+  }
+
+  const unknown = await post(`${server.url}/v2/models/nope/infer`, v2)
+  t.equal(unknown.status, 404)
+  t.same(JSON.parse(unknown.body), {error: 'Model nope not found. Served models: setosa, virginica.'})
+  t.match(server.stdout(), /"POST \/v2\/models\/setosa\/infer" 200/)
+})
+
 t.test('the local manager installs nothing: an interpreter without mlserver is refused, naming the pip command', async (t) => {
   const python = toolchainPython()
   const result = await runMlserve(['serve', '-m', iris, '-p', '0', '--enable-mlserver', '--env-manager', 'local', '--python', python], {env})

@@ -4,6 +4,7 @@ import {Flags} from '@oclif/core'
 
 import {MlserveError} from '../../errors.js'
 import {parseSize} from '../../serve/memory.js'
+import {isModelPattern, parseModelPattern, type ModelPattern} from '../../serve/model-patterns.js'
 import {checkModelNames, parseModelArg, readModelsFile, type ModelSpec} from '../../serve/model-specs.js'
 import {modelFlags} from '../flags.js'
 
@@ -13,7 +14,7 @@ export const multiModelFlags = {
     description: modelFlags['model-uri'].description,
     multiple: true,
     multipleNonGreedy: true,
-    summary: `${modelFlags['model-uri'].summary} Repeat it, as -m NAME=URI, to serve several models (see docs/multi-model.md).`,
+    summary: `${modelFlags['model-uri'].summary} Repeat it, as -m NAME=URI, to serve several models, or give a registry pattern such as 'models:/*@champion' (see docs/multi-model.md).`,
   }),
   models: Flags.string({
     summary:
@@ -65,6 +66,8 @@ export type ModelSelection =
   | {
       readonly kind: 'multi'
       readonly models: readonly ModelSpec[]
+      /** Registry patterns (models:/*@champion): their matches are served under their registered names. */
+      readonly patterns: readonly ModelPattern[]
       readonly defaultModel?: string
       readonly strict: boolean
       readonly load?: 'eager' | 'lazy'
@@ -84,17 +87,23 @@ export async function selectModels(flags: MultiModelFlagValues): Promise<ModelSe
 
   // Checked first: cheap, and a bad size is a usage error whatever else is wrong.
   const maxMemory = flags['max-memory'] === undefined ? undefined : parseSize(flags['max-memory'])
-  const named = args.some((arg) => /^[A-Za-z0-9][A-Za-z0-9._-]*=/.test(arg) && parseModelArg(arg).uri !== arg)
-  if (args.length === 1 && flags.models === undefined && !named) {
+  const patterns = args.filter((arg) => isModelPattern(arg)).map((arg) => parseModelPattern(arg))
+  const plain = args.filter((arg) => !isModelPattern(arg))
+  const named = plain.some((arg) => /^[A-Za-z0-9][A-Za-z0-9._-]*=/.test(arg) && parseModelArg(arg).uri !== arg)
+  if (args.length === 1 && patterns.length === 0 && flags.models === undefined && !named) {
     const multiOnly = (['default-model', 'load', 'max-loaded', 'max-memory', 'max-loading'] as const).find((flag) => flags[flag] !== undefined)
     if (multiOnly !== undefined)
       throw usage(`--${multiOnly} needs several models (-m NAME=URI or --models).`, `Drop --${multiOnly}, or name the model: -m NAME=URI.`)
     return {kind: 'single', uri: args[0]!}
   }
 
-  const models = checkModelNames([...args.map((arg) => parseModelArg(arg)), ...(flags.models ? await readModelsFile(flags.models) : [])])
+  const listed = flags.models ? await readModelsFile(flags.models) : []
+  for (const item of listed) if ('pattern' in item) patterns.push(item)
+  const fromFile = listed.filter((item): item is ModelSpec => !('pattern' in item))
+  const models = checkModelNames([...plain.map((arg) => parseModelArg(arg)), ...fromFile])
   const defaultModel = flags['default-model']
-  if (defaultModel !== undefined && !models.some((model) => model.name === defaultModel)) {
+  // With a pattern, the default may be one of its matches (known only once the registry is searched).
+  if (defaultModel !== undefined && patterns.length === 0 && !models.some((model) => model.name === defaultModel)) {
     throw usage(
       `--default-model ${defaultModel} is not one of the models served (${models.map((model) => model.name).join(', ')}).`,
       'Name one of them.',
@@ -104,6 +113,7 @@ export async function selectModels(flags: MultiModelFlagValues): Promise<ModelSe
   return {
     kind: 'multi',
     models,
+    patterns,
     defaultModel,
     strict: flags.strict,
     load: flags.load as 'eager' | 'lazy' | undefined,

@@ -254,3 +254,38 @@ t.test('the front door in the pods: API keys from a Secret as MLSERVE_AUTH_TOKEN
     {name: 'MLSERVE_AUTH_TOKENS', valueFrom: {secretKeyRef: {name: 'iris-keys', key: 'tokens'}}},
   ])
 })
+
+t.test('--models FILE: a ConfigMap with the file, mounted read-only and passed as --models; KServe too; a bad file is exit 2', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'mlserve-k8s-models-'))
+  t.teardown(() => rmSync(dir, {recursive: true, force: true}))
+  const file = path.join(dir, 'models.yaml')
+  const text =
+    '- name: fraud\n  uri: models:/fraud@champion\n  workers: 2\n- uri: models:/churn-*/Production\n- name: extra\n  uri: /opt/models/extra\n'
+  writeFileSync(file, text)
+  const result = await generate(['-m', 'models:/iris@champion', '--image', 'iris:1', '--models', file])
+  t.equal(result.exitCode, 0, result.stderr)
+  t.match(result.stderr, /--models: \/opt\/models\/extra is a local path: it must exist inside the image/)
+  const docs = loadAll(result.stdout) as Obj[]
+  t.same(
+    docs.map((d) => `${d.kind} ${d.metadata.name}`),
+    ['ConfigMap iris-models', 'Deployment iris', 'Service iris', 'HorizontalPodAutoscaler iris', 'PodDisruptionBudget iris'],
+  )
+  t.same(byKind(docs, 'ConfigMap').data, {'models.yaml': text}, 'the file, byte for byte')
+  const pod = byKind(docs, 'Deployment').spec.template
+  const container = pod.spec.containers[0]
+  t.match(container.args.join(' '), /--models \/etc\/mlserve\/models\/models\.yaml/)
+  t.same(container.volumeMounts.at(-1), {name: 'models', mountPath: '/etc/mlserve/models', readOnly: true})
+  t.same(pod.spec.volumes.at(-1), {name: 'models', configMap: {name: 'iris-models'}})
+  t.match(pod.metadata.annotations['mlserve.dev/models-sha256'], /^[0-9a-f]{64}$/, 'a changed file rolls the pods')
+
+  const kserve = (loadAll((await generate(['-m', 'm', '--image', 'i:1', '--kserve', '--models', file])).stdout) as Obj[]).map((d) => d.kind)
+  t.same(kserve, ['ConfigMap', 'InferenceService'])
+  const isvc = byKind(loadAll((await generate(['-m', 'm', '--image', 'i:1', '--kserve', '--models', file])).stdout) as Obj[], 'InferenceService')
+  t.same(isvc.spec.predictor.volumes.at(-1), {name: 'models', configMap: {name: 'm-models'}})
+
+  writeFileSync(file, '- uri: ./x\n  colour: red\n')
+  const bad = await generate(['-m', 'm', '--image', 'i:1', '--models', file])
+  t.equal(bad.exitCode, 2, 'a bad --models file is refused as serve refuses it')
+  t.match(bad.stderr, /entry 1: unknown key "colour"/)
+  t.equal(bad.stdout, '')
+})

@@ -31,6 +31,9 @@ async function crdValidate(files: string[]) {
   return execa(python, [VALIDATE_CRD, crd, ...files], {reject: false, all: true})
 }
 
+const modelsFile = path.join(work, 'models.yaml')
+writeFileSync(modelsFile, '- name: fraud\n  uri: models:/fraud@champion\n- uri: models:/churn-*/Production\n')
+
 const FLAG_SETS: Record<string, string[]> = {
   defaults: [],
   tuned: [
@@ -40,12 +43,13 @@ const FLAG_SETS: Record<string, string[]> = {
   ],
   fixed: ['--no-autoscale', '--replicas', '1', '--service-type', 'LoadBalancer'],
   'front-door': ['--auth-secret', 'iris-keys', '--tls-secret', 'iris-tls', '--static-prefix', '/p', '--metrics-public'],
+  models: ['--models', modelsFile],
 }
 
 t.test('every built-in manifest passes kubernetes-validate --strict', async (t) => {
   for (const [name, args] of Object.entries(FLAG_SETS)) {
     const dir = await generateInto(name, args)
-    const files = ['deployment.yaml', 'service.yaml', 'hpa.yaml', 'pdb.yaml']
+    const files = [...(name === 'models' ? ['configmap.yaml'] : []), 'deployment.yaml', 'service.yaml', 'hpa.yaml', 'pdb.yaml']
       .map((file) => path.join(dir, file))
       .filter((file) => !(name === 'fixed' && file.endsWith('hpa.yaml')))
     const result = await kubernetesValidate(files)
@@ -70,6 +74,7 @@ t.test('the InferenceService passes KServe v0.15.2 CRD schema (unknown fields re
     'kserve-v1': ['--kserve'],
     'kserve-v2': ['--kserve', '--enable-mlserver', '--namespace', 'ml', '--cpu-limit', '2'],
     'kserve-keys': ['--kserve', '--auth-secret', 'iris-keys', '--static-prefix', '/p'],
+    'kserve-models': ['--kserve', '--models', modelsFile],
   })) {
     const dir = await generateInto(name, args)
     const result = await crdValidate([path.join(dir, 'inferenceservice.yaml')])

@@ -107,24 +107,25 @@ t.test('a fixed reference with an interval: nothing to follow, no checks', async
   t.same(f.outcomes, [])
 })
 
-t.test('a forced check of a local directory reloads it even though its path is the same', async (t) => {
+t.test('a local directory reloads on SIGHUP only when what it holds changed (its key)', async (t) => {
   let reloaded = 0
-  const dir: ModelTarget = {key: '/models/m', fixedUri: '/models/m', moving: false, local: true}
+  let key = '/models/m#1'
   const instance = new Follower({
     uri: '/models/m',
     intervalMs: 0,
     moving: false,
     log: {info() {}, warn() {}, phase: () => ({done: () => 0})},
-    lookUp: async () => dir,
-    currentKey: () => '/models/m',
+    lookUp: async () => ({key, fixedUri: '/models/m', moving: false, local: true}),
+    currentKey: () => '/models/m#1',
     async reload() {
       reloaded++
     },
   })
-  await instance.request(false)
-  t.equal(reloaded, 0, 'an unforced check: unchanged')
   await instance.request(true)
-  t.equal(reloaded, 1, 'SIGHUP reloads it')
+  t.equal(reloaded, 0, 'SIGHUP with the same files: unchanged (the front door re-reads its keys alone)')
+  key = '/models/m#2'
+  await instance.request(false)
+  t.equal(reloaded, 1, 'changed files: reloaded')
 })
 
 t.test('a reload that never ends is cancelled by a newer target (and by SIGHUP); the newer one is prepared at once', async (t) => {

@@ -5,7 +5,7 @@ import type {AddressInfo} from 'node:net'
 
 import t, {type Test} from 'tap'
 
-import {createModelRouter, splitModelPath} from '../../../src/serve/model-routes.js'
+import {createModelRouter, splitModelPath, splitV2Path} from '../../../src/serve/model-routes.js'
 import type {ServedEntry} from '../../../src/serve/models.js'
 import type {RequestRecord} from '../../../src/proxy/server.js'
 
@@ -93,4 +93,18 @@ t.test('--default-model: /invocations and other paths go to it', async (t) => {
   const {call} = await serve(t, 'a')
   t.same(await call('/invocations'), {status: 200, body: 'a got /invocations'})
   t.same(await call('/version', 'GET'), {status: 200, body: 'a got /version'})
+})
+
+t.test("MLServer's V2 per-model paths go to that model unchanged; an unknown name is a V2 404", async (t) => {
+  t.equal(splitV2Path('/v2/models/a/infer'), 'a')
+  t.equal(splitV2Path('/v2/models/a'), 'a')
+  t.equal(splitV2Path('/v2/models/a/versions/3/ready'), 'a')
+  t.equal(splitV2Path('/v2/models/'), undefined)
+  t.equal(splitV2Path('/v2/health/ready'), undefined)
+  const {call, records} = await serve(t)
+  t.same(await call('/v2/models/a/infer'), {status: 200, body: 'a got /v2/models/a/infer'})
+  t.same(await call('/v2/models/a/versions/1/ready', 'GET'), {status: 200, body: 'a got /v2/models/a/versions/1/ready'})
+  t.equal(records.at(-1)!.model, 'a')
+  t.same(await call('/v2/models/nope/infer'), {status: 404, body: '{"error":"Model nope not found. Served models: a, b, c."}'})
+  t.equal((await call('/v2/health/ready', 'GET')).status, 200, 'a model is loaded')
 })

@@ -98,3 +98,15 @@ t.test('credentials and store kinds', async (t) => {
   t.equal(storeKind('sqlite:///mlflow.db'), 'delegate')
   t.equal(storeKind('databricks'), 'delegate')
 })
+
+t.test('a registry pattern is refused where one model is meant, naming serve', async (t) => {
+  for (const uri of ['models:/*@champion', 'models:/fraud-?/Production', 'models:/*/latest']) {
+    t.throws(
+      () => parseModelUri(uri),
+      {code: 'INVALID_MODEL_URI', message: /is a registry pattern: .*only `mlserve serve` serves patterns/},
+      uri,
+    )
+  }
+
+  t.match(parseModelUri('models:/fraud@c*'), {kind: 'model-alias', name: 'fraud', alias: 'c*'}, 'only the name can be a pattern')
+})
