@@ -1,8 +1,7 @@
 // Several models, loaded on demand and evicted (issue 27 items 3 and 4), with the real scorer: --load lazy
 // with --max-loaded 1 and alternating requests (every answer right, evictions counted), gunicorn models under
-// the same limits, one loader per
-// environment (kill -9 of one restarts only its models), --strict failing at the first failure, usage
-// errors, and Ctrl-C / kill -9 of mlserve leaving no process.
+// the same limits, one loader per environment (kill -9 of one restarts only its models), --strict failing at
+// the first failure, usage errors, and Ctrl-C / kill -9 of mlserve leaving no process.
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
