@@ -131,7 +131,15 @@ async function main() {
     await until('prepared', async () => /ready: serving/.test(server.stderr()), server)
     for (const name of names.slice(0, 2)) await call(`${server.url}/models/${name}/invocations`)
     const firsts = []
-    for (const name of names.slice(2, 22)) firsts.push((await call(`${server.url}/models/${name}/invocations`)).ms)
+    for (const name of names.slice(2, 22)) {
+      firsts.push((await call(`${server.url}/models/${name}/invocations`)).ms)
+      // What N/4 loaded models and their loaders take (the churn run's --max-memory, +10 %).
+      if (firsts.length + 2 === Math.max(1, Math.floor(N / 4))) {
+        await sleep(2500)
+        results.memoryAtQuarter = metric(await (await fetch(`${server.url}/metrics`)).text(), 'mlserve_models_memory_bytes')
+      }
+    }
+
     const logged = [...server.stderr().matchAll(/: loaded in (\d+) ms/g)].slice(2).map((m) => Number(m[1]))
     results.cold = {
       loads: firsts.length,
@@ -144,7 +152,9 @@ async function main() {
   }
 
   const maxLoaded = Math.max(1, Math.floor(N / 4))
-  const cap = Math.round(results.b.sharedBytes + maxLoaded * results.b.perModelMeanBytes * 1.1)
+  const cap = Math.round(
+    results.memoryAtQuarter ? results.memoryAtQuarter * 1.1 : results.b.sharedBytes + maxLoaded * results.b.perModelMeanBytes * 1.1,
+  )
   console.error(`# churn: --max-loaded ${maxLoaded} --max-memory ${cap} for ${args['churn-seconds']} s, 4 clients`)
   {
     const server = await mlserve(['--models', file, '--max-loaded', String(maxLoaded), '--max-memory', String(cap)])

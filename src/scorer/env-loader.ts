@@ -19,7 +19,14 @@ type Message =
   | {readonly event: 'ready'; readonly imported?: string[]}
   | {readonly event: 'unsafe'; readonly reason: string}
   | {readonly event: 'forked'; readonly id: number; readonly pid: number}
-  | {readonly event: 'exited'; readonly pid: number; readonly code: number | null; readonly signal: string | null}
+  | {
+      readonly event: 'exited'
+      readonly pid: number
+      readonly code: number | null
+      readonly signal: string | null
+      /** The exception that ended the fork (its output is mixed with its siblings'). */
+      readonly error?: string | null
+    }
 
 /** What the loaders of one server share: where their control sockets go, how they start, their output. */
 export interface EnvLoadersIo {
@@ -127,7 +134,7 @@ class EnvLoader {
       this.pending.get(message.id)?.resolve(scorer)
       this.pending.delete(message.id)
     } else if (message.event === 'exited') {
-      this.forks.get(message.pid)?.settle({exitCode: message.code, signal: message.signal})
+      this.forks.get(message.pid)?.settle({exitCode: message.code, signal: message.signal}, message.error ?? undefined)
       this.forks.delete(message.pid)
     }
   }

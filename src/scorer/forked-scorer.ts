@@ -21,6 +21,8 @@ export interface ForkParent {
 /** A scorer forked by the loaded process: not mlserve's child, so the loader reports its exit. */
 export class ForkedScorer implements ScorerHandle {
   private exit: ExitInfo | undefined
+  /** Its own last words, when its parent reported them (its output is shared with its siblings'). */
+  private lastError: string | undefined
   private readonly ended = createDeferred<ExitInfo>()
   readonly exited = this.ended.promise
 
@@ -34,14 +36,15 @@ export class ForkedScorer implements ScorerHandle {
   }
 
   /** Called with the loader's report (or when the loader itself is gone: the kernel killed its forks). */
-  settle(exit: ExitInfo): void {
+  settle(exit: ExitInfo, error?: string): void {
     if (this.exit) return
     this.exit = exit
+    this.lastError = error
     this.ended.resolve(exit)
   }
 
   stderrTail(lines = 20): string {
-    return this.loader.process.stderrTail(lines)
+    return this.lastError ?? this.loader.process.stderrTail(lines)
   }
 
   async stop(graceMs: number, cutShort?: AbortSignal): Promise<ExitInfo> {

@@ -7,7 +7,9 @@
 #
 #   to mlserve:   {"event": "ready", "imported": [...]}          imports done; loads may be asked for
 #                 {"event": "forked", "id": N, "pid": P}         model loader N runs as process P
-#                 {"event": "exited", "pid": P, "code": C, "signal": S}
+#                 {"event": "exited", "pid": P, "code": C, "signal": S, "error": "..."}
+#                 (error: the last line of the exception that ended a fork, if one did: its output is
+#                 mixed with its siblings', so mlserve cannot take it from there)
 #   from mlserve: {"op": "load", "id": N, "control": PATH, "env": {NAME: VALUE}}
 #                 fork; the fork sets env (__pyfunc_model_path__, ...) and runs preload.py's main on PATH
 #                 (-w N: the model is loaded once there and its N scorers are forked from it)
@@ -105,6 +107,19 @@ def serve_model(preload, socket_path):
     return 0
 
 
+def read_error(fd):
+    """What a fork wrote on its error pipe before exiting (None: nothing), and the pipe closed."""
+    if fd is None:
+        return None
+    try:
+        text = os.read(fd, 4096).decode(errors="replace").strip()
+    except OSError:
+        text = ""
+    finally:
+        os.close(fd)
+    return text or None
+
+
 def main():
     preload = load_preload()
     channel = preload.Channel(sys.argv[1])
@@ -144,8 +159,10 @@ def main():
                 for message in messages:
                     if message.get("op") not in ("load", "serve"):
                         continue
+                    error_read, error_write = os.pipe()
                     pid = os.fork()
                     if pid == 0:
+                        os.close(error_read)
                         # The model's loader: none of this process's plumbing; preload.py's main from here on.
                         signal.set_wakeup_fd(-1)
                         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -166,15 +183,21 @@ def main():
                                 code = preload.main() or 0
                         except SystemExit as error:
                             code = error.code if isinstance(error.code, int) else 1
-                        except BaseException:
+                        except BaseException as error:
                             import traceback
 
                             traceback.print_exc()
+                            try:
+                                os.write(error_write, f"{type(error).__name__}: {error}".encode()[:2000])
+                            except OSError:
+                                pass
                             code = 1
                         sys.stdout.flush()
                         sys.stderr.flush()
                         os._exit(code)
-                    children[pid] = message["id"]
+                    os.close(error_write)
+                    os.set_blocking(error_read, False)
+                    children[pid] = error_read
                     channel.send(event="forked", id=message["id"], pid=pid)
             while children:
                 try:
@@ -183,11 +206,11 @@ def main():
                     break
                 if pid == 0:
                     break
-                children.pop(pid, None)
+                error = read_error(children.pop(pid, None))
                 if os.WIFSIGNALED(status):
-                    channel.send(event="exited", pid=pid, code=None, signal=signal.Signals(os.WTERMSIG(status)).name)
+                    channel.send(event="exited", pid=pid, code=None, signal=signal.Signals(os.WTERMSIG(status)).name, error=error)
                 else:
-                    channel.send(event="exited", pid=pid, code=os.waitstatus_to_exitcode(status), signal=None)
+                    channel.send(event="exited", pid=pid, code=os.waitstatus_to_exitcode(status), signal=None, error=error)
     finally:
         for pid in children:
             try:

@@ -1,7 +1,7 @@
 // Several models, loaded on demand and evicted (issue 27 items 3 and 4), with the real scorer: --load lazy
-// with --max-loaded 1 and alternating requests (every answer right, evictions counted), one loader per
-// environment (kill -9 of one restarts only its models), --strict failing at the first failure, usage
-// errors, and Ctrl-C / kill -9 of mlserve leaving no process.
+// with --max-loaded 1 and alternating requests (every answer right, evictions counted), gunicorn models under
+// the same limits, one loader per environment (kill -9 of one restarts only its models), --strict failing at
+// the first failure, usage errors, and Ctrl-C / kill -9 of mlserve leaving no process.
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
@@ -153,6 +153,25 @@ t.test("two environments: kill -9 of one's loader restarts only its models; kill
   const pids = allPids(server)
   t.equal((await server.stop('SIGKILL')).signal, 'SIGKILL')
   for (const pid of pids) t.ok(await gone(pid), `pid ${pid} is gone after kill -9 of mlserve`) // eslint-disable-line no-await-in-loop
+})
+
+t.test('mlflow < 2.21 (gunicorn): served as ever, one process set per model, under the same limits', async (t) => {
+  const server = await startMlserve(
+    ['--load', 'lazy', '--max-loaded', '1', '-m', `a=${fixtureModel('sum', 'legacy')}`, '-m', `b=${fixtureModel('raise', 'legacy')}`],
+    {toolchain: 'legacy'},
+  )
+  t.teardown(async () => {
+    await server.stop('SIGKILL')
+  })
+  await server.waitForOutput(/ready: serving 2 of 2 models/)
+  const [first, other, again] = [await post(server, 'a', SUM_BODY), await post(server, 'b', SUM_BODY), await post(server, 'a', SUM_BODY)]
+  t.same([first.status, first.body], [200, '{"predictions": [3, 7]}'], "a's own answer")
+  t.not(other.status, 503, 'b was loaded for its request (a made room)')
+  t.notMatch(other.body, /"predictions": \[3, 7\]/, "b never gets a's answer")
+  t.same([again.status, again.body], [200, '{"predictions": [3, 7]}'], 'a again, loaded again')
+  t.match(server.stderr(), /a: start scorer \(gunicorn, 1 process\)/, 'gunicorn, spawned as for one model')
+  t.notMatch(server.stderr(), /loader ready/, 'no environment loader for gunicorn models')
+  t.equal(server.stderr().match(/unloaded \(least recently used, to make room\)/g)?.length, 2, 'two evictions')
 })
 
 t.test('--strict fails as soon as one model fails: the models after it are not loaded', async (t) => {
