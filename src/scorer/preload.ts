@@ -75,8 +75,9 @@ export function preloadBackend(input: PreloadInput): Backend {
       const loaded = fallback === undefined ? await loaderFor(io, path.dirname(slot.socketPath)) : undefined
       const endpoint = {kind: 'unix', socketPath: slot.socketPath} as const
       if (!loaded) {
-        const {command} = await input.spawn.launch(slot)
-        return {process: await ScorerProcess.start({command, ...io}), endpoint}
+        // Spawned as the spawn mode does it (with its frame socket under the fast path).
+        const launched = await input.spawn.launch(slot)
+        return {process: await ScorerProcess.start({command: launched.command, ...io}), endpoint: launched.endpoint}
       }
 
       // The fast path's forks also listen for frames (the lean protocol) beside their HTTP socket.

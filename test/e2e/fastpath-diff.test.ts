@@ -52,6 +52,7 @@ async function diff(model: string, requests: readonly Request[]) {
   const [header, leanHeader, ...answers] = lines.map((line) => JSON.parse(line) as Record<string, unknown>)
   return {
     leanRefusal: leanHeader?.lean_refusal as string | null,
+    leanRefusalOtherRoute: leanHeader?.lean_refusal_other_route as string | null,
     refusal: header?.refusal as string | null,
     moduleRefusal: header?.module_refusal as string | null,
     refusals: {route: header?.refusal_extra_route as string | null, middleware: header?.refusal_extra_middleware as string | null},
@@ -60,9 +61,10 @@ async function diff(model: string, requests: readonly Request[]) {
 }
 
 async function compare(t: Test, model: string, requests: readonly Request[]) {
-  const {refusal, moduleRefusal, refusals, answers, leanRefusal} = await diff(model, requests)
+  const {refusal, moduleRefusal, refusals, answers, leanRefusal, leanRefusalOtherRoute} = await diff(model, requests)
   t.equal(refusal, null, 'the fast path takes this model')
   t.equal(leanRefusal, null, 'the lean protocol takes this model')
+  t.match(leanRefusalOtherRoute, /does not call scoring_server.invocations/, 'an /invocations route that calls something else is refused')
   t.equal(moduleRefusal, null, "mlflow's app module is the one the fast path reproduces")
   t.match(refusals.route, /other routes than .*\/extra/, 'an app with another route is refused, naming it')
   t.match(refusals.middleware, /has 2 middlewares/, 'an app with another middleware is refused')

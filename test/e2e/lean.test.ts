@@ -3,12 +3,12 @@
 // 415, bad JSON, params, CSV, parquet); a timed-out request, a worker that dies mid-request and a kill -9
 // under load behave as over HTTP; --preload forks speak it too; --no-fast-path turns it off.
 import {execFileSync} from 'node:child_process'
-import {readFileSync} from 'node:fs'
 
 import t, {type Test} from 'tap'
 import {Agent, fetch} from 'undici'
 
 import {act, controlClient, loadLoop} from '../helpers/control.js'
+import {frameConnections} from '../helpers/frames.js'
 import {startMlflowServe, startMlserve, type Server} from '../helpers/servers.js'
 import {fixtureModel, toolchainEnv, toolchainPython} from '../helpers/toolchain.js'
 
@@ -33,17 +33,9 @@ async function send(server: Server, request: Request) {
   return {status: res.status, contentType: res.headers.get('content-type'), server: res.headers.get('server'), names, body: await res.text()}
 }
 
-/** The connected ends of `frameSocket` in the kernel's table (Linux): the proxy's frame connections. */
-function frameConnections(frameSocket: string): number {
-  const table = readFileSync('/proc/net/unix', 'utf8').split('\n')
-  // Columns: Num RefCount Protocol Flags Type St Inode Path; St 03 is connected.
-  return table.filter((line) => line.endsWith(` ${frameSocket}`) && line.trim().split(/\s+/)[5] === '03').length
-}
-
-/** The frame socket of the server's first scorer, from uvicorn's start line. */
-async function frameSocketOf(server: Server): Promise<string> {
-  const [, socket] = await server.waitForOutput(/Uvicorn running on unix socket (\S+)\.sock/)
-  return `${socket}.lean`
+/** Waits for the first scorer's uvicorn start line (its frame socket is beside it). */
+async function scorerStarted(server: Server): Promise<void> {
+  await server.waitForOutput(/Uvicorn running on unix socket (\S+)\.sock/)
 }
 
 async function compareWithMlflow(t: Test, model: string, requests: readonly Request[]) {
@@ -57,8 +49,8 @@ async function compareWithMlflow(t: Test, model: string, requests: readonly Requ
     t.same(ours, theirs, `${request.name}: the same status, headers and bytes as mlflow models serve (${theirs.status})`)
   }
 
-  const frameSocket = await frameSocketOf(mlserve)
-  t.ok(frameConnections(frameSocket) >= 1, `the requests went as frames (${frameSocket})`)
+  await scorerStarted(mlserve)
+  t.ok(frameConnections(mlserve) >= 1, 'the requests went as frames')
   return mlserve
 }
 
@@ -109,10 +101,10 @@ async function servedByAnother(server: Server, pid: number | undefined) {
 t.test('control: a timed-out request, a worker dying mid-request, kill -9 under load', async (t) => {
   const server = await startMlserve(['-m', control, '-t', '2', '--liveness-interval', '1'])
   t.teardown(() => server.stop())
-  const frameSocket = await frameSocketOf(server)
+  await scorerStarted(server)
   const first = await act(server, 'pid')
   t.equal(first.status, 200)
-  t.ok(frameConnections(frameSocket) >= 1, 'the control model is served through frames')
+  t.ok(frameConnections(server) >= 1, 'the control model is served through frames')
 
   const slow = await act(server, 'sleep:4')
   t.equal(slow.status, 504, 'a request past -t: 504')
@@ -145,15 +137,15 @@ t.test('control: a timed-out request, a worker dying mid-request, kill -9 under 
 t.test('--preload: forked scorers speak frames; --no-fast-path: none', async (t) => {
   const preload = await startMlserve(['-m', control, '--preload'])
   t.teardown(() => preload.stop())
-  const frameSocket = await frameSocketOf(preload)
+  await scorerStarted(preload)
   t.equal((await act(preload, 'pid')).status, 200)
-  t.ok(frameConnections(frameSocket) >= 1, 'a forked scorer answers frames')
+  t.ok(frameConnections(preload) >= 1, 'a forked scorer answers frames')
   await preload.stop()
 
   const off = await startMlserve(['-m', control, '--no-fast-path'])
   t.teardown(() => off.stop())
-  const socket = await frameSocketOf(off)
+  await scorerStarted(off)
   t.equal((await act(off, 'pid')).status, 200)
-  t.equal(frameConnections(socket), 0, '--no-fast-path: HTTP only')
+  t.equal(frameConnections(off), 0, '--no-fast-path: HTTP only')
   t.notMatch(off.stderr(), /lean protocol/)
 })

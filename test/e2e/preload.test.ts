@@ -13,6 +13,7 @@ import {fetch} from 'undici'
 
 import {JSON_TYPE, compareModel, split} from '../helpers/compare.js'
 import {act, controlClient as client, loadLoop, servingPids} from '../helpers/control.js'
+import {frameConnections} from '../helpers/frames.js'
 import {eventually, isRunning as running, killIfAlive, parentOf, readyScorers, startMlserve, type Server} from '../helpers/servers.js'
 import {fixtureModel, toolchainEnv, toolchainPython} from '../helpers/toolchain.js'
 
@@ -187,6 +188,7 @@ t.test('a model whose load starts a thread: a warning naming why, then the spawn
   })
   t.equal(res.status, 200, 'it serves')
   t.match(await res.text(), /^\{"predictions": \[\d+\]\}$/)
+  t.ok(frameConnections(server) >= 1, 'the spawned scorers speak frames (the lean protocol), as in the spawn mode')
   t.match(await metricsOf(server), /mlserve_scorer_mode\{mode="spawn"\} 1\n/, '/metrics says the spawn mode serves')
   t.match(server.stderr(), /scorer 1 started \(pid \d+, start 1\)/)
 })

@@ -59,7 +59,12 @@ def lean_refusal():
     """Why the lean protocol cannot prove it answers as MLflow's app does, or None when it can."""
     if mlserve_fastpath.refusal is not None or mlserve_fastpath.served is None:
         return f"the fast path is off ({mlserve_fastpath.refusal})"
-    _, mlflow_app = mlserve_fastpath.served
+    return route_refusal(mlserve_fastpath.served[1])
+
+
+def route_refusal(mlflow_app):
+    """Why `mlflow_app`'s /invocations would not get a replayed outcome (its route must call
+    scoring_server.invocations by that module's name), or None."""
     route = next((r for r in mlflow_app.routes if getattr(r, "path", "") == "/invocations"), None)
     inner = getattr(getattr(route, "endpoint", None), "__wrapped__", None)
     code = getattr(inner, "__code__", None)
