@@ -108,7 +108,10 @@ class EnvLoader {
    * Forks, with `env` set, a model loader that runs preload.py's main on a control socket (`load`), or a
    * scorer that loads the model and serves it on a socket itself (`serve`).
    */
-  async fork(request: {op: 'load'; control: string} | {op: 'serve'; socket: string}, env: Record<string, string>): Promise<ForkedScorer> {
+  async fork(
+    request: {op: 'load'; control: string} | {op: 'serve'; socket: string; frames?: string},
+    env: Record<string, string>,
+  ): Promise<ForkedScorer> {
     if (this.gone) throw new Error("the environment's loader is gone")
     const id = ++this.nextId
     const forked = createDeferred<ForkedScorer>()
@@ -173,9 +176,13 @@ export class EnvLoaders {
     return async (controlPath, env) => (await this.loaderOf(key, python)).fork({op: 'load', control: controlPath}, env)
   }
 
-  /** How a model of environment `key` starts a scorer that loads it and serves on a socket (-w 1). */
-  serverFor(key: string, python: string): (socketPath: string, env: Record<string, string>) => Promise<ScorerHandle> {
-    return async (socketPath, env) => (await this.loaderOf(key, python)).fork({op: 'serve', socket: socketPath}, env)
+  /**
+   * How a model of environment `key` starts a scorer that loads it and serves on a socket (-w 1), and
+   * frames on `frameSocket` when given (the lean protocol, as spawned and preloaded scorers do).
+   */
+  serverFor(key: string, python: string): (socketPath: string, env: Record<string, string>, frameSocket?: string) => Promise<ScorerHandle> {
+    return async (socketPath, env, frameSocket) =>
+      (await this.loaderOf(key, python)).fork({op: 'serve', socket: socketPath, ...(frameSocket ? {frames: frameSocket} : {})}, env)
   }
 
   private async loaderOf(key: string, python: string): Promise<EnvLoader> {

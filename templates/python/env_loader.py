@@ -15,7 +15,8 @@
 #                 (-w N: the model is loaded once there and its N scorers are forked from it)
 #                 {"op": "serve", "id": N, "socket": PATH, "env": {NAME: VALUE}}
 #                 fork; the fork sets env, loads the model and serves it on PATH itself (-w 1: one
-#                 process per model, no loader between)
+#                 process per model, no loader between); with "frames": PATH2 (the fast path) it also
+#                 listens for frames there, as preload.py's forks do (mlserve_lean.py)
 #
 # Nothing outlives mlserve: this process gets SIGKILL when mlserve dies (setpriv and the exit watchdog),
 # each model loader when this process dies (PR_SET_PDEATHSIG), each scorer when its model loader dies.
@@ -96,14 +97,22 @@ def import_common():
     return imported
 
 
-def serve_model(preload, socket_path):
-    """A scorer of its own: the app module loads the model (as preload.py's main does), uvicorn serves it."""
+def serve_model(preload, socket_path, frames=None):
+    """A scorer of its own: the app module loads the model (as preload.py's main does), uvicorn serves it;
+    with `frames`, POST /invocations is also answered as frames on that socket (the lean protocol)."""
     if os.environ.get("MLSERVE_FAST_PATH") == "1":
         sys.path.insert(0, os.path.join(HERE, "app"))
         from mlserve_fastpath import app
     else:
+        frames = None
         from mlflow.pyfunc.scoring_server.app import app
+    if frames:
+        import mlserve_lean
+
+        mlserve_lean.start(frames)
     preload.serve(app, socket_path)
+    if frames:
+        mlserve_lean.drain()
     return 0
 
 
@@ -177,7 +186,7 @@ def main():
                         code = 0
                         try:
                             if message["op"] == "serve":
-                                code = serve_model(preload, message["socket"])
+                                code = serve_model(preload, message["socket"], message.get("frames"))
                             else:
                                 sys.argv = [os.path.join(HERE, "preload.py"), message["control"]]
                                 code = preload.main() or 0

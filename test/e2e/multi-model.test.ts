@@ -9,6 +9,7 @@ import t, {type Test} from 'tap'
 import {fetch} from 'undici'
 
 import {JSON_TYPE, exchange, split, type Case} from '../helpers/compare.js'
+import {frameConnections, frameSocketsOf} from '../helpers/frames.js'
 import {gone, runMlserve, startMlflowServe, startMlserve, type Server} from '../helpers/servers.js'
 import {fixtureModel, toolchainEnv} from '../helpers/toolchain.js'
 
@@ -73,6 +74,7 @@ t.test('two models and one that fails to load, from one mlserve; Ctrl-C leaves n
 
   await compareRoute(t, sumRef, ours, 'sum', SUM_CASES)
   await compareRoute(t, echoRef, ours, 'echo', ECHO_CASES)
+  t.ok(frameConnections(ours) >= 2, "the models' forked scorers (-w 1) are asked through frames, as one model's are")
 
   const list = (await (await fetch(`${ours.url}/models`)).json()) as {models: Array<Record<string, unknown>>}
   t.match(list.models, [
@@ -133,6 +135,7 @@ t.test('--models file with per-model settings and --default-model: /invocations 
     const [expected, actual] = await Promise.all([exchange(sumRef, c), exchange(ours, c)])
     t.same(actual, expected, `${c.name}: /invocations answers as the default model's own server`)
   }
+  t.ok(frameConnections(ours) >= 1, "the model's preloaded scorers (-w 2) are asked through frames")
 
   t.match(await (await fetch(`${ours.url}/models`)).json(), {
     models: [
@@ -144,10 +147,13 @@ t.test('--models file with per-model settings and --default-model: /invocations 
   t.same(await ours.stop('SIGINT'), {code: 0, signal: null})
 })
 
-t.test('the front door guards every model: API keys (and the prefix) apply to /models/<name>/...', async (t) => {
-  const ours = await startMlserve(['--static-prefix', '/p', '-m', `adder=${fixtureModel('sum')}`, '-m', `echo=${fixtureModel('echo')}`], {
-    env: toolchainEnv({MLSERVE_AUTH_TOKENS: 'k3y'}),
-  })
+t.test('the front door guards every model: API keys (and the prefix) apply to /models/<name>/...; --no-fast-path: no frames', async (t) => {
+  const ours = await startMlserve(
+    ['--no-fast-path', '--static-prefix', '/p', '-m', `adder=${fixtureModel('sum')}`, '-m', `echo=${fixtureModel('echo')}`],
+    {
+      env: toolchainEnv({MLSERVE_AUTH_TOKENS: 'k3y'}),
+    },
+  )
   t.teardown(async () => {
     await ours.stop('SIGKILL')
   })
@@ -163,6 +169,8 @@ t.test('the front door guards every model: API keys (and the prefix) apply to /m
   t.equal(await (await fetch(`${ours.url}/models`)).status, 401, 'GET /models needs a key too')
   const served = await post({'x-api-key': 'k3y'})
   t.equal(served.status, 200, 'the right key: 200')
+  t.equal(frameSocketsOf(ours).length, 2, 'two scorers started')
+  t.equal(frameConnections(ours), 0, '--no-fast-path: MLflow app over HTTP, no frame socket')
   t.equal(
     (await fetch(`${ours.url.replace(/\/p$/, '')}/models/adder/invocations`, {method: 'POST', body, headers: {'x-api-key': 'k3y'}})).status,
     404,
