@@ -5,8 +5,8 @@ import type {ModelPool, PoolEvents} from './model-pool.js'
 
 const LOAD_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300]
 
-/** Registers the series; the events the pool reports go to them. */
-export function registerPoolMetrics(registry: Registry, pool: () => ModelPool | undefined): PoolEvents {
+/** Registers the series; the events the pool reports go to them; dropModel forgets a model no longer served. */
+export function registerPoolMetrics(registry: Registry, pool: () => ModelPool | undefined): PoolEvents & {dropModel(model: string): void} {
   const loads = registry.counter('mlserve_model_loads_total', 'Model loads (a model started from unloaded), by model and result (ok, failed).', [
     'model',
     'result',
@@ -47,6 +47,10 @@ export function registerPoolMetrics(registry: Registry, pool: () => ModelPool | 
     onEvict(model, seconds) {
       evictions.inc({model})
       evictSeconds.observe(undefined, seconds)
+    },
+    dropModel(model) {
+      loads.dropSeries(model)
+      evictions.dropSeries(model)
     },
   }
 }

@@ -169,10 +169,16 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
         return models.entries
       },
       get: (name) => models.get(name),
-      add: async (spec) => models.add(spec),
+      async add(spec) {
+        log.info(`model ${spec.name} added (${spec.uri}): loading`)
+        return models.add(spec)
+      },
       async remove(name) {
+        log.info(`model ${name} removed: finishing its requests, then stopping its scorers`)
         await models.remove(name, graceFor(options.gracePeriodMs))
         observer.dropModel(name)
+        poolEvents.dropModel(name)
+        log.info(`model ${name} stopped and released`)
       },
     }
 
