@@ -248,12 +248,9 @@ function refuseLocalFiles(flags: {'auth-token-file'?: string; 'tls-cert'?: strin
 
 /** The --models file checked as serve checks it (exit 2 naming the entry), with a warning per local path. */
 async function readModelsConfig(file: string, warn: (line: string) => void): Promise<{text: string}> {
-  const [{readModelsFile}, {readBoundedText, MODEL_TEXT_MAX_BYTES}, {parseModelUri}] = await Promise.all([
-    import('../serve/model-specs.js'),
-    import('../util/read-bounded.js'),
-    import('../uri/parse.js'),
-  ])
-  const entries = await readModelsFile(file)
+  const [{readModelsFileText}, {parseModelUri}] = await Promise.all([import('../serve/model-specs.js'), import('../uri/parse.js')])
+  // Read once: the ConfigMap holds exactly the text that was checked.
+  const {text, entries} = await readModelsFileText(file)
   for (const entry of entries) {
     if ('pattern' in entry) continue
     if (parseModelUri(entry.uri).kind === 'local') {
@@ -261,6 +258,5 @@ async function readModelsConfig(file: string, warn: (line: string) => void): Pro
     }
   }
 
-  const rule = 'mlserve reads only a regular file of at most 16 MiB as its --models file'
-  return {text: await readBoundedText(file, {maxBytes: MODEL_TEXT_MAX_BYTES, code: 'INVALID_ARGUMENT', what: 'the file', rule})}
+  return {text}
 }

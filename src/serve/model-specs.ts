@@ -91,12 +91,19 @@ const FILE_SHAPE =
 
 /** Reads and checks the --models file (bounded: a regular file of at most 16 MiB, aliases budgeted). */
 export async function readModelsFile(file: string): Promise<Array<ModelSpec | ModelPattern>> {
+  return (await readModelsFileText(file)).entries
+}
+
+/** The --models file's entries and the text they were read from (generate-k8s ships that text as it was checked). */
+export async function readModelsFileText(file: string): Promise<{text: string; entries: Array<ModelSpec | ModelPattern>}> {
   const invalid = (message: string, cause?: unknown) =>
     new MlserveError('INVALID_ARGUMENT', `--models ${file}: ${message}`, {cause, suggestions: [FILE_SHAPE]})
+  let text: string
   let doc: unknown
   try {
     const rule = 'mlserve reads only a regular file of at most 16 MiB as its --models file'
-    doc = loadBoundedYaml(await readBoundedText(file, {maxBytes: MODEL_TEXT_MAX_BYTES, code: 'INVALID_ARGUMENT', what: 'the file', rule}))
+    text = await readBoundedText(file, {maxBytes: MODEL_TEXT_MAX_BYTES, code: 'INVALID_ARGUMENT', what: 'the file', rule})
+    doc = loadBoundedYaml(text)
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
     const why =
@@ -105,7 +112,7 @@ export async function readModelsFile(file: string): Promise<Array<ModelSpec | Mo
   }
 
   if (!Array.isArray(doc) || doc.length === 0) throw invalid('expected a non-empty list of models')
-  return doc.map((entry, index) => specOf(entry, index, invalid))
+  return {text, entries: doc.map((entry, index) => specOf(entry, index, invalid))}
 }
 
 function specOf(entry: unknown, index: number, invalid: (message: string) => MlserveError): ModelSpec | ModelPattern {
