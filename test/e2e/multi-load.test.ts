@@ -200,6 +200,8 @@ t.test('a full queue for an unloaded model: 503 with Retry-After in MLflow envel
   t.teardown(async () => {
     await server.stop('SIGKILL')
   })
+  // /ping answers 200 before both models are prepared (lazy: nothing to load): wait until they are.
+  await server.waitForOutput(/ready: serving 2 of 2 models .*; loaded on first request: sum, echo/)
   const refused = await post(server, 'sum', SUM_BODY)
   t.equal(refused.status, 503)
   t.equal(refused.retryAfter, '1')
