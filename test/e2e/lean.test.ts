@@ -134,6 +134,30 @@ t.test('control: a timed-out request, a worker dying mid-request, kill -9 under 
   )
 })
 
+t.test('requests whose predict waits run side by side in one worker (the gate lets them in)', async (t) => {
+  const server = await startMlserve(['-m', control])
+  t.teardown(() => server.stop())
+  await scorerStarted(server)
+  const sleeping = () => server.stderr().match(/control model: sleeping in pid/g)?.length ?? 0
+  let answered = 0
+  const requests = Array.from({length: 4}, async () => {
+    const result = await act(server, 'sleep:3')
+    answered++
+    return result
+  })
+  while (sleeping() < 4 && answered === 0) {
+    // eslint-disable-next-line no-await-in-loop -- polls the log until all four started or one ended
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+
+  t.equal(sleeping(), 4, 'all four predictions were running before the first answer came back')
+  t.equal(answered, 0, 'none had answered by then')
+  t.same(
+    (await Promise.all(requests)).map(({status}) => status),
+    [200, 200, 200, 200],
+  )
+})
+
 t.test('--preload: forked scorers speak frames; --no-fast-path: none', async (t) => {
   const preload = await startMlserve(['-m', control, '--preload'])
   t.teardown(() => preload.stop())

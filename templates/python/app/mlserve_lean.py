@@ -30,6 +30,8 @@ import time
 import traceback
 
 import mlserve_fastpath
+import mlserve_signatures
+from mlserve_gate import Gate
 from mlserve_fastpath import app, refusal  # noqa: F401  (uvicorn serves `mlserve_lean:app`)
 from mlflow.pyfunc import scoring_server
 
@@ -157,6 +159,17 @@ class Lean:
 
 busy = 0
 busy_lock = threading.Lock()
+gate = Gate()
+
+
+def closed(conn):
+    """Whether mlserve closed this connection (it gave up on the request: a timeout, the client left)."""
+    try:
+        return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
 
 
 def connection(conn, lean):
@@ -176,11 +189,15 @@ def connection(conn, lean):
             with busy_lock:
                 busy += 1
             try:
+                if not gate.enter(lambda: closed(conn)):
+                    return
                 try:
                     kind, status, out_headers, out_body = lean.handle(method, path, query, headers, rest[meta_length:])
                 except Exception:
                     print("ERROR:    Exception in mlserve's lean protocol\n" + traceback.format_exc(), file=sys.stderr, flush=True)
                     kind, status, out_headers, out_body = (ANSWER, *APP_CRASHED)
+                finally:
+                    gate.leave()
                 meta = json.dumps([part for pair in out_headers for part in pair]).encode("latin-1")
                 conn.sendall(RESPONSE_HEAD.pack(11 + len(meta) + len(out_body), request_id, kind, status, len(meta)) + meta + out_body)
             finally:
@@ -209,6 +226,7 @@ def start(path):
         print(f"mlserve: the lean protocol is off for this model: cannot listen on {path} ({error}); /invocations goes over HTTP", file=sys.stderr, flush=True)
         return False
     scoring_server.invocations = replaying_invocations
+    mlserve_signatures.install()
     lean = Lean(*mlserve_fastpath.served)
 
     def accept():
