@@ -1,32 +1,20 @@
 // Several models: one long-lived loader per environment (templates/python/env_loader.py) that imported
 // MLflow's scoring server and the common libraries but no model; each model's --preload loader is a fork
 // of it, so a cold load pays only that model's unpickling. Restarted on demand when it dies.
-import {createServer, type Server, type Socket} from 'node:net'
 import path from 'node:path'
-import {createInterface} from 'node:readline'
 
 import type {EnvVars} from '../config.js'
 import {MlserveError} from '../errors.js'
 import type {Logger} from '../log.js'
 import {TEMPLATES_DIR} from '../paths.js'
-import {createDeferred, type Deferred} from '../util/deferred.js'
-import {ForkedScorer, LOADER_REPLY_MS} from './forked-scorer.js'
+import {createDeferred} from '../util/deferred.js'
+import {ForkChannel} from './fork-channel.js'
+import {type ForkedScorer, LOADER_REPLY_MS} from './forked-scorer.js'
 import {ScorerProcess, type OutputSink, type ScorerHandle} from './process.js'
 
 const ENV_LOADER_SCRIPT = path.join(TEMPLATES_DIR, 'python', 'env_loader.py')
 
-type Message =
-  | {readonly event: 'ready'; readonly imported?: string[]}
-  | {readonly event: 'unsafe'; readonly reason: string}
-  | {readonly event: 'forked'; readonly id: number; readonly pid: number}
-  | {
-      readonly event: 'exited'
-      readonly pid: number
-      readonly code: number | null
-      readonly signal: string | null
-      /** The exception that ended the fork (its output is mixed with its siblings'). */
-      readonly error?: string | null
-    }
+type Message = {readonly event: 'ready'; readonly imported?: string[]} | {readonly event: 'unsafe'; readonly reason: string}
 
 /** What the loaders of one server share: where their control sockets go, how they start, their output. */
 export interface EnvLoadersIo {
@@ -40,25 +28,18 @@ export interface EnvLoadersIo {
 
 /** One environment's loader process and its control channel. */
 class EnvLoader {
-  readonly forks = new Map<number, ForkedScorer>()
-  private readonly pending = new Map<number, Deferred<ForkedScorer>>()
-  private nextId = 0
-  gone = false
-
   private constructor(
     readonly process: ScorerProcess,
-    private readonly server: Server,
-    private readonly channel: Socket,
+    private readonly channel: ForkChannel,
     private readonly log: Logger,
   ) {}
 
+  get gone(): boolean {
+    return this.channel.gone
+  }
+
   static async start(python: string, controlPath: string, label: string, io: EnvLoadersIo): Promise<EnvLoader> {
-    const server = createServer()
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(controlPath, resolve)
-    })
-    const connected = new Promise<Socket>((resolve) => server.once('connection', resolve))
+    const channel = await ForkChannel.listen(controlPath)
     const child = await ScorerProcess.start({
       command: {file: python, args: [ENV_LOADER_SCRIPT, controlPath], env: {}, server: 'uvicorn'},
       baseEnv: io.baseEnv,
@@ -67,7 +48,7 @@ class EnvLoader {
       stderr: io.stderr,
       label,
     }).catch((error: unknown) => {
-      server.close()
+      channel.stopListening()
       throw error
     })
     const ready = createDeferred<EnvLoader>()
@@ -77,28 +58,17 @@ class EnvLoader {
       ready.reject(
         new MlserveError('SCORER_START_FAILED', `The environment's loader (${label}) ${how} before it was ready${tail ? `: ${tail}` : '.'}`),
       )
-      server.close()
+      channel.stopListening()
     })
-    void connected.then((socket) => {
-      socket.on('error', () => {})
-      const loader = new EnvLoader(child, server, socket, io.log)
+    void channel.connected.then((socket) => {
+      const loader = new EnvLoader(child, channel, io.log)
       void child.exited.then(() => loader.onGone())
-      const lines = createInterface({input: socket, crlfDelay: Number.POSITIVE_INFINITY})
-      // A reset channel (the loader killed mid-write) ends the loader, which its exit reports: not a crash.
-      lines.on('error', () => {})
-      lines.on('line', (line) => {
-        let message: Message
-        try {
-          message = JSON.parse(line) as Message
-        } catch {
-          return
-        }
-
+      channel.attach<Message>(socket, loader, (message) => {
         if (message.event === 'ready') ready.resolve(loader)
         else if (message.event === 'unsafe') {
           ready.reject(new MlserveError('SCORER_START_FAILED', `The environment's loader cannot fork: ${message.reason}`))
           child.killNow()
-        } else loader.onMessage(message)
+        }
       })
     })
     return ready.promise
@@ -112,16 +82,7 @@ class EnvLoader {
     request: {op: 'load'; control: string} | {op: 'serve'; socket: string; frames?: string},
     env: Record<string, string>,
   ): Promise<ForkedScorer> {
-    if (this.gone) throw new Error("the environment's loader is gone")
-    const id = ++this.nextId
-    const forked = createDeferred<ForkedScorer>()
-    this.pending.set(id, forked)
-    this.channel.write(JSON.stringify({...request, id, env}) + '\n')
-    const timer = setTimeout(() => {
-      if (this.pending.has(id)) this.unresponsive('fork a model loader')
-    }, LOADER_REPLY_MS)
-    timer.unref()
-    return forked.promise.finally(() => clearTimeout(timer))
+    return this.channel.fork((id) => ({...request, id, env}), "the environment's loader", 'fork a model loader')
   }
 
   unresponsive(what: string): void {
@@ -130,35 +91,10 @@ class EnvLoader {
     this.process.killNow()
   }
 
-  private onMessage(message: Message): void {
-    if (message.event === 'forked') {
-      const scorer = new ForkedScorer(message.pid, this)
-      this.forks.set(message.pid, scorer)
-      this.pending.get(message.id)?.resolve(scorer)
-      this.pending.delete(message.id)
-    } else if (message.event === 'exited') {
-      this.forks.get(message.pid)?.settle({exitCode: message.code, signal: message.signal}, message.error ?? undefined)
-      this.forks.delete(message.pid)
-    }
-  }
-
   /** Gone: the kernel SIGKILLs its model loaders (PR_SET_PDEATHSIG), which take their scorers with them. */
   private onGone(): void {
-    this.gone = true
-    this.server.close()
-    this.channel.destroy()
     this.process.killNow()
-    for (const fork of this.forks.values()) {
-      try {
-        process.kill(fork.pid, 'SIGKILL')
-      } catch {}
-
-      fork.settle({exitCode: null, signal: 'SIGKILL'})
-    }
-
-    this.forks.clear()
-    for (const pending of this.pending.values()) pending.reject(new Error("the environment's loader died"))
-    this.pending.clear()
+    this.channel.close(new Error("the environment's loader died"), true)
   }
 }
 

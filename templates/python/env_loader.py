@@ -20,12 +20,9 @@
 #
 # Nothing outlives mlserve: this process gets SIGKILL when mlserve dies (setpriv and the exit watchdog),
 # each model loader when this process dies (PR_SET_PDEATHSIG), each scorer when its model loader dies.
-import gc
 import importlib
 import importlib.util
 import os
-import selectors
-import signal
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -116,116 +113,27 @@ def serve_model(preload, socket_path, frames=None):
     return 0
 
 
-def read_error(fd):
-    """What a fork wrote on its error pipe before exiting (None: nothing), and the pipe closed."""
-    if fd is None:
-        return None
-    try:
-        text = os.read(fd, 4096).decode(errors="replace").strip()
-    except OSError:
-        text = ""
-    finally:
-        os.close(fd)
-    return text or None
+def model(preload, message):
+    """A fork: with the message's variables set, the model's loader (preload.py's main from here on) or
+    its only scorer."""
+    os.environ.update(message.get("env") or {})
+    if message["op"] == "serve":
+        return serve_model(preload, message["socket"], message.get("frames"))
+    sys.argv = [os.path.join(HERE, "preload.py"), message["control"]]
+    return preload.main()
 
 
 def main():
     preload = load_preload()
-    channel = preload.Channel(sys.argv[1])
+    channel = preload.fork_server.Channel(sys.argv[1])
     threads = preload.thread_count()
     imported = import_common()
     warm_caches()
     if preload.thread_count() > threads:
         channel.send(event="unsafe", reason="importing the common libraries started Python threads, which a fork would not have")
         return 0
-    gc.collect()
-    gc.freeze()
-    me = os.getpid()
-    children = {}
-    wake_read, wake_write = os.pipe()
-    os.set_blocking(wake_read, False)
-    os.set_blocking(wake_write, False)
-    signal.set_wakeup_fd(wake_write)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    channel.send(event="ready", imported=imported)
-
-    selector = selectors.DefaultSelector()
-    selector.register(channel.sock, selectors.EVENT_READ, "control")
-    selector.register(wake_read, selectors.EVENT_READ, "child")
-    try:
-        while True:
-            for key, _ in selector.select():
-                if key.data == "child":
-                    try:
-                        os.read(wake_read, 4096)
-                    except BlockingIOError:
-                        pass
-                    continue
-                messages = channel.receive()
-                if messages is None:
-                    return 0
-                for message in messages:
-                    if message.get("op") not in ("load", "serve"):
-                        continue
-                    error_read, error_write = os.pipe()
-                    pid = os.fork()
-                    if pid == 0:
-                        os.close(error_read)
-                        # The model's loader: none of this process's plumbing; preload.py's main from here on.
-                        signal.set_wakeup_fd(-1)
-                        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                        selector.close()
-                        channel.sock.close()
-                        os.close(wake_read)
-                        os.close(wake_write)
-                        if not preload.die_with_parent() or os.getppid() != me:
-                            os._exit(1)
-                        os.environ.update(message.get("env") or {})
-                        code = 0
-                        try:
-                            if message["op"] == "serve":
-                                code = serve_model(preload, message["socket"], message.get("frames"))
-                            else:
-                                sys.argv = [os.path.join(HERE, "preload.py"), message["control"]]
-                                code = preload.main() or 0
-                        except SystemExit as error:
-                            code = error.code if isinstance(error.code, int) else 1
-                        except BaseException as error:
-                            import traceback
-
-                            traceback.print_exc()
-                            try:
-                                os.write(error_write, f"{type(error).__name__}: {error}".encode()[:2000])
-                            except OSError:
-                                pass
-                            code = 1
-                        sys.stdout.flush()
-                        sys.stderr.flush()
-                        os._exit(code)
-                    os.close(error_write)
-                    os.set_blocking(error_read, False)
-                    children[pid] = error_read
-                    channel.send(event="forked", id=message["id"], pid=pid)
-            while children:
-                try:
-                    pid, status = os.waitpid(-1, os.WNOHANG)
-                except ChildProcessError:
-                    break
-                if pid == 0:
-                    break
-                error = read_error(children.pop(pid, None))
-                if os.WIFSIGNALED(status):
-                    channel.send(event="exited", pid=pid, code=None, signal=signal.Signals(os.WTERMSIG(status)).name, error=error)
-                else:
-                    channel.send(event="exited", pid=pid, code=os.waitstatus_to_exitcode(status), signal=None, error=error)
-    finally:
-        for pid in children:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+    ready = {"event": "ready", "imported": imported}
+    return preload.fork_server.serve_forks(channel, ready, ("load", "serve"), lambda message: model(preload, message), report_errors=True)
 
 
 if __name__ == "__main__":

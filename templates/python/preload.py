@@ -16,15 +16,26 @@
 # it. Nothing outlives mlserve: this process gets SIGKILL when mlserve dies (setpriv), every scorer gets
 # SIGKILL when this process dies (prctl PR_SET_PDEATHSIG), and when the control socket closes this process
 # kills its scorers and exits. No prediction ever runs here.
-import gc
-import json
+import importlib.util
 import os
-import selectors
-import signal
-import socket
 import sys
 
-PR_SET_PDEATHSIG = 1
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def sibling(name):
+    """mlserve's `name`.py beside this file, imported once by its path under a name of its own
+    (mlserve_<name>), not through sys.path: a model's own modules may have the same names."""
+    module = sys.modules.get(f"mlserve_{name}")
+    if module is None:
+        spec = importlib.util.spec_from_file_location(f"mlserve_{name}", os.path.join(HERE, f"{name}.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return module
+
+
+fork_server = sibling("fork_server")
 
 
 def thread_count():
@@ -75,38 +86,6 @@ def shared_descriptors(before):
     return shared
 
 
-def die_with_parent():
-    """SIGKILL this process when the process that forked it dies (Linux); False when it is already gone."""
-    parent = os.getppid()
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except Exception:  # not Linux: the loader kills its scorers when the control socket closes
-        pass
-    return os.getppid() == parent
-
-
-class Channel:
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(path)
-        self.buffer = b""
-
-    def send(self, **message):
-        self.sock.sendall((json.dumps(message) + "\n").encode())
-
-    def receive(self):
-        """Complete lines read so far; None when mlserve closed the channel."""
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            return None
-        self.buffer += chunk
-        *lines, self.buffer = self.buffer.split(b"\n")
-        return [json.loads(line) for line in lines if line.strip()]
-
-
 def serve(app, socket_path):
     """The forked scorer: uvicorn's own server on its Unix socket, as uvicorn's command line runs it."""
     import uvicorn
@@ -129,14 +108,26 @@ def preload_server(app):
         pass
 
 
+def scorer(app, message):
+    """A forked scorer: its own fresh event loop in uvicorn (and the frame worker under the fast path)."""
+    frames = message.get("frames")
+    if frames:
+        import mlserve_lean
+
+        mlserve_lean.start(frames)
+    serve(app, message["socket"])
+    if frames:
+        mlserve_lean.drain()
+
+
 def main():
-    channel = Channel(sys.argv[1])
+    channel = fork_server.Channel(sys.argv[1])
     before = thread_count()
     descriptors = open_descriptors()
     # Importing the app module loads the model (mlflow.pyfunc.scoring_server.app does it at import;
     # mlserve_lean, in app/ beside this file, does the same through mlserve_fastpath).
     if os.environ.get("MLSERVE_FAST_PATH") == "1":
-        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "app"))
+        sys.path.insert(0, os.path.join(HERE, "app"))
         from mlserve_lean import app
     else:
         from mlflow.pyfunc.scoring_server.app import app
@@ -158,91 +149,7 @@ def main():
         return 0
 
     preload_server(app)
-    # Objects that exist now never move to a younger generation again: the scorers' reference counting
-    # and collections then leave the pages they share with this process alone.
-    gc.collect()
-    gc.freeze()
-    loader = os.getpid()
-    children = {}
-    wake_read, wake_write = os.pipe()
-    os.set_blocking(wake_read, False)
-    os.set_blocking(wake_write, False)
-    signal.set_wakeup_fd(wake_write)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    channel.send(event="loaded")
-
-    selector = selectors.DefaultSelector()
-    selector.register(channel.sock, selectors.EVENT_READ, "control")
-    selector.register(wake_read, selectors.EVENT_READ, "child")
-    try:
-        while True:
-            for key, _ in selector.select():
-                if key.data == "child":
-                    try:
-                        os.read(wake_read, 4096)
-                    except BlockingIOError:
-                        pass
-                    continue
-                messages = channel.receive()
-                if messages is None:
-                    return 0
-                for message in messages:
-                    if message.get("op") != "fork":
-                        continue
-                    pid = os.fork()
-                    if pid == 0:
-                        # The scorer: none of the loader's plumbing, its own fresh event loop in uvicorn.
-                        signal.set_wakeup_fd(-1)
-                        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                        selector.close()
-                        channel.sock.close()
-                        os.close(wake_read)
-                        os.close(wake_write)
-                        if not die_with_parent() or os.getppid() != loader:
-                            os._exit(1)
-                        code = 0
-                        frames = message.get("frames")
-                        try:
-                            if frames:
-                                import mlserve_lean
-
-                                mlserve_lean.start(frames)
-                            serve(app, message["socket"])
-                            if frames:
-                                mlserve_lean.drain()
-                        except SystemExit as error:
-                            code = error.code if isinstance(error.code, int) else 1
-                        except BaseException:
-                            import traceback
-
-                            traceback.print_exc()
-                            code = 1
-                        sys.stdout.flush()
-                        sys.stderr.flush()
-                        os._exit(code)
-                    children[pid] = message["id"]
-                    channel.send(event="forked", id=message["id"], pid=pid)
-            # Report every scorer that has exited (SIGCHLD woke the loop, or it ended meanwhile).
-            while children:
-                try:
-                    pid, status = os.waitpid(-1, os.WNOHANG)
-                except ChildProcessError:
-                    break
-                if pid == 0:
-                    break
-                children.pop(pid, None)
-                if os.WIFSIGNALED(status):
-                    channel.send(event="exited", pid=pid, code=None, signal=signal.Signals(os.WTERMSIG(status)).name)
-                else:
-                    channel.send(event="exited", pid=pid, code=os.waitstatus_to_exitcode(status), signal=None)
-    finally:
-        for pid in children:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+    return fork_server.serve_forks(channel, {"event": "loaded"}, ("fork",), lambda message: scorer(app, message))
 
 
 if __name__ == "__main__":
