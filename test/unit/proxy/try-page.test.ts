@@ -78,10 +78,7 @@ t.test('/ui/ redirects to /ui (under the prefix, with no key), where the page is
   const handler = createProxyHandler({upstreams: singleUpstream(h.pool), state: () => 'ready', timeoutMs: 2000, operational: await pageRoutes()})
   const door = await prepareFrontDoor({staticPrefix: '/p', authTokens: ['a-key-0123456789']})
   const page = await readPage()
-  for (const [name, served, prefix] of [
-    ['plain', handler, ''],
-    ['--static-prefix /p and an API key', door!.guard(handler), '/p'],
-  ] as const) {
+  const check = async (name: string, served: typeof handler, prefix: string) => {
     const server = new ProxyServer(served)
     const url = `http://127.0.0.1:${await server.listen('127.0.0.1', 0)}${prefix}`
     t.teardown(() => server.close(0))
@@ -93,5 +90,7 @@ t.test('/ui/ redirects to /ui (under the prefix, with no key), where the page is
     t.equal(await followed.text(), page.body)
   }
 
+  await check('plain', handler, '')
+  await check('--static-prefix /p and an API key', door!.guard(handler), '/p')
   t.same(h.received, [], 'nothing reached the scorer')
 })
