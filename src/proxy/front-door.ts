@@ -10,7 +10,7 @@ import {applyCors} from './cors.js'
 import {sendPlain} from './responses.js'
 import type {RequestHandler} from './server.js'
 import {readTls, tlsFilesOf, type TlsFiles} from './tls.js'
-import {PAGE_ROUTE} from './try-page.js'
+import {PAGE_ROUTE, PAGE_SLASH_ROUTE} from './try-page.js'
 
 /** A server whose certificates can be swapped while it runs (an https.Server). */
 export interface SecureServer {
@@ -97,7 +97,7 @@ export async function prepareFrontDoor(options: FrontDoorOptions | undefined): P
   const tls = tlsFiles && (await readTls(tlsFiles))
   if (!prefix && origins.size === 0 && !keys && !tls) return undefined
   // The page to try the model is public: its bytes are the same on every server, and it reads the model with the key typed in it.
-  const exempt = new Set([...PUBLIC_ROUTES, PAGE_ROUTE, ...(options.metricsPublic ? ['/metrics'] : [])])
+  const exempt = new Set([...PUBLIC_ROUTES, PAGE_ROUTE, PAGE_SLASH_ROUTE, ...(options.metricsPublic ? ['/metrics'] : [])])
 
   const mtls = tlsFiles?.clientCa ? {requestCert: true, rejectUnauthorized: true} : {}
   return {

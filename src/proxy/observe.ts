@@ -8,7 +8,7 @@ import type {RequestRecord} from './server.js'
 import type {ExchangeOutcome} from '../upstream.js'
 
 /** Routes get their own label value; anything else is "other", so clients cannot blow up the series. */
-const ROUTES = new Set(['/invocations', '/ping', '/health', '/version', '/metrics', '/livez', '/readyz'])
+const ROUTES = new Set(['/invocations', '/ping', '/health', '/version', '/metrics', '/livez', '/readyz', '/ui'])
 const routeOf = (url: string): string => {
   const path = pathOf(url)
   return ROUTES.has(path) ? path : path.startsWith('/v2/') ? '/v2' : 'other'

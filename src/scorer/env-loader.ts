@@ -3,27 +3,23 @@
 // of it, so a cold load pays only that model's unpickling. Restarted on demand when it dies.
 import path from 'node:path'
 
-import type {EnvVars} from '../config.js'
 import {MlserveError} from '../errors.js'
 import type {Logger} from '../log.js'
 import {TEMPLATES_DIR} from '../paths.js'
 import {createDeferred} from '../util/deferred.js'
 import {ForkChannel} from './fork-channel.js'
 import {type ForkedScorer, LOADER_REPLY_MS} from './forked-scorer.js'
-import {ScorerProcess, type OutputSink, type ScorerHandle} from './process.js'
+import {ScorerProcess, type ScorerHandle} from './process.js'
+import type {SupervisorOptions} from './supervisor-options.js'
 
 const ENV_LOADER_SCRIPT = path.join(TEMPLATES_DIR, 'python', 'env_loader.py')
 
 type Message = {readonly event: 'ready'; readonly imported?: string[]} | {readonly event: 'unsafe'; readonly reason: string}
 
 /** What the loaders of one server share: where their control sockets go, how they start, their output. */
-export interface EnvLoadersIo {
+export interface EnvLoadersIo extends Pick<SupervisorOptions, 'baseEnv' | 'cwd' | 'stdout' | 'stderr' | 'log'> {
+  /** A private directory for the loaders' control sockets. */
   readonly socketDir: string
-  readonly baseEnv: EnvVars
-  readonly cwd?: string
-  readonly stdout: OutputSink
-  readonly stderr: OutputSink
-  readonly log: Logger
 }
 
 /** One environment's loader process and its control channel. */

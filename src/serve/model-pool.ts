@@ -84,14 +84,23 @@ export class ModelPool {
     this.roomChanged()
   }
 
-  /** Prepares every registered model (--max-loading at a time) and loads those the policy loads at start. */
-  async startAll(): Promise<void> {
+  /**
+   * Prepares every registered model (--max-loading at a time) and loads those the policy loads at start;
+   * `onPrepared` is called once every one of them is prepared or failed preparing (readiness waits for it).
+   */
+  async startAll(onPrepared?: () => void): Promise<void> {
     let failure: unknown
     const halt = new AbortController()
     const stop = AbortSignal.any([this.stop, halt.signal])
+    let preparing = this.entries.length
+    const preparedOne = () => {
+      if (--preparing === 0) onPrepared?.()
+    }
+
+    if (preparing === 0) onPrepared?.()
     await Promise.all(
       this.entries.map(async (entry) =>
-        this.bringUp(entry, stop).then(() => {
+        this.bringUp(entry, stop, preparedOne).then(() => {
           if (this.limits.strict && entry.state === 'failed' && failure === undefined) {
             failure = entry
             halt.abort()
@@ -109,8 +118,13 @@ export class ModelPool {
     }
   }
 
-  private async bringUp(entry: ServedEntry, stop = this.stop): Promise<void> {
-    await this.slots.run(async () => entry.prepare(stop))
+  private async bringUp(entry: ServedEntry, stop = this.stop, onPrepared?: () => void): Promise<void> {
+    try {
+      await this.slots.run(async () => entry.prepare(stop))
+    } finally {
+      onPrepared?.()
+    }
+
     if (entry.state !== 'unloaded' || stop.aborted || this.limits.load === 'lazy') return
     if (!this.fitsWithoutEviction(entry)) {
       entry.log.info(`left unloaded (the limits are reached): loaded on its first request`)

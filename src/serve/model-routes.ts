@@ -130,7 +130,9 @@ export function createModelRouter(deps: ModelRoutesDeps): RequestHandler {
   }
 
   // An unloaded model can be served: its first request loads it.
-  const serving = () => deps.state() === 'ready' && entries.some((entry) => entry.state === 'loaded' || entry.state === 'unloaded')
+  const servable = () => entries.some((entry) => entry.state === 'loaded' || entry.state === 'unloaded')
+  // Readiness: the state is 'ready' once every model listed at start is prepared (see serve-models.ts).
+  const serving = () => deps.state() === 'ready' && servable()
   const getOnly = (req: IncomingMessage, response: () => PlainResponse) => (req.method === 'GET' ? response() : notAllowed)
 
   return (req, res, record) => {
@@ -169,7 +171,9 @@ export function createModelRouter(deps: ModelRoutesDeps): RequestHandler {
     }
 
     if (path === '/v2/health/live' || path === '/v2/health/ready') {
-      return answer(req, res, serving() ? {status: 200, contentType: 'application/json', body: ''} : notReadyResponse(deps.state()))
+      // Liveness does not wait for the other models' preparation; readiness does.
+      const ok = path === '/v2/health/live' ? deps.state() !== 'stopping' && servable() : serving()
+      return answer(req, res, ok ? {status: 200, contentType: 'application/json', body: ''} : notReadyResponse(deps.state()))
     }
 
     if (path === '/ping' || path === '/health') {

@@ -236,10 +236,13 @@ export async function serveModels(options: ServeOptions, set: ModelSetOptions, i
     cleanup.defer('stop measuring memory', async () => clearInterval(measuring))
     // The patterns stop adding and removing models before the models stop.
     if (patternFollower) cleanup.defer('stop following the registry patterns', async () => patternFollower.stop())
-    // The router answers from the start: each model serves as soon as it is loaded.
-    state = 'ready'
+    // The router answers from the start (a model serves as soon as it is loaded), but /ping, /health and
+    // /readyz say ready only once every model listed at start is prepared or failed preparing: until then a
+    // request for one still being resolved or built would get 503. Lazy models need not be loaded.
     // --strict: the first model that fails ends the start (the others' loads are stopped).
-    await models.startAll()
+    await models.startAll(() => {
+      if (state === 'starting') state = 'ready'
+    })
     if (io.stop.aborted) return
     const all = models.entries
     const failed = all.filter((entry) => entry.state === 'failed')

@@ -1,9 +1,10 @@
 // The fast path's and the lean protocol's answers, compared in-process with MLflow's own scoring app on the
 // same model: every request goes to both ASGI apps and to the lean handler (test/fixtures/fastpath_diff.py)
 // and status, headers and body must be the same. Key cases also carry an absolute expectation, so that two equally broken apps still fail.
-import {spawn} from 'node:child_process'
+import {execFileSync, spawn} from 'node:child_process'
 import {once} from 'node:events'
-import {readFileSync} from 'node:fs'
+import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
+import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {createInterface} from 'node:readline'
 
@@ -30,8 +31,8 @@ interface Answer {
 const DRIVER = path.join(REPO_ROOT, 'test/fixtures/fastpath_diff.py')
 
 /** Runs `requests` through both apps for `model`; returns the fast path's refusal (null: on) and the pairs. */
-async function diff(model: string, requests: readonly Request[]) {
-  const child = spawn(toolchainPython(), [DRIVER, model], {env: toolchainEnv(), stdio: ['pipe', 'pipe', 'pipe']})
+async function diff(model: string, requests: readonly Request[], env: Record<string, string> = {}) {
+  const child = spawn(toolchainPython(), [DRIVER, model], {env: toolchainEnv(env), stdio: ['pipe', 'pipe', 'pipe']})
   let stderr = ''
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
   for (const request of requests) {
@@ -56,12 +57,12 @@ async function diff(model: string, requests: readonly Request[]) {
     refusal: header?.refusal as string | null,
     moduleRefusal: header?.module_refusal as string | null,
     refusals: {route: header?.refusal_extra_route as string | null, middleware: header?.refusal_extra_middleware as string | null},
-    answers: answers as Array<{mlflow: Answer; fast: Answer; lean: Answer}>,
+    answers: answers as Array<{mlflow: Answer; fast: Answer; lean: Answer; predicts: {mlflow: number; fast: number; lean: number}}>,
   }
 }
 
-async function compare(t: Test, model: string, requests: readonly Request[]) {
-  const {refusal, moduleRefusal, refusals, answers, leanRefusal, leanRefusalOtherRoute} = await diff(model, requests)
+async function compare(t: Test, model: string, requests: readonly Request[], env: Record<string, string> = {}) {
+  const {refusal, moduleRefusal, refusals, answers, leanRefusal, leanRefusalOtherRoute} = await diff(model, requests, env)
   t.equal(refusal, null, 'the fast path takes this model')
   t.equal(leanRefusal, null, 'the lean protocol takes this model')
   t.match(leanRefusalOtherRoute, /does not call scoring_server.invocations/, 'an /invocations route that calls something else is refused')
@@ -75,6 +76,8 @@ async function compare(t: Test, model: string, requests: readonly Request[]) {
     // An app that raises is uvicorn's 500 (starlette's ServerErrorMiddleware sends it first).
     const mlflow = 'exception' in answer.mlflow ? APP_CRASHED : answer.mlflow
     t.same(answer.lean, mlflow, `${request.name}: the lean protocol answers as mlflow's app does`)
+    // A model that logs its predictions: each app predicts once per request, whatever it answers.
+    if (env.MLSERVE_TEST_PREDICT_LOG) t.same(answer.predicts, {mlflow: 1, fast: 1, lean: 1}, `${request.name}: one prediction each`)
     if (request.expect) {
       t.equal(answer.fast.status, request.expect.status, `${request.name}: status`)
       if (typeof request.expect.body === 'string') t.equal(answer.fast.body, request.expect.body, `${request.name}: body`)
@@ -171,4 +174,32 @@ t.test('echo, nan, hinted: other output kinds', async (t) => {
       ]),
     )
   }
+})
+
+// Its predict logs each call and returns what mlflow cannot serialise: invocations() raises a TypeError
+// after predict, which mlflow's app answers (a 500); the fast path hands that error over, never predicting again.
+const UNSERIALISABLE = `
+import os, sys, mlflow
+class Unserialisable(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        with open(os.environ["MLSERVE_TEST_PREDICT_LOG"], "a") as f:
+            f.write("predict\\n")
+        return {"value": object()}
+mlflow.pyfunc.save_model(sys.argv[1], python_model=Unserialisable(), pip_requirements=["mlflow"])
+`
+
+t.test('unserialisable: an error after predict is answered by mlflow app without predicting twice', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'mlserve-fastpath-'))
+  t.teardown(() => rmSync(dir, {recursive: true, force: true}))
+  const model = path.join(dir, 'model')
+  execFileSync(toolchainPython(), ['-c', UNSERIALISABLE, model], {env: toolchainEnv({MLSERVE_TEST_PREDICT_LOG: path.join(dir, 'saving.log')})})
+  await compare(
+    t,
+    model,
+    [
+      {name: 'split', contentType: JSON_TYPE, body: SPLIT},
+      {name: 'csv', contentType: 'text/csv', body: 'a,b\n1,2\n'},
+    ],
+    {MLSERVE_TEST_PREDICT_LOG: path.join(dir, 'predict.log')},
+  )
 })

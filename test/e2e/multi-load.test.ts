@@ -2,15 +2,17 @@
 // with --max-loaded 1 and alternating requests (every answer right, evictions counted), gunicorn models under
 // the same limits, one loader per environment (kill -9 of one restarts only its models), --strict failing at
 // the first failure, usage errors, and Ctrl-C / kill -9 of mlserve leaving no process.
-import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {cpSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {createServer} from 'node:http'
+import type {AddressInfo} from 'node:net'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 
 import t from 'tap'
 import {fetch} from 'undici'
 
-import {gone, runMlserve, startMlserve, type Server} from '../helpers/servers.js'
-import {fixtureModel} from '../helpers/toolchain.js'
+import {gone, runMlserve, startMlserve, waitForPing, type Server} from '../helpers/servers.js'
+import {fixtureModel, toolchainEnv} from '../helpers/toolchain.js'
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'mlserve-multiload-'))
 t.teardown(() => rmSync(scratch, {recursive: true, force: true}))
@@ -112,6 +114,87 @@ t.test('--load lazy --max-loaded 1: alternating requests load and evict, every a
   for (const pid of pids) t.ok(await gone(pid), `pid ${pid} is gone`) // eslint-disable-line no-await-in-loop
 })
 
+/**
+ * A tracking server that holds its answer to runs/get until `release()`: the run's artifacts are a local
+ * copy of the `sum` fixture (as a file store lays them out), so the model resolves once released.
+ */
+async function heldTrackingServer(runId: string) {
+  const artifacts = path.join(scratch, 'mlruns', '0', runId, 'artifacts')
+  cpSync(fixtureModel('sum'), path.join(artifacts, 'model'), {recursive: true})
+  let release!: () => void
+  const released = new Promise<void>((resolve) => {
+    release = resolve
+  })
+  let asked!: () => void
+  const askedForRun = new Promise<void>((resolve) => {
+    asked = resolve
+  })
+  const server = createServer((req, res) => {
+    req.resume()
+    const answer = (value: unknown) => res.writeHead(200, {'content-type': 'application/json'}).end(JSON.stringify(value))
+    if (req.url?.startsWith('/api/2.0/mlflow/runs/get')) {
+      asked()
+      void released.then(() => answer({run: {info: {run_id: runId, experiment_id: '0', artifact_uri: `file://${artifacts}`}}}))
+    } else if (req.url?.startsWith('/api/2.0/mlflow/logged-models/search')) answer({models: []})
+    else res.writeHead(404, {'content-type': 'application/json'}).end('{"error_code": "ENDPOINT_NOT_FOUND"}')
+  })
+  await new Promise<void>((resolve) => {
+    server.listen(0, '127.0.0.1', resolve)
+  })
+  return {url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, askedForRun, release, close: () => server.close()}
+}
+
+t.test('--load lazy: /ping and /readyz wait until every model is prepared; /livez does not', async (t) => {
+  const runId = 'a1b2c3d4e5f60718293a4b5c6d7e8f90'
+  const tracking = await heldTrackingServer(runId)
+  t.teardown(() => tracking.close())
+  const server = await startMlserve(['--load', 'lazy', '-m', `sum=${fixtureModel('sum')}`, '-m', `held=runs:/${runId}/model`], {
+    env: toolchainEnv({MLFLOW_TRACKING_URI: tracking.url, MLSERVE_MODEL_ROOT: path.join(scratch, 'model-cache')}),
+    waitReady: false,
+  })
+  t.teardown(async () => {
+    tracking.release()
+    await server.stop('SIGKILL')
+  })
+  await tracking.askedForRun
+  // sum is prepared (unloaded: its first request would load it) while held is still being resolved.
+  let listed = await models(server)
+  for (let i = 0; i < 600 && listed[0]?.state !== 'unloaded'; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100)) // eslint-disable-line no-await-in-loop
+    listed = await models(server) // eslint-disable-line no-await-in-loop
+  }
+
+  t.match(listed, [
+    {name: 'sum', state: 'unloaded'},
+    {name: 'held', state: 'loading'},
+  ])
+  const ping = await fetch(`${server.url}/ping`)
+  t.equal(ping.status, 503, '/ping: not ready while a model is still being prepared')
+  t.equal(ping.headers.get('retry-after'), '1')
+  await ping.arrayBuffer()
+  const readyz = await fetch(`${server.url}/readyz`)
+  t.equal(readyz.status, 503, '/readyz: not ready either')
+  t.match(await readyz.json(), {
+    status: 'starting',
+    models: [
+      {name: 'sum', state: 'unloaded'},
+      {name: 'held', state: 'loading'},
+    ],
+  })
+  t.equal((await fetch(`${server.url}/health`)).status, 503, '/health as /ping')
+  t.equal((await fetch(`${server.url}/livez`)).status, 200, '/livez: alive all along')
+
+  tracking.release()
+  await waitForPing(server.url, server)
+  t.equal((await fetch(`${server.url}/readyz`)).status, 200, '/readyz: ready once both are prepared')
+  t.match(await models(server), [
+    {name: 'sum', state: 'unloaded'},
+    {name: 'held', state: 'unloaded'},
+  ])
+  const held = await post(server, 'held', SUM_BODY)
+  t.same([held.status, held.body], [200, '{"predictions": [3, 7]}'], 'held loads on its first request and answers')
+})
+
 t.test("two environments: kill -9 of one's loader restarts only its models; kill -9 of mlserve leaves no process", async (t) => {
   const file = path.join(scratch, 'two-envs.yaml')
   // sum in a virtualenv mlserve builds (the warm environment cache), echo in the toolchain's (local).
@@ -200,7 +283,7 @@ t.test('a full queue for an unloaded model: 503 with Retry-After in MLflow envel
   t.teardown(async () => {
     await server.stop('SIGKILL')
   })
-  // /ping answers 200 before both models are prepared (lazy: nothing to load): wait until they are.
+  // The ready line: both models prepared (startMlserve's /ping 200 says so too).
   await server.waitForOutput(/ready: serving 2 of 2 models .*; loaded on first request: sum, echo/)
   const refused = await post(server, 'sum', SUM_BODY)
   t.equal(refused.status, 503)

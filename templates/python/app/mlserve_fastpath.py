@@ -9,7 +9,8 @@
 # scoring timeout, and answers with a starlette Response built as the route and its decorators build it.
 # The answer's bytes are made inside `invocations`, so they are mlflow's. What it cannot answer that way
 # (no Content-Type, a chunked or streamed request, an exception that is not an MlflowException) goes to
-# mlflow's app, with the body replayed. The mlflow versions whose app it was checked against are the
+# mlflow's app, with the body replayed; an exception from invocations() is handed to the call mlflow's app
+# makes (REPLAY), so predict runs once. The mlflow versions whose app it was checked against are the
 # FastAPI scorers (mlflow >= 2.21): `fast_path_refusal()` names what does not match, and then `app` is
 # mlflow's own app, unchanged.
 #
@@ -36,6 +37,34 @@ from mlflow.pyfunc import scoring_server
 # What mlflow's `init` builds: one HTTP middleware (the request timeout) and these routes.
 EXPECTED_ROUTES = {("/ping", "GET"), ("/health", "GET"), ("/version", "GET"), ("/invocations", "POST")}
 INVOCATIONS_PARAMETERS = ["data", "content_type", "model", "input_schema"]
+
+# The outcome of a first invocations() call (the fast path's, or the lean protocol's), handed to the one
+# MLflow's app makes for the same request when that app answers it: predict never runs twice, and the
+# answer is MLflow's app's by construction. build() puts replaying_invocations in scoring_server's place.
+REPLAY = contextvars.ContextVar("mlserve_replay", default=None)
+original_invocations = scoring_server.invocations
+
+
+def replaying_invocations(data, content_type, model, input_schema):
+    outcome = REPLAY.get()
+    if outcome is None:
+        return original_invocations(data, content_type, model, input_schema)
+    REPLAY.set(None)
+    kind, value = outcome
+    if kind == "raise":
+        raise value
+    return value
+
+
+def route_refusal(mlflow_app):
+    """Why `mlflow_app`'s /invocations would not get a replayed outcome (its route must call
+    scoring_server.invocations by that module's name), or None."""
+    route = next((r for r in mlflow_app.routes if getattr(r, "path", "") == "/invocations"), None)
+    inner = getattr(getattr(route, "endpoint", None), "__wrapped__", None)
+    code = getattr(inner, "__code__", None)
+    if code is None or "invocations" not in code.co_names or getattr(inner, "__globals__", None) is not vars(scoring_server):
+        return "mlflow's /invocations route does not call scoring_server.invocations as expected"
+    return None
 
 
 def fast_path_refusal(mlflow_app):
@@ -65,7 +94,8 @@ def fast_path_refusal(mlflow_app):
     enabled = getattr(telemetry, "enabled", None)
     if callable(enabled) and enabled():
         return "FastAPI's OpenTelemetry instrumentation is on (OTEL_* variables): its spans need mlflow's own app"
-    return None
+    # What the fast path cannot answer goes to mlflow's app, which must get the first call's outcome back.
+    return route_refusal(mlflow_app)
 
 
 def header(scope, name):
@@ -151,7 +181,7 @@ def fast_app_for(mlflow_app, model, timeout):
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import BAD_REQUEST
 
-    invocations = scoring_server.invocations
+    invocations = original_invocations
     input_schema = model.metadata.get_input_schema()
     streamable = getattr(model, "_predict_stream_fn", None) is not None
     streams = ThreadPoolExecutor(max_workers=int(os.environ.get("MLSERVE_MAX_STREAMS", "1000")), thread_name_prefix="mlserve-stream")
@@ -256,9 +286,14 @@ def fast_app_for(mlflow_app, model, timeout):
         except MlflowException as e:
             # What _async_catch_mlflow_exception answers.
             response = Response(content=e.serialize_as_json(), status_code=e.get_http_status_code(), media_type="application/json")
-        except Exception:
-            # Not a path this module reproduces: mlflow's app answers it (and logs it) itself.
-            return await mlflow_app(scope, replaying(body, receive), send)
+        except Exception as error:
+            # Not a path this module reproduces: mlflow's app answers it (and logs it) itself, its
+            # invocations() call raising this same error (predict does not run again).
+            token = REPLAY.set(("raise", error))
+            try:
+                return await mlflow_app(scope, replaying(body, receive), send)
+            finally:
+                REPLAY.reset(token)
         else:
             response = Response(content=result.response, status_code=result.status, media_type=result.mimetype)
         await response(scope, receive, send)
@@ -314,6 +349,7 @@ def build():
     refusal = fast_path_refusal(mlflow_app)
     if refusal is not None:
         return mlflow_app, refusal
+    scoring_server.invocations = replaying_invocations
     return fast_app_for(mlflow_app, model, MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT.get()), None
 
 

@@ -19,7 +19,6 @@
 # mlflow's by construction.
 import asyncio
 import atexit
-import contextvars
 import json
 import os
 import socket
@@ -33,7 +32,9 @@ import mlserve_fastpath
 import mlserve_signatures
 from mlserve_gate import Gate
 from mlserve_fastpath import app, refusal  # noqa: F401  (uvicorn serves `mlserve_lean:app`)
-from mlflow.pyfunc import scoring_server
+# The outcome of the first invocations() call, handed to the one MLflow's app makes (mlserve_fastpath.py installs
+# replaying_invocations; route_refusal is re-exported for the differential test).
+from mlserve_fastpath import REPLAY, original_invocations, replaying_invocations, route_refusal  # noqa: F401
 
 REQUEST_HEAD = struct.Struct("<III")
 RESPONSE_HEAD = struct.Struct("<IIBHI")
@@ -41,38 +42,12 @@ ANSWER, PASS = 0, 1
 # What uvicorn answers when the app raises before it started a response.
 APP_CRASHED = (500, [("content-type", "text/plain; charset=utf-8"), ("content-length", "21")], b"Internal Server Error")
 
-# The outcome of the first invocations() call, handed to the one MLflow's app makes for the same request.
-REPLAY = contextvars.ContextVar("mlserve_lean_replay", default=None)
-original_invocations = scoring_server.invocations
-
-
-def replaying_invocations(data, content_type, model, input_schema):
-    outcome = REPLAY.get()
-    if outcome is None:
-        return original_invocations(data, content_type, model, input_schema)
-    REPLAY.set(None)
-    kind, value = outcome
-    if kind == "raise":
-        raise value
-    return value
-
 
 def lean_refusal():
     """Why the lean protocol cannot prove it answers as MLflow's app does, or None when it can."""
     if mlserve_fastpath.refusal is not None or mlserve_fastpath.served is None:
         return f"the fast path is off ({mlserve_fastpath.refusal})"
     return route_refusal(mlserve_fastpath.served[1])
-
-
-def route_refusal(mlflow_app):
-    """Why `mlflow_app`'s /invocations would not get a replayed outcome (its route must call
-    scoring_server.invocations by that module's name), or None."""
-    route = next((r for r in mlflow_app.routes if getattr(r, "path", "") == "/invocations"), None)
-    inner = getattr(getattr(route, "endpoint", None), "__wrapped__", None)
-    code = getattr(inner, "__code__", None)
-    if code is None or "invocations" not in code.co_names or getattr(inner, "__globals__", None) is not vars(scoring_server):
-        return "mlflow's /invocations route does not call scoring_server.invocations as expected"
-    return None
 
 
 class Lean:
@@ -225,7 +200,6 @@ def start(path):
         listener.close()
         print(f"mlserve: the lean protocol is off for this model: cannot listen on {path} ({error}); /invocations goes over HTTP", file=sys.stderr, flush=True)
         return False
-    scoring_server.invocations = replaying_invocations
     mlserve_signatures.install()
     lean = Lean(*mlserve_fastpath.served)
 

@@ -4,8 +4,13 @@ import {createHash} from 'node:crypto'
 
 import t from 'tap'
 
+import {createProxyHandler} from '../../../src/proxy/app.js'
+import {singleUpstream} from '../../../src/proxy/forward.js'
+import {prepareFrontDoor} from '../../../src/proxy/front-door.js'
+import {ProxyServer} from '../../../src/proxy/server.js'
 import {paramRows, schemaRows} from '../../../src/proxy/signature-rows.js'
-import {assemblePage, readPage} from '../../../src/proxy/try-page.js'
+import {assemblePage, pageRoutes, readPage} from '../../../src/proxy/try-page.js'
+import {harness} from '../../helpers/proxy.js'
 
 const hash = (text: string) => `'sha256-${createHash('sha256').update(text).digest('base64')}'`
 
@@ -66,4 +71,26 @@ t.test('signature rows', async (t) => {
       {name: 'v', type: 'Array(double)'},
     ],
   )
+})
+
+t.test('/ui/ redirects to /ui (under the prefix, with no key), where the page is served', async (t) => {
+  const h = await harness(t)
+  const handler = createProxyHandler({upstreams: singleUpstream(h.pool), state: () => 'ready', timeoutMs: 2000, operational: await pageRoutes()})
+  const door = await prepareFrontDoor({staticPrefix: '/p', authTokens: ['a-key-0123456789']})
+  const page = await readPage()
+  const check = async (name: string, served: typeof handler, prefix: string) => {
+    const server = new ProxyServer(served)
+    const url = `http://127.0.0.1:${await server.listen('127.0.0.1', 0)}${prefix}`
+    t.teardown(() => server.close(0))
+    const slash = await fetch(`${url}/ui/`, {redirect: 'manual'})
+    t.equal(slash.status, 308, `${name}: /ui/ redirects`)
+    t.equal(slash.headers.get('location'), `${prefix}/ui`, `${name}: to the page`)
+    const followed = await fetch(`${url}/ui/`)
+    t.equal(followed.status, 200, `${name}: followed, the page`)
+    t.equal(await followed.text(), page.body)
+  }
+
+  await check('plain', handler, '')
+  await check('--static-prefix /p and an API key', door!.guard(handler), '/p')
+  t.same(h.received, [], 'nothing reached the scorer')
 })

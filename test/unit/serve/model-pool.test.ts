@@ -87,3 +87,39 @@ t.test('a full queue for a model being loaded: 503 with Retry-After in MLflow en
   t.match(refusal, {status: 503, headers: {'retry-after': '1'}, body: /"error_code": "TEMPORARILY_UNAVAILABLE".*--max-queue/})
   t.same(events, [], 'nothing loaded')
 })
+
+t.test('startAll says "prepared" once every model is prepared or failed preparing, not before', async (t) => {
+  const events: string[] = []
+  const gates = new Map<string, () => void>()
+  const preparing = (name: string, outcome: ServedEntry['state']) => {
+    const entry = fake(name, events, 'loading')
+    Object.assign(entry, {
+      async prepare() {
+        await new Promise<void>((resolve) => gates.set(name, resolve))
+        entry.state = outcome
+      },
+    })
+    return entry
+  }
+
+  const models = pool(2, preparing('a', 'unloaded'), preparing('b', 'failed'))
+  let prepared = 0
+  const started = models.startAll(() => prepared++)
+  await ticks(3)
+  gates.get('a')!()
+  await ticks(3)
+  t.equal(prepared, 0, 'b is still being prepared')
+  gates.get('b')!()
+  await started
+  t.equal(prepared, 1, 'once, when b failed preparing')
+  t.same(events, ['load a'], 'a was loaded (eager), b was not')
+  t.equal(
+    await (async () => {
+      let none = 0
+      await pool(2).startAll(() => none++)
+      return none
+    })(),
+    1,
+    'no model: prepared at once',
+  )
+})
