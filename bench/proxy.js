@@ -11,17 +11,17 @@
 // --fast-path adds `mlserve serve --no-fast-path` to the same rounds (mlserve's default is the fast path).
 import {execFileSync} from 'node:child_process'
 import {once} from 'node:events'
-import {closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import {setTimeout as sleep} from 'node:timers/promises'
 import {parseArgs} from 'node:util'
 
 import autocannon from 'autocannon'
 
-import {REPO_ROOT, ensureFixtures, fixtureModel, toolchainBin, toolchainEnv, toolchainPython} from '../test/helpers/toolchain.js'
+import {REPO_ROOT, ensureFixtures, fixtureModel, toolchainBin, toolchainPython} from '../test/helpers/toolchain.js'
 
-import {freePort, groupAlive, hasExited, median, processes, runBenchmark, signalGroup, spawnTied, sum} from './lib.js'
+import {median, processes, runBenchmark, spawnTied, sum} from './lib.js'
+import {serverFleet} from './servers.js'
 
 const READY_TIMEOUT_MS = 180_000
 const STOP_GRACE_MS = 15_000
@@ -93,63 +93,7 @@ function toolVersion(tool) {
   return `autocannon ${version} (in-process)`
 }
 
-// ---- children: each in its own process group, tied to this process by setpriv --pdeathsig --------
-
-const running = new Set()
-/** lifecycle.stopping: a signal or a failure is stopping the benchmark (set by runBenchmark). */
-const lifecycle = {stopping: false}
-
-/** Starts a server on a free port, its output going to a log file, and waits until /ping answers 200. */
-async function startServer(name, file, args) {
-  const port = await freePort()
-  if (lifecycle.stopping) throw new Error('stopping')
-  const logFile = path.join(WORK_DIR, `${name}-${port}.log`)
-  const out = openSync(logFile, 'w')
-  const child = spawnTied(file, args(port), {env: toolchainEnv(), stdio: ['ignore', out, out]})
-  closeSync(out)
-  const server = {
-    name,
-    url: `http://127.0.0.1:${port}`,
-    child,
-    exited: once(child, 'close'),
-    log: () => readFileSync(logFile, 'utf8').slice(-20_000),
-  }
-  running.add(server)
-  await waitForPing(server)
-  return server
-}
-
-async function waitForPing(server) {
-  const deadline = Date.now() + READY_TIMEOUT_MS
-  while (Date.now() < deadline && !hasExited(server.child)) {
-    const status = await fetch(`${server.url}/ping`).then(
-      (res) => res.arrayBuffer().then(() => res.status),
-      () => 0,
-    )
-    if (status === 200) return
-    await sleep(250)
-  }
-  throw new Error(`${server.name} did not become ready on ${server.url}; output:\n${server.log()}`)
-}
-
-/** SIGINT to the whole process group; SIGKILL if any of it is still running after STOP_GRACE_MS. */
-async function stopServer(server) {
-  running.delete(server)
-  const {pid} = server.child
-  const deadline = Date.now() + STOP_GRACE_MS
-  signalGroup(pid, 'SIGINT')
-  await Promise.race([server.exited, sleep(STOP_GRACE_MS, undefined, {ref: false})])
-  while (groupAlive(pid) && Date.now() < deadline) await sleep(100)
-  if (groupAlive(pid)) signalGroup(pid, 'SIGKILL')
-  await server.exited
-}
-
-const stopAll = () => Promise.all([...running].map(stopServer))
-
-process.on('exit', () => {
-  for (const server of running) signalGroup(server.child.pid, 'SIGKILL')
-  rmSync(WORK_DIR, {recursive: true, force: true})
-})
+const {startServer, stopAll, lifecycle} = serverFleet(WORK_DIR, {readyTimeoutMs: READY_TIMEOUT_MS, stopGraceMs: STOP_GRACE_MS})
 
 // ---- background load: CPU time used outside this benchmark's process tree ---------------------------
 
