@@ -31,7 +31,11 @@ t.test('the fast path serves mlserve_lean:app from the templates for uvicorn sco
   const command = pyfuncScorerCommand({...input, env: env('3.17.2'), fastPath: true})
   t.same(command.args, ['-m', 'uvicorn', '--uds', '/tmp/s/scorer.sock', '--no-access-log', '--app-dir', PYTHON_APP_DIR, 'mlserve_lean:app'])
   t.match(PYTHON_APP_DIR, /templates\/python\/app$/)
-  t.same(readdirSync(PYTHON_APP_DIR), ['mlserve_fastpath.py', 'mlserve_lean.py'], "nothing else on the front of the scorer's sys.path")
+  t.same(
+    readdirSync(PYTHON_APP_DIR),
+    ['mlserve_fastpath.py', 'mlserve_gate.py', 'mlserve_lean.py', 'mlserve_signatures.py'],
+    "only mlserve_ modules on the front of the scorer's sys.path",
+  )
   t.equal(command.env.MLSERVE_FAST_PATH, '1', 'the preload loader reads it')
   t.equal(command.env.MLSERVE_FRAME_SOCKET, '/tmp/s/scorer.lean', 'the frame socket: as long as the HTTP one, beside it')
   t.ok(speaksFrames({env: env('3.17.2'), fastPath: true}))
