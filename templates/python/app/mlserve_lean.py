@@ -108,20 +108,16 @@ class Lean:
     async def run_app(self, scope, body, outcome):
         REPLAY.set(outcome)
         messages = []
-        sent = False
 
-        async def receive():
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
+        async def no_disconnect():
+            # mlserve has the client: past the body, the app hears nothing more.
             await asyncio.Event().wait()
 
         async def send(message):
             messages.append(message)
 
         try:
-            await self.mlflow_app(scope, receive, send)
+            await self.mlflow_app(scope, mlserve_fastpath.replaying(body, no_disconnect), send)
         except Exception:
             # As uvicorn logs it.
             print("ERROR:    Exception in ASGI application\n" + traceback.format_exc(), file=sys.stderr, flush=True)
