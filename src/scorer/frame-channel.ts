@@ -1,10 +1,11 @@
-// One connection to a scorer's frame socket: one request in flight at a time, its answer frame handed back;
-// a connection that closes (the worker died) or breaks fails the request on it.
+// One connection to a scorer's frame socket, carrying all of its requests at once: each frame has an id, and
+// each answer frame goes to the request with its id. A connection that closes (the worker died) or breaks
+// fails every request on it.
 import {createConnection, type Socket} from 'node:net'
 
 import {errors} from 'undici'
 
-import {FrameReader, type ResponseFrame} from './frame-codec.js'
+import {FrameReader, encodeCancel, type ResponseFrame} from './frame-codec.js'
 
 const SMALL_FRAME = 64 * 1024
 
@@ -16,8 +17,9 @@ export interface FrameWaiter {
 
 export class FrameChannel {
   private readonly reader = new FrameReader()
-  private waiter: FrameWaiter | undefined
-  private expected = 0
+  private readonly waiters = new Map<number, FrameWaiter>()
+  /** Requests given up on: their answers, if any come, are dropped. */
+  private readonly cancelled = new Set<number>()
   /** Closed or broken: it takes no more requests. */
   dead = false
 
@@ -44,14 +46,14 @@ export class FrameChannel {
     })
   }
 
+  /** Requests sent and not yet answered. */
   get busy(): boolean {
-    return this.waiter !== undefined
+    return this.waiters.size > 0
   }
 
   /** Sends one request frame (its parts in one write); `waiter` hears its answer or its failure. */
   send(id: number, parts: readonly Buffer[], waiter: FrameWaiter): void {
-    this.waiter = waiter
-    this.expected = id
+    this.waiters.set(id, waiter)
     let size = 0
     for (const part of parts) size += part.length
     // A small frame is copied into one buffer (one write(2)); a large body is not copied (one writev(2)).
@@ -65,9 +67,16 @@ export class FrameChannel {
     this.socket.uncork()
   }
 
-  /** Drops the connection (a request on it was abandoned: its answer must not reach the next one). */
+  /** Gives up on request `id`: the worker does not start it if it has not, and its answer is dropped. */
+  cancel(id: number): void {
+    if (this.dead || !this.waiters.delete(id)) return
+    this.cancelled.add(id)
+    this.socket.write(encodeCancel(id))
+  }
+
+  /** Drops the connection (the dispatcher closed). */
   destroy(): void {
-    this.waiter = undefined
+    this.waiters.clear()
     this.socket.destroy()
   }
 
@@ -86,14 +95,14 @@ export class FrameChannel {
     }
 
     for (const frame of frames) {
-      const {waiter} = this
-      if (!waiter || frame.id !== this.expected) {
+      const waiter = this.waiters.get(frame.id)
+      if (waiter) {
+        this.waiters.delete(frame.id)
+        waiter.answered(frame)
+      } else if (!this.cancelled.delete(frame.id)) {
         this.die(new errors.SocketError('the scorer answered a request it was not sent'))
         return
       }
-
-      this.waiter = undefined
-      waiter.answered(frame)
     }
   }
 
@@ -101,9 +110,9 @@ export class FrameChannel {
     if (this.dead) return
     this.dead = true
     this.socket.destroy()
-    const {waiter} = this
-    this.waiter = undefined
+    const waiters = [...this.waiters.values()]
+    this.waiters.clear()
     this.onDead(this)
-    waiter?.failed(error)
+    for (const waiter of waiters) waiter.failed(error)
   }
 }

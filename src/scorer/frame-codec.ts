@@ -25,6 +25,15 @@ export function encodeRequest(id: number, method: string, target: string, header
   return [head, meta, body]
 }
 
+/** A cancel frame: u32 length (8) | u32 id | u32 meta length 0 (a request's meta is never empty). */
+export function encodeCancel(id: number): Buffer {
+  const frame = Buffer.allocUnsafe(REQUEST_HEAD)
+  frame.writeUInt32LE(8, 0)
+  frame.writeUInt32LE(id, 4)
+  frame.writeUInt32LE(0, 8)
+  return frame
+}
+
 /** One answer frame. */
 export interface ResponseFrame {
   readonly id: number

@@ -1,5 +1,5 @@
 // A scorer reached through the lean protocol: POST /invocations goes as a frame on the worker's frame socket
-// (persistent connections, one request in flight on each), everything else over HTTP through its undici pool.
+// (one persistent connection carrying them all), everything else over HTTP through its undici pool.
 import {existsSync} from 'node:fs'
 import {rm} from 'node:fs/promises'
 
@@ -14,15 +14,11 @@ export function frameSocketFor(socketPath: string): string {
   return socketPath.endsWith('.sock') ? `${socketPath.slice(0, -5)}.lean` : `${socketPath}.lean`
 }
 
-/** Connections to one worker at most; more requests at once wait for one (mlserve sends far fewer). */
-const MAX_CHANNELS = 64
-
 export class FramedDispatcher extends Dispatcher implements FrameOwner {
-  private readonly channels = new Set<FrameChannel>()
-  private idle: FrameChannel[] = []
-  private readonly waiting: Array<(channel: FrameChannel | Error) => void> = []
-  /** Channels open or opening. */
-  private opening = 0
+  /** The connection every framed request goes on (a new one once it dies). */
+  private channel: FrameChannel | undefined
+  /** Requests waiting for the connection to open. */
+  private opening: Array<(channel: FrameChannel | Error) => void> | undefined
   private nextId = 0
   /** Whether the worker listens for frames (decided at the first request: the scorer is ready by then). */
   private lean: boolean | undefined
@@ -64,27 +60,10 @@ export class FramedDispatcher extends Dispatcher implements FrameOwner {
   }
 
   acquire(take: (channel: FrameChannel | Error) => void): void {
-    if (this.closed) {
-      take(new errors.ClientDestroyedError())
-      return
-    }
-
-    const idle = this.idle.pop()
-    if (idle) take(idle)
-    else if (this.opening < MAX_CHANNELS) this.open(take)
-    else this.waiting.push(take)
-  }
-
-  release(channel: FrameChannel): void {
-    if (channel.dead) return
-    if (this.closed) {
-      channel.destroy()
-      return
-    }
-
-    const next = this.waiting.shift()
-    if (next) next(channel)
-    else this.idle.push(channel)
+    if (this.closed) take(new errors.ClientDestroyedError())
+    else if (this.channel) take(this.channel)
+    else if (this.opening) this.opening.push(take)
+    else this.open(take)
   }
 
   passOn(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void {
@@ -92,40 +71,35 @@ export class FramedDispatcher extends Dispatcher implements FrameOwner {
   }
 
   private open(take: (channel: FrameChannel | Error) => void): void {
-    this.opening++
-    FrameChannel.open(this.framePath, (dead) => this.forget(dead)).then(
+    const takers = [take]
+    this.opening = takers
+    FrameChannel.open(this.framePath, (dead) => {
+      if (this.channel === dead) this.channel = undefined
+    }).then(
       (channel) => {
-        this.channels.add(channel)
+        this.opening = undefined
         if (this.closed) channel.destroy()
-        take(channel)
+        else this.channel = channel
+        for (const one of takers) one(this.closed ? new errors.ClientDestroyedError() : channel)
       },
       (error: Error) => {
-        this.opening--
-        take(error)
+        this.opening = undefined
+        for (const one of takers) one(error)
       },
     )
-  }
-
-  private forget(channel: FrameChannel): void {
-    this.opening--
-    this.channels.delete(channel)
-    this.idle = this.idle.filter((one) => one !== channel)
-    const next = this.waiting.shift()
-    if (next) this.acquire(next)
   }
 
   override close(): Promise<void>
   override close(callback: () => void): void
   override close(callback?: () => void): Promise<void> | void {
     this.closed = true
-    for (const channel of this.idle) channel.destroy()
     const done = (async () => {
-      while ([...this.channels].some((channel) => channel.busy)) {
+      while (this.channel?.busy) {
         // eslint-disable-next-line no-await-in-loop -- waits for requests in flight, as a pool's close does
         await new Promise((resolve) => setTimeout(resolve, 10))
       }
 
-      for (const channel of this.channels) channel.destroy()
+      this.channel?.destroy()
       await this.http.close()
     })()
     if (!callback) return done
@@ -139,8 +113,7 @@ export class FramedDispatcher extends Dispatcher implements FrameOwner {
   override destroy(first?: Error | null | (() => void), second?: () => void): Promise<void> | void {
     const callback = typeof first === 'function' ? first : second
     this.closed = true
-    for (const take of this.waiting.splice(0)) take(new errors.ClientDestroyedError())
-    for (const channel of this.channels) channel.kill(new errors.ClientDestroyedError())
+    this.channel?.kill(new errors.ClientDestroyedError())
     const done = (async () => {
       await this.http.destroy()
       await rm(this.framePath, {force: true})

@@ -9,10 +9,8 @@ import {FRAME_PASS, responseHeaders, type ResponseFrame} from './frame-codec.js'
 
 /** What a FrameRequest needs from its dispatcher. */
 export interface FrameOwner {
-  /** A channel for one request (now, or once one is free), or why none can be had. */
+  /** The channel to send on (now, or once it is open), or why there is none. */
   acquire(take: (channel: FrameChannel | Error) => void): void
-  /** A channel whose request is over goes back. */
-  release(channel: FrameChannel): void
   /** Sends the request over HTTP instead (the worker said it is not its to answer). */
   passOn(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void
 }
@@ -78,10 +76,7 @@ export class FrameRequest implements Dispatcher.DispatchController, FrameWaiter 
         return
       }
 
-      if (this.aborted) {
-        this.owner.release(got)
-        return
-      }
+      if (this.aborted) return
 
       this.channel = got
       // undici's bound on the wait for an answer's head (300 s unless the caller says; 0: none).
@@ -93,9 +88,7 @@ export class FrameRequest implements Dispatcher.DispatchController, FrameWaiter 
 
   answered(frame: ResponseFrame): void {
     clearTimeout(this.timer)
-    const {channel} = this
     this.channel = undefined
-    if (channel) this.owner.release(channel)
     if (this.done) return
     if (frame.kind === FRAME_PASS) {
       this.owner.passOn(this.options, this.passing())
@@ -128,8 +121,8 @@ export class FrameRequest implements Dispatcher.DispatchController, FrameWaiter 
       return
     }
 
-    // The worker goes on with it; its answer must not reach the next request on this connection.
-    this.channel?.destroy()
+    // The worker does not start it if it has not yet; an answer that comes anyway is dropped.
+    this.channel?.cancel(this.id)
     this.channel = undefined
     this.fail(reason)
   }

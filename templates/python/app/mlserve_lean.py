@@ -1,16 +1,12 @@
 # mlserve's lean protocol: POST /invocations as length-prefixed frames on a Unix socket of its own, answered
-# by mlflow's `invocations()` on the connection's thread, with no HTTP server, router or middleware around it.
+# by mlflow's `invocations()`, with no HTTP server, router or middleware around it.
 #
 # The scorer process is the fast path's (mlserve_fastpath.py: MLflow's app under uvicorn, for /ping, /health,
 # /version, the docs and streams); this module adds a frame listener beside it (spawn: uvicorn imports
-# `mlserve_lean:app` with MLSERVE_FRAME_SOCKET set; preload: each fork calls start()). One request at a time
-# per connection, one thread per connection. Frames (little-endian):
-#
-#   request:  u32 length (of what follows) | u32 id | u32 meta length | meta | body
-#             meta: JSON [method, path, query, [name, value, name, value, ...]]
-#   response: u32 length | u32 id | u8 kind | u16 status | u32 meta length | meta | body
-#             kind 0: the answer (meta: JSON [name, value, ...], the headers before uvicorn's date/server)
-#             kind 1: nothing ran; send this request over HTTP (a stream asked of a streaming model)
+# `mlserve_lean:app` with MLSERVE_FRAME_SOCKET set; preload: each fork calls start()). The frames, and which
+# requests run at once, are mlserve_lanes.py's and mlserve_gate.py's. An answer frame's kind is 0 for the
+# answer (meta: JSON [name, value, ...], the headers before uvicorn's date/server) or 1 when nothing ran and
+# the request goes over HTTP instead (a stream asked of a streaming model).
 #
 # A successful `invocations()` (status 200) is answered with the headers and body starlette's Response makes
 # of it, as mlflow's route does. Anything else (an exception, another status, another route, no content
@@ -19,10 +15,8 @@
 # mlflow's by construction.
 import asyncio
 import atexit
-import json
 import os
 import socket
-import struct
 import sys
 import threading
 import time
@@ -31,16 +25,11 @@ import traceback
 import mlserve_fastpath
 import mlserve_signatures
 from mlserve_gate import Gate
+from mlserve_lanes import ANSWER, APP_CRASHED, PASS, Lane
 from mlserve_fastpath import app, refusal  # noqa: F401  (uvicorn serves `mlserve_lean:app`)
 # The outcome of the first invocations() call, handed to the one MLflow's app makes (mlserve_fastpath.py installs
 # replaying_invocations; route_refusal is re-exported for the differential test).
 from mlserve_fastpath import REPLAY, original_invocations, replaying_invocations, route_refusal  # noqa: F401
-
-REQUEST_HEAD = struct.Struct("<III")
-RESPONSE_HEAD = struct.Struct("<IIBHI")
-ANSWER, PASS = 0, 1
-# What uvicorn answers when the app raises before it started a response.
-APP_CRASHED = (500, [("content-type", "text/plain; charset=utf-8"), ("content-length", "21")], b"Internal Server Error")
 
 
 def lean_refusal():
@@ -128,57 +117,7 @@ class Lean:
         return ANSWER, start["status"], headers, b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
 
 
-busy = 0
-busy_lock = threading.Lock()
 gate = Gate()
-
-
-def closed(conn):
-    """Whether mlserve closed this connection (it gave up on the request: a timeout, the client left)."""
-    try:
-        return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-    except BlockingIOError:
-        return False
-    except OSError:
-        return True
-
-
-def connection(conn, lean):
-    """One connection's frames, one at a time, until mlserve closes it."""
-    global busy
-    reader = conn.makefile("rb", buffering=1 << 16)
-    try:
-        while True:
-            head = reader.read(12)
-            if len(head) < 12:
-                return
-            length, request_id, meta_length = REQUEST_HEAD.unpack(head)
-            rest = reader.read(length - 8)
-            if len(rest) < length - 8:
-                return
-            method, path, query, headers = json.loads(rest[:meta_length])
-            with busy_lock:
-                busy += 1
-            try:
-                if not gate.enter(lambda: closed(conn)):
-                    return
-                try:
-                    kind, status, out_headers, out_body = lean.handle(method, path, query, headers, rest[meta_length:])
-                except Exception:
-                    print("ERROR:    Exception in mlserve's lean protocol\n" + traceback.format_exc(), file=sys.stderr, flush=True)
-                    kind, status, out_headers, out_body = (ANSWER, *APP_CRASHED)
-                finally:
-                    gate.leave()
-                meta = json.dumps([part for pair in out_headers for part in pair]).encode("latin-1")
-                conn.sendall(RESPONSE_HEAD.pack(11 + len(meta) + len(out_body), request_id, kind, status, len(meta)) + meta + out_body)
-            finally:
-                with busy_lock:
-                    busy -= 1
-    except OSError:
-        return
-    finally:
-        reader.close()
-        conn.close()
 
 
 def start(path):
@@ -202,7 +141,7 @@ def start(path):
     def accept():
         while True:
             conn, _ = listener.accept()
-            threading.Thread(target=connection, args=(conn, lean), name="mlserve-lean", daemon=True).start()
+            Lane(conn, gate, lean.handle).start()
 
     threading.Thread(target=accept, name="mlserve-lean-accept", daemon=True).start()
     return True
@@ -211,7 +150,7 @@ def start(path):
 def drain(seconds=30.0):
     """Waits (bounded) for framed requests in progress: the process is about to exit."""
     deadline = time.monotonic() + seconds
-    while busy > 0 and time.monotonic() < deadline:
+    while gate.running > 0 and time.monotonic() < deadline:
         time.sleep(0.01)
 
 

@@ -25,14 +25,14 @@ function responseFrame(id: number, kind: number, status: number, headers: string
   return Buffer.concat([head, meta, payload])
 }
 
-/** The request frames in `bytes`: [id, [method, path, query, headers], body]. */
+/** The request frames in `bytes`: [id, [method, path, query, headers], body]; a cancel frame's meta is ['cancel']. */
 function requestFrames(bytes: Buffer): Array<[number, unknown[], string]> {
   const out: Array<[number, unknown[], string]> = []
   let at = 0
   while (at + 4 <= bytes.length) {
     const length = bytes.readUInt32LE(at)
     const metaLength = bytes.readUInt32LE(at + 8)
-    const meta = JSON.parse(bytes.toString('latin1', at + 12, at + 12 + metaLength)) as unknown[]
+    const meta = metaLength === 0 ? ['cancel'] : (JSON.parse(bytes.toString('latin1', at + 12, at + 12 + metaLength)) as unknown[])
     out.push([bytes.readUInt32LE(at + 4), meta, bytes.toString('utf8', at + 12 + metaLength, at + 4 + length)])
     at += 4 + length
   }
@@ -148,13 +148,31 @@ t.test('FramedDispatcher: /invocations as frames, other routes and passed reques
   t.equal(await passed.body.text(), 'http POST /invocations', 'a request the worker passes on: HTTP')
 
   const together = await Promise.all([1, 2, 3].map(async () => (await dispatcher.request(invocation)).body.text()))
-  t.equal(together.length, 3)
-  t.equal(sockets.size, 3, 'three at once: three connections')
+  t.same(together, ['{"n": 4}', '{"n": 5}', '{"n": 6}'], 'three at once: each gets its own answer')
+  t.equal(sockets.size, 1, 'on the one connection')
+})
+
+t.test('FramedDispatcher: answers in any order reach their own requests', async (t) => {
+  const held: Array<() => void> = []
+  const {socketPath, dir} = await frameServer(t, ([id, , body], socket) => {
+    held.push(() => socket.write(responseFrame(id, 0, 200, ['content-type', 'text/plain'], body)))
+    // The third request's answer first, then the first's, then the second's.
+    if (held.length === 3) for (const index of [2, 0, 1]) held[index]!()
+  })
+  const dispatcher = new FramedDispatcher(await httpSide(t, dir), socketPath)
+  t.teardown(() => dispatcher.destroy())
+  const bodies = await Promise.all(['a', 'b', 'c'].map(async (body) => (await dispatcher.request({...invocation, body})).body.text()))
+  t.same(bodies, ['a', 'b', 'c'])
 })
 
 t.test('FramedDispatcher: a worker that dies mid-request, an abort, a missing frame socket', async (t) => {
-  const {socketPath, sockets, dir} = await frameServer(t, ([, , body], socket) => {
+  const hanging: Array<() => void> = []
+  const cancels: number[] = []
+  const {socketPath, sockets, dir} = await frameServer(t, ([id, meta, body], socket) => {
     if (body === 'die') socket.destroy()
+    else if (meta[0] === 'cancel') cancels.push(id)
+    else if (body === 'hang') hanging.push(() => socket.write(responseFrame(id, 0, 200, [], 'late')))
+    else socket.write(responseFrame(id, 0, 200, [], body))
   })
   const dispatcher = new FramedDispatcher(await httpSide(t, dir), socketPath)
   t.teardown(() => dispatcher.destroy())
@@ -167,7 +185,11 @@ t.test('FramedDispatcher: a worker that dies mid-request, an abort, a missing fr
   aborting.abort(new Error('gone'))
   await t.rejects(pending, /gone/)
   await new Promise((resolve) => setTimeout(resolve, 50))
-  t.equal(sockets.size, 0, "an abandoned request's connection is dropped: its answer must reach no other request")
+  t.same(cancels, [2], 'an abandoned request is cancelled on its connection')
+  hanging[0]!()
+  const next = await dispatcher.request({...invocation, body: 'next'})
+  t.equal(await next.body.text(), 'next', "the abandoned request's late answer reaches no other request")
+  t.equal(sockets.size, 1, 'the connection stays')
   await t.rejects(dispatcher.request({...invocation, body: 'hang', headersTimeout: 50}), {code: 'UND_ERR_HEADERS_TIMEOUT'})
 
   const none = new FramedDispatcher(await httpSide(t, dir, 's1-1.sock'), path.join(dir, 's1-1.lean'))

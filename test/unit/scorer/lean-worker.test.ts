@@ -1,5 +1,6 @@
 // The lean worker's helpers in Python (templates/python/app): the gate that decides which framed requests
-// run at once (mlserve_gate.py) and the remembered signatures (mlserve_signatures.py), checked by
+// run at once (mlserve_gate.py), a connection's frames and threads (mlserve_lanes.py) and the remembered
+// signatures (mlserve_signatures.py), checked by
 // test/fixtures/lean_units.py with the test toolchain's interpreter (the e2e side is test/e2e/lean.test.ts).
 import {execFileSync} from 'node:child_process'
 import path from 'node:path'
@@ -16,32 +17,46 @@ const observed = JSON.parse(
   }),
 ) as Record<string, unknown>
 
-t.test('the gate: one request runs at once, the next starts when it ends', async (t) => {
-  t.equal(observed.first_enters, true, 'the first request starts at once')
-  t.equal(observed.busy_tick_keeps_waiting, true, 'a second waits while the process keeps a core busy')
-  t.same(observed.leave_starts_next, [['second', true]], 'and starts as soon as the first leaves')
-  t.equal(observed.running_after_handoff, 1, 'one running after the hand-off')
+t.test("the gate's tick: one more request starts when the process was idle, never while it is busy", async (t) => {
+  t.same(observed.busy_tick, [false, 0], 'a busy process: none starts')
+  t.same(observed.idle_ticks, [true, true, 2], 'an idle tick starts one each time')
+  t.same(observed.tick_none_running, [true, 3], 'with none running, one starts')
+  t.same(observed.tick_none_waiting, [false, 3], 'with none waiting, none starts')
 })
 
-t.test('the gate: a process that waits lets waiting requests start, one per tick, oldest first', async (t) => {
-  t.same(observed.idle_tick_starts_one, [['b', true]], 'an idle tick starts the oldest')
+t.test('a lane: answers frames by id; what comes while one runs waits, unread, for the same thread', async (t) => {
+  t.same(observed.one_answer, [[7, 0, 200, ['content-type', 'text/plain'], 'hello']], 'the answer frame carries its id')
+  t.same(observed.queued_not_started, ['wait:first'], 'requests sent while one runs do not start beside it')
+  t.same(observed.queued_answers, [8, 9, 10, 11], 'they are answered in order once it is done')
+  t.equal(observed.one_thread, 1, 'all on the one thread')
+  t.equal(observed.running_after, 0, 'and nothing counts as running afterwards')
+})
+
+t.test('a lane: a cancelled request never runs; an answer that raises is a 500 and the lane goes on', async (t) => {
+  t.same(observed.cancel_answers, [12, 14], 'the cancelled request gets no answer')
+  t.same(observed.cancel_ran, ['wait:second', 'kept'], 'and never ran')
   t.same(
-    observed.second_idle_tick_starts_next,
+    observed.raise_answers,
     [
-      ['b', true],
-      ['c', true],
+      [15, 500, 'Internal Server Error'],
+      [16, 200, 'after'],
     ],
-    'the next idle tick starts the next',
+    "uvicorn's 500, then the next request",
   )
-  t.equal(observed.running_after_idle_ticks, 3, 'all three run at once')
-  t.same(observed.tick_with_none_waiting, [false, false], 'with none waiting the watcher stops')
-  t.same(observed.watcher_idle_starts_all, ['x', 'y'], "the watcher's own ticks start them when the CPU is idle")
-  t.same(observed.watcher_busy_keeps_waiting, [], 'and not while the CPU is busy')
-  t.same(observed.watcher_busy_then_leave, [['z', true]], 'until the running one leaves')
+  t.same(observed.closed, [0, 0], 'a closed connection leaves the gate with nothing running')
 })
 
-t.test('the gate: a request whose sender gave up while waiting is not run', async (t) => {
-  t.same(observed.gone_request, [[['gone', false]], 1, 0], 'enter says no; nothing counted, nothing left waiting')
+t.test('the watcher: requests that wait run side by side; a busy process runs them one after another', async (t) => {
+  t.same(observed.idle_side_by_side, [true, true, true], 'an idle process: all three start before any ends')
+  t.same(observed.idle_answers, [1, 2, 3], 'and all are answered')
+  t.same(observed.busy_waits, ['wait:busy'], 'a busy process: the second has not started after 0.2 s')
+  t.same(observed.busy_answers, [1, 2], 'it runs once the first is done')
+})
+
+t.test('an idle worker watches its connection for a moment before it sleeps', async (t) => {
+  t.same(observed.spin_answers, ['s0', 's1', 's2'], 'requests during and after the watch are answered')
+  t.equal(observed.spin_default_us, 1000, 'MLSERVE_LEAN_SPIN_US defaults to 1000')
+  t.same(observed.spin_from_env_us, [0, 250, 0, 1000], 'it reads microseconds; below 0 is 0; not a number is the default')
 })
 
 t.test('remembered signatures answer as inspect.signature does', async (t) => {
@@ -51,5 +66,5 @@ t.test('remembered signatures answer as inspect.signature does', async (t) => {
   t.equal(observed.signature_other_class, '(data)', "another class's method has its own")
   t.same(observed.signature_function_not_remembered, ['(a, b=2)', false], 'a plain function is passed through')
   t.equal(observed.rest_of_inspect, true, 'the rest of inspect is the real module')
-  t.same(observed.installed_in, ['mlflow.pyfunc', 'mlflow.pyfunc.scoring_server'], 'installed where mlflow asks')
+  t.same(observed.installed_in, ['mlflow.pyfunc', 'mlflow.pyfunc.model', 'mlflow.pyfunc.scoring_server'], 'installed where mlflow asks')
 })
