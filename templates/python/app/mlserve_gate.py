@@ -12,7 +12,11 @@
 # until a running thread is done or the watcher lets one more start. The watcher looks every tick at how
 # much CPU the process used since its last look: under BUSY of one core while requests run means they wait
 # on something other than the CPU, so one more starts (on a thread of its own). A process that keeps a core
-# busy runs its requests one after another; one that waits lets them overlap within a few ticks.
+# busy runs its requests one after another; one that waits lets them overlap within a few ticks. "Used"
+# counts the time its threads waited for a CPU as well (other processes had it): a CPU-bound model on a
+# crowded machine is busy, not waiting. When a look finds the process busy with several requests running,
+# each thread that ends one gives its slot back instead of starting the next, down to one.
+import os
 import threading
 import time
 
@@ -23,15 +27,43 @@ SLOW_TICK = 0.032
 BUSY = 0.6
 
 
+class ThreadClock:
+    """Seconds this process's threads ran on a CPU or waited, runnable, for one (each thread's
+    /proc/self/task/<id>/schedstat, summed over the threads alive now; a thread that ended keeps what it
+    added). Falls back to the process's CPU time where /proc does not say."""
+
+    def __init__(self):
+        self.seen = {}
+        self.total = 0
+        self.proc = os.path.exists(f"/proc/self/task/{threading.get_native_id()}/schedstat")
+
+    def __call__(self):
+        if not self.proc:
+            return time.process_time()
+        seen = {}
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/schedstat") as stat:
+                    ran, waited = stat.read().split()[:2]
+            except (OSError, ValueError):
+                continue
+            seen[tid] = int(ran) + int(waited)
+            self.total += seen[tid] - self.seen.get(tid, 0)
+        self.seen = seen
+        return self.total / 1e9
+
+
 class Gate:
     """The count of running requests (each holds a slot), under the lock that the lanes' queues share."""
 
-    def __init__(self, cpu=time.process_time, now=time.monotonic, watcher=True):
-        self.cpu = cpu
+    def __init__(self, cpu=None, now=time.monotonic, watcher=True):
+        self.cpu = ThreadClock() if cpu is None else cpu
         self.now = now
         self.watcher = watcher
         self.lock = threading.Lock()
         self.running = 0
+        # The watcher's last look found the process busy: threads that end a request give back extra slots.
+        self.busy = False
         # Connections (mlserve_lanes.Lane): each can say whether a request waits on it and start one.
         self.lanes = set()
         self.watching = False
@@ -51,7 +83,8 @@ class Gate:
         """One look: this process used `cpu_seconds` of CPU in the last `wall_seconds`. Lets one more waiting
         request start if none runs or the process was mostly idle: True when one did."""
         with self.lock:
-            if self.running > 0 and cpu_seconds >= BUSY * wall_seconds:
+            self.busy = self.running > 0 and cpu_seconds >= BUSY * wall_seconds
+            if self.busy:
                 return False
             for lane in self.lanes:
                 if lane.promote():

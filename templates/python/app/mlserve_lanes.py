@@ -99,6 +99,12 @@ class Lane:
         """The request this thread runs next, holding a slot; None when it stops (its slot given back)."""
         gate = self.gate
         if slot:
+            with gate.lock:
+                if gate.busy and gate.running > 1:
+                    # The process is busy: the requests running beside this one take the next.
+                    gate.running -= 1
+                    slot = False
+        if slot:
             # Frames that came while it ran first (a cancel among them may take a waiting request out).
             with gate.lock:
                 drain = not self.reading and not self.closed

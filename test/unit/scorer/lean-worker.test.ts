@@ -51,6 +51,12 @@ t.test('the watcher: requests that wait run side by side; a busy process runs th
   t.same(observed.idle_answers, [1, 2, 3], 'and all are answered')
   t.same(observed.busy_waits, ['wait:busy'], 'a busy process: the second has not started after 0.2 s')
   t.same(observed.busy_answers, [1, 2], 'it runs once the first is done')
+  t.same(
+    observed.busy_gives_back,
+    [[true, true, true], true, 1],
+    'three ran side by side; once the process is busy, the requests after them run one at a time',
+  )
+  t.same(observed.thread_clock, [true, true], "the default clock reads the threads' time on (or waiting for) a CPU from /proc")
 })
 
 t.test('an idle worker watches its connection for a moment before it sleeps', async (t) => {
