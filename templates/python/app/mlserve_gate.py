@@ -16,7 +16,9 @@
 # counts the time its threads waited for a CPU as well (other processes had it): a CPU-bound model on a
 # crowded machine is busy, not waiting. When a look finds the process busy with several requests running,
 # each thread that ends one gives its slot back instead of starting the next, down to one.
+import ctypes
 import os
+import socket
 import threading
 import time
 
@@ -27,28 +29,75 @@ SLOW_TICK = 0.032
 BUSY = 0.6
 
 
+def gil_holding_libc():
+    """libc's functions called with the GIL held (ctypes.PyDLL), or None: quick system calls the watcher makes
+    without letting go of the GIL, which it would then have to take back from a running prediction."""
+    try:
+        libc = ctypes.PyDLL(None)
+        libc.open.argtypes, libc.open.restype = [ctypes.c_char_p, ctypes.c_int], ctypes.c_int
+        libc.read.argtypes, libc.read.restype = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t], ctypes.c_ssize_t
+        libc.close.argtypes, libc.close.restype = [ctypes.c_int], ctypes.c_int
+        libc.recv.argtypes, libc.recv.restype = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int], ctypes.c_ssize_t
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+LIBC = gil_holding_libc()
+PEEK = ctypes.create_string_buffer(1)
+
+
+def readable(conn):
+    """Whether `conn` has bytes to read (or was closed), asked without letting go of the GIL."""
+    try:
+        fd = conn.fileno()
+    except OSError:
+        return False
+    if fd < 0:
+        return False
+    if LIBC is None:
+        import select
+
+        return bool(select.select([fd], [], [], 0)[0])
+    return LIBC.recv(fd, PEEK, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT) >= 0
+
+
 class ThreadClock:
-    """Seconds this process's threads ran on a CPU or waited, runnable, for one (each thread's
+    """Seconds this process's Python threads ran on a CPU or waited, runnable, for one (each thread's
     /proc/self/task/<id>/schedstat, summed over the threads alive now; a thread that ended keeps what it
-    added). Falls back to the process's CPU time where /proc does not say."""
+    added). The files are read through libc with the GIL held: Python's own reads let go of it around
+    each call, and the watcher would then take it back from a running prediction several times a look.
+    Falls back to the process's CPU time where /proc or libc do not answer."""
 
     def __init__(self):
         self.seen = {}
         self.total = 0
-        self.proc = os.path.exists(f"/proc/self/task/{threading.get_native_id()}/schedstat")
+        self.buffer = ctypes.create_string_buffer(256) if LIBC is not None else None
+        if self.buffer is not None and self.schedstat(threading.get_native_id()) is None:
+            self.buffer = None
+
+    def schedstat(self, tid):
+        """Nanoseconds thread `tid` ran plus waited to run, or None."""
+        fd = LIBC.open(f"/proc/self/task/{tid}/schedstat".encode(), os.O_RDONLY)
+        if fd < 0:
+            return None
+        try:
+            count = LIBC.read(fd, self.buffer, 255)
+        finally:
+            LIBC.close(fd)
+        fields = self.buffer.raw[: max(count, 0)].split()
+        return int(fields[0]) + int(fields[1]) if len(fields) >= 2 else None
 
     def __call__(self):
-        if not self.proc:
+        if self.buffer is None:
             return time.process_time()
         seen = {}
-        for tid in os.listdir("/proc/self/task"):
-            try:
-                with open(f"/proc/self/task/{tid}/schedstat") as stat:
-                    ran, waited = stat.read().split()[:2]
-            except (OSError, ValueError):
-                continue
-            seen[tid] = int(ran) + int(waited)
-            self.total += seen[tid] - self.seen.get(tid, 0)
+        for thread in threading.enumerate():
+            tid = thread.native_id
+            value = self.schedstat(tid) if tid is not None else None
+            if value is not None:
+                seen[tid] = value
+                self.total += value - self.seen.get(tid, 0)
         self.seen = seen
         return self.total / 1e9
 
@@ -92,6 +141,7 @@ class Gate:
             return False
 
     def watch(self):
+        # Each look reads the clock and peeks at the connections with the GIL held (see gil_holding_libc).
         cpu, now = self.cpu(), self.now()
         interval = SLOW_TICK
         while True:

@@ -18,13 +18,14 @@
 import collections
 import json
 import os
-import select
 import socket
 import struct
 import sys
 import threading
 import time
 import traceback
+
+from mlserve_gate import readable
 
 REQUEST_HEAD = struct.Struct("<III")
 RESPONSE_HEAD = struct.Struct("<IIBHI")
@@ -69,9 +70,13 @@ class Lane:
             self.threads += 1
         threading.Thread(target=self.serve, name="mlserve-lean", daemon=True).start()
 
+    def waiting(self):
+        """With gate.lock held: whether a request waits to start (queued, or unread with no thread reading)."""
+        return not self.closed and bool(self.queue or (not self.reading and readable(self.conn)))
+
     def promote(self):
         """With gate.lock held (the watcher): starts one more thread, holding a slot, if a request waits."""
-        if self.closed or not (self.queue or (not self.reading and readable(self.conn))):
+        if not self.waiting():
             return False
         self.gate.running += 1
         self.threads += 1
@@ -217,10 +222,3 @@ class Lane:
         except OSError:
             with self.gate.lock:
                 self.close()
-
-
-def readable(conn):
-    try:
-        return bool(select.select([conn], [], [], 0)[0])
-    except (OSError, ValueError):
-        return False
