@@ -11,6 +11,10 @@ import {fetch} from 'undici'
 import {MLSERVE_BIN, runMlserve, spawnProc, startMlserve} from '../helpers/servers.js'
 import {fixtureModel, toolchainEnv} from '../helpers/toolchain.js'
 
+// Every test below has a cache root and model copies of its own: two run at a time (most of a build is waiting
+// on the installer and the disk).
+t.jobs = 2
+
 const scratch = mkdtempSync(path.join(tmpdir(), 'mlserve-env-'))
 // Real environments are hundreds of MB: leave none behind.
 t.teardown(() => rmSync(scratch, {recursive: true, force: true}))

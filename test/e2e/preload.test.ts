@@ -2,11 +2,12 @@
 // mlflow models serve; a killed fork is replaced by a new fork of the same loaded process; a killed
 // loaded process is replaced by a new one; nothing outlives mlserve killed with SIGKILL; a model whose
 // load starts a thread falls back to spawning. The `control` fixture answers with its pid.
-import {execFileSync} from 'node:child_process'
+import {execFile} from 'node:child_process'
 import {mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
 import {createServer, type AddressInfo} from 'node:net'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
+import {promisify} from 'node:util'
 
 import t, {type Test} from 'tap'
 import {fetch} from 'undici'
@@ -18,6 +19,10 @@ import {eventually, isRunning as running, killIfAlive, parentOf, readyScorers, s
 import {fixtureModel, toolchainEnv, toolchainPython} from '../helpers/toolchain.js'
 
 t.teardown(() => client.close())
+// Every test starts its own server (and kills only what it started): two run at a time. Nothing a test waits on
+// blocks the event loop (no synchronous child processes), so the other test goes on meanwhile.
+t.jobs = 2
+
 const scratch = mkdtempSync(path.join(tmpdir(), 'mlserve-preload-'))
 t.teardown(() => rmSync(scratch, {recursive: true, force: true}))
 
@@ -73,7 +78,7 @@ t.test('-w 2 --preload: forks of one loaded process; a kill -9 under load is rep
 
   const load = loadLoop(server, 4)
   const {statuses} = load
-  await new Promise((resolve) => setTimeout(resolve, 500))
+  t.ok(await eventually(() => statuses.length >= 8), 'the load is flowing before the kill')
   const victim = [...before][0]!
   process.kill(victim, 'SIGKILL')
   await server.waitForOutput(/was killed by SIGKILL while serving/)
@@ -175,7 +180,7 @@ t.test('a model whose load starts a thread: a warning naming why, then the spawn
       '',
     ].join('\n'),
   )
-  execFileSync(toolchainPython(), [script, model], {env: toolchainEnv(), cwd: scratch, stdio: 'ignore'})
+  await promisify(execFile)(toolchainPython(), [script, model], {env: toolchainEnv(), cwd: scratch})
 
   const server = await startMlserve(['-m', model, '-w', '2', '--preload'])
   t.teardown(() => server.stop('SIGKILL'))
@@ -219,7 +224,7 @@ t.test('a model whose load opens a TCP connection: a warning naming it, then the
       '',
     ].join('\n'),
   )
-  execFileSync(toolchainPython(), [script, model], {env: toolchainEnv(), cwd: scratch, stdio: 'ignore'})
+  await promisify(execFile)(toolchainPython(), [script, model], {env: toolchainEnv(), cwd: scratch})
 
   const server = await startMlserve(['-m', model, '-w', '2', '--preload'])
   t.teardown(() => server.stop('SIGKILL'))

@@ -14,6 +14,10 @@ import {eventually, gone, isRunning, parentOf, readyScorers, startMlserve, type 
 import {fixtureModel, toolchainEnv, toolchainPython} from '../helpers/toolchain.js'
 import {startTrackingServer} from '../helpers/tracking.js'
 
+// The two tests (a tracking server's alias, a local directory) share nothing but the scratch directory: they run
+// side by side.
+t.jobs = 2
+
 const scratch = mkdtempSync(path.join(tmpdir(), 'mlserve-reload-'))
 // Real environments are hundreds of MB: leave none behind.
 t.teardown(() => rmSync(scratch, {recursive: true, force: true}))

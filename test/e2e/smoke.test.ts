@@ -15,6 +15,9 @@ import {REPO_ROOT, fixtureModel, toolchainEnv, toolchainPython} from '../helpers
 const IRIS = path.join(REPO_ROOT, 'examples/sklearn-iris')
 const LOCAL = ['--env-manager', 'local', '--python', toolchainPython()]
 
+// Each test starts its own servers and writes its own files: two run at a time.
+t.jobs = 2
+
 const work = mkdtempSync(path.join(tmpdir(), 'mlserve-smoke-'))
 t.teardown(() => rmSync(work, {recursive: true, force: true}))
 // The models only these tests need, saved by the toolchain's mlflow.

@@ -6,6 +6,7 @@ import path from 'node:path'
 
 import t from 'tap'
 
+import {mapConcurrent} from '../helpers/pool.js'
 import {runMlserve, startMlserve} from '../helpers/servers.js'
 import {toolchainEnv, toolchainPython} from '../helpers/toolchain.js'
 import {logModels} from '../helpers/tracking.js'
@@ -46,14 +47,17 @@ t.test('a ./mlruns file store in the cwd is the default, read natively', async (
     ['models:/filer/latest', 30],
     [`models:/${fileLogged.models[0]}`, 3],
   ]
-  for (const [uri, expected] of forms) {
-    // eslint-disable-next-line no-await-in-loop
-    const {predictions, stderr} = await serveAndPredict(uri, fileCwd)
+  // A few servers at a time, and the failing start next to them.
+  const [served, missing] = await Promise.all([
+    mapConcurrent(forms, 3, async ([uri]) => serveAndPredict(uri, fileCwd)),
+    runMlserve(['serve', '-p', '0', '-m', 'models:/filer@nosuch'], {env: env(), cwd: fileCwd}),
+  ])
+  for (const [index, [uri, expected]] of forms.entries()) {
+    const {predictions, stderr} = served[index]!
     t.same(predictions, {predictions: [expected]}, uri)
     t.notMatch(stderr, /mlflow client/, 'no Python client involved')
   }
 
-  const missing = await runMlserve(['serve', '-p', '0', '-m', 'models:/filer@nosuch'], {env: env(), cwd: fileCwd})
   t.equal(missing.code, 54)
 })
 
@@ -63,24 +67,24 @@ t.test('sqlite:///mlflow.db (the default without ./mlruns) goes through the mlfl
     [`models:/sq/${sqliteLogged.versions[1]}`, 30],
     [`runs:/${sqliteLogged.runs[0]}/model`, 3],
   ]
-  for (const [uri, expected] of forms) {
-    // eslint-disable-next-line no-await-in-loop
-    const {predictions} = await serveAndPredict(uri, sqliteCwd)
-    t.same(predictions, {predictions: [expected]}, uri)
-  }
+  // The servers (all on the mlflow client) and the failing starts, all at once: none depends on another.
+  const [served, alias, noClient, flagWins] = await Promise.all([
+    Promise.all(forms.map(async ([uri]) => serveAndPredict(uri, sqliteCwd))),
+    runMlserve(['serve', '-p', '0', '-m', 'models:/sq@nosuch'], {env: env(), cwd: sqliteCwd}),
+    runMlserve(['serve', '-p', '0', '-m', 'models:/sq/1'], {
+      env: env({MLSERVE_PYTHON: '/nonexistent/python3', MLSERVE_MODEL_ROOT: await mkdtemp(path.join(tmpdir(), 'mlserve-empty-'))}),
+      cwd: sqliteCwd,
+    }),
+    runMlserve(['serve', '-p', '0', '-m', 'models:/sq/1', '--python', '/nonexistent/python3'], {
+      env: env({MLSERVE_MODEL_ROOT: await mkdtemp(path.join(tmpdir(), 'mlserve-empty-'))}),
+      cwd: sqliteCwd,
+    }),
+  ])
+  for (const [index, [uri, expected]] of forms.entries()) t.same(served[index]!.predictions, {predictions: [expected]}, uri)
 
-  const alias = await runMlserve(['serve', '-p', '0', '-m', 'models:/sq@nosuch'], {env: env(), cwd: sqliteCwd})
   t.equal(alias.code, 54, 'a delegated failure keeps its exit code')
-  const noClient = await runMlserve(['serve', '-p', '0', '-m', 'models:/sq/1'], {
-    env: env({MLSERVE_PYTHON: '/nonexistent/python3', MLSERVE_MODEL_ROOT: await mkdtemp(path.join(tmpdir(), 'mlserve-empty-'))}),
-    cwd: sqliteCwd,
-  })
   t.equal(noClient.code, 61)
   t.match(noClient.stderr, /code: MLFLOW_CLIENT_NOT_FOUND/)
-  const flagWins = await runMlserve(['serve', '-p', '0', '-m', 'models:/sq/1', '--python', '/nonexistent/python3'], {
-    env: env({MLSERVE_MODEL_ROOT: await mkdtemp(path.join(tmpdir(), 'mlserve-empty-'))}),
-    cwd: sqliteCwd,
-  })
   t.equal(flagWins.code, 61, 'the mlflow client runs with the --python interpreter')
   t.match(flagWins.stderr, /\/nonexistent\/python3 has no mlflow/)
   const names = await readdir(modelRoot)

@@ -6,9 +6,13 @@ import path from 'node:path'
 
 import t from 'tap'
 
+import {mapConcurrent} from '../helpers/pool.js'
 import {freePort, runMlserve, startMlserve} from '../helpers/servers.js'
 import {toolchainEnv, toolchainPython} from '../helpers/toolchain.js'
 import {logModels, startAuthFront, startTrackingServer, type LoggedModels} from '../helpers/tracking.js'
+
+// The groups of tests below are independent of each other (their own cache roots): two run at a time.
+t.jobs = 2
 
 const server = await startTrackingServer()
 t.teardown(() => server.proc.stop('SIGTERM'))
@@ -65,25 +69,25 @@ const forms: Array<[string, number]> = [
   [`${server.url}/api/2.0/mlflow-artifacts/artifacts/${logged.experiment_id}/models/${model2}/artifacts`, 30],
 ]
 
-t.test('every URI form serves the right model', async (t) => {
-  for (const [uri, expected] of forms) {
-    // eslint-disable-next-line no-await-in-loop
-    const {predictions} = await serveAndPredict(uri)
-    t.same(predictions, {predictions: [expected]}, uri)
-  }
+// One after the other (the second needs the cache the first fills), next to the groups below.
+t.test('the registered models, served from the tracking server', async (t) => {
+  t.test('every URI form serves the right model', async (t) => {
+    // A few servers at a time, on one cache: forms naming the same version also share its fetch (under its lock).
+    const served = await mapConcurrent(forms, 3, async ([uri]) => serveAndPredict(uri))
+    for (const [index, [uri, expected]] of forms.entries()) t.same(served[index]!.predictions, {predictions: [expected]}, uri)
 
-  t.same(await cacheDebris(modelRoot), [], 'only complete models in the cache')
-})
+    t.same(await cacheDebris(modelRoot), [], 'only complete models in the cache')
+  })
 
-t.test('immutable references are cached; aliases are looked up again and logged', async (t) => {
-  const again = await serveAndPredict(`models:/summer/${v1}`)
-  t.match(again.stderr, /fetch models:\/summer\/1: cached in /)
-  const alias = await serveAndPredict('models:/summer@champion')
-  t.match(alias.stderr, new RegExp(`models:/summer@champion is version ${v1} of registered model 'summer'`))
-  t.match(alias.stderr, /cached in /, 'the version it points to is the cached one')
-  const [, dir] = /fetch models:\/summer\/1: cached in (\S+)/.exec(again.stderr) ?? []
-  t.ok(dir)
-  t.equal(await readFile(path.join(dir!, 'registered_model_meta'), 'utf8'), `model_name: summer\nmodel_version: '${v1}'\n`)
+  t.test('immutable references are cached; aliases are looked up again and logged', async (t) => {
+    const [again, alias] = await Promise.all([serveAndPredict(`models:/summer/${v1}`), serveAndPredict('models:/summer@champion')])
+    t.match(again.stderr, /fetch models:\/summer\/1: cached in /)
+    t.match(alias.stderr, new RegExp(`models:/summer@champion is version ${v1} of registered model 'summer'`))
+    t.match(alias.stderr, /cached in /, 'the version it points to is the cached one')
+    const [, dir] = /fetch models:\/summer\/1: cached in (\S+)/.exec(again.stderr) ?? []
+    t.ok(dir)
+    t.equal(await readFile(path.join(dir!, 'registered_model_meta'), 'utf8'), `model_name: summer\nmodel_version: '${v1}'\n`)
+  })
 })
 
 const failures: Array<[string, string, number, Record<string, string>?]> = [
