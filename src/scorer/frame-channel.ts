@@ -5,7 +5,7 @@ import {createConnection, type Socket} from 'node:net'
 
 import {errors} from 'undici'
 
-import {FrameReader, encodeCancel, type ResponseFrame} from './frame-codec.js'
+import {FRAME_DROPPED, FrameReader, encodeCancel, type ResponseFrame} from './frame-codec.js'
 
 const SMALL_FRAME = 64 * 1024
 
@@ -18,7 +18,8 @@ export interface FrameWaiter {
 export class FrameChannel {
   private readonly reader = new FrameReader()
   private readonly waiters = new Map<number, FrameWaiter>()
-  /** Requests given up on: their answers, if any come, are dropped. */
+  /** Requests given up on and not yet heard of again: each gets one frame back, its late answer (dropped
+   * here) or word that it never ran, and leaves the set with it. */
   private readonly cancelled = new Set<number>()
   /** Closed or broken: it takes no more requests. */
   dead = false
@@ -95,14 +96,19 @@ export class FrameChannel {
     }
 
     for (const frame of frames) {
+      if (this.cancelled.delete(frame.id)) continue
       const waiter = this.waiters.get(frame.id)
-      if (waiter) {
-        this.waiters.delete(frame.id)
-        waiter.answered(frame)
-      } else if (!this.cancelled.delete(frame.id)) {
-        this.die(new errors.SocketError('the scorer answered a request it was not sent'))
+      if (!waiter || frame.kind === FRAME_DROPPED) {
+        this.die(
+          new errors.SocketError(
+            waiter ? 'the scorer dropped a request that was not cancelled' : 'the scorer answered a request it was not sent',
+          ),
+        )
         return
       }
+
+      this.waiters.delete(frame.id)
+      waiter.answered(frame)
     }
   }
 

@@ -6,6 +6,8 @@ import type {IncomingHttpHeaders} from 'node:http'
 export const FRAME_ANSWER = 0
 /** Nothing ran: the request goes over HTTP instead (a stream asked of a streaming model). */
 export const FRAME_PASS = 1
+/** Nothing ran, nor will: the request was cancelled before it started (the proxy forgets its id). */
+export const FRAME_DROPPED = 2
 
 /** u32 length (of what follows) | u32 id | u32 meta length. */
 const REQUEST_HEAD = 12

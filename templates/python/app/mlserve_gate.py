@@ -16,80 +16,41 @@
 # counts the time its threads waited for a CPU as well (other processes had it): a CPU-bound model on a
 # crowded machine is busy, not waiting. When a look finds the process busy with several requests running,
 # each thread that ends one gives its slot back instead of starting the next, down to one.
-import ctypes
-import os
-import socket
+# After REST_AFTER with nothing running, the watcher stops looking until a request starts.
 import threading
 import time
+
+from mlserve_gil import SmallFile
 
 # The watcher's tick after it let a request start (more may follow soon) ...
 TICK = 0.004
 # ... doubling, while it lets none start, up to this (its wake-ups take the GIL too).
 SLOW_TICK = 0.032
 BUSY = 0.6
-
-
-def gil_holding_libc():
-    """libc's functions called with the GIL held (ctypes.PyDLL), or None: quick system calls the watcher makes
-    without letting go of the GIL, which it would then have to take back from a running prediction."""
-    try:
-        libc = ctypes.PyDLL(None)
-        libc.open.argtypes, libc.open.restype = [ctypes.c_char_p, ctypes.c_int], ctypes.c_int
-        libc.read.argtypes, libc.read.restype = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t], ctypes.c_ssize_t
-        libc.close.argtypes, libc.close.restype = [ctypes.c_int], ctypes.c_int
-        libc.recv.argtypes, libc.recv.restype = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int], ctypes.c_ssize_t
-        return libc
-    except (OSError, AttributeError):
-        return None
-
-
-LIBC = gil_holding_libc()
-PEEK = ctypes.create_string_buffer(1)
-
-
-def readable(conn):
-    """Whether `conn` has bytes to read (or was closed), asked without letting go of the GIL."""
-    try:
-        fd = conn.fileno()
-    except OSError:
-        return False
-    if fd < 0:
-        return False
-    if LIBC is None:
-        import select
-
-        return bool(select.select([fd], [], [], 0)[0])
-    return LIBC.recv(fd, PEEK, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT) >= 0
+# After this long with nothing running the watcher sleeps until a request starts (an idle scorer, one of
+# many models in a server, wakes nobody).
+REST_AFTER = 1.0
 
 
 class ThreadClock:
     """Seconds this process's Python threads ran on a CPU or waited, runnable, for one (each thread's
     /proc/self/task/<id>/schedstat, summed over the threads alive now; a thread that ended keeps what it
-    added). The files are read through libc with the GIL held: Python's own reads let go of it around
-    each call, and the watcher would then take it back from a running prediction several times a look.
-    Falls back to the process's CPU time where /proc or libc do not answer."""
+    added). The files are read with the GIL held (mlserve_gil.py). Falls back to the process's CPU time
+    where /proc or libc do not answer."""
 
     def __init__(self):
         self.seen = {}
         self.total = 0
-        self.buffer = ctypes.create_string_buffer(256) if LIBC is not None else None
-        if self.buffer is not None and self.schedstat(threading.get_native_id()) is None:
-            self.buffer = None
+        self.read = SmallFile()
+        self.works = self.schedstat(threading.get_native_id()) is not None
 
     def schedstat(self, tid):
         """Nanoseconds thread `tid` ran plus waited to run, or None."""
-        fd = LIBC.open(f"/proc/self/task/{tid}/schedstat".encode(), os.O_RDONLY)
-        if fd < 0:
-            return None
-        try:
-            count = LIBC.read(fd, self.buffer, 255)
-        finally:
-            LIBC.close(fd)
-        fields = self.buffer.raw[: max(count, 0)].split()
+        fields = (self.read(f"/proc/self/task/{tid}/schedstat") or b"").split()
         return int(fields[0]) + int(fields[1]) if len(fields) >= 2 else None
 
     def __call__(self):
-        if self.buffer is None:
+        if not self.works:
             return time.process_time()
         seen = {}
         for thread in threading.enumerate():
@@ -110,6 +71,9 @@ class Gate:
         self.now = now
         self.watcher = watcher
         self.lock = threading.Lock()
+        # The watcher rests on it while nothing runs; a request that starts then wakes it.
+        self.work = threading.Condition(self.lock)
+        self.resting = False
         self.running = 0
         # The watcher's last look found the process busy: threads that end a request give back extra slots.
         self.busy = False
@@ -123,6 +87,13 @@ class Gate:
             if self.watcher and not self.watching:
                 self.watching = True
                 threading.Thread(target=self.watch, name="mlserve-gate", daemon=True).start()
+
+    def began(self):
+        """With the lock held: one more request runs (a resting watcher wakes)."""
+        self.running += 1
+        if self.resting:
+            self.resting = False
+            self.work.notify()
 
     def remove(self, lane):
         with self.lock:
@@ -140,12 +111,25 @@ class Gate:
                     return True
             return False
 
+    def rest(self):
+        """Waits, with nothing running, until a request starts."""
+        with self.lock:
+            while self.running == 0:
+                self.resting = True
+                self.work.wait()
+
     def watch(self):
-        # Each look reads the clock and peeks at the connections with the GIL held (see gil_holding_libc).
+        # Each look reads the clock and peeks at the connections with the GIL held (mlserve_gil.py).
         cpu, now = self.cpu(), self.now()
-        interval = SLOW_TICK
+        interval, idle_since = SLOW_TICK, now
         while True:
             time.sleep(interval)
             cpu_then, then = cpu, now
             cpu, now = self.cpu(), self.now()
             interval = TICK if self.tick(cpu - cpu_then, now - then) else min(interval * 2, SLOW_TICK)
+            if self.running > 0:
+                idle_since = now
+            elif now - idle_since >= REST_AFTER:
+                self.rest()
+                cpu, now = self.cpu(), self.now()
+                interval, idle_since = SLOW_TICK, now

@@ -9,6 +9,8 @@
 #   cancel:   u32 length (8) | u32 id | u32 0          mlserve gave up on that request: if it has not started,
 #                                                      it never does
 #   response: u32 length | u32 id | u8 kind | u16 status | u32 meta length | meta | body
+#             kind ANSWER, PASS (nothing ran: send it over HTTP) or DROPPED (cancelled before it started:
+#             every cancelled request gets one frame back, its answer or this, so mlserve forgets its id)
 #
 # A busy worker reads no frame while it runs one: they wait in the connection, and the thread that ends a
 # request reads what came meanwhile and runs the oldest next, so under load one thread does everything and
@@ -25,12 +27,12 @@ import threading
 import time
 import traceback
 
-from mlserve_gate import readable
+from mlserve_gil import readable
 
 REQUEST_HEAD = struct.Struct("<III")
 RESPONSE_HEAD = struct.Struct("<IIBHI")
 READ_SIZE = 1 << 16
-ANSWER, PASS = 0, 1
+ANSWER, PASS, DROPPED = 0, 1, 2
 # What uvicorn answers when the app raises before it started a response.
 APP_CRASHED = (500, [("content-type", "text/plain; charset=utf-8"), ("content-length", "21")], b"Internal Server Error")
 
@@ -78,7 +80,7 @@ class Lane:
         """With gate.lock held (the watcher): starts one more thread, holding a slot, if a request waits."""
         if not self.waiting():
             return False
-        self.gate.running += 1
+        self.gate.began()
         self.threads += 1
         threading.Thread(target=self.serve, args=(True,), name="mlserve-lean", daemon=True).start()
         return True
@@ -138,7 +140,7 @@ class Lane:
                     if gate.running > 0:
                         # A running thread takes it when it is done, or the watcher starts it.
                         return None
-                    gate.running = 1
+                    gate.began()
                     return self.queue.popleft()
                 spinning = gate.running == 0 and self.spin > 0 and time.monotonic() < deadline
             if not self.receive(block=not spinning):
@@ -181,21 +183,25 @@ class Lane:
             at = end
         if at:
             del buffer[:at]
+        dropped = []
         if frames:
             with self.gate.lock:
                 for frame in frames:
                     if frame[1]:
                         self.queue.append(frame)
-                    else:
-                        self.cancel(frame[0])
+                    elif self.cancel(frame[0]):
+                        dropped.append(frame[0])
+        for request_id in dropped:
+            self.send(RESPONSE_HEAD.pack(11, request_id, DROPPED, 0, 0))
         return True
 
     def cancel(self, request_id):
-        """With gate.lock held: a request mlserve gave up on is not run, if it has not started."""
+        """With gate.lock held: a request mlserve gave up on is not run, if it has not started (True)."""
         for i, (queued_id, _, _) in enumerate(self.queue):
             if queued_id == request_id:
                 del self.queue[i]
-                return
+                return True
+        return False
 
     def close(self):
         """With gate.lock held: mlserve closed the connection; what waited on it will not be answered."""
@@ -215,7 +221,9 @@ class Lane:
             print("ERROR:    Exception in mlserve's lean protocol\n" + traceback.format_exc(), file=sys.stderr, flush=True)
             kind, status, out_headers, out_body = (ANSWER, *APP_CRASHED)
         head = json.dumps([part for pair in out_headers for part in pair]).encode("latin-1")
-        frame = RESPONSE_HEAD.pack(11 + len(head) + len(out_body), request_id, kind, status, len(head)) + head + out_body
+        self.send(RESPONSE_HEAD.pack(11 + len(head) + len(out_body), request_id, kind, status, len(head)) + head + out_body)
+
+    def send(self, frame):
         try:
             with self.send_lock:
                 self.conn.sendall(frame)

@@ -5,8 +5,9 @@
 # /version, the docs and streams); this module adds a frame listener beside it (spawn: uvicorn imports
 # `mlserve_lean:app` with MLSERVE_FRAME_SOCKET set; preload: each fork calls start()). The frames, and which
 # requests run at once, are mlserve_lanes.py's and mlserve_gate.py's. An answer frame's kind is 0 for the
-# answer (meta: JSON [name, value, ...], the headers before uvicorn's date/server) or 1 when nothing ran and
-# the request goes over HTTP instead (a stream asked of a streaming model).
+# answer (meta: JSON [name, value, ...], the headers before uvicorn's date/server), 1 when nothing ran and
+# the request goes over HTTP instead (a stream asked of a streaming model), or 2 when it was cancelled
+# before it started.
 #
 # A successful `invocations()` (status 200) is answered with the headers and body starlette's Response makes
 # of it, as mlflow's route does. Anything else (an exception, another status, another route, no content

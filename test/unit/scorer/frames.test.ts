@@ -165,6 +165,30 @@ t.test('FramedDispatcher: answers in any order reach their own requests', async 
   t.same(bodies, ['a', 'b', 'c'])
 })
 
+t.test('FramedDispatcher: a cancelled request the worker never ran is forgotten; a drop nobody asked for breaks', async (t) => {
+  const {socketPath, sockets, dir} = await frameServer(t, ([id, meta, body], socket) => {
+    // The worker's side: a cancel of a request it has not started is answered with a kind 2 frame.
+    if (meta[0] === 'cancel' || body === 'drop') socket.write(responseFrame(id, 2, 0, [], ''))
+    else if (body !== 'hang') socket.write(responseFrame(id, 0, 200, [], body))
+  })
+  const dispatcher = new FramedDispatcher(await httpSide(t, dir), socketPath)
+  t.teardown(() => dispatcher.destroy())
+
+  const aborting = new AbortController()
+  const pending = dispatcher.request({...invocation, body: 'hang', signal: aborting.signal})
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  aborting.abort(new Error('gone'))
+  await t.rejects(pending, /gone/)
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(await (await dispatcher.request({...invocation, body: 'next'})).body.text(), 'next', 'the word that it was dropped breaks nothing')
+  t.equal(sockets.size, 1, 'on the same connection')
+  await t.rejects(
+    dispatcher.request({...invocation, body: 'drop'}),
+    {code: 'UND_ERR_SOCKET', message: 'the scorer dropped a request that was not cancelled'},
+    'a request dropped without a cancel fails (the worker and the proxy disagree)',
+  )
+})
+
 t.test('FramedDispatcher: a worker that dies mid-request, an abort, a missing frame socket', async (t) => {
   const hanging: Array<() => void> = []
   const cancels: number[] = []

@@ -33,7 +33,15 @@ t.test('a lane: answers frames by id; what comes while one runs waits, unread, f
 })
 
 t.test('a lane: a cancelled request never runs; an answer that raises is a 500 and the lane goes on', async (t) => {
-  t.same(observed.cancel_answers, [12, 14], 'the cancelled request gets no answer')
+  t.same(
+    observed.cancel_answers,
+    [
+      [12, 0],
+      [13, 2],
+      [14, 0],
+    ],
+    'the cancelled request is answered at once: dropped (kind 2)',
+  )
   t.same(observed.cancel_ran, ['wait:second', 'kept'], 'and never ran')
   t.same(
     observed.raise_answers,
@@ -55,6 +63,11 @@ t.test('the watcher: requests that wait run side by side; a busy process runs th
     observed.busy_gives_back,
     [[true, true, true], true, 1],
     'three ran side by side; once the process is busy, the requests after them run one at a time',
+  )
+  t.same(
+    observed.watcher_rests,
+    [true, 0, [true, true], [2, 3]],
+    'with nothing running it rests (no look in 0.5 s); the next requests wake it and still run side by side',
   )
   t.same(observed.thread_clock, [true, true], "the default clock reads the threads' time on (or waiting for) a CPU from /proc")
 })

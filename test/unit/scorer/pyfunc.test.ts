@@ -33,7 +33,7 @@ t.test('the fast path serves mlserve_lean:app from the templates for uvicorn sco
   t.match(PYTHON_APP_DIR, /templates\/python\/app$/)
   t.same(
     readdirSync(PYTHON_APP_DIR),
-    ['mlserve_fastpath.py', 'mlserve_gate.py', 'mlserve_lanes.py', 'mlserve_lean.py', 'mlserve_signatures.py'],
+    ['mlserve_fastpath.py', 'mlserve_gate.py', 'mlserve_gil.py', 'mlserve_lanes.py', 'mlserve_lean.py', 'mlserve_signatures.py'],
     "only mlserve_ modules on the front of the scorer's sys.path",
   )
   t.equal(command.env.MLSERVE_FAST_PATH, '1', 'the preload loader reads it')
