@@ -27,9 +27,9 @@ export interface ProxyDeps {
   readonly maxBodyBytes?: number
   /**
    * mlserve's own GET routes (/livez, /readyz, /metrics), answered in every state and never forwarded.
-   * Each is called per request for its current response.
+   * Each is called per request, with the request's query string ('' or '?...'), for its current response.
    */
-  readonly operational?: Readonly<Record<string, () => PlainResponse>>
+  readonly operational?: Readonly<Record<string, (search: string) => PlainResponse>>
   /**
    * Routes the scorer lacks, answered by mlserve once ready (e.g. /version for the R scorer): an answer,
    * or what makes it per request (what follows a reload, such as /openapi.model.json).
@@ -59,7 +59,7 @@ export interface ProxyDeps {
 export function createProxyApp(deps: ProxyDeps): Hono {
   const app = new Hono()
   for (const [route, respond] of Object.entries(deps.operational ?? {})) {
-    app.get(route, () => toWebResponse(respond()))
+    app.get(route, (c) => toWebResponse(respond(new URL(c.req.url).search)))
   }
 
   app.all('*', async (c) => {

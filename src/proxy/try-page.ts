@@ -9,7 +9,7 @@ import type {PlainResponse} from './responses.js'
 
 /** mlserve's route for the page (mlflow's scoring server has no /ui); public, see docs/front-door.md. */
 export const PAGE_ROUTE = '/ui'
-/** `/ui/` redirects to `/ui` (under the prefix: the front door rewrites the Location), where the page's relative URLs work. */
+/** `/ui/` redirects to `/ui`, query kept (under the prefix: the front door rewrites the Location), where the page's relative URLs work. */
 export const PAGE_SLASH_ROUTE = `${PAGE_ROUTE}/`
 
 const digest = (text: string): string => `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`
@@ -57,10 +57,14 @@ export async function readPage(): Promise<PlainResponse> {
   return page
 }
 
-const toPage: PlainResponse = {status: 308, contentType: 'text/plain; charset=utf-8', body: '', headers: {location: PAGE_ROUTE}}
-
 /** The page's routes, for the operational routes (answered in every state: it shows "not ready yet" itself). */
-export async function pageRoutes(): Promise<Record<string, () => PlainResponse>> {
+export async function pageRoutes(): Promise<Record<string, (search: string) => PlainResponse>> {
   const answer = await readPage()
-  return {[PAGE_ROUTE]: () => answer, [PAGE_SLASH_ROUTE]: () => toPage}
+  const toPage = (search: string): PlainResponse => ({
+    status: 308,
+    contentType: 'text/plain; charset=utf-8',
+    body: '',
+    headers: {location: `${PAGE_ROUTE}${search}`},
+  })
+  return {[PAGE_ROUTE]: () => answer, [PAGE_SLASH_ROUTE]: toPage}
 }

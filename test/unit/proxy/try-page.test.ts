@@ -73,7 +73,7 @@ t.test('signature rows', async (t) => {
   )
 })
 
-t.test('/ui/ redirects to /ui (under the prefix, with no key), where the page is served', async (t) => {
+t.test('/ui/ redirects to /ui (under the prefix, with no key, its query kept), where the page is served', async (t) => {
   const h = await harness(t)
   const handler = createProxyHandler({upstreams: singleUpstream(h.pool), state: () => 'ready', timeoutMs: 2000, operational: await pageRoutes()})
   const door = await prepareFrontDoor({staticPrefix: '/p', authTokens: ['a-key-0123456789']})
@@ -85,6 +85,8 @@ t.test('/ui/ redirects to /ui (under the prefix, with no key), where the page is
     const slash = await fetch(`${url}/ui/`, {redirect: 'manual'})
     t.equal(slash.status, 308, `${name}: /ui/ redirects`)
     t.equal(slash.headers.get('location'), `${prefix}/ui`, `${name}: to the page`)
+    const query = await fetch(`${url}/ui/?model=iris&x=1`, {redirect: 'manual'})
+    t.equal(query.headers.get('location'), `${prefix}/ui?model=iris&x=1`, `${name}: the query string goes along`)
     const followed = await fetch(`${url}/ui/`)
     t.equal(followed.status, 200, `${name}: followed, the page`)
     t.equal(await followed.text(), page.body)
