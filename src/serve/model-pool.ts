@@ -243,9 +243,12 @@ export class ModelPool {
   async measure(): Promise<MemoryReading> {
     this.reading = await measureMemory(this.entries, this.context.envLoaders)
     const cap = this.limits.maxMemory
-    if (cap !== undefined && this.reading.total > cap) {
-      const loaded = this.loadedModels()
-      const victims = chooseEvictions(loaded, {maxMemory: cap, loaded: loaded.length - 1, memory: this.reading.total}, 0)
+    // What is loaded now, not what was when the reading began: a measure that overlaps another's evictions
+    // counts only the models still there (it once unloaded a second model for the same excess).
+    const loaded = this.loadedModels()
+    const memory = this.reading.shared + loaded.reduce((sum, model) => sum + model.memory, 0)
+    if (cap !== undefined && memory > cap) {
+      const victims = chooseEvictions(loaded, {maxMemory: cap, loaded: loaded.length - 1, memory}, 0)
       for (const victim of victims ?? []) void this.evict((victim as LoadedModel & {entry: ServedEntry}).entry)
     }
 

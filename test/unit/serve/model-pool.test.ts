@@ -79,6 +79,27 @@ t.test('loads waiting for room hold none: two wait behind a busy model, then bot
   t.same(events, ['unload a', 'load b', 'unload b', 'load c'])
 })
 
+t.test('two measures at once over --max-memory unload one model, not one each', async (t) => {
+  const events: string[] = []
+  // Each stand-in model is measured as this test's own process: real PSS, the same for each.
+  const entries = [fake('a', events, 'loaded', 1), fake('b', events, 'loaded', 2), fake('c', events, 'loaded', 3)]
+  for (const entry of entries) Object.assign(entry, {pids: () => [process.pid]})
+  const once = await pool(3, ...entries).measure()
+  const models = new ModelPool(
+    {log: quiet, stopGraceMs: 0} as unknown as ConstructorParameters<typeof ModelPool>[0],
+    {maxLoaded: 3, maxLoading: 2, strict: false, maxMemory: Math.round((once.total * 2.5) / 3)},
+    '/nonexistent',
+    new AbortController().signal,
+    () => {
+      throw new Error('not used')
+    },
+  )
+  models.entries.push(...entries)
+  await Promise.all([models.measure(), models.measure()])
+  await ticks(5)
+  t.same(events, ['unload a'], 'a, used longest ago, went; b stays (the second measure read a as loaded too)')
+})
+
 t.test('a full queue for a model being loaded: 503 with Retry-After in MLflow envelope', async (t) => {
   const events: string[] = []
   const a = fake('a', events)
