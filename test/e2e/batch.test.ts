@@ -9,7 +9,7 @@ import path from 'node:path'
 import t from 'tap'
 import {Agent, fetch} from 'undici'
 
-import {startMlflowServe, startMlserve, type Server} from '../helpers/servers.js'
+import {metricValue, startMlflowServe, startMlserve, until, type Server} from '../helpers/servers.js'
 import {toolchainEnv, toolchainPython} from '../helpers/toolchain.js'
 
 /**
@@ -71,24 +71,6 @@ async function post(server: Server, body: string, signal?: AbortSignal, type = '
   return {status: res.status, contentType: res.headers.get('content-type'), body: await res.text()}
 }
 
-async function metric(server: Server, series: string): Promise<number> {
-  const res = await fetch(`${server.url}/metrics`, {dispatcher: agent})
-  const text = await res.text()
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `))
-  return line === undefined ? 0 : Number(line.slice(series.length + 1))
-}
-
-async function until(what: string, check: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    // eslint-disable-next-line no-await-in-loop
-    if (await check()) return
-    // eslint-disable-next-line no-await-in-loop
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-
-  throw new Error(`timed out waiting until ${what}`)
-}
-
 let files = 0
 /** A file path the model waits for, and the function that creates it. */
 function gate(): {path: string; open: () => void} {
@@ -106,9 +88,9 @@ const BATCHED_REQUESTS = 'mlserve_batch_size_sum{of="requests"}'
 async function behindBusyScorer(server: Server, bodies: readonly string[], types?: readonly string[]) {
   const blocker = gate()
   const blocking = post(server, JSON.stringify({dataframe_records: [{wait: blocker.path}]}))
-  await until('the scorer is busy', async () => (await metric(server, 'mlserve_scorer_requests_in_flight')) === 1)
+  await until('the scorer is busy', async () => (await metricValue(server, 'mlserve_scorer_requests_in_flight')) === 1)
   const answers = bodies.map((body, i) => post(server, body, undefined, types?.[i]))
-  await until('every request is queued', async () => (await metric(server, 'mlserve_queue_depth')) === bodies.length)
+  await until('every request is queued', async () => (await metricValue(server, 'mlserve_queue_depth')) === bodies.length)
   blocker.open()
   t.equal((await blocking).status, 200, 'the request that held the scorer is answered')
   return Promise.all(answers)
@@ -179,15 +161,15 @@ t.test('every row format and params: merged, and each answer is byte for byte ml
     split(['x', 's'], [[3.5, 'r']], {tag: 'b'}),
     split(['x', 's'], [[4.5, 's']], {tag: 'b'}),
   ]
-  const callsBefore = await metric(ours, BATCHED_CALLS)
+  const callsBefore = await metricValue(ours, BATCHED_CALLS)
   const actual = await behindBusyScorer(ours, bodies)
   const expected = await reference(mlflow, bodies)
   for (const [i, body] of bodies.entries()) t.same(actual[i], expected[i], `same answer as mlflow for ${body}`)
   t.equal(expected[0]!.status, 200, 'the reference predicted')
   t.match(expected[0]!.body, /NaN/, 'NaN in the answer')
   t.match(expected[0]!.body, /\\u65e5/, 'non-ASCII escaped in the answer')
-  t.equal((await metric(ours, BATCHED_CALLS)) - callsBefore, 6, 'six merged calls: one per compatible group')
-  t.equal(await metric(ours, BATCHED_REQUESTS), 13, 'holding all 13 requests')
+  t.equal((await metricValue(ours, BATCHED_CALLS)) - callsBefore, 6, 'six merged calls: one per compatible group')
+  t.equal(await metricValue(ours, BATCHED_REQUESTS), 13, 'holding all 13 requests')
 })
 
 t.test('integers beyond 2^53 and int64: each answer is mlflow’s for it alone (pandas types them by sign and range)', async (t) => {
@@ -232,17 +214,17 @@ t.test('a member whose deadline passes gets 504; the others of its call their an
   const slowCall = gate()
   const row = (x: number) => split(['x', 'wait'], [[x, slowCall.path]])
   const blocking = post(ours, JSON.stringify({dataframe_records: [{wait: blocker.path}]}))
-  await until('the scorer is busy', async () => (await metric(ours, 'mlserve_scorer_requests_in_flight')) === 1)
+  await until('the scorer is busy', async () => (await metricValue(ours, 'mlserve_scorer_requests_in_flight')) === 1)
   const early = post(ours, row(1.5))
-  await until('the first request is queued', async () => (await metric(ours, 'mlserve_queue_depth')) === 1)
+  await until('the first request is queued', async () => (await metricValue(ours, 'mlserve_queue_depth')) === 1)
   // Its deadline (-t 8) comes well before the others'.
   await new Promise((resolve) => setTimeout(resolve, 4000))
   const later = [post(ours, row(2.5)), post(ours, row(3.5))]
-  await until('all are queued', async () => (await metric(ours, 'mlserve_queue_depth')) === 3)
-  const calls = await metric(ours, BATCHED_CALLS)
+  await until('all are queued', async () => (await metricValue(ours, 'mlserve_queue_depth')) === 3)
+  const calls = await metricValue(ours, BATCHED_CALLS)
   blocker.open()
   await blocking
-  await until('the three are one call', async () => (await metric(ours, BATCHED_CALLS)) === calls + 1)
+  await until('the three are one call', async () => (await metricValue(ours, BATCHED_CALLS)) === calls + 1)
   const timedOut = await early
   t.equal(timedOut.status, 504, 'the first one times out while the merged call runs')
   t.equal(timedOut.body, 'Request processing time exceeded limit')
@@ -257,18 +239,18 @@ t.test('a client that leaves does not disturb the others of its call', async (t)
   const slowCall = gate()
   const row = (x: number) => split(['x', 'wait'], [[x, slowCall.path]])
   const blocking = post(ours, JSON.stringify({dataframe_records: [{wait: blocker.path}]}))
-  await until('the scorer is busy', async () => (await metric(ours, 'mlserve_scorer_requests_in_flight')) === 1)
+  await until('the scorer is busy', async () => (await metricValue(ours, 'mlserve_scorer_requests_in_flight')) === 1)
   const leaving = new AbortController()
   const left = post(ours, row(1.5), leaving.signal).then(
     () => 'answered',
     () => 'left',
   )
   const staying = [post(ours, row(2.5)), post(ours, row(3.5))]
-  await until('all are queued', async () => (await metric(ours, 'mlserve_queue_depth')) === 3)
-  const calls = await metric(ours, BATCHED_CALLS)
+  await until('all are queued', async () => (await metricValue(ours, 'mlserve_queue_depth')) === 3)
+  const calls = await metricValue(ours, BATCHED_CALLS)
   blocker.open()
   await blocking
-  await until('the three are one call', async () => (await metric(ours, BATCHED_CALLS)) === calls + 1)
+  await until('the three are one call', async () => (await metricValue(ours, BATCHED_CALLS)) === calls + 1)
   leaving.abort()
   t.equal(await left, 'left')
   slowCall.open()
@@ -285,11 +267,11 @@ for (const mode of ['dict', 'short']) {
     const actual = await behindBusyScorer(server, bodies)
     const expected = await reference(mlflow, bodies)
     for (const [i, body] of bodies.entries()) t.same(actual[i], expected[i], `same answer as mlflow for ${body}`)
-    t.equal(await metric(server, BATCHED_CALLS), 1, 'they were merged once')
+    t.equal(await metricValue(server, BATCHED_CALLS), 1, 'they were merged once')
     t.match(server.stderr(), /not one prediction per input row.*batching is off for this model/)
     const next = [4.5, 5.5].map((x) => split(['x', 's'], [[x, 'a']]))
     t.same(await behindBusyScorer(server, next), await reference(mlflow, next), 'later requests are answered')
-    t.equal(await metric(server, BATCHED_CALLS), 1, 'and no longer merged')
+    t.equal(await metricValue(server, BATCHED_CALLS), 1, 'and no longer merged')
   })
 }
 
@@ -299,8 +281,8 @@ t.test('--batch-wait: a request that finds a free scorer waits for compatible on
   const bodies = [1.5, 2.5, 3.5].map((x) => split(['x', 's'], [[x, 'é']]))
   const actual = await Promise.all(bodies.map((body) => post(server, body)))
   t.same(actual, await reference(mlflow, bodies), 'each gets its own answer')
-  t.equal(await metric(server, BATCHED_CALLS), 1, 'one merged call')
-  t.equal(await metric(server, BATCHED_REQUESTS), 3, 'holding the three requests')
+  t.equal(await metricValue(server, BATCHED_CALLS), 1, 'one merged call')
+  t.equal(await metricValue(server, BATCHED_REQUESTS), 3, 'holding the three requests')
 })
 
 t.test('--batch with its defaults (--max-concurrency 16): requests wait for the call of their kind in flight and go as one', async (t) => {
@@ -309,12 +291,12 @@ t.test('--batch with its defaults (--max-concurrency 16): requests wait for the 
   const blocker = gate()
   const held = split(['x', 'wait'], [[1, blocker.path]])
   const first = post(server, held)
-  await until('the first call is in flight', async () => (await metric(server, 'mlserve_scorer_requests_in_flight')) === 1)
-  const before = await metric(server, 'mlserve_http_requests_in_flight')
+  await until('the first call is in flight', async () => (await metricValue(server, 'mlserve_scorer_requests_in_flight')) === 1)
+  const before = await metricValue(server, 'mlserve_http_requests_in_flight')
   const bodies = [2, 3, 4].map((x) => split(['x', 'wait'], [[x, blocker.path]]))
   const waiting = bodies.map(async (body) => post(server, body))
-  await until('the three have arrived', async () => (await metric(server, 'mlserve_http_requests_in_flight')) === before + 3)
-  t.equal(await metric(server, 'mlserve_scorer_requests_in_flight'), 1, 'they wait rather than take more of the 16 slots')
+  await until('the three have arrived', async () => (await metricValue(server, 'mlserve_http_requests_in_flight')) === before + 3)
+  t.equal(await metricValue(server, 'mlserve_scorer_requests_in_flight'), 1, 'they wait rather than take more of the 16 slots')
   // CSV cannot merge: it takes another slot at once, while the held call is still in flight.
   const csv = await post(server, 'x\n5\n', undefined, 'text/csv')
   t.same(csv, await post(mlflow, 'x\n5\n', undefined, 'text/csv'), 'the request that cannot merge is answered, not held behind the call')
@@ -322,6 +304,6 @@ t.test('--batch with its defaults (--max-concurrency 16): requests wait for the 
   const actual = await Promise.all([first, ...waiting])
   const expected = await reference(mlflow, [held, ...bodies])
   t.same(actual, expected, 'each answer is byte for byte mlflow’s for it alone')
-  t.equal(await metric(server, BATCHED_CALLS), 1, 'the three went as one merged call')
-  t.equal(await metric(server, BATCHED_REQUESTS), 3, 'holding the three')
+  t.equal(await metricValue(server, BATCHED_CALLS), 1, 'the three went as one merged call')
+  t.equal(await metricValue(server, BATCHED_REQUESTS), 3, 'holding the three')
 })

@@ -9,7 +9,7 @@ import path from 'node:path'
 import t from 'tap'
 import {request} from 'undici'
 
-import {eventually, runMlserve, startMlflowServe, startMlserve, type Server} from '../helpers/servers.js'
+import {eventually, metricValue, runMlserve, startMlflowServe, startMlserve, until, type Server} from '../helpers/servers.js'
 import {REPO_ROOT, toolchainEnv, toolchainPython} from '../helpers/toolchain.js'
 
 const work = mkdtempSync(path.join(tmpdir(), 'mlserve-stream-'))
@@ -214,7 +214,7 @@ t.test('streams never enter batching: concurrent streams under --batch --max-con
 t.test('--max-streams: streams beyond it get 503 with Retry-After; other requests are not counted', async (t) => {
   const server = await serve(FAKELLM, ['--max-streams', '1'])
   const first = post(server, llm({n: 3, delay: 0.5}, {stream: true}))
-  await new Promise((resolve) => setTimeout(resolve, 300))
+  await until('the first stream runs', async () => (await metricValue(server, 'mlserve_scorer_requests_in_flight')) === 1)
   const [second, plain] = await Promise.all([post(server, llm({n: 1}, {stream: true})), post(server, llm({n: 1}))])
   t.equal(second.status, 503, 'a second stream is refused while the first runs')
   t.match(second.text, /--max-streams/)

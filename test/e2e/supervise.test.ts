@@ -8,7 +8,7 @@ import t from 'tap'
 import {fetch} from 'undici'
 
 import {act, controlClient as client, loadLoop, servingPids} from '../helpers/control.js'
-import {gone, isAlive, readyScorers, startMlserve, type Server} from '../helpers/servers.js'
+import {gone, isAlive, metricValue, readyScorers, startMlserve, until, type Server} from '../helpers/servers.js'
 import {fixtureModel, toolchainEnv} from '../helpers/toolchain.js'
 
 t.teardown(() => client.close())
@@ -130,7 +130,7 @@ t.test('a stuck request gets 504 and its scorer is replaced, so capacity comes b
   const busy = act(server, 'sleep:1.5')
   await server.waitForOutput(/control model: sleeping/)
   const queued = act(server, 'pid')
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  await until('the second request waits', async () => (await metricValue(server, 'mlserve_queue_depth')) === 1)
   const refused = await act(server, 'pid')
   t.equal(refused.status, 503)
   t.equal(refused.headers.get('retry-after'), '1')

@@ -230,6 +230,25 @@ export async function eventually(check: () => boolean, withinMs = 30_000): Promi
   return check()
 }
 
+/** The value of an unlabelled series on a server's /metrics (0 when the series is absent). */
+export async function metricValue(server: {readonly url: string}, series: string): Promise<number> {
+  const text = await (await fetch(`${server.url}/metrics`)).text()
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `))
+  return line === undefined ? 0 : Number(line.slice(series.length + 1))
+}
+
+/** Polls `check` every 50 ms until it holds; throws, naming `what`, after 30 s: a wait for an event, not a speed assertion. */
+export async function until(what: string, check: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    // eslint-disable-next-line no-await-in-loop
+    if (await check()) return
+    // eslint-disable-next-line no-await-in-loop
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+
+  throw new Error(`timed out waiting until ${what}`)
+}
+
 /** Waits (bounded) until the pid is gone: an event, not a speed assertion. */
 export const gone = (pid: number, withinMs = 30_000): Promise<boolean> => eventually(() => !isAlive(pid), withinMs)
 
