@@ -154,8 +154,12 @@ export class ModelPool {
 
   private room(except: ServedEntry) {
     const models = this.loadedModels(except)
-    const memory = this.reading.shared + models.reduce((sum, model) => sum + model.memory, 0)
-    return {maxLoaded: this.limits.maxLoaded, maxMemory: this.limits.maxMemory, loaded: models.length, memory}
+    return {maxLoaded: this.limits.maxLoaded, maxMemory: this.limits.maxMemory, loaded: models.length, memory: this.memoryOf(models)}
+  }
+
+  /** The shared loaders' last reading plus `models`' own. */
+  private memoryOf(models: readonly LoadedModel[]): number {
+    return this.reading.shared + models.reduce((sum, model) => sum + model.memory, 0)
   }
 
   /** Loads `entry` (evicting others first when a limit needs it); resolves true once it serves. */
@@ -246,7 +250,7 @@ export class ModelPool {
     // What is loaded now, not what was when the reading began: a measure that overlaps another's evictions
     // counts only the models still there (it once unloaded a second model for the same excess).
     const loaded = this.loadedModels()
-    const memory = this.reading.shared + loaded.reduce((sum, model) => sum + model.memory, 0)
+    const memory = this.memoryOf(loaded)
     if (cap !== undefined && memory > cap) {
       const victims = chooseEvictions(loaded, {maxMemory: cap, loaded: loaded.length - 1, memory}, 0)
       for (const victim of victims ?? []) void this.evict((victim as LoadedModel & {entry: ServedEntry}).entry)
