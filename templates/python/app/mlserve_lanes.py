@@ -49,7 +49,8 @@ SPIN = spin_seconds()
 
 
 class Lane:
-    """One mlserve connection. `answer(meta, body)` answers a request: (kind, status, [(name, value)], body)."""
+    """One mlserve connection. `answer(method, path, query, headers, body)` answers a request:
+    (kind, status, [(name, value)], body)."""
 
     def __init__(self, conn, gate, answer, spin=None):
         self.conn = conn

@@ -74,6 +74,15 @@ t.test(
       }
     }
 
+    // Running and not yet a zombie.
+    const alive = (pid: number): boolean => {
+      try {
+        return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
+      } catch {
+        return false
+      }
+    }
+
     // One init at a time: the wait for the fork spins synchronously (to send the signal within microseconds
     // of it), and a spin never runs while another init's clock is running, so the 20 s below is real time
     // for the init it guards (with 20 inits started at once, the later spins held the event loop and the
@@ -84,13 +93,6 @@ t.test(
       const closed = new Promise<string>((resolve) => {
         proc.on('close', (status, signal) => resolve(status === null ? `killed by ${signal}` : String(status)))
       })
-      const alive = (pid: number) => {
-        try {
-          return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
-        } catch {
-          return false
-        }
-      }
       let init = 0
       const spinUntil = Date.now() + 20_000
       while (alive(proc.pid!) && Date.now() < spinUntil && (init === 0 || childrenOf(init).length === 0)) {
